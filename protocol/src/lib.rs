@@ -1,0 +1,26 @@
+//! `luapool-protocol`: everything the luapool supervisor and a worker agree on.
+//!
+//! - [`Value`], [`Key`] and the messages ([`ToWorker`], [`ToSupervisor`]) that
+//!   cross between the two processes, encoded as MessagePack with
+//!   [`encode`] / [`decode`].
+//! - The ring ([`Endpoint`]): one 64 KiB shared-memory region per worker with a
+//!   `#[repr(C)]` versioned header and two single-producer single-consumer
+//!   byte rings, one each way. Messages travel as frames; a message larger than
+//!   a ring is sent in chunks. Waiting spins briefly, then sleeps on a futex.
+//!
+//! Every byte that arrives from the other side is treated as hostile: decoding
+//! returns typed errors and never panics, allocates without bound, or loops.
+#![deny(missing_docs)]
+
+mod codec;
+#[cfg(test)]
+mod codec_tests;
+mod message;
+mod ring;
+mod sync;
+mod value;
+
+pub use codec::{decode, encode, encode_into, DecodeError, MAX_DEPTH};
+pub use message::*;
+pub use ring::*;
+pub use value::{Key, KeyError, TableId, Value};

@@ -1,0 +1,242 @@
+//! The messages a worker and the supervisor exchange over the ring.
+//!
+//! A compute is a conversation: the supervisor sends [`ToWorker::Start`]; the
+//! worker sends requests ([`ToSupervisor::Request`]), each answered by exactly
+//! one [`ToWorker::Reply`], plus any number of [`ToSupervisor::Log`] lines
+//! (never answered), and ends with [`ToSupervisor::Done`].
+//!
+//! Reads come back as a flat list of values plus [`TableView`]s: every table
+//! a reply mentions may come with its whole contents ("inlined") when it is
+//! small, so a worker walking an array of records needs one round trip per
+//! window of records, not one per field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::{Key, TableId, Value};
+
+/// What a worker enforces for one compute. Zero means "no limit".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerLimits {
+    /// Lua VM instructions the compute may execute (counted in steps of the hook interval).
+    pub instructions: u64,
+    /// Bytes of Lua heap the worker's state may use.
+    pub memory: u64,
+}
+
+/// The start of a compute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Start {
+    /// Identifies the compute in logs and replies.
+    pub compute: u64,
+    /// The Lua source text (bytes; binary chunks are refused by the worker).
+    #[serde(with = "serde_bytes")]
+    pub code: Vec<u8>,
+    /// The chunk name Lua uses in error messages, e.g. `=script.lua`.
+    pub chunk_name: String,
+    /// The session's `_io` table.
+    pub io: TableId,
+    /// The table bound to `_home`.
+    pub home: TableId,
+    /// Limits for this compute.
+    pub limits: WorkerLimits,
+}
+
+/// A table as the supervisor describes it to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableView {
+    /// The table's id.
+    pub id: TableId,
+    /// Whether writes to it are refused (the input tree).
+    pub readonly: bool,
+    /// A border of the table (what `#t` returns).
+    pub len: i64,
+    /// True if `array` and `hash` hold every entry of the table.
+    pub complete: bool,
+    /// Values at keys `1..=array.len()` (only when complete).
+    pub array: Vec<Value>,
+    /// Every other entry (only when complete).
+    pub hash: Vec<(Key, Value)>,
+}
+
+/// Values read from the store, with views of the tables they mention.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fetched {
+    /// The values asked for, in order.
+    pub values: Vec<Value>,
+    /// Views of tables mentioned by `values` (and, transitively, by inlined contents).
+    pub tables: Vec<TableView>,
+}
+
+/// A request from a worker to the supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// `table[key]`. Answered by [`Reply::Fetched`] with one value.
+    Get {
+        /// The table read.
+        table: TableId,
+        /// The key read.
+        key: Key,
+    },
+    /// `table[start .. start+count-1]`, a window of the array part. Answered by
+    /// [`Reply::Fetched`] with `count` values (nil past the end).
+    GetRange {
+        /// The table read.
+        table: TableId,
+        /// First integer key.
+        start: i64,
+        /// How many keys.
+        count: u32,
+    },
+    /// `#table`. Answered by [`Reply::Len`].
+    Len {
+        /// The table measured.
+        table: TableId,
+    },
+    /// Up to `limit` entries following `after` in the table's iteration order
+    /// (`None`: from the start). Answered by [`Reply::Entries`].
+    Next {
+        /// The table iterated.
+        table: TableId,
+        /// The last key seen, or `None` to start.
+        after: Option<Key>,
+        /// The most entries to return.
+        limit: u32,
+    },
+    /// Writes, applied in order. Answered by [`Reply::Ok`] or the first error
+    /// (writes before it stay applied, as in Lua).
+    Write(Vec<Write>),
+    /// Make a new empty table. Answered by [`Reply::NewTable`].
+    NewTable,
+}
+
+/// One assignment `table[key] = value`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    /// The table written.
+    pub table: TableId,
+    /// The key written.
+    pub key: Key,
+    /// The value; [`Value::Nil`] deletes the key.
+    pub value: Literal,
+}
+
+/// A value a worker sends: either a value, or a plain Lua table to copy into
+/// the store as a new external table (deeply).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Literal {
+    /// A value (a table reference stores the reference).
+    Value(Value),
+    /// A plain Lua table, copied.
+    Table {
+        /// Values at keys `1..=array.len()`.
+        array: Vec<Literal>,
+        /// Every other entry.
+        hash: Vec<(Key, Literal)>,
+    },
+}
+
+/// Why a request failed. The worker raises it as a Lua error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestError {
+    /// The kind of failure.
+    pub kind: RequestErrorKind,
+    /// A message for the Lua programmer.
+    pub message: String,
+}
+
+/// The kinds of [`RequestError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestErrorKind {
+    /// The table id is not one this compute may use.
+    UnknownTable,
+    /// A write to a read-only table.
+    ReadOnly,
+    /// The session's store quota would be exceeded.
+    Quota,
+    /// Anything else malformed.
+    Invalid,
+}
+
+/// The supervisor's answer to one [`Request`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The writes were applied.
+    Ok,
+    /// The values read.
+    Fetched(Fetched),
+    /// A border of the table.
+    Len(i64),
+    /// A batch of entries for `pairs`.
+    Entries {
+        /// Entries in iteration order.
+        entries: Vec<(Key, Value)>,
+        /// Views of tables the entries mention.
+        tables: Vec<TableView>,
+        /// True if no entries follow.
+        done: bool,
+    },
+    /// The new table.
+    NewTable(TableId),
+    /// The request failed.
+    Error(RequestError),
+}
+
+/// How a compute ended, as the worker reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The chunk returned these values.
+    Returned(Vec<Literal>),
+    /// The chunk failed.
+    Failed(Failure),
+}
+
+/// A failed compute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The error message (for a Lua error: with chunk name and line).
+    pub message: String,
+    /// A Lua traceback, when there is one.
+    pub traceback: String,
+}
+
+/// The kinds of [`Failure`] a worker reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// A Lua error (including a syntax error).
+    LuaError,
+    /// The instruction budget ran out.
+    InstructionLimit,
+    /// The Lua heap limit was reached.
+    MemoryLimit,
+    /// The supervisor asked the compute to stop.
+    Cancelled,
+}
+
+/// A message from the supervisor to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Run a compute.
+    Start(Start),
+    /// The answer to the worker's last request.
+    Reply(Reply),
+    /// Exit cleanly.
+    Shutdown,
+}
+
+/// A message from a worker to the supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToSupervisor {
+    /// The worker is up and waiting for computes.
+    Ready {
+        /// The worker's process id.
+        pid: u32,
+    },
+    /// A request that expects one [`ToWorker::Reply`].
+    Request(Request),
+    /// One line printed by the compute (`print` joins its arguments with tabs).
+    Log(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The compute ended.
+    Done(Outcome),
+}

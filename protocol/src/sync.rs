@@ -1,0 +1,1 @@
+//! Atomics facade (being written).
