@@ -1,0 +1,277 @@
+//! Sessions: the Rust form of the reference's `lua` object. Each session owns
+//! an `_io` table (input, output, meta) in its own arena and is bound to one
+//! `_home`. Its computes run one at a time, in order; computes that share a
+//! home are serialized with respect to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use luapool_protocol::{Key, Start, TableId, Value, WorkerLimits};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ComputeError, SessionError};
+use crate::host_value::{from_host, to_host, HostValue};
+use crate::pool::Pool;
+use crate::serve::{CancelToken, ComputeOutput, Job, LogSink};
+use crate::store::{ArenaId, Scope, Store};
+
+/// Bytes an arena may grow to before a collection, at least.
+const MIN_COLLECT_BYTES: u64 = 1 << 20;
+
+/// A `_home`: an arena with one root table and a lock that serializes the
+/// computes using it.
+pub struct Home {
+    store: Arc<Store>,
+    arena: ArenaId,
+    root: TableId,
+    lock: Mutex<()>,
+    live_bytes: Mutex<u64>,
+}
+
+impl Home {
+    pub(crate) fn new(store: Arc<Store>, quota: u64) -> Home {
+        let arena = store.create_arena(quota);
+        let root = store.new_table(arena).expect("a new arena has room for its root");
+        store.add_root(root);
+        Home { store, arena, root, lock: Mutex::new(()), live_bytes: Mutex::new(0) }
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        self.store.drop_arena(self.arena);
+    }
+}
+
+/// Per-compute options; the defaults are the pool's.
+#[derive(Default)]
+pub struct ComputeOptions {
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// Instruction budget (0 = none).
+    pub instructions: Option<u64>,
+    /// Lua heap limit in bytes (0 = none).
+    pub memory: Option<u64>,
+    /// Cancels this compute when cancelled.
+    pub cancel: Option<CancelToken>,
+    /// Receives each printed line as it is printed.
+    pub on_log: Option<LogSink>,
+    /// The chunk name in error messages (default `=compute`).
+    pub chunk_name: Option<String>,
+}
+
+/// What [`Session::table_info`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableInfo {
+    /// The `_io` table's id.
+    pub io: TableId,
+    /// The `_home` table's id.
+    pub home: TableId,
+    /// Tables alive in the session's arena.
+    pub session_tables: usize,
+    /// Bytes the session's arena accounts.
+    pub session_bytes: u64,
+    /// The session's quota (0 = none).
+    pub session_quota: u64,
+    /// Tables alive in the home's arena.
+    pub home_tables: usize,
+    /// Bytes the home's arena accounts.
+    pub home_bytes: u64,
+}
+
+/// A session: `_io` plus a `_home`, and computes against them.
+pub struct Session {
+    pool: Arc<Pool>,
+    arena: ArenaId,
+    io: TableId,
+    home: Arc<Home>,
+    compute_lock: Mutex<()>,
+    running: Mutex<Option<CancelToken>>,
+    live_bytes: Mutex<u64>,
+}
+
+impl Session {
+    pub(crate) fn new(pool: Arc<Pool>, home: Arc<Home>) -> Session {
+        let store = &pool.shared.store;
+        let arena = store.create_arena(pool.shared.config.session_quota);
+        let io = store.new_table(arena).expect("a new arena has room for _io");
+        store.add_root(io);
+        Session {
+            pool,
+            arena,
+            io,
+            home,
+            compute_lock: Mutex::new(()),
+            running: Mutex::new(None),
+            live_bytes: Mutex::new(0),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.pool.shared.store
+    }
+
+    /// Sets `_io.input` (read-only in Lua), replacing any previous input.
+    pub fn set_input<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), SessionError> {
+        let v = self.load(data, true)?;
+        self.store().host_set(self.io, Key::str("input"), v)?;
+        self.maybe_collect();
+        Ok(())
+    }
+
+    /// `_io.output` converted to `T` (`serde_json::Value` works; `Null` if unset).
+    pub fn get_output<T: DeserializeOwned>(&self) -> Result<T, SessionError> {
+        let v = self.store().host_get(self.io, &Key::str("output"))?;
+        self.extract(&v)
+    }
+
+    /// Sets one field of `_io.input`, creating the input table if there is none.
+    pub fn set_input_field<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+        let input = match self.store().host_get(self.io, &Key::str("input"))? {
+            Value::Table(id) => id,
+            _ => {
+                let id = match self.store().load(self.arena, &HostValue::Map(Vec::new()), true)? {
+                    Value::Table(id) => id,
+                    _ => unreachable!("an empty map loads as a table"),
+                };
+                self.store().host_set(self.io, Key::str("input"), Value::Table(id))?;
+                id
+            }
+        };
+        let v = self.load(value, true)?;
+        self.store().host_set(input, Key::str(key), v)?;
+        Ok(())
+    }
+
+    /// One field of `_io.output` converted to `T` (`Null` / `None` if absent).
+    pub fn get_output_field<T: DeserializeOwned>(&self, key: &str) -> Result<T, SessionError> {
+        let v = match self.store().host_get(self.io, &Key::str("output"))? {
+            Value::Table(id) => self.store().host_get(id, &Key::str(key))?,
+            _ => Value::Nil,
+        };
+        self.extract(&v)
+    }
+
+    /// Sets `_io.meta` (writable from Lua).
+    pub fn set_metadata<T: Serialize + ?Sized>(&self, meta: &T) -> Result<(), SessionError> {
+        let v = self.load(meta, false)?;
+        self.store().host_set(self.io, Key::str("meta"), v)?;
+        Ok(())
+    }
+
+    /// Clears `_io.input`, `_io.output` and `_io.meta` (as the reference's
+    /// example states); `_home` is untouched.
+    pub fn clear_io(&self) -> Result<(), SessionError> {
+        for k in ["input", "output", "meta"] {
+            self.store().host_set(self.io, Key::str(k), Value::Nil)?;
+        }
+        self.collect();
+        Ok(())
+    }
+
+    /// The id of the session's `_io` table.
+    pub fn io_table_id(&self) -> TableId {
+        self.io
+    }
+
+    /// Ids and sizes of the session's tables.
+    pub fn table_info(&self) -> TableInfo {
+        let s = self.store().arena_stats(self.arena).unwrap_or_default();
+        let h = self.store().arena_stats(self.home.arena).unwrap_or_default();
+        TableInfo {
+            io: self.io,
+            home: self.home.root,
+            session_tables: s.tables,
+            session_bytes: s.bytes,
+            session_quota: s.quota,
+            home_tables: h.tables,
+            home_bytes: h.bytes,
+        }
+    }
+
+    /// Runs `code` with the pool's default limits.
+    pub fn compute(&self, code: &str) -> Result<ComputeOutput, ComputeError> {
+        self.compute_with(code, ComputeOptions::default())
+    }
+
+    /// Runs `code` with per-compute options.
+    pub fn compute_with(&self, code: &str, opts: ComputeOptions) -> Result<ComputeOutput, ComputeError> {
+        let _session = self.compute_lock.lock();
+        let _home = self.home.lock.lock();
+        let limits = self.pool.shared.config.limits;
+        let cancel = opts.cancel.unwrap_or_default();
+        *self.running.lock() = Some(cancel.clone());
+        let (reply, result) = crossbeam_channel::bounded(1);
+        let job = Job {
+            start: Start {
+                compute: 0,
+                code: code.as_bytes().to_vec(),
+                chunk_name: opts.chunk_name.unwrap_or_else(|| "=compute".into()),
+                io: self.io,
+                home: self.home.root,
+                limits: WorkerLimits {
+                    instructions: opts.instructions.unwrap_or(limits.instructions),
+                    memory: opts.memory.unwrap_or(limits.memory),
+                },
+            },
+            scope: Scope { session: self.arena, home: self.home.arena },
+            timeout: opts.timeout.unwrap_or(limits.timeout),
+            cancel,
+            on_log: opts.on_log,
+            reply,
+        };
+        let out = match self.pool.submit(job) {
+            Ok(()) => result.recv().unwrap_or_else(|_| Err(ComputeError::Unavailable { message: "the pool stopped".into() })),
+            Err(e) => Err(e),
+        };
+        *self.running.lock() = None;
+        self.maybe_collect();
+        maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
+        out
+    }
+
+    /// Cancels the compute this session is running or waiting to run, if any.
+    pub fn cancel(&self) {
+        if let Some(c) = self.running.lock().as_ref() {
+            c.cancel();
+        }
+    }
+
+    fn load<T: Serialize + ?Sized>(&self, data: &T, readonly: bool) -> Result<Value, SessionError> {
+        let hv = to_host(data).map_err(|e| SessionError::Convert(e.to_string()))?;
+        Ok(self.store().load(self.arena, &hv, readonly)?)
+    }
+
+    fn extract<T: DeserializeOwned>(&self, v: &Value) -> Result<T, SessionError> {
+        let hv = self.store().extract(v)?;
+        from_host(hv).map_err(|e| SessionError::Convert(e.to_string()))
+    }
+
+    fn maybe_collect(&self) {
+        maybe_collect_arena(self.store(), self.arena, &self.live_bytes);
+    }
+
+    fn collect(&self) {
+        self.store().collect(self.arena);
+        *self.live_bytes.lock() = self.store().arena_stats(self.arena).map_or(0, |s| s.bytes);
+    }
+}
+
+/// Collects an arena once it has grown to twice what was live after the last collection.
+fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
+    let Some(stats) = store.arena_stats(arena) else { return };
+    let mut live = live.lock();
+    if stats.bytes > MIN_COLLECT_BYTES.max(*live * 2) {
+        store.collect(arena);
+        *live = store.arena_stats(arena).map_or(0, |s| s.bytes);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.cancel();
+        self.store().drop_arena(self.arena);
+    }
+}

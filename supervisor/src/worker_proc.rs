@@ -1,0 +1,142 @@
+//! One worker process and its ring: spawning, the ready handshake, killing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use luapool_protocol::{decode, encode, Endpoint, ToSupervisor, ToWorker};
+
+use crate::error::PoolError;
+
+/// How long a new worker may take to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running worker process with the supervisor's end of its ring.
+pub struct WorkerProc {
+    /// The supervisor's end of the ring.
+    pub ring: Endpoint,
+    child: Child,
+}
+
+impl WorkerProc {
+    /// Starts a worker and waits until it is ready.
+    pub fn spawn(path: &Path, address_space: u64) -> Result<WorkerProc, PoolError> {
+        let mut ring = Endpoint::create().map_err(|e| PoolError::Spawn(format!("ring: {e}")))?;
+        let mut cmd = Command::new(path);
+        cmd.arg("--ring").arg(ring.os_id()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        if address_space > 0 {
+            cmd.arg("--max-memory").arg(address_space.to_string());
+        }
+        let child = cmd.spawn().map_err(|e| PoolError::Spawn(format!("{}: {e}", path.display())))?;
+        let pid = child.id() as libc::pid_t;
+        ring.set_peer_alive(Box::new(move || is_running(pid)));
+        let mut w = WorkerProc { ring, child };
+        let mut buf = Vec::new();
+        let ready = w.ring.recv(&mut buf, Some(Instant::now() + READY_TIMEOUT));
+        match ready.map_err(|e| e.to_string()).and_then(|_| decode::<ToSupervisor>(&buf).map_err(|e| e.to_string())) {
+            Ok(ToSupervisor::Ready { .. }) => Ok(w),
+            Ok(_) => {
+                w.kill();
+                Err(PoolError::Spawn("the worker spoke before saying it was ready".into()))
+            }
+            Err(e) => {
+                let status = w.kill();
+                Err(PoolError::Spawn(format!("the worker did not get ready ({e}; {status})")))
+            }
+        }
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has not exited.
+    pub fn is_running(&self) -> bool {
+        is_running(self.child.id() as libc::pid_t)
+    }
+
+    /// Kills the process (SIGKILL), reaps it and describes how it ended.
+    pub fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        self.reap()
+    }
+
+    /// Waits for an exited process and describes its status.
+    pub fn reap(&mut self) -> String {
+        self.ring.close();
+        match self.child.wait() {
+            Ok(status) => describe(status),
+            Err(e) => format!("wait failed: {e}"),
+        }
+    }
+
+    /// Asks the worker to exit; kills it if it has not within `grace`.
+    pub fn shutdown(mut self, grace: Duration) {
+        let _ = self.ring.send(&encode(&ToWorker::Shutdown));
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.kill();
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether `pid` has not exited yet, without reaping it.
+fn is_running(pid: libc::pid_t) -> bool {
+    // SAFETY: siginfo_t is plain data; waitid with WNOHANG|WNOWAIT only
+    // inspects the child and writes into `info`, which outlives the call.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+        r == 0 && info.si_pid() == 0
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => "ended".into(),
+    }
+}
+
+/// Finds the worker binary: explicit path, `$LUAPOOL_WORKER`, or next to the
+/// running executable (or one directory up, for test binaries in `deps/`).
+pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, PoolError> {
+    if let Some(p) = explicit {
+        return if p.is_file() { Ok(p.to_path_buf()) } else { Err(PoolError::WorkerNotFound { looked: p.display().to_string() }) };
+    }
+    let mut looked = Vec::new();
+    if let Some(p) = std::env::var_os("LUAPOOL_WORKER") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        looked.push(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let p = dir.join("luapool-worker");
+            if p.is_file() {
+                return Ok(p);
+            }
+            looked.push(p);
+        }
+    }
+    let looked = looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    Err(PoolError::WorkerNotFound { looked })
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: real worker processes (and, for the daemon, a real
+//! `luapool serve` process). One test binary; one module per area.
+
+mod common;

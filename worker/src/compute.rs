@@ -1,0 +1,245 @@
+//! One worker: a Lua state that runs computes, each in a fresh sandboxed
+//! environment, under an instruction budget and a heap limit.
+
+use std::cell::{Cell, RefCell};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+use luapool_protocol::{Failure, FailureKind, Literal, Outcome, Reply, Start};
+use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, VmState};
+
+use crate::conn::{Conn, ConnError};
+use crate::convert::literal_of;
+use crate::ext::Ext;
+use crate::sandbox::Sandbox;
+
+/// Instructions between two runs of the hook (budget and cancel checks).
+const HOOK_EVERY: u32 = 1000;
+/// Compiled chunks kept per worker.
+const CHUNK_CACHE: usize = 256;
+/// Lua heap above which the worker collects garbage between computes.
+const GC_AFTER_BYTES: usize = 16 << 20;
+
+/// Why the running compute is being stopped, if it is.
+#[derive(Default)]
+struct Stop {
+    remaining: Cell<u64>,
+    reason: Cell<Option<FailureKind>>,
+}
+
+/// A worker's Lua state and what each compute needs.
+pub struct Worker {
+    lua: Lua,
+    ext: Rc<Ext>,
+    sandbox: Sandbox,
+    stop: Rc<Stop>,
+    stop_table: Table,
+    xpcall: Function,
+    tostring: Function,
+    handler: Function,
+    traceback: Rc<RefCell<String>>,
+    ext_table: Function,
+    chunks: HashMap<u64, Function>,
+}
+
+impl Worker {
+    /// Builds the Lua state, the external-table layer and the sandbox.
+    pub fn new(conn: Conn) -> mlua::Result<Worker> {
+        let libs = StdLib::COROUTINE | StdLib::TABLE | StdLib::OS | StdLib::STRING | StdLib::UTF8 | StdLib::MATH;
+        let lua = Lua::new_with(libs, LuaOptions::new())?;
+        let g = lua.globals();
+        let xpcall: Function = g.raw_get("xpcall")?;
+        let tostring: Function = g.raw_get("tostring")?;
+
+        let r = lua.create_table()?;
+        let prelude: Table = lua.load(include_str!("prelude.lua")).set_name("=luapool-prelude").call(r.clone())?;
+        let ext = Ext::new(conn, prelude.raw_get("make")?);
+        ext.install(&lua, &r)?;
+
+        let print = {
+            let ext = ext.clone();
+            let tostring = tostring.clone();
+            lua.create_function(move |_, args: MultiValue| {
+                let mut line = Vec::new();
+                for (i, a) in args.into_iter().enumerate() {
+                    if i > 0 {
+                        line.push(b'\t');
+                    }
+                    let s: mlua::String = tostring.call(a)?;
+                    line.extend_from_slice(&s.as_bytes());
+                }
+                let r = ext.conn.borrow_mut().log(line);
+                r.map_err(|e| mlua::Error::runtime(format!("luapool: lost the supervisor: {e}")))
+            })?
+        };
+        let overrides = vec![
+            ("print", mlua::Value::Function(print)),
+            ("next", prelude.raw_get("next")?),
+            ("getmetatable", prelude.raw_get("getmetatable")?),
+            ("setmetatable", prelude.raw_get("setmetatable")?),
+            ("pcall", prelude.raw_get("pcall")?),
+            ("xpcall", prelude.raw_get("xpcall")?),
+        ];
+        let sandbox = Sandbox::new(&lua, overrides, prelude.raw_get("resume")?)?;
+
+        let traceback = Rc::new(RefCell::new(String::new()));
+        let handler = {
+            let tb = traceback.clone();
+            lua.create_function(move |lua, msg: mlua::Value| {
+                *tb.borrow_mut() = lua.traceback(None, 2).map(|s| s.to_string_lossy()).unwrap_or_default();
+                Ok(msg)
+            })?
+        };
+        let ext_table = {
+            let ext = ext.clone();
+            lua.create_function(move |lua, ()| ext.new_table(lua))?
+        };
+
+        let stop = Rc::new(Stop::default());
+        let stop_table: Table = prelude.raw_get("stop")?;
+        {
+            let stop = stop.clone();
+            let stop_table = stop_table.clone();
+            let ext = ext.clone();
+            lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+                if stop.reason.get().is_none() {
+                    let cancelled = ext.conn.try_borrow().map(|c| c.ring().cancel_requested()).unwrap_or(false);
+                    let left = stop.remaining.get().saturating_sub(HOOK_EVERY as u64);
+                    stop.remaining.set(left);
+                    let reason = if cancelled {
+                        Some(FailureKind::Cancelled)
+                    } else if left == 0 {
+                        Some(FailureKind::InstructionLimit)
+                    } else {
+                        None
+                    };
+                    if let Some(r) = reason {
+                        stop.reason.set(Some(r));
+                        stop_table.raw_set("reason", stop_message(r))?;
+                    }
+                }
+                match stop.reason.get() {
+                    Some(r) => Err(mlua::Error::runtime(stop_message(r))),
+                    None => Ok(VmState::Continue),
+                }
+            })?;
+        }
+        drop(g);
+        Ok(Worker { lua, ext, sandbox, stop, stop_table, xpcall, tostring, handler, traceback, ext_table, chunks: HashMap::new() })
+    }
+
+    /// The connection to the supervisor.
+    pub fn conn(&self) -> std::cell::RefMut<'_, Conn> {
+        self.ext.conn.borrow_mut()
+    }
+
+    /// Runs one compute. An `Err` means the ring broke: the worker must exit.
+    pub fn run(&mut self, start: &Start) -> Result<Outcome, ConnError> {
+        let budget = if start.limits.instructions == 0 { u64::MAX } else { start.limits.instructions };
+        self.stop.remaining.set(budget);
+        self.stop.reason.set(None);
+        let _ = self.stop_table.raw_set("reason", mlua::Value::Nil);
+        self.traceback.borrow_mut().clear();
+        let _ = self.lua.set_memory_limit(start.limits.memory as usize);
+
+        let outcome = match self.call(start) {
+            Ok(o) => o,
+            Err(e) => Outcome::Failed(self.failure(e.to_string(), mlua_kind(&e))),
+        };
+        let _ = self.lua.set_memory_limit(0);
+        if let Some(e) = self.ext.fatal.borrow_mut().take() {
+            return Err(e);
+        }
+        let outcome = match (outcome, self.ext.conn.borrow_mut().flush()?) {
+            (Outcome::Returned(_), Some(Reply::Error(e))) => {
+                Outcome::Failed(Failure { kind: FailureKind::LuaError, message: e.message, traceback: String::new() })
+            }
+            (o, _) => o,
+        };
+        self.ext.conn.borrow_mut().discard_writes();
+        if self.lua.used_memory() > GC_AFTER_BYTES {
+            let _ = self.lua.gc_collect();
+        }
+        Ok(outcome)
+    }
+
+    fn call(&mut self, start: &Start) -> mlua::Result<Outcome> {
+        self.ext.begin(&self.lua)?;
+        let io = self.ext.bare(&self.lua, start.io, true)?;
+        let home = self.ext.bare(&self.lua, start.home, false)?;
+        let ext = self.lua.create_table()?;
+        ext.raw_set("table", self.ext_table.clone())?;
+        let env = self.sandbox.env(
+            &self.lua,
+            &[("_io", mlua::Value::Table(io)), ("_home", mlua::Value::Table(home)), ("ext", mlua::Value::Table(ext))],
+        )?;
+        let f = match self.chunk(start) {
+            Ok(f) => f,
+            Err(mlua::Error::SyntaxError { message, .. }) => return Ok(Outcome::Failed(self.failure(message, FailureKind::LuaError))),
+            Err(e) => return Err(e),
+        };
+        f.set_environment(env)?;
+        let mut results = self.xpcall.call::<MultiValue>((f, self.handler.clone()))?.into_iter();
+        let ok = matches!(results.next(), Some(mlua::Value::Boolean(true)));
+        if !ok {
+            let err = results.next().unwrap_or(mlua::Value::Nil);
+            let message = match self.tostring.call::<mlua::String>(err) {
+                Ok(s) => s.to_string_lossy(),
+                Err(e) => e.to_string(),
+            };
+            let kind = if message.ends_with("not enough memory") { FailureKind::MemoryLimit } else { FailureKind::LuaError };
+            return Ok(Outcome::Failed(self.failure(message, kind)));
+        }
+        let mut values: Vec<Literal> = Vec::new();
+        for v in results {
+            match literal_of(&v) {
+                Ok((lit, _)) => values.push(lit),
+                Err(e) => return Ok(Outcome::Failed(self.failure(format!("cannot return this value: {e}"), FailureKind::LuaError))),
+            }
+        }
+        Ok(Outcome::Returned(values))
+    }
+
+    /// The compiled chunk for this code, from the cache when possible.
+    fn chunk(&mut self, start: &Start) -> mlua::Result<Function> {
+        let mut h = DefaultHasher::new();
+        start.code.hash(&mut h);
+        start.chunk_name.hash(&mut h);
+        let key = h.finish();
+        if let Some(f) = self.chunks.get(&key) {
+            return Ok(f.clone());
+        }
+        let f = self.lua.load(&start.code[..]).set_name(start.chunk_name.clone()).set_mode(ChunkMode::Text).into_function()?;
+        if self.chunks.len() >= CHUNK_CACHE {
+            self.chunks.clear();
+        }
+        self.chunks.insert(key, f.clone());
+        Ok(f)
+    }
+
+    /// A failure, with the stop reason taking precedence over what Lua saw.
+    fn failure(&self, message: String, kind: FailureKind) -> Failure {
+        let kind = self.stop.reason.get().unwrap_or(kind);
+        let message = match kind {
+            FailureKind::InstructionLimit | FailureKind::Cancelled => stop_message(kind).to_string(),
+            _ => message,
+        };
+        Failure { kind, message, traceback: std::mem::take(&mut *self.traceback.borrow_mut()) }
+    }
+}
+
+fn stop_message(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Cancelled => "compute cancelled",
+        _ => "instruction limit exceeded",
+    }
+}
+
+fn mlua_kind(e: &mlua::Error) -> FailureKind {
+    match e {
+        mlua::Error::MemoryError(_) => FailureKind::MemoryLimit,
+        _ => FailureKind::LuaError,
+    }
+}

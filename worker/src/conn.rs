@@ -1,0 +1,119 @@
+//! The worker's side of the conversation with the supervisor: one request,
+//! one reply, over the ring; writes are buffered and flushed in order before
+//! any read, so a compute observes its own writes.
+
+use luapool_protocol::{
+    decode, encode_into, Endpoint, Outcome, Reply, Request, RingError, ToSupervisor, ToWorker, Write,
+};
+
+/// Writes buffered before a flush is forced.
+const MAX_BUFFERED_WRITES: usize = 4096;
+/// Estimated bytes buffered before a flush is forced.
+const MAX_BUFFERED_BYTES: usize = 256 * 1024;
+
+/// Why talking to the supervisor failed. Fatal for the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The ring failed (peer gone, closed, corrupt).
+    #[error("ring: {0}")]
+    Ring(#[from] RingError),
+    /// The supervisor sent bytes that are not a message.
+    #[error("bad message from the supervisor: {0}")]
+    Decode(#[from] luapool_protocol::DecodeError),
+    /// The supervisor sent a message that does not fit the conversation.
+    #[error("unexpected message from the supervisor: {0}")]
+    Unexpected(&'static str),
+}
+
+/// The worker's connection: the ring plus reusable buffers and the write buffer.
+pub struct Conn {
+    ring: Endpoint,
+    out: Vec<u8>,
+    inb: Vec<u8>,
+    writes: Vec<Write>,
+    write_bytes: usize,
+}
+
+impl Conn {
+    /// Wraps an open ring.
+    pub fn new(ring: Endpoint) -> Conn {
+        Conn { ring, out: Vec::with_capacity(4096), inb: Vec::with_capacity(64 * 1024), writes: Vec::new(), write_bytes: 0 }
+    }
+
+    /// The ring, for the cancel flag.
+    pub fn ring(&self) -> &Endpoint {
+        &self.ring
+    }
+
+    /// Sends one message.
+    pub fn send(&mut self, msg: &ToSupervisor) -> Result<(), ConnError> {
+        self.out.clear();
+        encode_into(msg, &mut self.out);
+        self.ring.send(&self.out)?;
+        Ok(())
+    }
+
+    /// Waits for the next message from the supervisor.
+    pub fn recv(&mut self) -> Result<ToWorker, ConnError> {
+        self.ring.recv(&mut self.inb, None)?;
+        Ok(decode(&self.inb)?)
+    }
+
+    /// Sends a request (after flushing buffered writes) and waits for its reply.
+    /// A failed flush returns the flush's error reply instead.
+    pub fn request(&mut self, req: Request) -> Result<Reply, ConnError> {
+        if let Some(err) = self.flush()? {
+            return Ok(err);
+        }
+        self.round_trip(req)
+    }
+
+    fn round_trip(&mut self, req: Request) -> Result<Reply, ConnError> {
+        self.send(&ToSupervisor::Request(req))?;
+        match self.recv()? {
+            ToWorker::Reply(r) => Ok(r),
+            _ => Err(ConnError::Unexpected("expected a reply")),
+        }
+    }
+
+    /// Buffers a write; flushes when the buffer is full. Returns the error
+    /// reply of a failed flush, if any.
+    pub fn write(&mut self, w: Write, estimated_bytes: usize) -> Result<Option<Reply>, ConnError> {
+        self.writes.push(w);
+        self.write_bytes += estimated_bytes;
+        if self.writes.len() >= MAX_BUFFERED_WRITES || self.write_bytes >= MAX_BUFFERED_BYTES {
+            return self.flush();
+        }
+        Ok(None)
+    }
+
+    /// Sends buffered writes. Returns the error reply if the supervisor refused one.
+    pub fn flush(&mut self) -> Result<Option<Reply>, ConnError> {
+        if self.writes.is_empty() {
+            return Ok(None);
+        }
+        let writes = std::mem::take(&mut self.writes);
+        self.write_bytes = 0;
+        match self.round_trip(Request::Write(writes))? {
+            Reply::Ok => Ok(None),
+            err @ Reply::Error(_) => Ok(Some(err)),
+            _ => Err(ConnError::Unexpected("expected Ok after writes")),
+        }
+    }
+
+    /// Drops buffered writes (a compute that failed before flushing).
+    pub fn discard_writes(&mut self) {
+        self.writes.clear();
+        self.write_bytes = 0;
+    }
+
+    /// Sends a log line.
+    pub fn log(&mut self, line: Vec<u8>) -> Result<(), ConnError> {
+        self.send(&ToSupervisor::Log(line))
+    }
+
+    /// Reports the end of a compute.
+    pub fn done(&mut self, outcome: Outcome) -> Result<(), ConnError> {
+        self.send(&ToSupervisor::Done(outcome))
+    }
+}

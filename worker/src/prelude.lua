@@ -1,0 +1,155 @@
+-- The Lua half of external tables. Run once per worker with the Rust half
+-- (table R) as its argument; returns the functions the Rust side and the
+-- sandbox need. Nothing here is reachable from untrusted code except through
+-- the metamethods and the sandbox wrappers it returns.
+--
+-- An external table is three plain tables:
+--   P  the proxy Lua code sees: always empty, so every read and write of it
+--      reaches the metatable (type(P) == "table", P == P);
+--   M  P's metatable: __index = D, the metamethods, and lp_* state;
+--   D  the cache of entries read (and written) during this compute. When D
+--      holds every entry the table is "complete" and D has no metatable;
+--      otherwise D's metatable sends misses to R.fetch, which fills D.
+-- Reading t.k therefore costs two table lookups and no function call once
+-- the entry is cached.
+local R = ...
+local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring =
+      getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring
+
+local function keystr(k)
+  if type(k) == "string" then return "'" .. k .. "'" end
+  return tostring(k)
+end
+
+local function MISS(d, k)
+  local v, err = R.fetch(getmetatable(d).lp_m, d, k)
+  if err ~= nil then error(err, 2) end
+  return v
+end
+
+-- Makes D of M answer misses from the supervisor.
+local function incomplete(m)
+  m.lp_complete = false
+  setmetatable(m.__index, { __index = MISS, lp_m = m })
+end
+
+local function NEWINDEX(p, k, v)
+  local m = getmetatable(p)
+  if m.lp_ro then
+    error("_io.input is read-only: cannot write key " .. keystr(k), 2)
+  end
+  if m.lp_io and k == "input" then
+    error("_io.input is read-only: cannot replace it", 2)
+  end
+  local cacheable, err = R.write(m.lp_id, k, v)
+  if err ~= nil then error(err, 2) end
+  local d = m.__index
+  if cacheable then
+    rawset(d, k, v)
+  else
+    -- A plain table was copied into a new external table whose id the
+    -- supervisor assigns: forget the entry so the next read fetches it.
+    rawset(d, k, nil)
+    if m.lp_complete then incomplete(m) end
+  end
+  m.lp_len = nil
+end
+
+local function LEN(p)
+  local m = getmetatable(p)
+  if m.lp_complete then return rawlen(m.__index) end
+  local n = m.lp_len
+  if n == nil then
+    local err
+    n, err = R.len(m.lp_id)
+    if err ~= nil then error(err, 2) end
+    m.lp_len = n
+  end
+  return n
+end
+
+-- Iterates an incomplete table in batches fetched from the supervisor.
+local function batches(m)
+  local keys, vals, i, n, done, after = nil, nil, 0, 0, false, nil
+  return function()
+    i = i + 1
+    if i > n then
+      if done then return nil end
+      local err
+      keys, vals, n, done, err = R.next_batch(m.lp_id, after, 512)
+      if err ~= nil then error(err, 2) end
+      i = 1
+      if n == 0 then return nil end
+    end
+    local k = keys[i]
+    after = k
+    return k, vals[i]
+  end
+end
+
+local function PAIRS(p)
+  local m = getmetatable(p)
+  if m.lp_complete then return next, m.__index, nil end
+  return batches(m), p, nil
+end
+
+local function is_external(t)
+  if type(t) ~= "table" then return nil end
+  local m = getmetatable(t)
+  if type(m) == "table" and rawget(m, "lp_id") ~= nil then return m end
+  return nil
+end
+
+-- The sandbox's next: external tables iterate their entries.
+local function NEXT(t, k)
+  local m = is_external(t)
+  if m == nil then return next(t, k) end
+  if m.lp_complete then return next(m.__index, k) end
+  local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
+  if err ~= nil then error(err, 2) end
+  if n == 0 then return nil end
+  return keys[1], vals[1]
+end
+
+local function GETMETATABLE(t)
+  if is_external(t) then return "external table" end
+  return getmetatable(t)
+end
+
+local function SETMETATABLE(t, mt)
+  if is_external(t) then
+    error("cannot change the metatable of an external table", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+-- Builds an external table: the proxy, its metatable and its cache.
+-- `d` is the cache, already filled by the caller when `complete`.
+local function make(id, ro, complete, len, d, io)
+  local m = {
+    __index = d, __newindex = NEWINDEX, __len = LEN, __pairs = PAIRS,
+    __name = "external table",
+    lp_id = id, lp_ro = ro, lp_complete = true, lp_len = len, lp_n = 0, lp_io = io,
+  }
+  if not complete then incomplete(m) end
+  return setmetatable({}, m), m
+end
+
+-- The sandbox's pcall, xpcall and coroutine.resume: once a compute is being
+-- stopped (instruction budget, cancel), a caught error is raised again, so
+-- no pcall can swallow the stop.
+local STOP = { reason = nil }
+local pcall, xpcall, resume, select = pcall, xpcall, coroutine.resume, select
+local function recheck(ok, ...)
+  if not ok and STOP.reason ~= nil then error(STOP.reason, 0) end
+  return ok, ...
+end
+local function PCALL(...) return recheck(pcall(...)) end
+local function XPCALL(...) return recheck(xpcall(...)) end
+local function RESUME(...) return recheck(resume(...)) end
+
+return {
+  stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
+  make = make, incomplete = incomplete, is_external = is_external,
+  next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE,
+}
