@@ -1,0 +1,249 @@
+//! `cargo bench -p luapool-tests --bench perf`: luapool against native Lua,
+//! side by side, in one run. Prints medians and ratios (see README,
+//! "Performance").
+//!
+//! - (a) Pattern 2 (sum/min/max/average over 100 000 records) end to end:
+//!   set input, compute, get output; and the loop alone (input already set).
+//! - (b) the same script in-process with mlua on a native table built from
+//!   the same data: the floor; and its loop alone.
+//! - (c) the data as one JSON string decoded inside Lua.
+//! - (d) Pattern 3 (filter, then transform; 50 000 records out) and
+//!   Pattern 4 (group-by) end to end against the floor.
+//! - (e) trivial computes: latency p50/p99 and computes per second.
+//!
+//! `LUAPOOL_BENCH_RUNS` sets the repetitions (default 7).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use luapool_supervisor::{Pool, Session};
+use mlua::{Lua, LuaSerdeExt};
+use serde_json::{json, Value};
+
+const PATTERN2: &str = r#"
+local items = _io.input.items
+local stats = { count = #items, sum = 0, min = math.huge, max = -math.huge }
+for i = 1, #items do
+  local value = items[i].value
+  stats.sum = stats.sum + value
+  stats.min = math.min(stats.min, value)
+  stats.max = math.max(stats.max, value)
+end
+stats.average = stats.sum / stats.count
+_io.output = stats
+"#;
+
+const PATTERN3_FILTER: &str = r#"
+local filtered = ext.table()
+local count = 0
+for i, item in ipairs(_io.input.items) do
+  if item.active then
+    count = count + 1
+    filtered[count] = item
+  end
+end
+_io.output = { items = filtered }
+"#;
+
+const PATTERN3_TRANSFORM: &str = r#"
+local transformed = ext.table()
+for i, item in ipairs(_io.input.items) do
+  transformed[i] = {
+    id = item.id,
+    fullName = item.firstName .. " " .. item.lastName,
+    age = item.age
+  }
+end
+_io.output = { items = transformed }
+"#;
+
+const PATTERN4: &str = r#"
+local byUser = {}
+for i, tx in ipairs(_io.input.transactions) do
+  local userId = tx.userId
+  if not byUser[userId] then
+    byUser[userId] = { userId = userId, total = 0, count = 0 }
+  end
+  byUser[userId].total = byUser[userId].total + tx.amount
+  byUser[userId].count = byUser[userId].count + 1
+end
+local result = ext.table()
+for userId, data in pairs(byUser) do
+  result[#result + 1] = data
+end
+_io.output = { groups = result }
+"#;
+
+/// A deterministic pseudo-random float in [0, 100).
+fn lcg(state: &mut u64) -> f64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64 * 100.0
+}
+
+fn records(n: usize) -> Value {
+    let mut s = 42;
+    json!({ "items": (0..n).map(|i| json!({ "id": i, "value": lcg(&mut s) })).collect::<Vec<_>>() })
+}
+
+fn people(n: usize) -> Value {
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({ "id": i, "firstName": format!("First{i}"), "lastName": format!("Last{i}"), "age": 18 + i % 60, "active": i % 2 == 0 }))
+        .collect();
+    json!({ "items": items })
+}
+
+fn transactions(n: usize) -> Value {
+    json!({ "transactions": (0..n).map(|i| json!({ "userId": i % 100, "amount": (i % 500) as i64 })).collect::<Vec<_>>() })
+}
+
+fn runs() -> usize {
+    std::env::var("LUAPOOL_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(7)
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn time<T>(f: impl FnMut() -> T) -> (Duration, T) {
+    let mut f = f;
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..runs() {
+        let t = Instant::now();
+        last = Some(f());
+        times.push(t.elapsed());
+    }
+    (median(times), last.expect("at least one run"))
+}
+
+/// luapool: set input, run the steps, get output.
+fn luapool_e2e(session: &Session, input: &Value, steps: &[&str]) -> Value {
+    session.set_input(input).unwrap();
+    let mut out = Value::Null;
+    for (i, code) in steps.iter().enumerate() {
+        if i > 0 {
+            session.set_input(&out).unwrap();
+        }
+        session.compute(code).unwrap();
+        out = session.get_output().unwrap();
+    }
+    out
+}
+
+/// Native Lua in-process: a fresh state, the input built as a native table
+/// from the same data, the same steps, the output converted back.
+fn native_e2e(input: &Value, steps: &[&str]) -> Value {
+    let lua = Lua::new();
+    let mut data = input.clone();
+    for code in steps {
+        let io = lua.create_table().unwrap();
+        io.set("input", lua.to_value(&data).unwrap()).unwrap();
+        let ext = lua.create_table().unwrap();
+        ext.set("table", lua.create_function(|lua, ()| lua.create_table()).unwrap()).unwrap();
+        lua.globals().set("_io", io.clone()).unwrap();
+        lua.globals().set("ext", ext).unwrap();
+        lua.load(*code).exec().unwrap();
+        data = lua.from_value(io.get::<mlua::Value>("output").unwrap()).unwrap();
+    }
+    data
+}
+
+/// The loop alone on a native table (input already built).
+fn native_loop(input: &Value, code: &str) -> Duration {
+    let lua = Lua::new();
+    let io = lua.create_table().unwrap();
+    io.set("input", lua.to_value(input).unwrap()).unwrap();
+    lua.globals().set("_io", io).unwrap();
+    let f = lua.load(code).into_function().unwrap();
+    time(|| f.call::<()>(()).unwrap()).0
+}
+
+/// The data as one JSON string, decoded inside Lua, then the script.
+fn json_in_lua(input: &Value, code: &str) -> Value {
+    let lua = Lua::new();
+    let decode: mlua::Function = lua.load(include_str!("json.lua")).eval().unwrap();
+    let text = serde_json::to_string(input).unwrap();
+    let io = lua.create_table().unwrap();
+    io.set("input", decode.call::<mlua::Value>(text).unwrap()).unwrap();
+    lua.globals().set("_io", io.clone()).unwrap();
+    lua.load(code).exec().unwrap();
+    lua.from_value(io.get::<mlua::Value>("output").unwrap()).unwrap()
+}
+
+fn row(name: &str, d: Duration, floor: Option<Duration>) {
+    let ratio = floor.map_or(String::new(), |f| format!("{:>8.2}x", d.as_secs_f64() / f.as_secs_f64()));
+    println!("{name:<58} {:>10.2} ms {ratio}", d.as_secs_f64() * 1e3);
+}
+
+fn trivial(pool: &Arc<Pool>) {
+    let session = pool.session();
+    let mut lat = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        let t = Instant::now();
+        session.compute("return 1").unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
+    println!("(e) trivial compute, one thread: p50 {:.1} µs, p99 {:.1} µs", p(0.5), p(0.99));
+    for threads in [2, 4] {
+        let dur = Duration::from_secs(2);
+        let end = Instant::now() + dur;
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    let s = pool.session();
+                    let mut n = 0u64;
+                    while Instant::now() < end {
+                        s.compute("return 1").unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        println!("(e) trivial computes per second, {threads} threads, 2 workers: {:.0}", total as f64 / dur.as_secs_f64());
+    }
+}
+
+fn main() {
+    let pool = Pool::builder().workers(2).build().expect("start the pool (run `cargo build --release --workspace` first)");
+    let session = pool.session();
+    println!("{} runs each, medians; ratios against the native floor\n", runs());
+
+    let p2 = records(100_000);
+    let (floor, native_out) = time(|| native_e2e(&p2, &[PATTERN2]));
+    let (e2e, out) = time(|| luapool_e2e(&session, &p2, &[PATTERN2]));
+    assert_eq!(out["count"], native_out["count"]);
+    assert_eq!(out["sum"], native_out["sum"]);
+    let (json, _) = time(|| json_in_lua(&p2, PATTERN2));
+    session.set_input(&p2).unwrap();
+    let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
+    let nat_loop = native_loop(&p2, PATTERN2);
+    row("(b) Pattern 2, native Lua table built from the data (floor)", floor, Some(floor));
+    row("(a) Pattern 2, luapool end to end (set input, compute, output)", e2e, Some(floor));
+    row("(c) Pattern 2, data as a JSON string decoded in Lua", json, Some(floor));
+    row("    Pattern 2 loop alone, native table", nat_loop, Some(nat_loop));
+    row("    Pattern 2 loop alone, luapool compute (input set)", lp_loop, Some(nat_loop));
+
+    let p3 = people(100_000);
+    let steps = [PATTERN3_FILTER, PATTERN3_TRANSFORM];
+    let (floor3, n3) = time(|| native_e2e(&p3, &steps));
+    let (e2e3, o3) = time(|| luapool_e2e(&session, &p3, &steps));
+    assert_eq!(o3["items"].as_array().map(Vec::len), n3["items"].as_array().map(Vec::len));
+    assert_eq!(o3["items"].as_array().map(Vec::len), Some(50_000));
+    row("(b) Pattern 3 filter+transform, native (floor)", floor3, Some(floor3));
+    row("(d) Pattern 3 filter+transform, luapool end to end", e2e3, Some(floor3));
+
+    let p4 = transactions(100_000);
+    let (floor4, _) = time(|| native_e2e(&p4, &[PATTERN4]));
+    let (e2e4, o4) = time(|| luapool_e2e(&session, &p4, &[PATTERN4]));
+    assert_eq!(o4["groups"].as_array().map(Vec::len), Some(100));
+    row("(b) Pattern 4 group-by, native (floor)", floor4, Some(floor4));
+    row("(d) Pattern 4 group-by, luapool end to end", e2e4, Some(floor4));
+    println!();
+    trivial(&pool);
+}
