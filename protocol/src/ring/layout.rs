@@ -1,6 +1,6 @@
 //! The region layout: the one place it is defined and documented.
 //!
-//! A region is exactly [`REGION_SIZE`] = 65 536 bytes: a 640-byte control area
+//! A region is exactly [`REGION_SIZE`] = 65 536 bytes: an 896-byte control area
 //! (`#[repr(C)]` [`Control`]) followed by two data areas. Ring 0 carries
 //! supervisor → worker, ring 1 worker → supervisor. Every integer is native
 //! endian (both sides run on the same machine); frame headers inside the data
@@ -13,25 +13,27 @@
 //! |      0 |     8 | `magic` = `b"LPRING\0\x01"` as u64 (LE) | supervisor, once  |
 //! |      8 |     4 | `version` = [`LAYOUT_VERSION`]          | supervisor, once  |
 //! |     12 |     4 | `region_size` = 65 536                  | supervisor, once  |
-//! |     16 |     4 | `control_size` = 640                    | supervisor, once  |
-//! |     20 |   2×4 | `data_offset[ring]` = 640, 33 088       | supervisor, once  |
-//! |     28 |   2×4 | `data_capacity[ring]` = 32 448, 32 448  | supervisor, once  |
+//! |     16 |     4 | `control_size` = 896                    | supervisor, once  |
+//! |     20 |   2×4 | `data_offset[ring]` = 896, 33 216       | supervisor, once  |
+//! |     28 |   2×4 | `data_capacity[ring]` = 32 320, 32 320  | supervisor, once  |
 //! |     36 |     4 | `cancel` (0/1)                          | supervisor        |
 //! |     40 |   2×4 | `closed[side]` (0 supervisor, 1 worker) | that side         |
 //! |     48 |    80 | padding to the cache-line pair          |                   |
-//! |    128 |   128 | ring 0 producer line: `tail` u64 @0, `data_seq` u32 @8 (futex), `space_waiting` u32 @12 | supervisor |
-//! |    256 |   128 | ring 0 consumer line: `head` u64 @0, `space_seq` u32 @8 (futex), `data_waiting` u32 @12 | worker |
-//! |    384 |   128 | ring 1 producer line (as ring 0)        | worker            |
-//! |    512 |   128 | ring 1 consumer line (as ring 0)        | supervisor        |
-//! |    640 | 32448 | ring 0 data area                        | supervisor        |
-//! |  33088 | 32448 | ring 1 data area                        | worker            |
+//! |    128 |   128 | ring 0 producer line: `tail` u64 @0, `data_seq` u32 @8 (futex) | supervisor |
+//! |    256 |   128 | ring 0 consumer line: `head` u64 @0, `space_seq` u32 @8 (futex) | worker |
+//! |    384 |   128 | ring 0 sleeper line: `data_waiting` u32 @0 (consumer), `space_waiting` u32 @4 (producer) | the side going to sleep |
+//! |    512 |   384 | ring 1 producer, consumer, sleeper lines (as ring 0; producer = worker) |   |
+//! |    896 | 32320 | ring 0 data area                        | supervisor        |
+//! |  33216 | 32320 | ring 1 data area                        | worker            |
 //!
 //! `head` and `tail` are free-running u64 byte counters (position in the data
 //! area = counter mod capacity); `tail - head` is the number of unread bytes
 //! and must never exceed the capacity. Each 128-byte line (two cache lines, so
 //! the adjacent-line prefetcher does not couple them) is written by one side
-//! only. The seq words are futex words: a sleeper waits on one, the other side
-//! bumps it after publishing (see `wait.rs`).
+//! only. The sleeper line is written only on the way into and out of a sleep,
+//! so the waker's check of it after every publish is a cache hit while both
+//! sides spin. The seq words are futex words: a sleeper waits on one, the
+//! other side bumps it after publishing (see `wait.rs`).
 
 use crate::sync::{AtomicU32, AtomicU64, FutexWord, Ordering, IS_MODEL};
 
@@ -46,8 +48,8 @@ pub const LAYOUT_VERSION: u32 = 1;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"LPRING\0\x01");
 /// Bytes per line of the control area.
 const LINE: usize = 128;
-/// Size of the control area: header line plus two lines per ring.
-pub(crate) const CONTROL_SIZE: usize = 5 * LINE;
+/// Size of the control area: header line plus three lines per ring.
+pub(crate) const CONTROL_SIZE: usize = 7 * LINE;
 /// Capacity of each data area in a shared region.
 pub(crate) const DATA_CAPACITY: usize = (REGION_SIZE - CONTROL_SIZE) / 2;
 /// Offset of each data area in a shared region.
@@ -73,8 +75,6 @@ pub(crate) struct ProducerLine {
     pub(crate) tail: AtomicU64,
     /// Bumped after publishing when the consumer announced it sleeps.
     pub(crate) data_seq: FutexWord,
-    /// Non-zero while the producer waits for space.
-    pub(crate) space_waiting: AtomicU32,
 }
 
 /// The line only the consumer of a ring writes.
@@ -84,8 +84,15 @@ pub(crate) struct ConsumerLine {
     pub(crate) head: AtomicU64,
     /// Bumped after consuming when the producer announced it sleeps.
     pub(crate) space_seq: FutexWord,
-    /// Non-zero while the consumer waits for data.
+}
+
+/// The flags a side sets on its way into a sleep (and clears after it).
+#[repr(C, align(128))]
+pub(crate) struct SleeperLine {
+    /// Non-zero while the consumer waits for data (written by the consumer).
     pub(crate) data_waiting: AtomicU32,
+    /// Non-zero while the producer waits for space (written by the producer).
+    pub(crate) space_waiting: AtomicU32,
 }
 
 /// The control block of one single-producer single-consumer byte ring.
@@ -93,6 +100,7 @@ pub(crate) struct ConsumerLine {
 pub(crate) struct RingControl {
     pub(crate) producer: ProducerLine,
     pub(crate) consumer: ConsumerLine,
+    pub(crate) sleepers: SleeperLine,
 }
 
 /// The whole control area at offset 0 of a region.
@@ -116,10 +124,10 @@ const _: () = {
     assert!(IS_MODEL || offset_of!(Header, closed) == 40);
     assert!(IS_MODEL || offset_of!(Control, rings) == 128);
     assert!(IS_MODEL || offset_of!(RingControl, consumer) == 128);
+    assert!(IS_MODEL || offset_of!(RingControl, sleepers) == 256);
     assert!(IS_MODEL || offset_of!(ProducerLine, data_seq) == 8);
-    assert!(IS_MODEL || offset_of!(ProducerLine, space_waiting) == 12);
     assert!(IS_MODEL || offset_of!(ConsumerLine, space_seq) == 8);
-    assert!(IS_MODEL || offset_of!(ConsumerLine, data_waiting) == 12);
+    assert!(IS_MODEL || offset_of!(SleeperLine, space_waiting) == 4);
     assert!(CONTROL_SIZE + 2 * DATA_CAPACITY == REGION_SIZE);
     assert!(DATA_CAPACITY & 63 == 0);
 };
@@ -134,12 +142,14 @@ impl RingControl {
             producer: ProducerLine {
                 tail: AtomicU64::new(0),
                 data_seq: FutexWord::new(0),
-                space_waiting: zero32(),
             },
             consumer: ConsumerLine {
                 head: AtomicU64::new(0),
                 space_seq: FutexWord::new(0),
+            },
+            sleepers: SleeperLine {
                 data_waiting: zero32(),
+                space_waiting: zero32(),
             },
         }
     }

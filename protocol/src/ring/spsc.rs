@@ -40,7 +40,7 @@ impl<'a> RingRef<'a> {
     pub(crate) fn data_point(&self) -> WaitPoint<'a> {
         WaitPoint {
             seq: &self.ctl.producer.data_seq,
-            waiting: &self.ctl.consumer.data_waiting,
+            waiting: &self.ctl.sleepers.data_waiting,
         }
     }
 
@@ -48,7 +48,7 @@ impl<'a> RingRef<'a> {
     pub(crate) fn space_point(&self) -> WaitPoint<'a> {
         WaitPoint {
             seq: &self.ctl.consumer.space_seq,
-            waiting: &self.ctl.producer.space_waiting,
+            waiting: &self.ctl.sleepers.space_waiting,
         }
     }
 

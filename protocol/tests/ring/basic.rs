@@ -107,7 +107,7 @@ fn one_and_ten_mib_messages_round_trip() {
 #[test]
 fn frame_size_boundaries_of_the_default_ring() {
     let (sup, wrk) = Endpoint::pair();
-    let cap = 32448;
+    let cap = 32320;
     let max = cap - FRAME_HEADER_LEN;
     stream(
         sup,

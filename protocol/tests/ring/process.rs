@@ -63,7 +63,7 @@ fn deadline() -> Option<Instant> {
 fn child_process_opens_the_region_and_echoes_messages() {
     let (ring, child) = spawn_echo();
     let mut buf = Vec::new();
-    for (i, n) in [5usize, 0, 1000, 32_448, 100_000, 10 << 20, 3]
+    for (i, n) in [5usize, 0, 1000, 32_320, 100_000, 10 << 20, 3]
         .into_iter()
         .enumerate()
     {

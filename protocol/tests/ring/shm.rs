@@ -147,7 +147,7 @@ fn a_head_moved_back_or_past_the_tail_is_corrupt() {
     let _wrk = Endpoint::open(sup.os_id()).unwrap();
     // Fill the ring so the producer must re-read head, then forge it.
     let mut used = 0;
-    while used + 1016 <= 32_448 {
+    while used + 1016 <= 32_320 {
         sup.send(&[0u8; 1000]).unwrap();
         used += 1016;
     }
