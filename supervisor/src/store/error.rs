@@ -1,0 +1,75 @@
+//! [`StoreError`]: why a store operation failed, and how a worker hears of it.
+
+use luapool_protocol::{Key, KeyError, RequestError, RequestErrorKind, TableId};
+
+use super::ArenaId;
+
+/// Why a [`Store`](super::Store) operation failed. Nothing is changed by a
+/// failed operation, except that a [`Write`](luapool_protocol::Write) batch
+/// keeps the writes before the failing one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The table does not exist, or is outside the request's scope.
+    #[error("unknown table {0}")]
+    UnknownTable(TableId),
+    /// The arena does not exist (never created, or dropped).
+    #[error("unknown arena {0}")]
+    UnknownArena(ArenaId),
+    /// The operation would take the arena past its byte quota; nothing was applied.
+    #[error("store quota exceeded: {used} of {quota} bytes used, {needed} more needed")]
+    Quota {
+        /// The arena whose quota would be exceeded.
+        arena: ArenaId,
+        /// Bytes the arena accounts now.
+        used: u64,
+        /// Bytes the operation would add.
+        needed: u64,
+        /// The arena's quota.
+        quota: u64,
+    },
+    /// A worker wrote to a read-only table (the input tree).
+    #[error("attempt to write key {key} of a read-only table (_io.input)")]
+    ReadOnly {
+        /// The key written.
+        key: Key,
+    },
+    /// A value cannot be a key.
+    #[error("invalid key: {0}")]
+    InvalidKey(#[from] KeyError),
+    /// `next` was given a key the table does not hold.
+    #[error("invalid key to 'next': {0}")]
+    InvalidNextKey(Key),
+    /// Extracting found a table that contains itself.
+    #[error("a table refers to itself (a cycle) and cannot be converted")]
+    Cycle,
+    /// Nesting deeper than [`MAX_NESTING`](super::MAX_NESTING).
+    #[error("tables nested more than {} deep", super::MAX_NESTING)]
+    TooDeep,
+    /// Extracting would repeat shared tables into a result too large to build.
+    #[error("result would exceed {limit} values (a table shared many times is copied each time)")]
+    TooLarge {
+        /// The most values the result may hold.
+        limit: u64,
+    },
+    /// An arena holds the most tables a [`TableId`] can name.
+    #[error("arena {0} has no free table slot")]
+    ArenaFull(ArenaId),
+}
+
+impl StoreError {
+    /// The kind a worker sees.
+    pub fn kind(&self) -> RequestErrorKind {
+        match self {
+            StoreError::UnknownTable(_) | StoreError::UnknownArena(_) => RequestErrorKind::UnknownTable,
+            StoreError::ReadOnly { .. } => RequestErrorKind::ReadOnly,
+            StoreError::Quota { .. } | StoreError::ArenaFull(_) => RequestErrorKind::Quota,
+            _ => RequestErrorKind::Invalid,
+        }
+    }
+}
+
+impl From<StoreError> for RequestError {
+    fn from(e: StoreError) -> RequestError {
+        RequestError { kind: e.kind(), message: e.to_string() }
+    }
+}
