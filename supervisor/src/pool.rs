@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     next_compute: AtomicU64,
     crash_loop: AtomicBool,
     recent_restarts: Mutex<VecDeque<Instant>>,
+    /// Process ids of the running workers (for [`Pool::worker_pids`]).
+    pids: Mutex<Vec<u32>>,
 }
 
 /// A pool of worker processes and the store they serve. Create with
@@ -88,6 +90,7 @@ impl Pool {
             next_compute: AtomicU64::new(1),
             crash_loop: AtomicBool::new(false),
             recent_restarts: Mutex::new(VecDeque::new()),
+            pids: Mutex::new(workers.iter().map(WorkerProc::pid).collect()),
             config,
         });
         let threads = workers
@@ -146,6 +149,12 @@ impl Pool {
             crash_loop: s.crash_loop.load(Ordering::Relaxed),
             store: s.store.stats(),
         }
+    }
+
+    /// Process ids of the workers running now (for monitoring and tests,
+    /// e.g. reading a worker's memory from `/proc`).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.pids.lock().clone()
     }
 
     /// Queues a job; `Busy` if the queue is full.
@@ -211,6 +220,7 @@ impl Shared {
         match WorkerProc::spawn(&self.worker_path, self.config.worker_address_space) {
             Ok(w) => {
                 self.alive.fetch_add(1, Ordering::Relaxed);
+                self.pids.lock().push(w.pid());
                 Some(w)
             }
             Err(e) => {
@@ -224,8 +234,9 @@ impl Shared {
 /// One serving thread: owns one worker, runs jobs on it, replaces it when it dies.
 fn slot(shared: Arc<Shared>, jobs: Receiver<Job>, mut worker: Option<WorkerProc>) {
     let dead = |worker: &mut Option<WorkerProc>| {
-        if worker.take().is_some() {
+        if let Some(w) = worker.take() {
             shared.alive.fetch_sub(1, Ordering::Relaxed);
+            shared.pids.lock().retain(|&p| p != w.pid());
         }
     };
     loop {
@@ -273,6 +284,7 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Job>, mut worker: Option<WorkerProc>
     }
     if let Some(w) = worker.take() {
         shared.alive.fetch_sub(1, Ordering::Relaxed);
+        shared.pids.lock().retain(|&p| p != w.pid());
         w.shutdown(SHUTDOWN_GRACE);
     }
 }
