@@ -21,11 +21,19 @@ impl Endpoint {
     /// `Closed` if either side closed, `PeerGone` if the peer-alive check
     /// fails while blocked, `Corrupt` if the peer's counter is invalid.
     pub fn send(&self, msg: &[u8]) -> Result<(), RingError> {
-        let r = self.send_frames(msg);
+        self.send_deadline(msg, None)
+    }
+
+    /// [`Endpoint::send`] that gives up with `Timeout` once `deadline` passes
+    /// while the ring is full: a peer that stops draining cannot block us for
+    /// ever. After a `Timeout` part of the message may have been sent; the
+    /// conversation cannot continue (the supervisor kills such a worker).
+    pub fn send_deadline(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), RingError> {
+        let r = self.send_frames(msg, deadline);
         self.close_on_corrupt(r)
     }
 
-    fn send_frames(&self, msg: &[u8]) -> Result<(), RingError> {
+    fn send_frames(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), RingError> {
         self.check_open()?;
         let ring = self.outbound();
         let max_frame = ring.max_frame();
@@ -35,7 +43,7 @@ impl Endpoint {
         loop {
             let remaining = total - sent;
             let want = HDR + remaining.min(chunk_min);
-            let free = self.wait_for_space(want)?;
+            let free = self.wait_for_space(want, deadline)?;
             let len = remaining.min(free - HDR).min(max_frame);
             let mut flags = 0;
             if sent > 0 {
@@ -60,7 +68,7 @@ impl Endpoint {
     }
 
     /// Waits until at least `want` bytes are free in the outbound ring.
-    fn wait_for_space(&self, want: u64) -> Result<u64, RingError> {
+    fn wait_for_space(&self, want: u64, deadline: Option<Instant>) -> Result<u64, RingError> {
         let ring = self.outbound();
         if let Ok(free) = self.tx.free(ring, want) {
             if free >= want {
@@ -69,7 +77,7 @@ impl Endpoint {
         }
         let waiter = Waiter {
             spin: self.spin,
-            deadline: None,
+            deadline,
             peer_alive: self.peer_alive.as_deref(),
         };
         waiter.wait(ring.space_point(), || {
@@ -180,7 +188,7 @@ impl Endpoint {
                 max: ring.capacity(),
             });
         }
-        self.wait_for_space(len)?;
+        self.wait_for_space(len, None)?;
         // SAFETY: wait_for_space() saw at least `len` bytes free.
         unsafe { self.tx.push(ring, bytes) };
         Ok(())

@@ -262,6 +262,16 @@ fn peer_gone_ends_a_send_blocked_on_a_full_ring() {
 }
 
 #[test]
+fn send_deadline_gives_up_on_a_peer_that_never_drains() {
+    let (mut sup, _wrk) = Endpoint::pair_with_capacity(64);
+    sup.set_spin(Duration::ZERO);
+    let start = Instant::now();
+    let r = sup.send_deadline(&[7u8; 1000], Some(start + Duration::from_millis(50)));
+    assert_eq!(r, Err(RingError::Timeout));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
 fn oversized_message_is_rejected_and_skipped() {
     let (sup, mut wrk) = Endpoint::pair_with_capacity(128);
     wrk.set_max_message(1000);
