@@ -1,1 +1,45 @@
-//! placeholder
+//! `luapool-client`: the Rust client of the `luapool serve` daemon. It
+//! offers the embedded supervisor's session API — same method names, typed
+//! through serde — over the daemon's Unix socket (or loopback TCP with a
+//! token), speaking the MessagePack-RPC protocol of `docs/protocol.md`.
+//!
+//! ```no_run
+//! use luapool_client::Client;
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), luapool_client::ClientError> {
+//! let client = Client::connect("/tmp/luapool.sock")?;
+//! let session = client.session()?;
+//! session.set_input(&json!({ "user": { "id": 123, "name": "Alice", "age": 30 } }))?;
+//! let out = session.compute(r#"
+//!     local user = _io.input.user
+//!     _io.output = { message = "Hello, " .. user.name, isAdult = user.age >= 18, userId = user.id }
+//!     return "success"
+//! "#)?;
+//! assert_eq!(out.value::<String>(0)?, "success");
+//! let output: serde_json::Value = session.get_output()?;
+//! assert_eq!(output, json!({ "message": "Hello, Alice", "isAdult": true, "userId": 123 }));
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Client`]: one connection; open sessions with [`Client::session`] or
+//!   [`Client::session_with_home`]. Share it between threads: calls on
+//!   different sessions run concurrently on the daemon's workers.
+//! - [`Session`]: `set_input`, `get_output`, `set_input_field`,
+//!   `get_output_field`, `set_metadata`, `clear_io`, `io_table_id`,
+//!   `table_info`, `compute`, `compute_with`, `cancel`, `close`.
+//! - Errors: [`ClientError`]; a failed compute is
+//!   [`ClientError::Compute`] holding a [`ComputeError`] of the same kinds as
+//!   the embedded supervisor's.
+#![deny(missing_docs)]
+
+mod conn;
+mod de;
+mod error;
+mod session;
+
+pub use conn::LogSink;
+pub use de::{from_value, DecodeError};
+pub use error::{ClientError, ComputeError};
+pub use rmpv::Value;
+pub use session::{Client, ComputeOptions, ComputeOutput, Session, Stats, StoreStats, TableInfo};

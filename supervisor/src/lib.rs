@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod daemon;
 mod error;
 mod host_value;
 mod pool;
@@ -35,6 +36,7 @@ mod store;
 mod worker_proc;
 
 pub use config::{Limits, PoolBuilder};
+pub use daemon::{Daemon, DaemonBuilder, DaemonError, DaemonStopper, DEFAULT_MAX_FRAME};
 pub use error::{ComputeError, PoolError, SessionError};
 pub use host_value::*;
 pub use pool::{Pool, PoolStats};

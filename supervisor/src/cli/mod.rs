@@ -1,6 +1,7 @@
 //! The command line: `luapool run`, `luapool serve`, `luapool bench`.
 
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -20,11 +21,14 @@ pub struct Cli {
 enum Command {
     /// Run one Lua script against JSON input and print `_io.output` as JSON.
     Run(run::RunArgs),
+    /// Serve a pool to clients over a Unix socket (MessagePack-RPC; see docs/protocol.md).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the chosen command; the exit code says how it went.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::serve(args),
     }
 }

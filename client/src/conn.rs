@@ -1,0 +1,203 @@
+//! One connection to the daemon, shared by a [`Client`](crate::Client) and
+//! its sessions: requests are written under a lock, and a reader thread
+//! hands each response to the caller waiting for its msgid and each log
+//! notification to the sink of the compute that printed it. So several
+//! threads can run computes on different sessions over one connection.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rmpv::Value;
+use serde::Serialize;
+
+use crate::error::{remote_error, ClientError};
+
+/// Receives the lines a compute prints, as it prints them.
+pub type LogSink = Box<dyn FnMut(&str) + Send>;
+
+type Reply = Result<Value, Value>;
+
+/// The socket, either kind.
+pub(crate) enum Socket {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Socket {
+    fn try_clone(&self) -> std::io::Result<Socket> {
+        Ok(match self {
+            Socket::Unix(s) => Socket::Unix(s.try_clone()?),
+            Socket::Tcp(s) => Socket::Tcp(s.try_clone()?),
+        })
+    }
+    fn shutdown(&self) {
+        let _ = match self {
+            Socket::Unix(s) => s.shutdown(Shutdown::Both),
+            Socket::Tcp(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+impl std::io::Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Unix(s) => s.read(buf),
+            Socket::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Unix(s) => s.write(buf),
+            Socket::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Socket::Unix(s) => s.flush(),
+            Socket::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+/// What the reader thread and the callers share.
+#[derive(Default)]
+struct Routes {
+    pending: HashMap<u32, mpsc::Sender<Reply>>,
+    logs: HashMap<(u64, u32), Arc<Mutex<LogSink>>>,
+    /// Set when the connection is gone: why.
+    closed: Option<String>,
+}
+
+/// A connection; closing happens when the last handle is dropped.
+pub(crate) struct Conn {
+    writer: Mutex<Socket>,
+    routes: Arc<Mutex<Routes>>,
+    next_id: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Conn {
+    pub fn start(socket: Socket) -> std::io::Result<Arc<Conn>> {
+        let reader = socket.try_clone()?;
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let reader_routes = routes.clone();
+        std::thread::Builder::new()
+            .name("luapool-client-reader".into())
+            .spawn(move || read_loop(BufReader::with_capacity(64 << 10, reader), &reader_routes))?;
+        Ok(Arc::new(Conn { writer: Mutex::new(socket), routes, next_id: AtomicU32::new(1) }))
+    }
+
+    /// Sends a request and waits for its reply. `log` receives the log
+    /// notifications of this request; `compute` says how to type errors.
+    pub fn call<P: Serialize>(&self, method: &str, params: P, log: Option<(u64, LogSink)>, compute: bool) -> Result<Value, ClientError> {
+        let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = rmp_serde::to_vec_named(&(0u8, msgid, method, params)).map_err(|e| ClientError::Encode(e.to_string()))?;
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut routes = lock(&self.routes);
+            if let Some(why) = &routes.closed {
+                return Err(ClientError::Disconnected(why.clone()));
+            }
+            routes.pending.insert(msgid, tx);
+            if let Some((session, sink)) = log {
+                routes.logs.insert((session, msgid), Arc::new(Mutex::new(sink)));
+            }
+        }
+        let written = lock(&self.writer).write_all(&frame);
+        let reply = match written {
+            Ok(()) => rx.recv().map_err(|_| {
+                let why = lock(&self.routes).closed.clone();
+                ClientError::Disconnected(why.unwrap_or_else(|| "no reply".into()))
+            }),
+            Err(e) => Err(ClientError::Io(e)),
+        };
+        {
+            let mut routes = lock(&self.routes);
+            routes.pending.remove(&msgid);
+            routes.logs.retain(|(_, id), _| *id != msgid);
+        }
+        match reply? {
+            Ok(v) => Ok(v),
+            Err(e) => Err(remote_error(e, compute)),
+        }
+    }
+
+    /// Sends a request without waiting for its reply.
+    pub fn send<P: Serialize>(&self, method: &str, params: P) {
+        let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(frame) = rmp_serde::to_vec_named(&(0u8, msgid, method, params)) {
+            let _ = lock(&self.writer).write_all(&frame);
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Ends the reader thread; the daemon frees this connection's sessions.
+        lock(&self.writer).shutdown();
+    }
+}
+
+fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
+    let why = loop {
+        let msg = match rmpv::decode::read_value(&mut reader) {
+            Ok(m) => m,
+            Err(e) => break format!("{e}"),
+        };
+        let Value::Array(mut items) = msg else { break "a message that is not an array".into() };
+        match items.first().and_then(Value::as_u64) {
+            Some(1) if items.len() == 4 => {
+                let result = items.pop().expect("four items");
+                let error = items.pop().expect("four items");
+                let Some(msgid) = items.pop().and_then(|v| v.as_u64()) else {
+                    // A reply without a msgid: the daemon rejected the stream.
+                    break format!("the daemon rejected the connection: {error}");
+                };
+                let reply = if error.is_nil() { Ok(result) } else { Err(error) };
+                if let Some(tx) = lock(routes).pending.remove(&(msgid as u32)) {
+                    let _ = tx.send(reply);
+                }
+            }
+            Some(2) if items.len() == 3 => {
+                let params = items.pop().expect("three items");
+                if items[1].as_str() == Some("log") {
+                    route_log(routes, params);
+                }
+            }
+            _ => break "an unexpected message".into(),
+        }
+    };
+    let mut routes = lock(routes);
+    routes.closed = Some(why);
+    // Dropping the senders wakes every waiting caller.
+    routes.pending.clear();
+    routes.logs.clear();
+}
+
+fn route_log(routes: &Mutex<Routes>, params: Value) {
+    let Value::Array(p) = params else { return };
+    let (Some(session), Some(msgid), Some(line)) = (p.first().and_then(Value::as_u64), p.get(1).and_then(Value::as_u64), p.get(2)) else {
+        return;
+    };
+    let line = match line {
+        Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => return,
+    };
+    // Call the sink outside the routes lock: it may call into the client.
+    let sink = lock(routes).logs.get(&(session, msgid as u32)).cloned();
+    if let Some(sink) = sink {
+        (lock(&sink))(&line);
+    }
+}

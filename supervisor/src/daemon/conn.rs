@@ -1,0 +1,379 @@
+//! One client connection: its reader (this thread), its writer (an
+//! [`Outbox`]), and one thread per open session that runs that session's
+//! calls in the order they arrived. So a long compute on one session never
+//! holds up another session, even on the same connection, while the calls of
+//! one session keep their order.
+//!
+//! When the client goes away, its running computes are cancelled, queued
+//! calls are dropped, and its sessions (and their tables) are freed. When the
+//! daemon drains, reading stops but every call already read runs to its reply.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use luapool_protocol::Key;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::calls::{self, Call, LogRoute};
+use super::frame::{FrameScanner, Scan};
+use super::listen::Stream;
+use super::outbox::Outbox;
+use super::wire::{self, Incoming, Request, RpcError};
+use crate::error::ComputeError;
+use crate::host_value::{to_host, HostValue};
+use crate::pool::Pool;
+use crate::session::Session;
+
+/// Stack of the reader and session threads: decoding and loading nested
+/// data recurses (bounded by the frame scanner and the store).
+const THREAD_STACK: usize = 8 << 20;
+
+/// State shared by the daemon and all its connections.
+pub(crate) struct Shared {
+    pub pool: Arc<Pool>,
+    /// The token TCP clients must present with `auth`.
+    pub token: Option<String>,
+    pub max_frame: usize,
+    pub next_session: AtomicU64,
+    pub sessions: AtomicUsize,
+    pub connections: AtomicUsize,
+    /// Set when the daemon stops accepting: end-of-file is then ours, not the client's.
+    pub draining: AtomicBool,
+    /// Set when the grace period is over: queued computes are not started.
+    pub force_stop: AtomicBool,
+}
+
+/// A connection as the daemon sees it from outside.
+pub(crate) struct Conn {
+    stream: Stream,
+    sessions: Mutex<HashMap<u64, Runner>>,
+}
+
+impl Conn {
+    pub fn new(stream: Stream) -> Conn {
+        Conn { stream, sessions: Mutex::new(HashMap::new()) }
+    }
+    /// Stops reading requests (daemon drain).
+    pub fn stop_reading(&self) {
+        self.stream.shutdown_read();
+    }
+    /// Closes the socket both ways (end of the grace period).
+    pub fn close(&self) {
+        self.stream.shutdown_both();
+    }
+    /// Cancels every compute running on this connection's sessions.
+    pub fn cancel_all(&self) {
+        for r in self.sessions.lock().values() {
+            r.session.cancel();
+        }
+    }
+}
+
+/// A session's thread and its queue.
+struct Runner {
+    session: Arc<Session>,
+    tx: Sender<Queued>,
+    thread: JoinHandle<()>,
+}
+
+struct Queued {
+    msgid: u32,
+    call: Call,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// The reader's state.
+struct Reader {
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    outbox: Arc<Outbox>,
+    abandoned: Arc<AtomicBool>,
+    authed: bool,
+    closed: Vec<JoinHandle<()>>,
+}
+
+/// Serves one connection until the client leaves or the daemon drains.
+pub(crate) fn serve_connection(shared: Arc<Shared>, conn: Arc<Conn>, mut stream: Stream, needs_auth: bool) {
+    let Ok((outbox, writer)) = stream.try_clone().and_then(Outbox::start) else { return };
+    let mut r = Reader {
+        shared: shared.clone(),
+        conn: conn.clone(),
+        outbox,
+        abandoned: Arc::new(AtomicBool::new(false)),
+        authed: !needs_auth,
+        closed: Vec::new(),
+    };
+    let mut scanner = FrameScanner::new(shared.max_frame);
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    'read: loop {
+        loop {
+            match scanner.scan(&buf) {
+                Scan::Complete(n) => {
+                    let flow = r.frame(&buf[..n]);
+                    buf.drain(..n);
+                    scanner.reset();
+                    if let Flow::Close = flow {
+                        break 'read;
+                    }
+                }
+                Scan::Incomplete => break,
+                Scan::TooLarge => {
+                    let msg = format!("frame larger than {} bytes; closing the connection", shared.max_frame);
+                    r.outbox.send(wire::response(None, Err(RpcError::bad_request(msg))));
+                    break 'read;
+                }
+                Scan::Invalid(why) => {
+                    let msg = format!("not MessagePack ({why}); closing the connection");
+                    r.outbox.send(wire::response(None, Err(RpcError::bad_request(msg))));
+                    break 'read;
+                }
+            }
+        }
+        if !r.outbox.wait_for_room() {
+            break;
+        }
+        let len = buf.len();
+        buf.resize(len + (64 << 10), 0);
+        match stream.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.truncate(len + n),
+        }
+    }
+    r.finish();
+    let _ = writer.join();
+    // Both directions: the client learns at once that nothing more will come.
+    stream.shutdown_both();
+}
+
+impl Reader {
+    fn reply(&self, msgid: u32, result: Result<HostValue, RpcError>) {
+        self.outbox.send(wire::response(Some(msgid), result));
+    }
+
+    fn frame(&mut self, frame: &[u8]) -> Flow {
+        match wire::decode(frame) {
+            Incoming::Request(req) => self.request(req),
+            Incoming::Notification => Flow::Continue,
+            Incoming::Bad { msgid: Some(id), message } => {
+                self.reply(id, Err(RpcError::bad_request(message)));
+                Flow::Continue
+            }
+            Incoming::Bad { msgid: None, message } => {
+                self.outbox.send(wire::response(None, Err(RpcError::bad_request(format!("{message}; closing the connection")))));
+                Flow::Close
+            }
+        }
+    }
+
+    fn request(&mut self, req: Request) -> Flow {
+        let Request { msgid, method, mut params } = req;
+        if !self.authed && method != "auth" {
+            self.reply(msgid, Err(RpcError::new("Unauthorized", "the first request on a TCP connection must be auth")));
+            return Flow::Close;
+        }
+        let result = match method.as_str() {
+            "auth" => return self.auth(msgid, params),
+            "session.open" => self.open(params),
+            "stats" => Ok(self.stats()),
+            "cancel" | "get_io_table_id" | "get_table_info" => self.immediate(&method, params),
+            m if calls::SESSION_METHODS.contains(&m) => match self.enqueue(msgid, m, &mut params) {
+                Ok(()) => return Flow::Continue,
+                Err(e) => Err(e),
+            },
+            _ => Err(RpcError::new("UnknownMethod", format!("unknown method {method:?}"))),
+        };
+        self.reply(msgid, result);
+        Flow::Continue
+    }
+
+    fn auth(&mut self, msgid: u32, params: Vec<HostValue>) -> Flow {
+        let given = match params.into_iter().next().map(|p| calls::string(p, "token")) {
+            Some(Ok(t)) => t,
+            _ => String::new(),
+        };
+        match &self.shared.token {
+            Some(token) if !self.authed && !same_secret(token.as_bytes(), given.as_bytes()) => {
+                self.reply(msgid, Err(RpcError::new("Unauthorized", "wrong token")));
+                Flow::Close
+            }
+            _ => {
+                self.authed = true;
+                self.reply(msgid, Ok(HostValue::Bool(true)));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn open(&mut self, params: Vec<HostValue>) -> Result<HostValue, RpcError> {
+        if self.shared.draining.load(Ordering::Relaxed) {
+            return Err(RpcError::new("ShuttingDown", "the daemon is shutting down"));
+        }
+        if params.len() > 1 {
+            return Err(RpcError::bad_request("session.open takes at most one param (the home name)"));
+        }
+        let home = match params.into_iter().next() {
+            None | Some(HostValue::Nil) => None,
+            Some(v) => Some(calls::string(v, "home")?),
+        };
+        let pool = &self.shared.pool;
+        let session = Arc::new(match &home {
+            Some(name) => pool.session_with_home(name),
+            None => pool.session(),
+        });
+        let sid = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
+        let runner = self.spawn_runner(sid, session).map_err(|e| RpcError::new("Internal", format!("cannot start a session thread: {e}")))?;
+        self.conn.sessions.lock().insert(sid, runner);
+        Ok(HostValue::Int(sid as i64))
+    }
+
+    fn spawn_runner(&self, sid: u64, session: Arc<Session>) -> std::io::Result<Runner> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
+        let (shared, outbox, abandoned) = (self.shared.clone(), self.outbox.clone(), self.abandoned.clone());
+        let mine = session.clone();
+        self.shared.sessions.fetch_add(1, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new().name(format!("luapool-session-{sid}")).stack_size(THREAD_STACK).spawn(move || {
+            for q in rx.iter() {
+                let close = matches!(q.call, Call::Close);
+                if abandoned.load(Ordering::Relaxed) {
+                    if close {
+                        break;
+                    }
+                    continue;
+                }
+                let result = if shared.force_stop.load(Ordering::Relaxed) && matches!(q.call, Call::Compute { .. }) {
+                    Err(RpcError::compute(&ComputeError::Cancelled))
+                } else {
+                    calls::execute(&mine, q.call, LogRoute { outbox: &outbox, session: sid, msgid: q.msgid })
+                };
+                outbox.send(wire::response(Some(q.msgid), result));
+                if close {
+                    break;
+                }
+            }
+            drop(mine);
+            shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        });
+        if spawned.is_err() {
+            self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(Runner { session, tx, thread: spawned? })
+    }
+
+    fn session_id(params: &mut Vec<HostValue>) -> Result<u64, RpcError> {
+        if params.is_empty() {
+            return Err(RpcError::bad_request("the first param must be the session id"));
+        }
+        match params.remove(0) {
+            HostValue::Int(i) if i >= 0 => Ok(i as u64),
+            _ => Err(RpcError::bad_request("the session id must be a non-negative integer")),
+        }
+    }
+
+    fn unknown_session(sid: u64) -> RpcError {
+        RpcError::new("UnknownSession", format!("no session {sid} is open on this connection"))
+    }
+
+    fn immediate(&self, method: &str, mut params: Vec<HostValue>) -> Result<HostValue, RpcError> {
+        let sid = Self::session_id(&mut params)?;
+        if !params.is_empty() {
+            return Err(RpcError::bad_request(format!("{method} takes only the session id")));
+        }
+        let sessions = self.conn.sessions.lock();
+        let session = &sessions.get(&sid).ok_or_else(|| Self::unknown_session(sid))?.session;
+        match method {
+            "cancel" => {
+                session.cancel();
+                Ok(HostValue::Nil)
+            }
+            "get_io_table_id" => Ok(HostValue::Int(session.io_table_id() as i64)),
+            _ => to_host(&session.table_info()).map_err(|e| RpcError::new("Internal", e.to_string())),
+        }
+    }
+
+    fn enqueue(&mut self, msgid: u32, method: &str, params: &mut Vec<HostValue>) -> Result<(), RpcError> {
+        let sid = Self::session_id(params)?;
+        let call = calls::parse(method, std::mem::take(params))?;
+        let mut sessions = self.conn.sessions.lock();
+        if !sessions.contains_key(&sid) {
+            return Err(Self::unknown_session(sid));
+        }
+        let queued = Queued { msgid, call };
+        if let Call::Close = queued.call {
+            let runner = sessions.remove(&sid).expect("checked above");
+            let _ = runner.tx.send(queued);
+            self.closed.retain(|t| !t.is_finished());
+            self.closed.push(runner.thread);
+        } else {
+            let _ = sessions[&sid].tx.send(queued);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> HostValue {
+        let p = self.shared.pool.stats();
+        let s = Stats {
+            workers: p.workers,
+            alive: p.alive,
+            restarts: p.restarts,
+            computes: p.computes,
+            queued: p.queued,
+            crash_loop: p.crash_loop,
+            store: StoreStats { arenas: p.store.arenas, tables: p.store.tables, bytes: p.store.bytes },
+            connections: self.shared.connections.load(Ordering::Relaxed),
+            sessions: self.shared.sessions.load(Ordering::Relaxed),
+        };
+        to_host(&s).unwrap_or_else(|_| HostValue::Map(vec![(Key::str("error"), HostValue::str("cannot encode stats"))]))
+    }
+
+    /// The client left (or the daemon drains): settle every session.
+    fn finish(mut self) {
+        let gone = !self.shared.draining.load(Ordering::Relaxed) || self.outbox.is_broken();
+        if gone {
+            self.abandoned.store(true, Ordering::Relaxed);
+            self.conn.cancel_all();
+        }
+        let runners: Vec<Runner> = self.conn.sessions.lock().drain().map(|(_, r)| r).collect();
+        for r in runners {
+            drop(r.tx);
+            drop(r.session);
+            let _ = r.thread.join();
+        }
+        for t in self.closed.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Serialize)]
+struct Stats {
+    workers: usize,
+    alive: usize,
+    restarts: u64,
+    computes: u64,
+    queued: usize,
+    crash_loop: bool,
+    store: StoreStats,
+    connections: usize,
+    sessions: usize,
+}
+
+#[derive(Serialize)]
+struct StoreStats {
+    arenas: usize,
+    tables: usize,
+    bytes: u64,
+}
