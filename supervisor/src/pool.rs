@@ -1,9 +1,17 @@
 //! The pool: N worker processes, one serving thread each, a bounded job
 //! queue, restarts of dead workers with a crash-loop guard, and the homes.
+//!
+//! A worker is replaced when it dies, breaks the protocol, or is killed on
+//! purpose (wall-clock limit, cancel). Only the first two are *crashes*: more
+//! than `restart_intensity` crashes within `restart_period` (Erlang's
+//! intensity and period) trip the crash-loop guard, after which the pool
+//! stops respawning and answers `Unavailable`, instead of spinning. A script
+//! that runs into its limits over and over therefore cannot take the pool
+//! down; a worker binary that keeps dying does.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,7 +21,7 @@ use parking_lot::Mutex;
 
 use crate::config::{Config, PoolBuilder};
 use crate::error::{ComputeError, PoolError};
-use crate::serve::{serve, Job};
+use crate::serve::{serve, ComputeOutput, Fate, Job};
 use crate::session::{Home, Session};
 use crate::store::{Store, StoreStats};
 use crate::worker_proc::{find_worker, WorkerProc};
@@ -22,6 +30,19 @@ use crate::worker_proc::{find_worker, WorkerProc};
 const HEALTH_EVERY: Duration = Duration::from_millis(100);
 /// How long a worker gets to exit cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How often a caller waiting for a queued compute looks at its cancel token.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+/// Attempts to start a worker for one job before it fails with `Unavailable`.
+const SPAWN_ATTEMPTS: usize = 3;
+
+/// A queued job's state, shared by the caller waiting for it and the slot
+/// that takes it: exactly one of them moves it out of `QUEUED`, so a job
+/// cancelled while queued is answered once (by the caller) and never run.
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+type Queued = (Job, Arc<AtomicU8>);
 
 /// Counters for monitoring and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +51,12 @@ pub struct PoolStats {
     pub workers: usize,
     /// Workers running now.
     pub alive: usize,
-    /// Workers replaced since start.
+    /// Workers replaced since start (after a crash, a kill on purpose, or a
+    /// protocol violation).
     pub restarts: u64,
+    /// Crashes since start: workers that died by themselves, broke the
+    /// protocol, or failed to start. These count towards the crash-loop guard.
+    pub crashes: u64,
     /// Computes finished (any result).
     pub computes: u64,
     /// Computes waiting for a worker.
@@ -49,10 +74,12 @@ pub(crate) struct Shared {
     worker_path: PathBuf,
     alive: AtomicUsize,
     restarts: AtomicU64,
+    crashes: AtomicU64,
     computes: AtomicU64,
     next_compute: AtomicU64,
     crash_loop: AtomicBool,
-    recent_restarts: Mutex<VecDeque<Instant>>,
+    /// When the crashes within the last `restart_period` happened.
+    recent_crashes: Mutex<VecDeque<Instant>>,
     /// Process ids of the running workers (for [`Pool::worker_pids`]).
     pids: Mutex<Vec<u32>>,
 }
@@ -61,8 +88,8 @@ pub(crate) struct Shared {
 /// [`Pool::builder`]; open sessions with [`Pool::session`].
 pub struct Pool {
     pub(crate) shared: Arc<Shared>,
-    jobs: Mutex<Option<Sender<Job>>>,
-    queue: Receiver<Job>,
+    jobs: Mutex<Option<Sender<Queued>>>,
+    queue: Receiver<Queued>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     homes: Mutex<HashMap<String, Arc<Home>>>,
 }
@@ -74,44 +101,64 @@ impl Pool {
         PoolBuilder::default()
     }
 
+    /// Starts the serving threads; each starts its worker, so that every
+    /// worker's parent thread lives as long as the worker does (a worker asks
+    /// for SIGKILL when the *thread* that spawned it exits: spawned from the
+    /// caller's thread, it would die with that thread).
     pub(crate) fn start(config: Config) -> Result<Arc<Pool>, PoolError> {
         let worker_path = find_worker(config.worker_path.as_deref())?;
-        let mut workers = Vec::with_capacity(config.workers);
-        for _ in 0..config.workers {
-            workers.push(WorkerProc::spawn(&worker_path, config.worker_address_space)?);
-        }
+        let n = config.workers;
         let (tx, rx) = crossbeam_channel::bounded(config.queue);
         let shared = Arc::new(Shared {
             store: Arc::new(Store::new()),
             worker_path,
-            alive: AtomicUsize::new(workers.len()),
+            alive: AtomicUsize::new(0),
             restarts: AtomicU64::new(0),
+            crashes: AtomicU64::new(0),
             computes: AtomicU64::new(0),
             next_compute: AtomicU64::new(1),
             crash_loop: AtomicBool::new(false),
-            recent_restarts: Mutex::new(VecDeque::new()),
-            pids: Mutex::new(workers.iter().map(WorkerProc::pid).collect()),
+            recent_crashes: Mutex::new(VecDeque::new()),
+            pids: Mutex::new(Vec::new()),
             config,
         });
-        let threads = workers
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let (shared, rx) = (shared.clone(), rx.clone());
+        let (started_tx, started) = crossbeam_channel::bounded(n);
+        let threads = (0..n)
+            .map(|i| {
+                let (shared, rx, started) = (shared.clone(), rx.clone(), started_tx.clone());
                 std::thread::Builder::new()
                     .name(format!("luapool-slot-{i}"))
                     .stack_size(8 << 20)
-                    .spawn(move || slot(shared, rx, Some(w)))
+                    .spawn(move || {
+                        let config = &shared.config;
+                        match WorkerProc::spawn(&shared.worker_path, config.worker_address_space) {
+                            Ok(w) => {
+                                shared.alive.fetch_add(1, Ordering::Relaxed);
+                                shared.pids.lock().push(w.pid());
+                                let _ = started.send(Ok(()));
+                                slot(shared, rx, Some(w));
+                            }
+                            Err(e) => drop(started.send(Err(e))),
+                        }
+                    })
                     .expect("spawn a serving thread")
             })
             .collect();
-        Ok(Arc::new(Pool {
+        let pool = Arc::new(Pool {
             shared,
             jobs: Mutex::new(Some(tx)),
             queue: rx,
             threads: Mutex::new(threads),
             homes: Mutex::new(HashMap::new()),
-        }))
+        });
+        for _ in 0..n {
+            let result = started.recv().unwrap_or_else(|_| Err(PoolError::Spawn("a serving thread died".into())));
+            if let Err(e) = result {
+                pool.shutdown();
+                return Err(e);
+            }
+        }
+        Ok(pool)
     }
 
     /// A new session with its own, private `_home`.
@@ -144,6 +191,7 @@ impl Pool {
             workers: s.config.workers,
             alive: s.alive.load(Ordering::Relaxed),
             restarts: s.restarts.load(Ordering::Relaxed),
+            crashes: s.crashes.load(Ordering::Relaxed),
             computes: s.computes.load(Ordering::Relaxed),
             queued: self.queue.len(),
             crash_loop: s.crash_loop.load(Ordering::Relaxed),
@@ -157,8 +205,39 @@ impl Pool {
         self.shared.pids.lock().clone()
     }
 
+    /// Runs `job`: queues it (`Busy` at once if the queue is full) and waits
+    /// for its result on `result`, the receiver of `job.reply`. A compute
+    /// cancelled while still queued returns `Cancelled` at once and is never
+    /// run; one cancelled while running is stopped by its serving thread.
+    pub(crate) fn run(
+        &self,
+        job: Job,
+        result: &Receiver<Result<ComputeOutput, ComputeError>>,
+    ) -> Result<ComputeOutput, ComputeError> {
+        let cancel = job.cancel.clone();
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        self.submit((job, state.clone()))?;
+        loop {
+            match result.recv_timeout(CANCEL_POLL) {
+                Ok(r) => return r,
+                Err(RecvTimeoutError::Timeout) => {
+                    // SYNC POINT: AcqRel; pairs with the compare_exchange in
+                    // slot(): exactly one side leaves QUEUED.
+                    if cancel.is_cancelled()
+                        && state.compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                    {
+                        return Err(ComputeError::Cancelled);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ComputeError::Unavailable { message: "the pool stopped".into() })
+                }
+            }
+        }
+    }
+
     /// Queues a job; `Busy` if the queue is full.
-    pub(crate) fn submit(&self, job: Job) -> Result<(), ComputeError> {
+    fn submit(&self, job: Queued) -> Result<(), ComputeError> {
         if self.shared.crash_loop.load(Ordering::Relaxed) {
             return Err(crash_loop_error());
         }
@@ -195,89 +274,137 @@ fn crash_loop_error() -> ComputeError {
 }
 
 impl Shared {
-    /// Starts a replacement worker, unless the crash-loop guard trips.
-    fn respawn(&self) -> Option<WorkerProc> {
+    /// Records a crash; trips the crash-loop guard when there were more than
+    /// `restart_intensity` within `restart_period`.
+    fn note_crash(&self) {
+        self.crashes.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self.recent_crashes.lock();
+        let now = Instant::now();
+        while recent.front().is_some_and(|t| now.duration_since(*t) > self.config.restart_period) {
+            recent.pop_front();
+        }
+        recent.push_back(now);
+        if recent.len() > self.config.restart_intensity && !self.crash_loop.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "luapool: more than {} worker crashes within {:?}; no longer respawning workers",
+                self.config.restart_intensity, self.config.restart_period
+            );
+        }
+    }
+
+    /// Starts a replacement worker, unless the crash-loop guard has tripped.
+    /// A worker that fails to start counts as a crash.
+    fn respawn(&self) -> Result<WorkerProc, ComputeError> {
         if self.crash_loop.load(Ordering::Relaxed) {
-            return None;
+            return Err(crash_loop_error());
         }
-        {
-            let mut recent = self.recent_restarts.lock();
-            let now = Instant::now();
-            while recent.front().is_some_and(|t| now.duration_since(*t) > self.config.restart_period) {
-                recent.pop_front();
-            }
-            recent.push_back(now);
-            if recent.len() > self.config.restart_intensity {
-                self.crash_loop.store(true, Ordering::Relaxed);
-                eprintln!(
-                    "luapool: more than {} worker restarts within {:?}; no longer respawning workers",
-                    self.config.restart_intensity, self.config.restart_period
-                );
-                return None;
-            }
-        }
-        self.restarts.fetch_add(1, Ordering::Relaxed);
         match WorkerProc::spawn(&self.worker_path, self.config.worker_address_space) {
             Ok(w) => {
+                self.restarts.fetch_add(1, Ordering::Relaxed);
                 self.alive.fetch_add(1, Ordering::Relaxed);
                 self.pids.lock().push(w.pid());
-                Some(w)
+                Ok(w)
             }
             Err(e) => {
                 eprintln!("luapool: {e}");
-                None
+                self.note_crash();
+                Err(ComputeError::Unavailable { message: e.to_string() })
             }
+        }
+    }
+
+    /// Forgets a worker that is gone (or is being dropped); a crash is
+    /// recorded for the guard.
+    fn retire(&self, worker: &mut Option<WorkerProc>, crashed: bool) {
+        if let Some(w) = worker.take() {
+            self.alive.fetch_sub(1, Ordering::Relaxed);
+            self.pids.lock().retain(|&p| p != w.pid());
+            if crashed {
+                self.note_crash();
+            }
+        }
+    }
+
+    /// Checks an idle worker: it must still run and must not have sent
+    /// anything since its last compute. A bad one is killed and retired.
+    fn check_idle(&self, worker: &mut Option<WorkerProc>) {
+        let Some(w) = worker.as_mut() else { return };
+        let problem = if !w.is_running() {
+            Some(format!("{} while idle", w.reap()))
+        } else {
+            w.unsolicited().map(|why| format!("sent {why}; killed ({})", w.kill()))
+        };
+        if let Some(why) = problem {
+            eprintln!("luapool: worker {} {why}; replacing it", w.pid());
+            self.retire(worker, true);
+        }
+    }
+
+    /// A healthy worker for the next job: the current one if it passes
+    /// [`check_idle`](Self::check_idle), else a new one.
+    fn ready_worker<'w>(&self, worker: &'w mut Option<WorkerProc>) -> Result<&'w mut WorkerProc, ComputeError> {
+        let mut last = None;
+        for _ in 0..SPAWN_ATTEMPTS {
+            self.check_idle(worker);
+            if worker.is_some() {
+                break;
+            }
+            match self.respawn() {
+                Ok(w) => *worker = Some(w),
+                Err(e) => {
+                    let stop = self.crash_loop.load(Ordering::Relaxed);
+                    last = Some(e);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        match worker.as_mut() {
+            Some(w) => Ok(w),
+            None => Err(last.unwrap_or_else(crash_loop_error)),
         }
     }
 }
 
 /// One serving thread: owns one worker, runs jobs on it, replaces it when it dies.
-fn slot(shared: Arc<Shared>, jobs: Receiver<Job>, mut worker: Option<WorkerProc>) {
-    let dead = |worker: &mut Option<WorkerProc>| {
-        if let Some(w) = worker.take() {
-            shared.alive.fetch_sub(1, Ordering::Relaxed);
-            shared.pids.lock().retain(|&p| p != w.pid());
-        }
-    };
+fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>) {
     loop {
-        if worker.is_none() {
-            worker = shared.respawn();
-            if worker.is_none() && !shared.crash_loop.load(Ordering::Relaxed) {
-                std::thread::sleep(HEALTH_EVERY);
+        if worker.is_none() && !shared.crash_loop.load(Ordering::Relaxed) {
+            match shared.respawn() {
+                Ok(w) => worker = Some(w),
+                Err(_) => std::thread::sleep(HEALTH_EVERY),
             }
         }
-        let mut job = match jobs.recv_timeout(HEALTH_EVERY) {
-            Ok(job) => job,
+        let (mut job, state) = match jobs.recv_timeout(HEALTH_EVERY) {
+            Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => {
-                if let Some(w) = worker.as_mut() {
-                    if !w.is_running() {
-                        eprintln!("luapool: worker {} {} while idle; replacing it", w.pid(), w.reap());
-                        dead(&mut worker);
-                    }
-                }
+                shared.check_idle(&mut worker);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        // SYNC POINT: AcqRel; pairs with the compare_exchange in Pool::run().
+        if state.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            continue; // cancelled while queued; its caller has its answer
+        }
         if job.cancel.is_cancelled() {
             let _ = job.reply.send(Err(ComputeError::Cancelled));
             continue;
         }
-        if worker.as_mut().is_some_and(|w| !w.is_running()) {
-            if let Some(w) = worker.as_mut() {
-                w.reap();
+        let w = match shared.ready_worker(&mut worker) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+                continue;
             }
-            dead(&mut worker);
-            worker = shared.respawn();
-        }
-        let Some(w) = worker.as_mut() else {
-            let _ = job.reply.send(Err(crash_loop_error()));
-            continue;
         };
         job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
         let served = serve(w, &shared.store, &mut job);
-        if !served.worker_ok {
-            dead(&mut worker);
+        match served.fate {
+            Fate::Kept => {}
+            Fate::Killed => shared.retire(&mut worker, false),
+            Fate::Crashed => shared.retire(&mut worker, true),
         }
         shared.computes.fetch_add(1, Ordering::Relaxed);
         let _ = job.reply.send(served.result);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use luapool_protocol::{
-    decode, encode_into, FailureKind, Literal, Outcome, Reply, RequestErrorKind, RingError, Start, ToSupervisor,
-    ToWorker, Value,
+    decode, encode_into, FailureKind, Literal, Outcome, Reply, RequestErrorKind, RingError, Start, TableId,
+    ToSupervisor, ToWorker, Value,
 };
 
 use crate::error::ComputeError;
@@ -74,19 +74,45 @@ pub struct Job {
     pub reply: crossbeam_channel::Sender<Result<ComputeOutput, ComputeError>>,
 }
 
+/// What became of the worker after a compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It is healthy and ready for the next compute.
+    Kept,
+    /// The supervisor killed it on purpose (wall-clock limit, cancel): it is
+    /// replaced, but this is not a crash.
+    Killed,
+    /// It died by itself or broke the protocol: it is replaced, and this
+    /// counts towards the crash-loop guard.
+    Crashed,
+}
+
 /// How serving a compute ended.
 pub struct Served {
     /// The compute's result.
     pub result: Result<ComputeOutput, ComputeError>,
-    /// False if the worker must be replaced.
-    pub worker_ok: bool,
+    /// Whether the worker can be reused.
+    pub fate: Fate,
 }
 
-fn lost(e: ComputeError) -> Served {
-    Served { result: Err(e), worker_ok: false }
+fn killed(w: &mut WorkerProc, e: ComputeError) -> Served {
+    w.kill();
+    Served { result: Err(e), fate: Fate::Killed }
 }
 
-/// Runs `job` on `w`, answering its requests from `store`.
+fn lost(w: &mut WorkerProc, what: &str) -> Served {
+    Served { result: Err(crashed(w, what)), fate: Fate::Crashed }
+}
+
+fn wall_clock(timeout: Duration) -> ComputeError {
+    ComputeError::Timeout { message: format!("wall-clock limit of {timeout:?} reached; worker killed") }
+}
+
+/// Runs `job` on `w`, answering its requests from `store`. Every byte from the
+/// worker is hostile: a message that does not fit the conversation, a table
+/// id outside the compute's scope in its result, or a ring error ends the
+/// compute with `WorkerCrashed` and the worker is killed; nothing here waits
+/// past the compute's deadline (plus the cancel grace).
 pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
     let deadline = Instant::now() + job.timeout;
     let mut out = Vec::with_capacity(4096);
@@ -98,14 +124,15 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
 
     w.ring.set_cancel(false);
     encode_into(&ToWorker::Start(job.start.clone()), &mut out);
-    if let Err(e) = w.ring.send(&out) {
-        return lost(crashed(w, &format!("could not start the compute: {e}")));
+    match w.ring.send_deadline(&out, Some(deadline)) {
+        Ok(()) => {}
+        Err(RingError::Timeout) => return killed(w, wall_clock(job.timeout)),
+        Err(e) => return lost(w, &format!("could not start the compute: {e}")),
     }
     loop {
         let now = Instant::now();
         if now >= deadline {
-            w.kill();
-            return lost(ComputeError::Timeout { message: format!("wall-clock limit of {:?} reached; worker killed", job.timeout) });
+            return killed(w, wall_clock(job.timeout));
         }
         if cancel_sent.is_none() && job.cancel.is_cancelled() {
             w.ring.set_cancel(true);
@@ -113,19 +140,18 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
         }
         if let Some(at) = cancel_sent {
             if now >= at + CANCEL_GRACE {
-                w.kill();
-                return lost(ComputeError::Cancelled);
+                return killed(w, ComputeError::Cancelled);
             }
         }
         match w.ring.recv(&mut inb, Some(deadline.min(now + POLL))) {
             Ok(()) => {}
             Err(RingError::Timeout) => continue,
-            Err(e @ (RingError::PeerGone | RingError::Closed)) => return lost(crashed(w, &e.to_string())),
-            Err(e) => return lost(crashed(w, &format!("protocol violation: {e}"))),
+            Err(e @ (RingError::PeerGone | RingError::Closed)) => return lost(w, &e.to_string()),
+            Err(e) => return lost(w, &format!("protocol violation: {e}")),
         }
         let msg = match decode::<ToSupervisor>(&inb) {
             Ok(m) => m,
-            Err(e) => return lost(crashed(w, &format!("protocol violation: {e}"))),
+            Err(e) => return lost(w, &format!("protocol violation: {e}")),
         };
         match msg {
             ToSupervisor::Request(req) => {
@@ -135,8 +161,10 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
                 }
                 out.clear();
                 encode_into(&ToWorker::Reply(reply), &mut out);
-                if let Err(e) = w.ring.send(&out) {
-                    return lost(crashed(w, &e.to_string()));
+                match w.ring.send_deadline(&out, Some(deadline)) {
+                    Ok(()) => {}
+                    Err(RingError::Timeout) => return killed(w, wall_clock(job.timeout)),
+                    Err(e) => return lost(w, &e.to_string()),
                 }
             }
             ToSupervisor::Log(line) => {
@@ -150,12 +178,40 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
                 }
             }
             ToSupervisor::Done(outcome) => {
+                if let Some(id) = foreign_table(&outcome, &job.scope) {
+                    return lost(w, &format!("protocol violation: the result names table {id}, outside the compute's scope"));
+                }
                 let result = finish(store, &job.scope, outcome, quota_hit, logs);
-                return Served { result, worker_ok: true };
+                return Served { result, fate: Fate::Kept };
             }
-            ToSupervisor::Ready { .. } => return lost(crashed(w, "protocol violation: Ready during a compute")),
+            ToSupervisor::Ready { .. } => return lost(w, "protocol violation: Ready during a compute"),
         }
     }
+}
+
+/// The first table id in a worker's result that lies outside `scope`. A
+/// worker only ever learns ids of its compute's session and home, so any
+/// other id is forged. Iterative: the depth of a decoded message is bounded,
+/// but this must not rely on it.
+fn foreign_table(outcome: &Outcome, scope: &Scope) -> Option<TableId> {
+    let Outcome::Returned(lits) = outcome else { return None };
+    let mut stack: Vec<&Literal> = lits.iter().collect();
+    while let Some(lit) = stack.pop() {
+        match lit {
+            Literal::Value(Value::Table(id)) => {
+                let arena = (id >> 32) as u32;
+                if arena != scope.session && arena != scope.home {
+                    return Some(*id);
+                }
+            }
+            Literal::Value(_) => {}
+            Literal::Table { array, hash } => {
+                stack.extend(array.iter());
+                stack.extend(hash.iter().map(|(_, l)| l));
+            }
+        }
+    }
+    None
 }
 
 /// Kills the worker (if it still runs) and describes the crash.

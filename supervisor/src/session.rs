@@ -222,10 +222,7 @@ impl Session {
             on_log: opts.on_log,
             reply,
         };
-        let out = match self.pool.submit(job) {
-            Ok(()) => result.recv().unwrap_or_else(|_| Err(ComputeError::Unavailable { message: "the pool stopped".into() })),
-            Err(e) => Err(e),
-        };
+        let out = self.pool.run(job, &result);
         *self.running.lock() = None;
         self.maybe_collect();
         maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);

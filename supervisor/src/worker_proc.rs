@@ -71,10 +71,27 @@ impl WorkerProc {
         }
     }
 
+    /// Whether the worker sent something while no compute was running: a
+    /// well-behaved worker is silent between its `Done` and the next `Start`,
+    /// so a whole message or corrupt bytes here is a protocol violation,
+    /// described in the result. (The first frames of an unfinished message
+    /// are not seen; they end the next compute as a violation.) Never blocks.
+    pub fn unsolicited(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.ring.try_recv(&mut buf) {
+            Ok(false) => None,
+            Ok(true) => Some(match decode::<ToSupervisor>(&buf) {
+                Ok(msg) => format!("unsolicited {} while idle", kind(&msg)),
+                Err(e) => format!("unsolicited bytes while idle ({e})"),
+            }),
+            Err(e) => Some(format!("ring error while idle: {e}")),
+        }
+    }
+
     /// Asks the worker to exit; kills it if it has not within `grace`.
     pub fn shutdown(mut self, grace: Duration) {
-        let _ = self.ring.send(&encode(&ToWorker::Shutdown));
         let end = Instant::now() + grace;
+        let _ = self.ring.send_deadline(&encode(&ToWorker::Shutdown), Some(end));
         while Instant::now() < end {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -102,6 +119,16 @@ fn is_running(pid: libc::pid_t) -> bool {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
         r == 0 && info.si_pid() == 0
+    }
+}
+
+/// The name of a message's kind, for error messages.
+fn kind(msg: &ToSupervisor) -> &'static str {
+    match msg {
+        ToSupervisor::Ready { .. } => "Ready",
+        ToSupervisor::Request(_) => "Request",
+        ToSupervisor::Log(_) => "Log",
+        ToSupervisor::Done(_) => "Done",
     }
 }
 
