@@ -17,6 +17,9 @@
 //!   become `null`; strings that are not UTF-8 are converted lossily (invalid
 //!   bytes become U+FFFD); an `i64` beyond 2^53 stays an exact integer in the
 //!   JSON text, which JavaScript readers will round.
+//! - to a `HostValue` (`from_host::<HostValue>`, `get_output::<HostValue>()`):
+//!   exact, strings that are not UTF-8 included; to bytes
+//!   (`serde_bytes::ByteBuf`) exact too.
 
 mod de;
 #[cfg(test)]
@@ -210,7 +213,7 @@ impl<'de> Visitor<'de> for HostVisitor {
         HostValue::deserialize(d)
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<HostValue, D::Error> {
-        HostValue::deserialize(d)
+        d.deserialize_any(HostVisitor)
     }
     fn visit_bool<E>(self, b: bool) -> Result<HostValue, E> {
         Ok(HostValue::Bool(b))
@@ -252,9 +255,17 @@ impl<'de> Visitor<'de> for HostVisitor {
     }
 }
 
+/// The newtype name a [`HostValue`] (and a map key inside one) asks to be
+/// deserialized as. Other deserializers see an ordinary newtype and visit
+/// the data itself; the [`HostValue`] deserializer recognises the name and
+/// hands a string that is not UTF-8 over as bytes, so that converting a
+/// `HostValue` into a `HostValue` is exact (other targets get such a string
+/// lossily, as documented).
+pub(crate) const EXACT: &str = "$luapool::HostValue";
+
 impl<'de> Deserialize<'de> for HostValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HostValue, D::Error> {
-        d.deserialize_any(HostVisitor)
+        d.deserialize_newtype_struct(EXACT, HostVisitor)
     }
 }
 
@@ -263,7 +274,7 @@ struct HostKey(Key);
 
 impl<'de> Deserialize<'de> for HostKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HostKey, D::Error> {
-        d.deserialize_any(KeyVisitor).map(HostKey)
+        d.deserialize_newtype_struct(EXACT, KeyVisitor).map(HostKey)
     }
 }
 
@@ -282,6 +293,9 @@ impl<'de> Visitor<'de> for KeyVisitor {
         self.visit_unit()
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
         d.deserialize_any(self)
     }
     fn visit_bool<E>(self, b: bool) -> Result<Key, E> {

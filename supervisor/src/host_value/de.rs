@@ -2,7 +2,8 @@
 //! into any typed output ([`from_host`](super::from_host)).
 //!
 //! - `deserialize_any` visits the native type. A `Str` visits a `String`; one
-//!   that is not UTF-8 is converted lossily (invalid bytes become U+FFFD).
+//!   that is not UTF-8 is converted lossily (invalid bytes become U+FFFD),
+//!   except for a `HostValue` target, which gets it exactly (see `EXACT`).
 //!   `deserialize_bytes`/`byte_buf` give the exact bytes.
 //! - Options: `Nil` is `None`, anything else `Some`.
 //! - Map keys visit their native type, except that a target asking for a
@@ -19,7 +20,7 @@ use serde::forward_to_deserialize_any;
 
 use luapool_protocol::Key;
 
-use super::{key_string, HostValue, HostValueError};
+use super::{key_string, HostValue, HostValueError, EXACT};
 
 fn lossy(s: Vec<u8>) -> String {
     String::from_utf8(s).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -89,8 +90,13 @@ impl<'de> de::Deserializer<'de> for HostValue {
         self.deserialize_bytes(v)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, v: V) -> Result<V::Value, HostValueError> {
-        v.visit_newtype_struct(self)
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, HostValueError> {
+        match self {
+            // A HostValue asking for itself: strings exactly, as bytes when not UTF-8.
+            HostValue::Str(s) if name == EXACT && std::str::from_utf8(&s).is_err() => v.visit_byte_buf(s),
+            other if name == EXACT => other.deserialize_any(v),
+            other => v.visit_newtype_struct(other),
+        }
     }
 
     fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, HostValueError> {
@@ -216,8 +222,13 @@ impl<'de> de::Deserializer<'de> for KeyDe {
         v.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, v: V) -> Result<V::Value, HostValueError> {
-        v.visit_newtype_struct(self)
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, HostValueError> {
+        match self.0 {
+            // A HostValue's key asking for itself: exact, as bytes when not UTF-8.
+            Key::Str(s) if name == EXACT && std::str::from_utf8(&s).is_err() => v.visit_byte_buf(s),
+            other if name == EXACT => KeyDe(other).deserialize_any(v),
+            other => v.visit_newtype_struct(KeyDe(other)),
+        }
     }
 
     fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, HostValueError> {

@@ -164,3 +164,31 @@ fn serialize_writes_strings_as_text_and_keys_natively() {
     ]);
     assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"1":"x","true":[null,1.5]}"#);
 }
+
+#[test]
+fn from_host_into_host_value_is_exact_for_non_utf8_strings() {
+    let v = HostValue::Map(vec![
+        (Key::Str(b"k\xff".to_vec()), HostValue::Str(b"ok\xff\xfe!".to_vec())),
+        (Key::str("list"), HostValue::Array(vec![HostValue::Str(vec![0x80]), HostValue::str("fine")])),
+        (Key::Int(3), HostValue::Nil),
+    ]);
+    assert_eq!(from_host::<HostValue>(v.clone()).unwrap(), v);
+    // Through MessagePack (to_host) as well.
+    assert_eq!(to_host(&v).unwrap(), v);
+    // Other targets still get such strings lossily.
+    assert_eq!(from_host::<String>(HostValue::Str(b"a\xff".to_vec())).unwrap(), "a\u{FFFD}");
+    assert_eq!(from_host::<serde_json::Value>(v).unwrap(), json!({"k\u{FFFD}": "ok\u{FFFD}\u{FFFD}!", "list": ["\u{FFFD}", "fine"], "3": null}));
+}
+
+#[test]
+fn newtypes_still_deserialize_from_host_values() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Meters(f64);
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Wrapped {
+        m: Meters,
+        raw: HostValue,
+    }
+    let v = HostValue::Map(vec![(Key::str("m"), HostValue::Float(2.5)), (Key::str("raw"), HostValue::Str(vec![0xff]))]);
+    assert_eq!(from_host::<Wrapped>(v).unwrap(), Wrapped { m: Meters(2.5), raw: HostValue::Str(vec![0xff]) });
+}
