@@ -3,7 +3,8 @@
 //! any read, so a compute observes its own writes.
 
 use luapool_protocol::{
-    decode, encode_into, Endpoint, Outcome, Reply, Request, RingError, ToSupervisor, ToWorker, Write,
+    decode, encode_into, Endpoint, Outcome, Reply, Request, RingError, ToSupervisor, ToWorker,
+    Write,
 };
 
 /// Writes buffered before a flush is forced.
@@ -37,7 +38,13 @@ pub struct Conn {
 impl Conn {
     /// Wraps an open ring.
     pub fn new(ring: Endpoint) -> Conn {
-        Conn { ring, out: Vec::with_capacity(4096), inb: Vec::with_capacity(64 * 1024), writes: Vec::new(), write_bytes: 0 }
+        Conn {
+            ring,
+            out: Vec::with_capacity(4096),
+            inb: Vec::with_capacity(64 * 1024),
+            writes: Vec::new(),
+            write_bytes: 0,
+        }
     }
 
     /// The ring, for the cancel flag.
@@ -66,6 +73,18 @@ impl Conn {
             return Ok(err);
         }
         self.round_trip(req)
+    }
+
+    /// Like [`request`](Self::request), but leaves the reply undecoded, for
+    /// the replies that carry table contents (see `wire.rs`). `Err(reply)`
+    /// is a failed flush of buffered writes.
+    pub fn request_raw(&mut self, req: Request) -> Result<Result<&[u8], Reply>, ConnError> {
+        if let Some(err) = self.flush()? {
+            return Ok(Err(err));
+        }
+        self.send(&ToSupervisor::Request(req))?;
+        self.ring.recv(&mut self.inb, None)?;
+        Ok(Ok(&self.inb))
     }
 
     fn round_trip(&mut self, req: Request) -> Result<Reply, ConnError> {

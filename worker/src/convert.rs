@@ -4,14 +4,17 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 
 use luapool_protocol::{Key, Literal, Value};
-use mlua::{Lua, Table};
+use mlua::Table;
 
 /// Deepest plain table a compute may copy into the store.
 pub const MAX_COPY_DEPTH: usize = 200;
 
 /// The table id of an external table's proxy, if `t` is one.
 pub fn external_id(t: &Table) -> Option<i64> {
-    t.metatable()?.raw_get::<Option<i64>>("lp_id").ok().flatten()
+    t.metatable()?
+        .raw_get::<Option<i64>>("lp_id")
+        .ok()
+        .flatten()
 }
 
 /// The store key for a Lua value, or a message saying why it cannot be one.
@@ -22,29 +25,11 @@ pub fn key_of(v: &mlua::Value) -> Result<Key, String> {
         mlua::Value::String(s) => Ok(Key::Str(s.as_bytes().to_vec())),
         mlua::Value::Boolean(b) => Ok(Key::Bool(*b)),
         mlua::Value::Nil => Err("table index is nil".into()),
-        other => Err(format!("a {} cannot be a key of an external table", other.type_name())),
+        other => Err(format!(
+            "a {} cannot be a key of an external table",
+            other.type_name()
+        )),
     }
-}
-
-/// The Lua value of a store key.
-pub fn key_to_lua(lua: &Lua, k: &Key) -> mlua::Result<mlua::Value> {
-    Ok(match k {
-        Key::Int(i) => mlua::Value::Integer(*i),
-        Key::Str(s) => mlua::Value::String(lua.create_string(s)?),
-        Key::Bool(b) => mlua::Value::Boolean(*b),
-        Key::Float(bits) => mlua::Value::Number(f64::from_bits(*bits)),
-    })
-}
-
-/// A scalar protocol value as Lua (tables are the caller's business).
-pub fn scalar_to_lua(lua: &Lua, v: &Value) -> mlua::Result<mlua::Value> {
-    Ok(match v {
-        Value::Nil | Value::Table(_) => mlua::Value::Nil,
-        Value::Bool(b) => mlua::Value::Boolean(*b),
-        Value::Int(i) => mlua::Value::Integer(*i),
-        Value::Float(f) => mlua::Value::Number(*f),
-        Value::Str(s) => mlua::Value::String(lua.create_string(s)?),
-    })
 }
 
 /// Converts a Lua value for storing: scalars and external tables as they are,
@@ -57,7 +42,12 @@ pub fn literal_of(v: &mlua::Value) -> Result<(Literal, usize), String> {
     Ok((lit, bytes))
 }
 
-fn literal(v: &mlua::Value, path: &mut HashSet<*const c_void>, depth: usize, bytes: &mut usize) -> Result<Literal, String> {
+fn literal(
+    v: &mlua::Value,
+    path: &mut HashSet<*const c_void>,
+    depth: usize,
+    bytes: &mut usize,
+) -> Result<Literal, String> {
     *bytes += 16;
     let value = match v {
         mlua::Value::Nil => Value::Nil,
@@ -76,12 +66,22 @@ fn literal(v: &mlua::Value, path: &mut HashSet<*const c_void>, depth: usize, byt
                 return copy_table(t, path, depth, bytes);
             }
         }
-        other => return Err(format!("a {} cannot be stored in an external table", other.type_name())),
+        other => {
+            return Err(format!(
+                "a {} cannot be stored in an external table",
+                other.type_name()
+            ))
+        }
     };
     Ok(Literal::Value(value))
 }
 
-fn copy_table(t: &Table, path: &mut HashSet<*const c_void>, depth: usize, bytes: &mut usize) -> Result<Literal, String> {
+fn copy_table(
+    t: &Table,
+    path: &mut HashSet<*const c_void>,
+    depth: usize,
+    bytes: &mut usize,
+) -> Result<Literal, String> {
     if depth >= MAX_COPY_DEPTH {
         return Err(format!("table nested deeper than {MAX_COPY_DEPTH} levels"));
     }

@@ -3,14 +3,15 @@
 //! `prelude.lua`; see it for how a proxy is laid out.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use luapool_protocol::{Key, Reply, Request, TableId, TableView, Value, Write};
-use mlua::{Function, Lua, MultiValue, Table};
+use luapool_protocol::{decode, Key, Reply, Request, TableId, ToWorker, Write};
+use mlua::{Lua, MultiValue, Table};
 
 use crate::conn::{Conn, ConnError};
-use crate::convert::{key_of, key_to_lua, literal_of, scalar_to_lua};
+use crate::convert::{key_of, literal_of};
+use crate::materialize::{self, Fns, Target};
+use crate::wire::Reader;
 
 /// Keys of an array fetched per request when a loop walks it.
 const WINDOW: i64 = 1024;
@@ -18,8 +19,6 @@ const WINDOW: i64 = 1024;
 const SMALL: i64 = 32;
 /// Entries cached per table before its cache is dropped and refilled.
 const CACHE_LIMIT: i64 = 16 * 1024;
-
-type Views<'a> = HashMap<TableId, &'a TableView>;
 
 /// State shared by the Rust callbacks of the external-table layer.
 pub struct Ext {
@@ -29,18 +28,42 @@ pub struct Ext {
     pub fatal: RefCell<Option<ConnError>>,
     /// id → proxy, weak-valued; replaced per compute.
     proxies: RefCell<Option<Table>>,
-    make: Function,
+    fns: Fns,
 }
 
 /// The result a callback hands back to Lua: values, or (nil, message).
 fn lua_err(lua: &Lua, msg: String) -> mlua::Result<MultiValue> {
-    Ok(MultiValue::from_vec(vec![mlua::Value::Nil, mlua::Value::String(lua.create_string(msg)?)]))
+    Ok(MultiValue::from_vec(vec![
+        mlua::Value::Nil,
+        mlua::Value::String(lua.create_string(msg)?),
+    ]))
 }
 
 impl Ext {
-    /// Builds the shared state around the prelude's `make`.
-    pub fn new(conn: Conn, make: Function) -> Rc<Ext> {
-        Rc::new(Ext { conn: RefCell::new(conn), fatal: RefCell::new(None), proxies: RefCell::new(None), make })
+    /// Builds the shared state around the prelude's functions.
+    pub fn new(conn: Conn, fns: Fns) -> Rc<Ext> {
+        Rc::new(Ext {
+            conn: RefCell::new(conn),
+            fatal: RefCell::new(None),
+            proxies: RefCell::new(None),
+            fns,
+        })
+    }
+
+    fn make(&self, lua: &Lua, id: TableId, complete: bool, io: bool) -> mlua::Result<Table> {
+        let d = lua.create_table()?;
+        let len = if complete {
+            mlua::Value::Integer(0)
+        } else {
+            mlua::Value::Nil
+        };
+        let p: Table = self
+            .fns
+            .fns
+            .3
+            .call((id as i64, false, complete, len, d, io))?;
+        self.proxies().raw_set(id as i64, &p)?;
+        Ok(p)
     }
 
     /// Starts a compute: forgets every proxy of the previous one.
@@ -54,15 +77,15 @@ impl Ext {
     }
 
     fn proxies(&self) -> Table {
-        self.proxies.borrow().clone().expect("begin() runs before any compute")
+        self.proxies
+            .borrow()
+            .clone()
+            .expect("begin() runs before any compute")
     }
 
     /// A proxy for a table known only by id (its contents are fetched on use).
     pub fn bare(&self, lua: &Lua, id: TableId, io: bool) -> mlua::Result<Table> {
-        let d = lua.create_table()?;
-        let (p, _m): (Table, Table) = self.make.call((id as i64, false, false, mlua::Value::Nil, d, io))?;
-        self.proxies().raw_set(id as i64, &p)?;
-        Ok(p)
+        self.make(lua, id, false, io)
     }
 
     /// Sends a request; a broken ring becomes a fatal error for the compute.
@@ -75,43 +98,6 @@ impl Ext {
         let msg = format!("luapool: lost the supervisor: {e}");
         *self.fatal.borrow_mut() = Some(e);
         mlua::Error::runtime(msg)
-    }
-
-    /// A protocol value as Lua: tables become proxies (built from `views` when
-    /// the reply described them).
-    fn to_lua(&self, lua: &Lua, v: &Value, views: &Views) -> mlua::Result<mlua::Value> {
-        match v {
-            Value::Table(id) => Ok(mlua::Value::Table(self.proxy(lua, *id, views)?)),
-            other => scalar_to_lua(lua, other),
-        }
-    }
-
-    fn proxy(&self, lua: &Lua, id: TableId, views: &Views) -> mlua::Result<Table> {
-        let proxies = self.proxies();
-        if let mlua::Value::Table(p) = proxies.raw_get(id as i64)? {
-            return Ok(p);
-        }
-        let view = views.get(&id);
-        let (ro, complete, len) = match view {
-            Some(v) => (v.readonly, v.complete, mlua::Value::Integer(v.len)),
-            None => (false, false, mlua::Value::Nil),
-        };
-        let d = match view {
-            Some(v) if complete => lua.create_table_with_capacity(v.array.len(), v.hash.len())?,
-            _ => lua.create_table()?,
-        };
-        let (p, _m): (Table, Table) = self.make.call((id as i64, ro, complete, len, d.clone(), false))?;
-        // Registered before filling, so a cycle among inlined tables resolves to this proxy.
-        proxies.raw_set(id as i64, &p)?;
-        if let (Some(v), true) = (view, complete) {
-            for (i, x) in v.array.iter().enumerate() {
-                d.raw_set(i + 1, self.to_lua(lua, x, views)?)?;
-            }
-            for (k, x) in &v.hash {
-                d.raw_set(key_to_lua(lua, k)?, self.to_lua(lua, x, views)?)?;
-            }
-        }
-        Ok(p)
     }
 
     /// `R.fetch(m, d, k)`: a cache miss on the table whose metatable is `m`.
@@ -129,18 +115,37 @@ impl Ext {
             _ => None,
         };
         let req = match window {
-            Some((start, count)) => Request::GetRange { table: id as u64, start, count: count as u32 },
-            None => Request::Get { table: id as u64, key: key.clone() },
+            Some((start, count)) => Request::GetRange {
+                table: id as u64,
+                start,
+                count: count as u32,
+            },
+            None => Request::Get {
+                table: id as u64,
+                key: key.clone(),
+            },
         };
-        let fetched = match self.request(req)? {
-            Reply::Fetched(f) => f,
-            Reply::Error(e) => return lua_err(lua, e.message),
-            _ => return Err(self.die(ConnError::Unexpected("expected values"))),
+        let mut conn = self.conn.borrow_mut();
+        let bytes = match conn.request_raw(req) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(Reply::Error(e))) => return lua_err(lua, e.message),
+            Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
+            Err(e) => return Err(self.die(e)),
         };
-        let views: Views = fetched.tables.iter().map(|t| (t.id, t)).collect();
+        let reply = match Reader::parse(bytes) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return match decode::<ToWorker>(bytes) {
+                    Ok(ToWorker::Reply(Reply::Error(e))) => lua_err(lua, e.message),
+                    _ => Err(self.die(ConnError::Unexpected("expected values"))),
+                }
+            }
+            Err(_) => return Err(self.die(ConnError::Unexpected("malformed values"))),
+        };
+        let count = reply.values.0 as i64;
         let mut d = d;
-        let mut cached: i64 = m.raw_get("lp_n")?;
-        if cached + fetched.values.len() as i64 > CACHE_LIMIT {
+        let mut cached: i64 = m.raw_get::<Option<i64>>("lp_n")?.unwrap_or(0);
+        if cached + count > CACHE_LIMIT {
             // Drop the old cache: its proxies stay reachable by id while Lua holds them.
             let fresh = lua.create_table()?;
             fresh.set_metatable(d.metatable())?;
@@ -148,37 +153,25 @@ impl Ext {
             d = fresh;
             cached = 0;
         }
-        let mut result = mlua::Value::Nil;
-        match window {
-            Some((start, _)) => {
-                let want = if let Key::Int(i) = key { i } else { unreachable!() };
-                for (j, v) in fetched.values.iter().enumerate() {
-                    let lv = self.to_lua(lua, v, &views)?;
-                    let at = start + j as i64;
-                    if at == want {
-                        result = lv.clone();
-                    }
-                    if !lv.is_nil() {
-                        d.raw_set(at, lv)?;
-                    }
-                }
-            }
-            None => {
-                if let Some(v) = fetched.values.first() {
-                    result = self.to_lua(lua, v, &views)?;
-                    if !result.is_nil() {
-                        d.raw_set(k, result.clone())?;
-                    }
-                }
-            }
-        }
-        m.raw_set("lp_n", cached + fetched.values.len() as i64)?;
+        let target = match window {
+            Some((start, _)) => Target::Range { start, want: if let Key::Int(i) = key { i } else { unreachable!() } },
+            None => Target::Key(&k),
+        };
+        let result = materialize::fill(lua, &self.proxies(), &d, &self.fns, &reply, target)?;
+        drop(conn);
+        m.raw_set("lp_n", cached + count)?;
         Ok(MultiValue::from_vec(vec![result]))
     }
 
     /// `R.write(id, k, v)`: buffers `t[k] = v`. Returns whether `v` may be
     /// cached as it is (false for a plain table, which the store copies).
-    fn write(&self, lua: &Lua, id: i64, k: mlua::Value, v: mlua::Value) -> mlua::Result<MultiValue> {
+    fn write(
+        &self,
+        lua: &Lua,
+        id: i64,
+        k: mlua::Value,
+        v: mlua::Value,
+    ) -> mlua::Result<MultiValue> {
         let key = match key_of(&k) {
             Ok(key) => key,
             Err(e) => return lua_err(lua, format!("invalid key for an external table: {e}")),
@@ -188,7 +181,14 @@ impl Ext {
             Err(e) => return lua_err(lua, format!("cannot assign to key {key}: {e}")),
         };
         let cacheable = !matches!(value, luapool_protocol::Literal::Table { .. });
-        let r = self.conn.borrow_mut().write(Write { table: id as u64, key, value }, bytes);
+        let r = self.conn.borrow_mut().write(
+            Write {
+                table: id as u64,
+                key,
+                value,
+            },
+            bytes,
+        );
         match r.map_err(|e| self.die(e))? {
             Some(Reply::Error(e)) => lua_err(lua, e.message),
             _ => Ok(MultiValue::from_vec(vec![mlua::Value::Boolean(cacheable)])),
@@ -205,7 +205,13 @@ impl Ext {
     }
 
     /// `R.next_batch(id, after, limit)` → keys, values, n, done [, err].
-    fn next_batch(&self, lua: &Lua, id: i64, after: mlua::Value, limit: u32) -> mlua::Result<MultiValue> {
+    fn next_batch(
+        &self,
+        lua: &Lua,
+        id: i64,
+        after: mlua::Value,
+        limit: u32,
+    ) -> mlua::Result<MultiValue> {
         let after = if after.is_nil() {
             None
         } else {
@@ -214,19 +220,26 @@ impl Ext {
                 Err(e) => return self.batch_err(lua, e),
             }
         };
-        let (entries, tables, done) = match self.request(Request::Next { table: id as u64, after, limit })? {
-            Reply::Entries { entries, tables, done } => (entries, tables, done),
-            Reply::Error(e) => return self.batch_err(lua, e.message),
-            _ => return Err(self.die(ConnError::Unexpected("expected entries"))),
+        let mut conn = self.conn.borrow_mut();
+        let bytes = match conn.request_raw(Request::Next { table: id as u64, after, limit }) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(Reply::Error(e))) => return self.batch_err(lua, e.message),
+            Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
+            Err(e) => return Err(self.die(e)),
         };
-        let views: Views = tables.iter().map(|t| (t.id, t)).collect();
-        let keys = lua.create_table_with_capacity(entries.len(), 0)?;
-        let vals = lua.create_table_with_capacity(entries.len(), 0)?;
-        for (i, (k, v)) in entries.iter().enumerate() {
-            keys.raw_set(i + 1, key_to_lua(lua, k)?)?;
-            vals.raw_set(i + 1, self.to_lua(lua, v, &views)?)?;
-        }
-        let n = entries.len() as i64;
+        let reply = match Reader::parse(bytes) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return match decode::<ToWorker>(bytes) {
+                    Ok(ToWorker::Reply(Reply::Error(e))) => self.batch_err(lua, e.message),
+                    _ => Err(self.die(ConnError::Unexpected("expected entries"))),
+                }
+            }
+            Err(_) => return Err(self.die(ConnError::Unexpected("malformed entries"))),
+        };
+        let (keys, vals) = materialize::entries(lua, &self.proxies(), &self.fns, &reply)?;
+        let (n, done) = (reply.values.0 as i64, reply.done);
+        drop(conn);
         Ok(MultiValue::from_vec(vec![
             mlua::Value::Table(keys),
             mlua::Value::Table(vals),
@@ -249,12 +262,7 @@ impl Ext {
     /// `ext.table()`: a new, empty, writable external table.
     pub fn new_table(&self, lua: &Lua) -> mlua::Result<Table> {
         match self.request(Request::NewTable)? {
-            Reply::NewTable(id) => {
-                let d = lua.create_table()?;
-                let (p, _m): (Table, Table) = self.make.call((id as i64, false, true, 0, d, false))?;
-                self.proxies().raw_set(id as i64, &p)?;
-                Ok(p)
-            }
+            Reply::NewTable(id) => self.make(lua, id, true, false),
             Reply::Error(e) => Err(mlua::Error::runtime(e.message)),
             _ => Err(self.die(ConnError::Unexpected("expected a new table"))),
         }
@@ -263,13 +271,24 @@ impl Ext {
     /// Fills the table `R` the prelude received with the Rust callbacks.
     pub fn install(self: &Rc<Ext>, lua: &Lua, r: &Table) -> mlua::Result<()> {
         let e = self.clone();
-        r.raw_set("fetch", lua.create_function(move |lua, (m, d, k)| e.fetch(lua, m, d, k))?)?;
+        r.raw_set(
+            "fetch",
+            lua.create_function(move |lua, (m, d, k)| e.fetch(lua, m, d, k))?,
+        )?;
         let e = self.clone();
-        r.raw_set("write", lua.create_function(move |lua, (id, k, v)| e.write(lua, id, k, v))?)?;
+        r.raw_set(
+            "write",
+            lua.create_function(move |lua, (id, k, v)| e.write(lua, id, k, v))?,
+        )?;
         let e = self.clone();
         r.raw_set("len", lua.create_function(move |lua, id| e.len(lua, id))?)?;
         let e = self.clone();
-        r.raw_set("next_batch", lua.create_function(move |lua, (id, after, limit)| e.next_batch(lua, id, after, limit))?)?;
+        r.raw_set(
+            "next_batch",
+            lua.create_function(move |lua, (id, after, limit)| {
+                e.next_batch(lua, id, after, limit)
+            })?,
+        )?;
         Ok(())
     }
 }

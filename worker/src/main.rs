@@ -11,7 +11,9 @@ mod compute;
 mod conn;
 mod convert;
 mod ext;
+mod materialize;
 mod sandbox;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let parent = die_with_parent();
-    if let Some(bytes) = max_memory {
+    if let Some(bytes) = max_memory.filter(|&b| b > 0) {
         limit_address_space(bytes);
     }
     let mut ring = match Endpoint::open(&ring_id) {
@@ -62,7 +64,12 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    if let Err(e) = worker.conn().send(&ToSupervisor::Ready { pid: std::process::id() }) {
+    if let Some(bytes) = max_memory {
+        worker.cap_heap(heap_cap_under(bytes));
+    }
+    if let Err(e) = worker.conn().send(&ToSupervisor::Ready {
+        pid: std::process::id(),
+    }) {
         eprintln!("luapool-worker: {e}");
         return ExitCode::from(3);
     }
@@ -70,7 +77,9 @@ fn main() -> ExitCode {
         let msg = worker.conn().recv();
         match msg {
             Ok(ToWorker::Start(start)) => {
-                let done = worker.run(&start).and_then(|outcome| worker.conn().done(outcome));
+                let done = worker
+                    .run(&start)
+                    .and_then(|outcome| worker.conn().done(outcome));
                 if let Err(e) = done {
                     eprintln!("luapool-worker: {e}");
                     return ExitCode::from(3);
@@ -98,9 +107,21 @@ fn die_with_parent() -> libc::pid_t {
     }
 }
 
+/// The Lua heap cap under an address-space limit of `bytes`: a quarter (at
+/// least 32 MiB) is left for the program, its stacks and its buffers, so a
+/// Lua allocation fails cleanly (`MemoryLimit`) before the OS refuses one and
+/// the Rust allocator aborts. 0 (no address-space limit) means no cap.
+fn heap_cap_under(bytes: u64) -> usize {
+    let headroom = (bytes / 4).max(32 << 20);
+    usize::try_from(bytes.saturating_sub(headroom).max(bytes / 2)).unwrap_or(usize::MAX)
+}
+
 /// The OS backstop behind the Lua heap limit: cap the address space.
 fn limit_address_space(bytes: u64) {
-    let lim = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+    let lim = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
     // SAFETY: `lim` is a valid rlimit that outlives the call.
     unsafe {
         libc::setrlimit(libc::RLIMIT_AS, &lim);

@@ -8,8 +8,13 @@
 --      reaches the metatable (type(P) == "table", P == P);
 --   M  P's metatable: __index = D, the metamethods, and lp_* state;
 --   D  the cache of entries read (and written) during this compute. When D
---      holds every entry the table is "complete" and D has no metatable;
---      otherwise D's metatable sends misses to R.fetch, which fills D.
+--      holds every entry the table is complete and D has no metatable;
+--      otherwise (M.lp_incomplete) D's metatable sends misses to R.fetch,
+--      which fills D.
+-- Complete tables are built in bulk from Rust (materialize.rs) with the
+-- same layout: M = { __index, __newindex, __len, __pairs, __name, lp_id },
+-- with RO_NEWINDEX as __newindex when read-only; every other lp_* field
+-- defaults to nil.
 -- Reading t.k therefore costs two table lookups and no function call once
 -- the entry is cached.
 local R = ...
@@ -29,7 +34,7 @@ end
 
 -- Makes D of M answer misses from the supervisor.
 local function incomplete(m)
-  m.lp_complete = false
+  m.lp_incomplete = true
   setmetatable(m.__index, { __index = MISS, lp_m = m })
 end
 
@@ -50,14 +55,19 @@ local function NEWINDEX(p, k, v)
     -- A plain table was copied into a new external table whose id the
     -- supervisor assigns: forget the entry so the next read fetches it.
     rawset(d, k, nil)
-    if m.lp_complete then incomplete(m) end
+    if not m.lp_incomplete then incomplete(m) end
   end
   m.lp_len = nil
 end
 
+-- __newindex of complete read-only tables (input records built in bulk).
+local function RO_NEWINDEX(_, k)
+  error("_io.input is read-only: cannot write key " .. keystr(k), 2)
+end
+
 local function LEN(p)
   local m = getmetatable(p)
-  if m.lp_complete then return rawlen(m.__index) end
+  if not m.lp_incomplete then return rawlen(m.__index) end
   local n = m.lp_len
   if n == nil then
     local err
@@ -89,7 +99,7 @@ end
 
 local function PAIRS(p)
   local m = getmetatable(p)
-  if m.lp_complete then return next, m.__index, nil end
+  if not m.lp_incomplete then return next, m.__index, nil end
   return batches(m), p, nil
 end
 
@@ -104,7 +114,7 @@ end
 local function NEXT(t, k)
   local m = is_external(t)
   if m == nil then return next(t, k) end
-  if m.lp_complete then return next(m.__index, k) end
+  if not m.lp_incomplete then return next(m.__index, k) end
   local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
   if err ~= nil then error(err, 2) end
   if n == 0 then return nil end
@@ -129,10 +139,10 @@ local function make(id, ro, complete, len, d, io)
   local m = {
     __index = d, __newindex = NEWINDEX, __len = LEN, __pairs = PAIRS,
     __name = "external table",
-    lp_id = id, lp_ro = ro, lp_complete = true, lp_len = len, lp_n = 0, lp_io = io,
+    lp_id = id, lp_ro = ro or nil, lp_len = len, lp_io = io or nil,
   }
   if not complete then incomplete(m) end
-  return setmetatable({}, m), m
+  return setmetatable({}, m)
 end
 
 -- The sandbox's pcall, xpcall and coroutine.resume: once a compute is being
@@ -150,6 +160,6 @@ local function RESUME(...) return recheck(resume(...)) end
 
 return {
   stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
-  make = make, incomplete = incomplete, is_external = is_external,
+  make = make, newindex = NEWINDEX, ro_newindex = RO_NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
   next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE,
 }

@@ -1,0 +1,234 @@
+//! Building Lua values from a reply in bulk, through Lua's C API.
+//!
+//! A window of 1024 records becomes 3 tables per record (proxy, metatable,
+//! cache; see `prelude.lua`). Going through mlua's safe API costs a call per
+//! field, and decoding into Rust values first costs an allocation per field;
+//! this file reads the reply's bytes ([`Reader`]) and pushes the values
+//! straight onto the Lua stack.
+
+use std::ffi::c_int;
+
+use luapool_protocol::TableId;
+use mlua::{ffi, Lua, Table};
+
+use crate::wire::{hash_header, pair, Item, Reader};
+
+// Stack slots of the arguments every raw call receives.
+const PROXIES: c_int = 1;
+const CACHE: c_int = 2;
+const NEWINDEX: c_int = 3;
+const LEN: c_int = 4;
+const PAIRS: c_int = 5;
+const MAKE: c_int = 6;
+const KEY: c_int = 7;
+const RO_NEWINDEX: c_int = 8;
+// Field names, pushed once per raw call (`lua_setfield` would intern each
+// C string again per table).
+const S_INDEX: c_int = 9;
+const S_NEWINDEX: c_int = 10;
+const S_LEN: c_int = 11;
+const S_PAIRS: c_int = 12;
+const S_NAME: c_int = 13;
+const S_EXTERNAL: c_int = 14;
+const S_ID: c_int = 15;
+const NAMES: [&std::ffi::CStr; 7] = [c"__index", c"__newindex", c"__len", c"__pairs", c"__name", c"external table", c"lp_id"];
+
+/// The prelude's functions a proxy's metatable refers to.
+#[derive(Clone)]
+pub struct Fns {
+    /// `(newindex, len, pairs, make)` from `prelude.lua`.
+    pub fns: (
+        mlua::Function,
+        mlua::Function,
+        mlua::Function,
+        mlua::Function,
+    ),
+}
+
+/// Where fetched values go in the cache table.
+pub enum Target<'a> {
+    /// `values[j]` is the value at integer key `start + j`; return the one at `want`.
+    Range {
+        /// Key of the first value.
+        start: i64,
+        /// The key whose value is returned.
+        want: i64,
+    },
+    /// `values[0]` is the value at the key `key` (already converted to Lua); return it.
+    Key(&'a mlua::Value),
+}
+
+/// Stores the reply's values into `cache` (skipping nils) as `target`
+/// says, building proxies for the tables they mention, and returns the
+/// wanted value.
+pub fn fill(lua: &Lua, proxies: &Table, cache: &Table, fns: &Fns, reply: &Reader, target: Target) -> mlua::Result<mlua::Value> {
+    let (newindex, len, pairs, make, ro_newindex) = &fns.fns;
+    let key = match target {
+        Target::Key(k) => k.clone(),
+        Target::Range { .. } => mlua::Value::Nil,
+    };
+    let args = (proxies, cache, newindex, len, pairs, make, key, ro_newindex);
+    // SAFETY: the closure only uses the stack slots exec_raw pushed (1..=7,
+    // see the constants) plus what it pushes itself, checks stack space
+    // before pushing, and its frames own nothing that needs dropping (the
+    // reply is borrowed), so a Lua error unwinding through it leaks nothing.
+    unsafe {
+        lua.exec_raw(args, |l| {
+            push_names(l);
+            let (n, mut c) = reply.values;
+            match target {
+                Target::Range { start, want } => {
+                    for j in 0..n {
+                        let item = c.item().unwrap_or(Item::Nil);
+                        if item != Item::Nil {
+                            push_item(l, item, reply);
+                            ffi::lua_rawseti(l, CACHE, start + j as i64);
+                        }
+                    }
+                    ffi::lua_rawgeti(l, CACHE, want);
+                }
+                Target::Key(_) => match c.item() {
+                    Ok(Item::Nil) | Err(_) => ffi::lua_pushnil(l),
+                    Ok(item) => {
+                        ffi::lua_pushvalue(l, KEY);
+                        push_item(l, item, reply);
+                        ffi::lua_pushvalue(l, -1);
+                        ffi::lua_rotate(l, -3, 1);
+                        ffi::lua_rawset(l, CACHE);
+                    }
+                },
+            }
+            // Return only the wanted value.
+            ffi::lua_copy(l, -1, 1);
+            ffi::lua_settop(l, 1);
+        })
+    }
+}
+
+/// Builds `(keys, values)` arrays for a batch of `pairs` entries.
+pub fn entries(lua: &Lua, proxies: &Table, fns: &Fns, reply: &Reader) -> mlua::Result<(Table, Table)> {
+    let (newindex, len, pairs, make, ro_newindex) = &fns.fns;
+    let (n, mut c) = reply.values;
+    let keys = lua.create_table_with_capacity(n, 0)?;
+    let vals = lua.create_table_with_capacity(n, 0)?;
+    // SAFETY: as in `fill`; slot 2 (CACHE) holds `vals`, slot 7 (KEY) `keys`.
+    unsafe {
+        lua.exec_raw::<()>((proxies, &vals, newindex, len, pairs, make, &keys, ro_newindex), |l| {
+            push_names(l);
+            for i in 0..n {
+                let (k, v) = pair(&mut c);
+                push_item(l, k, reply);
+                ffi::lua_rawseti(l, KEY, i as i64 + 1);
+                push_item(l, v, reply);
+                ffi::lua_rawseti(l, CACHE, i as i64 + 1);
+            }
+            ffi::lua_settop(l, 0);
+        })?;
+    }
+    Ok((keys, vals))
+}
+
+/// Pushes the field names at their slots.
+///
+/// # Safety
+/// `l` is a raw-call stack holding exactly the 8 arguments.
+unsafe fn push_names(l: *mut ffi::lua_State) {
+    ffi::luaL_checkstack(l, NAMES.len() as c_int, c"luapool: stack".as_ptr());
+    for name in NAMES {
+        ffi::lua_pushstring(l, name.as_ptr());
+    }
+}
+
+/// Pushes a key or value; a table becomes its proxy (an existing one if
+/// this compute already has it, so identity holds).
+///
+/// # Safety
+/// `l` is a raw-call stack laid out as the constants above say.
+unsafe fn push_item(l: *mut ffi::lua_State, item: Item, reply: &Reader) {
+    ffi::luaL_checkstack(l, 8, c"luapool: tables nested too deep".as_ptr());
+    match item {
+        Item::Nil => ffi::lua_pushnil(l),
+        Item::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+        Item::Int(i) => ffi::lua_pushinteger(l, i),
+        Item::Float(f) => ffi::lua_pushnumber(l, f),
+        Item::Str(s) => {
+            ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+        }
+        Item::Table(id) => push_proxy(l, id, reply),
+    }
+}
+
+/// # Safety
+/// As for [`push_item`].
+unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
+    if ffi::lua_rawgeti(l, PROXIES, id as i64) != ffi::LUA_TNIL {
+        return;
+    }
+    ffi::lua_pop(l, 1);
+    let view = match reply.view(id) {
+        Some(v) if v.complete => v,
+        other => {
+            // Known only by id (or too big to inline): the prelude's `make`
+            // builds a proxy whose cache fetches on a miss.
+            let (ro, len) = other.map_or((false, None), |v| (v.readonly, Some(v.len)));
+            ffi::lua_pushvalue(l, MAKE);
+            ffi::lua_pushinteger(l, id as i64);
+            ffi::lua_pushboolean(l, ro as c_int);
+            ffi::lua_pushboolean(l, 0);
+            match len {
+                Some(n) => ffi::lua_pushinteger(l, n),
+                None => ffi::lua_pushnil(l),
+            }
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_call(l, 6, 1);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_rawseti(l, PROXIES, id as i64);
+            return;
+        }
+    };
+    // D: the cache, complete.
+    let (narr, nhash) = view.counts;
+    ffi::lua_createtable(l, narr as c_int, nhash as c_int);
+    let d = ffi::lua_gettop(l);
+    // M: the metatable.
+    ffi::lua_createtable(l, 0, 6);
+    let set = |key: c_int, value: c_int| {
+        ffi::lua_pushvalue(l, key);
+        ffi::lua_pushvalue(l, value);
+        ffi::lua_rawset(l, -3);
+    };
+    set(S_INDEX, d);
+    set(S_NEWINDEX, if view.readonly { RO_NEWINDEX } else { NEWINDEX });
+    set(S_LEN, LEN);
+    set(S_PAIRS, PAIRS);
+    set(S_NAME, S_EXTERNAL);
+    ffi::lua_pushvalue(l, S_ID);
+    ffi::lua_pushinteger(l, id as i64);
+    ffi::lua_rawset(l, -3);
+    // P: the proxy, registered before the cache is filled so a cycle among
+    // inlined tables resolves to it.
+    ffi::lua_createtable(l, 0, 0);
+    ffi::lua_rotate(l, -2, 1);
+    ffi::lua_setmetatable(l, -2);
+    ffi::lua_pushvalue(l, -1);
+    ffi::lua_rawseti(l, PROXIES, id as i64);
+    let mut body = view.body;
+    for i in 0..narr {
+        let x = body.item().unwrap_or(Item::Nil);
+        if x != Item::Nil {
+            push_item(l, x, reply);
+            ffi::lua_rawseti(l, d, i as i64 + 1);
+        }
+    }
+    hash_header(&mut body);
+    for _ in 0..nhash {
+        let (k, x) = pair(&mut body);
+        push_item(l, k, reply);
+        push_item(l, x, reply);
+        ffi::lua_rawset(l, d);
+    }
+    // Leave only P, where D was.
+    ffi::lua_copy(l, -1, d);
+    ffi::lua_settop(l, d);
+}
