@@ -95,14 +95,25 @@ impl Conn {
         std::thread::Builder::new()
             .name("luapool-client-reader".into())
             .spawn(move || read_loop(BufReader::with_capacity(64 << 10, reader), &reader_routes))?;
-        Ok(Arc::new(Conn { writer: Mutex::new(socket), routes, next_id: AtomicU32::new(1) }))
+        Ok(Arc::new(Conn {
+            writer: Mutex::new(socket),
+            routes,
+            next_id: AtomicU32::new(1),
+        }))
     }
 
     /// Sends a request and waits for its reply. `log` receives the log
     /// notifications of this request; `compute` says how to type errors.
-    pub fn call<P: Serialize>(&self, method: &str, params: P, log: Option<(u64, LogSink)>, compute: bool) -> Result<Value, ClientError> {
+    pub fn call<P: Serialize>(
+        &self,
+        method: &str,
+        params: P,
+        log: Option<(u64, LogSink)>,
+        compute: bool,
+    ) -> Result<Value, ClientError> {
         let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = rmp_serde::to_vec_named(&(0u8, msgid, method, params)).map_err(|e| ClientError::Encode(e.to_string()))?;
+        let frame = rmp_serde::to_vec_named(&(0u8, msgid, method, params))
+            .map_err(|e| ClientError::Encode(e.to_string()))?;
         let (tx, rx) = mpsc::channel();
         {
             let mut routes = lock(&self.routes);
@@ -111,7 +122,9 @@ impl Conn {
             }
             routes.pending.insert(msgid, tx);
             if let Some((session, sink)) = log {
-                routes.logs.insert((session, msgid), Arc::new(Mutex::new(sink)));
+                routes
+                    .logs
+                    .insert((session, msgid), Arc::new(Mutex::new(sink)));
             }
         }
         let written = lock(&self.writer).write_all(&frame);
@@ -155,7 +168,9 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
             Ok(m) => m,
             Err(e) => break format!("{e}"),
         };
-        let Value::Array(mut items) = msg else { break "a message that is not an array".into() };
+        let Value::Array(mut items) = msg else {
+            break "a message that is not an array".into();
+        };
         match items.first().and_then(Value::as_u64) {
             Some(1) if items.len() == 4 => {
                 let result = items.pop().expect("four items");
@@ -164,7 +179,11 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
                     // A reply without a msgid: the daemon rejected the stream.
                     break format!("the daemon rejected the connection: {error}");
                 };
-                let reply = if error.is_nil() { Ok(result) } else { Err(error) };
+                let reply = if error.is_nil() {
+                    Ok(result)
+                } else {
+                    Err(error)
+                };
                 if let Some(tx) = lock(routes).pending.remove(&(msgid as u32)) {
                     let _ = tx.send(reply);
                 }
@@ -187,7 +206,11 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
 
 fn route_log(routes: &Mutex<Routes>, params: Value) {
     let Value::Array(p) = params else { return };
-    let (Some(session), Some(msgid), Some(line)) = (p.first().and_then(Value::as_u64), p.get(1).and_then(Value::as_u64), p.get(2)) else {
+    let (Some(session), Some(msgid), Some(line)) = (
+        p.first().and_then(Value::as_u64),
+        p.get(1).and_then(Value::as_u64),
+        p.get(2),
+    ) else {
         return;
     };
     let line = match line {

@@ -76,12 +76,15 @@ impl<'de> de::Deserializer<'de> for ValueDe {
                 Ok(out)
             }
             Value::Map(entries) => {
-                let mut map = MapDeserializer::new(entries.into_iter().map(|(k, v)| (KeyDe(k), ValueDe(v))));
+                let mut map =
+                    MapDeserializer::new(entries.into_iter().map(|(k, v)| (KeyDe(k), ValueDe(v))));
                 let out = v.visit_map(&mut map)?;
                 map.end()?;
                 Ok(out)
             }
-            Value::Ext(..) => Err(de::Error::custom("MessagePack ext values are not supported")),
+            Value::Ext(..) => Err(de::Error::custom(
+                "MessagePack ext values are not supported",
+            )),
         }
     }
 
@@ -104,20 +107,32 @@ impl<'de> de::Deserializer<'de> for ValueDe {
         self.deserialize_bytes(v)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, v: V) -> Result<V::Value, DecodeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, DecodeError> {
         v.visit_newtype_struct(self)
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, DecodeError> {
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, DecodeError> {
         match self.0 {
             Value::Map(mut entries) if entries.len() == 1 => {
                 let (key, value) = entries.pop().expect("one entry");
-                let key = text(key).map_err(|_| de::Error::custom("an enum variant name must be a string"))?;
+                let key = text(key)
+                    .map_err(|_| de::Error::custom("an enum variant name must be a string"))?;
                 v.visit_enum(EnumDe { key, value })
             }
             other => match text(other) {
                 Ok(name) => v.visit_enum(name.into_deserializer()),
-                Err(_) => Err(de::Error::custom("expected an enum: a variant name or a one-entry map")),
+                Err(_) => Err(de::Error::custom(
+                    "expected an enum: a variant name or a one-entry map",
+                )),
             },
         }
     }
@@ -136,7 +151,10 @@ struct EnumDe {
 impl<'de> EnumAccess<'de> for EnumDe {
     type Error = DecodeError;
     type Variant = ValueDe;
-    fn variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, ValueDe), DecodeError> {
+    fn variant_seed<S: de::DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, ValueDe), DecodeError> {
         let key: de::value::StringDeserializer<DecodeError> = self.key.into_deserializer();
         Ok((seed.deserialize(key)?, ValueDe(self.value)))
     }
@@ -147,13 +165,20 @@ impl<'de> VariantAccess<'de> for ValueDe {
     fn unit_variant(self) -> Result<(), DecodeError> {
         Ok(())
     }
-    fn newtype_variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, DecodeError> {
+    fn newtype_variant_seed<S: de::DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, DecodeError> {
         seed.deserialize(self)
     }
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DecodeError> {
         de::Deserializer::deserialize_seq(self, v)
     }
-    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], v: V) -> Result<V::Value, DecodeError> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, DecodeError> {
         de::Deserializer::deserialize_map(self, v)
     }
 }
@@ -229,10 +254,19 @@ impl<'de> de::Deserializer<'de> for KeyDe {
     fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DecodeError> {
         v.visit_some(self)
     }
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, v: V) -> Result<V::Value, DecodeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, DecodeError> {
         v.visit_newtype_struct(self)
     }
-    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, DecodeError> {
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, DecodeError> {
         v.visit_enum(key_text(self.0)?.into_deserializer())
     }
 
@@ -262,7 +296,10 @@ mod tests {
 
     #[test]
     fn integer_keys_read_into_a_json_object() {
-        let v = Value::Map(vec![(Value::from(1), Value::from("a")), (Value::from(3), Value::from("c"))]);
+        let v = Value::Map(vec![
+            (Value::from(1), Value::from("a")),
+            (Value::from(3), Value::from("c")),
+        ]);
         let j: serde_json::Value = from_value(v).unwrap();
         assert_eq!(j, serde_json::json!({"1": "a", "3": "c"}));
     }
@@ -290,7 +327,16 @@ mod tests {
             name: String,
             age: Option<u32>,
         }
-        let v = Value::Map(vec![(Value::from("name"), Value::from("Alice")), (Value::from("age"), Value::Nil)]);
-        assert_eq!(from_value::<User>(v).unwrap(), User { name: "Alice".into(), age: None });
+        let v = Value::Map(vec![
+            (Value::from("name"), Value::from("Alice")),
+            (Value::from("age"), Value::Nil),
+        ]);
+        assert_eq!(
+            from_value::<User>(v).unwrap(),
+            User {
+                name: "Alice".into(),
+                age: None
+            }
+        );
     }
 }

@@ -119,18 +119,37 @@ pub(crate) fn remote_error(v: rmpv::Value, compute: bool) -> ClientError {
         Ok(r) => r,
         Err(e) => return ClientError::Protocol(format!("malformed error: {e}")),
     };
-    let RawError { kind, message, traceback } = raw;
+    let RawError {
+        kind,
+        message,
+        traceback,
+    } = raw;
     if compute {
         let e = match kind.as_str() {
-            "LuaError" => Some(ComputeError::LuaError { message: message.clone(), traceback }),
-            "Timeout" => Some(ComputeError::Timeout { message: message.clone() }),
-            "MemoryLimit" => Some(ComputeError::MemoryLimit { message: message.clone() }),
-            "QuotaExceeded" => Some(ComputeError::QuotaExceeded { message: message.clone() }),
-            "WorkerCrashed" => Some(ComputeError::WorkerCrashed { message: message.clone() }),
+            "LuaError" => Some(ComputeError::LuaError {
+                message: message.clone(),
+                traceback,
+            }),
+            "Timeout" => Some(ComputeError::Timeout {
+                message: message.clone(),
+            }),
+            "MemoryLimit" => Some(ComputeError::MemoryLimit {
+                message: message.clone(),
+            }),
+            "QuotaExceeded" => Some(ComputeError::QuotaExceeded {
+                message: message.clone(),
+            }),
+            "WorkerCrashed" => Some(ComputeError::WorkerCrashed {
+                message: message.clone(),
+            }),
             "Cancelled" => Some(ComputeError::Cancelled),
             "Busy" => Some(ComputeError::Busy),
-            "Unavailable" => Some(ComputeError::Unavailable { message: message.clone() }),
-            "BadResult" => Some(ComputeError::BadResult { message: message.clone() }),
+            "Unavailable" => Some(ComputeError::Unavailable {
+                message: message.clone(),
+            }),
+            "BadResult" => Some(ComputeError::BadResult {
+                message: message.clone(),
+            }),
             _ => None,
         };
         if let Some(e) = e {

@@ -16,6 +16,9 @@ use crate::conn::{Conn, LogSink, Socket};
 use crate::de::from_value;
 use crate::error::ClientError;
 
+/// Params of a method that takes none: an empty array (`()` would be nil).
+const NO_PARAMS: [u8; 0] = [];
+
 /// A connection to a `luapool serve` daemon. Cheap to share between threads
 /// (`&Client` is enough to open sessions); the connection closes when the
 /// client and all its sessions are dropped, and the daemon then frees every
@@ -28,16 +31,26 @@ impl Client {
     /// Connects to the daemon's Unix socket.
     pub fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
         let path = path.as_ref();
-        let connect_err = |source| ClientError::Connect { addr: path.display().to_string(), source };
+        let connect_err = |source| ClientError::Connect {
+            addr: path.display().to_string(),
+            source,
+        };
         let socket = UnixStream::connect(path).map_err(connect_err)?;
-        Ok(Client { conn: Conn::start(Socket::Unix(socket)).map_err(connect_err)? })
+        Ok(Client {
+            conn: Conn::start(Socket::Unix(socket)).map_err(connect_err)?,
+        })
     }
 
     /// Connects to the daemon's loopback TCP port and authenticates with `token`.
     pub fn connect_tcp(addr: impl ToSocketAddrs, token: &str) -> Result<Client, ClientError> {
-        let socket = TcpStream::connect(addr).map_err(|source| ClientError::Connect { addr: "tcp".into(), source })?;
+        let socket = TcpStream::connect(addr).map_err(|source| ClientError::Connect {
+            addr: "tcp".into(),
+            source,
+        })?;
         let _ = socket.set_nodelay(true);
-        let client = Client { conn: Conn::start(Socket::Tcp(socket)).map_err(ClientError::Io)? };
+        let client = Client {
+            conn: Conn::start(Socket::Tcp(socket)).map_err(ClientError::Io)?,
+        };
         client.conn.call("auth", (token,), None, false)?;
         Ok(client)
     }
@@ -56,15 +69,23 @@ impl Client {
     fn open(&self, home: Option<&str>) -> Result<Session, ClientError> {
         let v = match home {
             Some(name) => self.conn.call("session.open", (name,), None, false)?,
-            None => self.conn.call("session.open", (), None, false)?,
+            None => self.conn.call("session.open", NO_PARAMS, None, false)?,
         };
-        let id = v.as_u64().ok_or_else(|| ClientError::Protocol(format!("session.open returned {v}")))?;
-        Ok(Session { conn: self.conn.clone(), id, open: true })
+        let id = v
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol(format!("session.open returned {v}")))?;
+        Ok(Session {
+            conn: self.conn.clone(),
+            id,
+            open: true,
+        })
     }
 
     /// The daemon's counters.
     pub fn stats(&self) -> Result<Stats, ClientError> {
-        Ok(from_value(self.conn.call("stats", (), None, false)?)?)
+        Ok(from_value(
+            self.conn.call("stats", NO_PARAMS, None, false)?,
+        )?)
     }
 }
 
@@ -118,7 +139,9 @@ pub struct ComputeOutput {
 impl ComputeOutput {
     /// Return value `i` (from 0) as `T`; nil if the chunk returned fewer.
     pub fn value<T: DeserializeOwned>(&self, i: usize) -> Result<T, ClientError> {
-        Ok(from_value(self.values.get(i).cloned().unwrap_or(Value::Nil))?)
+        Ok(from_value(
+            self.values.get(i).cloned().unwrap_or(Value::Nil),
+        )?)
     }
 }
 
@@ -128,7 +151,10 @@ fn compute_output(v: Value) -> Result<ComputeOutput, ClientError> {
     let Value::Map(entries) = v else {
         return Err(ClientError::Protocol(format!("compute returned {v}")));
     };
-    let mut out = ComputeOutput { values: Vec::new(), logs: Vec::new() };
+    let mut out = ComputeOutput {
+        values: Vec::new(),
+        logs: Vec::new(),
+    };
     for (k, v) in entries {
         match (k.as_str(), v) {
             (Some("values"), Value::Array(values)) => out.values = values,
@@ -213,8 +239,13 @@ impl Session {
     }
 
     /// Sets one field of `_io.input`, creating the input table if there is none.
-    pub fn set_input_field<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), ClientError> {
-        self.call("set_input_field", (self.id, key, value)).map(drop)
+    pub fn set_input_field<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), ClientError> {
+        self.call("set_input_field", (self.id, key, value))
+            .map(drop)
     }
 
     /// One field of `_io.output` converted to `T` (null / `None` if absent).
@@ -235,7 +266,8 @@ impl Session {
     /// The id of the session's `_io` table.
     pub fn io_table_id(&self) -> Result<u64, ClientError> {
         let v = self.call("get_io_table_id", (self.id,))?;
-        v.as_u64().ok_or_else(|| ClientError::Protocol(format!("get_io_table_id returned {v}")))
+        v.as_u64()
+            .ok_or_else(|| ClientError::Protocol(format!("get_io_table_id returned {v}")))
     }
 
     /// Ids and sizes of the session's tables.
@@ -249,7 +281,11 @@ impl Session {
     }
 
     /// Runs `code` with per-compute options.
-    pub fn compute_with(&self, code: &str, opts: ComputeOptions) -> Result<ComputeOutput, ClientError> {
+    pub fn compute_with(
+        &self,
+        code: &str,
+        opts: ComputeOptions,
+    ) -> Result<ComputeOutput, ClientError> {
         let wire = WireOptions {
             timeout_ms: opts.timeout.map(|t| (t.as_millis() as u64).max(1)),
             instructions: opts.instructions,
@@ -258,7 +294,9 @@ impl Session {
             stream_logs: opts.on_log.is_some(),
         };
         let log = opts.on_log.map(|sink| (self.id, sink));
-        let v = self.conn.call("compute", (self.id, code, wire), log, true)?;
+        let v = self
+            .conn
+            .call("compute", (self.id, code, wire), log, true)?;
         compute_output(v)
     }
 

@@ -2,3 +2,4 @@
 //! `luapool serve` process). One test binary; one module per area.
 
 mod common;
+mod daemon;

@@ -44,30 +44,42 @@ pub struct ServeArgs {
 }
 
 fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| anyhow!("--{name} must be a positive number of seconds"))
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow!("--{name} must be a positive number of seconds"))
 }
 
 /// Serves until SIGTERM/SIGINT; exit 0 after a clean shutdown.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let timeout = seconds("timeout", args.timeout)?;
-    let grace = Duration::try_from_secs_f64(args.grace).map_err(|_| anyhow!("--grace must be a number of seconds"))?;
+    let grace = Duration::try_from_secs_f64(args.grace)
+        .map_err(|_| anyhow!("--grace must be a number of seconds"))?;
     let mut daemon = Daemon::builder(&args.socket).grace(grace);
     if let (Some(addr), Some(token)) = (args.tcp, args.token) {
         daemon = daemon.tcp(addr, token);
     }
     let daemon = daemon.bind()?;
     if daemon.removed_stale_socket() {
-        eprintln!("luapool: removed stale socket file {} (no daemon was listening)", args.socket.display());
+        eprintln!(
+            "luapool: removed stale socket file {} (no daemon was listening)",
+            args.socket.display()
+        );
     }
-    let mut pool = Pool::builder()
-        .queue(args.queue)
-        .limits(Limits { timeout, instructions: args.instructions, memory: args.memory << 20 });
+    let mut pool = Pool::builder().queue(args.queue).limits(Limits {
+        timeout,
+        instructions: args.instructions,
+        memory: args.memory << 20,
+    });
     if let Some(n) = args.workers {
         pool = pool.workers(n);
     }
     let pool = pool.build().context("cannot start the worker pool")?;
     let workers = pool.stats().workers;
-    eprintln!("luapool: listening on {} ({workers} workers)", daemon.socket_path().display());
+    eprintln!(
+        "luapool: listening on {} ({workers} workers)",
+        daemon.socket_path().display()
+    );
     if let Some(addr) = daemon.tcp_addr() {
         eprintln!("luapool: listening on tcp {addr}");
     }

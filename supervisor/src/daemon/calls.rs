@@ -54,9 +54,18 @@ pub(crate) fn parse(method: &str, mut args: Vec<HostValue>) -> Result<Call, RpcE
         if (lo..=hi).contains(&n) {
             Ok(())
         } else if lo == hi {
-            Err(RpcError::bad_request(format!("{method} takes {} params, got {}", lo + 1, n + 1)))
+            Err(RpcError::bad_request(format!(
+                "{method} takes {} params, got {}",
+                lo + 1,
+                n + 1
+            )))
         } else {
-            Err(RpcError::bad_request(format!("{method} takes {} to {} params, got {}", lo + 1, hi + 1, n + 1)))
+            Err(RpcError::bad_request(format!(
+                "{method} takes {} to {} params, got {}",
+                lo + 1,
+                hi + 1,
+                n + 1
+            )))
         }
     };
     let mut drain = args.drain(..);
@@ -89,21 +98,34 @@ pub(crate) fn parse(method: &str, mut args: Vec<HostValue>) -> Result<Call, RpcE
         "compute" => {
             arity(1, 2)?;
             let code = string(next(), "code")?;
-            Call::Compute { code, options: options(next())? }
+            Call::Compute {
+                code,
+                options: options(next())?,
+            }
         }
         "session.close" => {
             arity(0, 0)?;
             Call::Close
         }
-        _ => return Err(RpcError::new("UnknownMethod", format!("unknown method {method:?}"))),
+        _ => {
+            return Err(RpcError::new(
+                "UnknownMethod",
+                format!("unknown method {method:?}"),
+            ))
+        }
     })
 }
 
 /// A string param.
 pub(crate) fn string(v: HostValue, what: &str) -> Result<String, RpcError> {
     match v {
-        HostValue::Str(b) => String::from_utf8(b).map_err(|_| RpcError::bad_request(format!("{what} is not UTF-8"))),
-        other => Err(RpcError::bad_request(format!("{what} must be a string, got {}", type_name(&other)))),
+        HostValue::Str(b) => {
+            String::from_utf8(b).map_err(|_| RpcError::bad_request(format!("{what} is not UTF-8")))
+        }
+        other => Err(RpcError::bad_request(format!(
+            "{what} must be a string, got {}",
+            type_name(&other)
+        ))),
     }
 }
 
@@ -123,17 +145,28 @@ fn options(v: HostValue) -> Result<CallOptions, RpcError> {
     let entries = match v {
         HostValue::Nil => return Ok(CallOptions::default()),
         HostValue::Map(m) => m,
-        other => return Err(RpcError::bad_request(format!("compute options must be a map, got {}", type_name(&other)))),
+        other => {
+            return Err(RpcError::bad_request(format!(
+                "compute options must be a map, got {}",
+                type_name(&other)
+            )))
+        }
     };
     let mut o = CallOptions::default();
     for (k, v) in entries {
         let name = match &k {
             Key::Str(s) => String::from_utf8_lossy(s).into_owned(),
-            _ => return Err(RpcError::bad_request("compute option names must be strings")),
+            _ => {
+                return Err(RpcError::bad_request(
+                    "compute option names must be strings",
+                ))
+            }
         };
         let uint = |v: &HostValue| match v {
             HostValue::Int(i) if *i >= 0 => Ok(*i as u64),
-            _ => Err(RpcError::bad_request(format!("compute option {name} must be a non-negative integer"))),
+            _ => Err(RpcError::bad_request(format!(
+                "compute option {name} must be a non-negative integer"
+            ))),
         };
         match (name.as_str(), &v) {
             (_, HostValue::Nil) => {}
@@ -145,7 +178,11 @@ fn options(v: HostValue) -> Result<CallOptions, RpcError> {
             ("memory", v) => o.memory = Some(uint(v)?),
             ("chunk_name", v) => o.chunk_name = Some(string(v.clone(), "chunk_name")?),
             ("stream_logs", HostValue::Bool(b)) => o.no_stream = !b,
-            _ => return Err(RpcError::bad_request(format!("unknown or mistyped compute option {name:?}"))),
+            _ => {
+                return Err(RpcError::bad_request(format!(
+                    "unknown or mistyped compute option {name:?}"
+                )))
+            }
         }
     }
     Ok(o)
@@ -159,26 +196,43 @@ pub(crate) struct LogRoute<'a> {
 }
 
 /// Runs `call` on `session`; `Close` is answered here and acted on by the caller.
-pub(crate) fn execute(session: &Session, call: Call, logs: LogRoute<'_>) -> Result<HostValue, RpcError> {
+pub(crate) fn execute(
+    session: &Session,
+    call: Call,
+    logs: LogRoute<'_>,
+) -> Result<HostValue, RpcError> {
     let err = |e| RpcError::session(&e);
     match call {
         Call::SetInput(v) => session.set_input(&v).map(|()| HostValue::Nil).map_err(err),
         Call::GetOutput => session.get_output::<HostValue>().map_err(err),
-        Call::SetInputField(k, v) => session.set_input_field(&k, &v).map(|()| HostValue::Nil).map_err(err),
+        Call::SetInputField(k, v) => session
+            .set_input_field(&k, &v)
+            .map(|()| HostValue::Nil)
+            .map_err(err),
         Call::GetOutputField(k) => session.get_output_field::<HostValue>(&k).map_err(err),
-        Call::SetMetadata(v) => session.set_metadata(&v).map(|()| HostValue::Nil).map_err(err),
+        Call::SetMetadata(v) => session
+            .set_metadata(&v)
+            .map(|()| HostValue::Nil)
+            .map_err(err),
         Call::ClearIo => session.clear_io().map(|()| HostValue::Nil).map_err(err),
         Call::Compute { code, options } => compute(session, code, options, logs),
         Call::Close => Ok(HostValue::Nil),
     }
 }
 
-fn compute(session: &Session, code: String, o: CallOptions, logs: LogRoute<'_>) -> Result<HostValue, RpcError> {
+fn compute(
+    session: &Session,
+    code: String,
+    o: CallOptions,
+    logs: LogRoute<'_>,
+) -> Result<HostValue, RpcError> {
     let on_log: Option<crate::LogSink> = if o.no_stream {
         None
     } else {
         let (outbox, sid, msgid) = (logs.outbox.clone(), logs.session, logs.msgid);
-        Some(Box::new(move |line: &str| outbox.send_log(log_notification(sid, msgid, line))))
+        Some(Box::new(move |line: &str| {
+            outbox.send_log(log_notification(sid, msgid, line))
+        }))
     };
     let opts = ComputeOptions {
         timeout: o.timeout,
@@ -188,9 +242,19 @@ fn compute(session: &Session, code: String, o: CallOptions, logs: LogRoute<'_>) 
         on_log,
         chunk_name: o.chunk_name,
     };
-    let out = session.compute_with(&code, opts).map_err(|e| RpcError::compute(&e))?;
+    let out = session
+        .compute_with(&code, opts)
+        .map_err(|e| RpcError::compute(&e))?;
     Ok(HostValue::Map(vec![
         (Key::str("values"), HostValue::Array(out.values)),
-        (Key::str("logs"), HostValue::Array(out.logs.into_iter().map(|l| HostValue::Str(l.into_bytes())).collect())),
+        (
+            Key::str("logs"),
+            HostValue::Array(
+                out.logs
+                    .into_iter()
+                    .map(|l| HostValue::Str(l.into_bytes()))
+                    .collect(),
+            ),
+        ),
     ]))
 }

@@ -56,7 +56,10 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub fn new(stream: Stream) -> Conn {
-        Conn { stream, sessions: Mutex::new(HashMap::new()) }
+        Conn {
+            stream,
+            sessions: Mutex::new(HashMap::new()),
+        }
     }
     /// Stops reading requests (daemon drain).
     pub fn stop_reading(&self) {
@@ -102,8 +105,15 @@ struct Reader {
 }
 
 /// Serves one connection until the client leaves or the daemon drains.
-pub(crate) fn serve_connection(shared: Arc<Shared>, conn: Arc<Conn>, mut stream: Stream, needs_auth: bool) {
-    let Ok((outbox, writer)) = stream.try_clone().and_then(Outbox::start) else { return };
+pub(crate) fn serve_connection(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    mut stream: Stream,
+    needs_auth: bool,
+) {
+    let Ok((outbox, writer)) = stream.try_clone().and_then(Outbox::start) else {
+        return;
+    };
     let mut r = Reader {
         shared: shared.clone(),
         conn: conn.clone(),
@@ -127,13 +137,18 @@ pub(crate) fn serve_connection(shared: Arc<Shared>, conn: Arc<Conn>, mut stream:
                 }
                 Scan::Incomplete => break,
                 Scan::TooLarge => {
-                    let msg = format!("frame larger than {} bytes; closing the connection", shared.max_frame);
-                    r.outbox.send(wire::response(None, Err(RpcError::bad_request(msg))));
+                    let msg = format!(
+                        "frame larger than {} bytes; closing the connection",
+                        shared.max_frame
+                    );
+                    r.outbox
+                        .send(wire::response(None, Err(RpcError::bad_request(msg))));
                     break 'read;
                 }
                 Scan::Invalid(why) => {
                     let msg = format!("not MessagePack ({why}); closing the connection");
-                    r.outbox.send(wire::response(None, Err(RpcError::bad_request(msg))));
+                    r.outbox
+                        .send(wire::response(None, Err(RpcError::bad_request(msg))));
                     break 'read;
                 }
             }
@@ -163,21 +178,42 @@ impl Reader {
         match wire::decode(frame) {
             Incoming::Request(req) => self.request(req),
             Incoming::Notification => Flow::Continue,
-            Incoming::Bad { msgid: Some(id), message } => {
+            Incoming::Bad {
+                msgid: Some(id),
+                message,
+            } => {
                 self.reply(id, Err(RpcError::bad_request(message)));
                 Flow::Continue
             }
-            Incoming::Bad { msgid: None, message } => {
-                self.outbox.send(wire::response(None, Err(RpcError::bad_request(format!("{message}; closing the connection")))));
+            Incoming::Bad {
+                msgid: None,
+                message,
+            } => {
+                self.outbox.send(wire::response(
+                    None,
+                    Err(RpcError::bad_request(format!(
+                        "{message}; closing the connection"
+                    ))),
+                ));
                 Flow::Close
             }
         }
     }
 
     fn request(&mut self, req: Request) -> Flow {
-        let Request { msgid, method, mut params } = req;
+        let Request {
+            msgid,
+            method,
+            mut params,
+        } = req;
         if !self.authed && method != "auth" {
-            self.reply(msgid, Err(RpcError::new("Unauthorized", "the first request on a TCP connection must be auth")));
+            self.reply(
+                msgid,
+                Err(RpcError::new(
+                    "Unauthorized",
+                    "the first request on a TCP connection must be auth",
+                )),
+            );
             return Flow::Close;
         }
         let result = match method.as_str() {
@@ -189,7 +225,10 @@ impl Reader {
                 Ok(()) => return Flow::Continue,
                 Err(e) => Err(e),
             },
-            _ => Err(RpcError::new("UnknownMethod", format!("unknown method {method:?}"))),
+            _ => Err(RpcError::new(
+                "UnknownMethod",
+                format!("unknown method {method:?}"),
+            )),
         };
         self.reply(msgid, result);
         Flow::Continue
@@ -218,7 +257,9 @@ impl Reader {
             return Err(RpcError::new("ShuttingDown", "the daemon is shutting down"));
         }
         if params.len() > 1 {
-            return Err(RpcError::bad_request("session.open takes at most one param (the home name)"));
+            return Err(RpcError::bad_request(
+                "session.open takes at most one param (the home name)",
+            ));
         }
         let home = match params.into_iter().next() {
             None | Some(HostValue::Nil) => None,
@@ -230,76 +271,118 @@ impl Reader {
             None => pool.session(),
         });
         let sid = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
-        let runner = self.spawn_runner(sid, session).map_err(|e| RpcError::new("Internal", format!("cannot start a session thread: {e}")))?;
+        let runner = self.spawn_runner(sid, session).map_err(|e| {
+            RpcError::new("Internal", format!("cannot start a session thread: {e}"))
+        })?;
         self.conn.sessions.lock().insert(sid, runner);
         Ok(HostValue::Int(sid as i64))
     }
 
     fn spawn_runner(&self, sid: u64, session: Arc<Session>) -> std::io::Result<Runner> {
         let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
-        let (shared, outbox, abandoned) = (self.shared.clone(), self.outbox.clone(), self.abandoned.clone());
+        let (shared, outbox, abandoned) = (
+            self.shared.clone(),
+            self.outbox.clone(),
+            self.abandoned.clone(),
+        );
         let mine = session.clone();
         self.shared.sessions.fetch_add(1, Ordering::Relaxed);
-        let spawned = std::thread::Builder::new().name(format!("luapool-session-{sid}")).stack_size(THREAD_STACK).spawn(move || {
-            for q in rx.iter() {
-                let close = matches!(q.call, Call::Close);
-                if abandoned.load(Ordering::Relaxed) {
+        let spawned = std::thread::Builder::new()
+            .name(format!("luapool-session-{sid}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                for q in rx.iter() {
+                    let close = matches!(q.call, Call::Close);
+                    if abandoned.load(Ordering::Relaxed) {
+                        if close {
+                            break;
+                        }
+                        continue;
+                    }
+                    let result = if shared.force_stop.load(Ordering::Relaxed)
+                        && matches!(q.call, Call::Compute { .. })
+                    {
+                        Err(RpcError::compute(&ComputeError::Cancelled))
+                    } else {
+                        calls::execute(
+                            &mine,
+                            q.call,
+                            LogRoute {
+                                outbox: &outbox,
+                                session: sid,
+                                msgid: q.msgid,
+                            },
+                        )
+                    };
+                    outbox.send(wire::response(Some(q.msgid), result));
                     if close {
                         break;
                     }
-                    continue;
                 }
-                let result = if shared.force_stop.load(Ordering::Relaxed) && matches!(q.call, Call::Compute { .. }) {
-                    Err(RpcError::compute(&ComputeError::Cancelled))
-                } else {
-                    calls::execute(&mine, q.call, LogRoute { outbox: &outbox, session: sid, msgid: q.msgid })
-                };
-                outbox.send(wire::response(Some(q.msgid), result));
-                if close {
-                    break;
-                }
-            }
-            drop(mine);
-            shared.sessions.fetch_sub(1, Ordering::Relaxed);
-        });
+                drop(mine);
+                shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            });
         if spawned.is_err() {
             self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(Runner { session, tx, thread: spawned? })
+        Ok(Runner {
+            session,
+            tx,
+            thread: spawned?,
+        })
     }
 
     fn session_id(params: &mut Vec<HostValue>) -> Result<u64, RpcError> {
         if params.is_empty() {
-            return Err(RpcError::bad_request("the first param must be the session id"));
+            return Err(RpcError::bad_request(
+                "the first param must be the session id",
+            ));
         }
         match params.remove(0) {
             HostValue::Int(i) if i >= 0 => Ok(i as u64),
-            _ => Err(RpcError::bad_request("the session id must be a non-negative integer")),
+            _ => Err(RpcError::bad_request(
+                "the session id must be a non-negative integer",
+            )),
         }
     }
 
     fn unknown_session(sid: u64) -> RpcError {
-        RpcError::new("UnknownSession", format!("no session {sid} is open on this connection"))
+        RpcError::new(
+            "UnknownSession",
+            format!("no session {sid} is open on this connection"),
+        )
     }
 
     fn immediate(&self, method: &str, mut params: Vec<HostValue>) -> Result<HostValue, RpcError> {
         let sid = Self::session_id(&mut params)?;
         if !params.is_empty() {
-            return Err(RpcError::bad_request(format!("{method} takes only the session id")));
+            return Err(RpcError::bad_request(format!(
+                "{method} takes only the session id"
+            )));
         }
         let sessions = self.conn.sessions.lock();
-        let session = &sessions.get(&sid).ok_or_else(|| Self::unknown_session(sid))?.session;
+        let session = &sessions
+            .get(&sid)
+            .ok_or_else(|| Self::unknown_session(sid))?
+            .session;
         match method {
             "cancel" => {
                 session.cancel();
                 Ok(HostValue::Nil)
             }
             "get_io_table_id" => Ok(HostValue::Int(session.io_table_id() as i64)),
-            _ => to_host(&session.table_info()).map_err(|e| RpcError::new("Internal", e.to_string())),
+            _ => {
+                to_host(&session.table_info()).map_err(|e| RpcError::new("Internal", e.to_string()))
+            }
         }
     }
 
-    fn enqueue(&mut self, msgid: u32, method: &str, params: &mut Vec<HostValue>) -> Result<(), RpcError> {
+    fn enqueue(
+        &mut self,
+        msgid: u32,
+        method: &str,
+        params: &mut Vec<HostValue>,
+    ) -> Result<(), RpcError> {
         let sid = Self::session_id(params)?;
         let call = calls::parse(method, std::mem::take(params))?;
         let mut sessions = self.conn.sessions.lock();
@@ -327,11 +410,20 @@ impl Reader {
             computes: p.computes,
             queued: p.queued,
             crash_loop: p.crash_loop,
-            store: StoreStats { arenas: p.store.arenas, tables: p.store.tables, bytes: p.store.bytes },
+            store: StoreStats {
+                arenas: p.store.arenas,
+                tables: p.store.tables,
+                bytes: p.store.bytes,
+            },
             connections: self.shared.connections.load(Ordering::Relaxed),
             sessions: self.shared.sessions.load(Ordering::Relaxed),
         };
-        to_host(&s).unwrap_or_else(|_| HostValue::Map(vec![(Key::str("error"), HostValue::str("cannot encode stats"))]))
+        to_host(&s).unwrap_or_else(|_| {
+            HostValue::Map(vec![(
+                Key::str("error"),
+                HostValue::str("cannot encode stats"),
+            )])
+        })
     }
 
     /// The client left (or the daemon drains): settle every session.

@@ -38,7 +38,11 @@ pub struct FrameScanner {
 impl FrameScanner {
     /// A scanner for frames of at most `max` bytes.
     pub fn new(max: usize) -> FrameScanner {
-        FrameScanner { max, pos: 0, open: Vec::new() }
+        FrameScanner {
+            max,
+            pos: 0,
+            open: Vec::new(),
+        }
     }
 
     /// Forgets the frame scanned so far.
@@ -51,13 +55,21 @@ impl FrameScanner {
     /// between calls until the frame is complete.
     pub fn scan(&mut self, buf: &[u8]) -> Scan {
         loop {
-            let Some(&b) = buf.get(self.pos) else { return Scan::Incomplete };
+            let Some(&b) = buf.get(self.pos) else {
+                return Scan::Incomplete;
+            };
             let (header, payload, items) = match header(b, &buf[self.pos..]) {
                 Header::Need => return Scan::Incomplete,
                 Header::Invalid => return Scan::Invalid("byte 0xc1 is never used in MessagePack"),
-                Header::Ok { header, payload, items } => (header, payload, items),
+                Header::Ok {
+                    header,
+                    payload,
+                    items,
+                } => (header, payload, items),
             };
-            let end = (self.pos as u64).saturating_add(header as u64).saturating_add(payload);
+            let end = (self.pos as u64)
+                .saturating_add(header as u64)
+                .saturating_add(payload);
             if end > self.max as u64 {
                 return Scan::TooLarge;
             }
@@ -96,29 +108,59 @@ impl FrameScanner {
 enum Header {
     Need,
     Invalid,
-    Ok { header: usize, payload: u64, items: u64 },
+    Ok {
+        header: usize,
+        payload: u64,
+        items: u64,
+    },
 }
 
 /// Decodes the header starting with `b` (`rest` starts at it).
 fn header(b: u8, rest: &[u8]) -> Header {
-    let fixed = |header: usize| Header::Ok { header, payload: 0, items: 0 };
+    let fixed = |header: usize| Header::Ok {
+        header,
+        payload: 0,
+        items: 0,
+    };
     // A length of `n` big-endian bytes after the marker (and `skip` more
     // header bytes, for ext's type), then a payload of that length.
     let sized = |n: usize, skip: usize, per_item: Option<u64>| {
         if rest.len() < 1 + n {
             return Header::Need;
         }
-        let len = rest[1..1 + n].iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+        let len = rest[1..1 + n]
+            .iter()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
         match per_item {
-            Some(k) => Header::Ok { header: 1 + n, payload: 0, items: len * k },
-            None => Header::Ok { header: 1 + n + skip, payload: len, items: 0 },
+            Some(k) => Header::Ok {
+                header: 1 + n,
+                payload: 0,
+                items: len * k,
+            },
+            None => Header::Ok {
+                header: 1 + n + skip,
+                payload: len,
+                items: 0,
+            },
         }
     };
     match b {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => fixed(1),
-        0x80..=0x8f => Header::Ok { header: 1, payload: 0, items: 2 * u64::from(b & 0x0f) },
-        0x90..=0x9f => Header::Ok { header: 1, payload: 0, items: u64::from(b & 0x0f) },
-        0xa0..=0xbf => Header::Ok { header: 1, payload: u64::from(b & 0x1f), items: 0 },
+        0x80..=0x8f => Header::Ok {
+            header: 1,
+            payload: 0,
+            items: 2 * u64::from(b & 0x0f),
+        },
+        0x90..=0x9f => Header::Ok {
+            header: 1,
+            payload: 0,
+            items: u64::from(b & 0x0f),
+        },
+        0xa0..=0xbf => Header::Ok {
+            header: 1,
+            payload: u64::from(b & 0x1f),
+            items: 0,
+        },
         0xc1 => Header::Invalid,
         0xc4 | 0xd9 => sized(1, 0, None),
         0xc5 | 0xda => sized(2, 0, None),
@@ -154,7 +196,8 @@ mod tests {
 
     #[test]
     fn complete_request_is_found_byte_by_byte() {
-        let frame = rmp_serde::to_vec(&(0u8, 7u32, "compute", (1u64, "return 1", [1u8, 2, 3]))).unwrap();
+        let frame =
+            rmp_serde::to_vec(&(0u8, 7u32, "compute", (1u64, "return 1", [1u8, 2, 3]))).unwrap();
         let mut s = FrameScanner::new(1 << 20);
         for n in 0..frame.len() {
             assert_eq!(s.scan(&frame[..n]), Scan::Incomplete, "at {n}");
@@ -190,10 +233,22 @@ mod tests {
 
     #[test]
     fn huge_declared_lengths_are_too_large_without_the_bytes() {
-        assert_eq!(scan_all(&[0xc6, 0xff, 0xff, 0xff, 0xff], 1 << 20), Scan::TooLarge);
-        assert_eq!(scan_all(&[0xdd, 0xff, 0xff, 0xff, 0xff], 1 << 20), Scan::TooLarge);
-        assert_eq!(scan_all(&[0xdf, 0x00, 0x10, 0x00, 0x00], 1 << 20), Scan::TooLarge);
-        assert_eq!(scan_all(&[0x94, 0xdb, 0x10, 0x00, 0x00, 0x00], 1 << 20), Scan::TooLarge);
+        assert_eq!(
+            scan_all(&[0xc6, 0xff, 0xff, 0xff, 0xff], 1 << 20),
+            Scan::TooLarge
+        );
+        assert_eq!(
+            scan_all(&[0xdd, 0xff, 0xff, 0xff, 0xff], 1 << 20),
+            Scan::TooLarge
+        );
+        assert_eq!(
+            scan_all(&[0xdf, 0x00, 0x10, 0x00, 0x00], 1 << 20),
+            Scan::TooLarge
+        );
+        assert_eq!(
+            scan_all(&[0x94, 0xdb, 0x10, 0x00, 0x00, 0x00], 1 << 20),
+            Scan::TooLarge
+        );
     }
 
     #[test]

@@ -85,18 +85,35 @@ impl UnixSocket {
         let mut removed_stale = false;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
-                return Err(DaemonError::NotASocket { path: path.to_owned() });
+                return Err(DaemonError::NotASocket {
+                    path: path.to_owned(),
+                });
             }
             match UnixStream::connect(path) {
-                Ok(_) => return Err(DaemonError::AlreadyRunning { path: path.to_owned() }),
+                Ok(_) => {
+                    return Err(DaemonError::AlreadyRunning {
+                        path: path.to_owned(),
+                    })
+                }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(path).map_err(|e| DaemonError::Bind { what: path.display().to_string(), source: e })?;
+                    std::fs::remove_file(path).map_err(|e| DaemonError::Bind {
+                        what: path.display().to_string(),
+                        source: e,
+                    })?;
                     removed_stale = true;
                 }
-                Err(e) => return Err(DaemonError::Bind { what: path.display().to_string(), source: e }),
+                Err(e) => {
+                    return Err(DaemonError::Bind {
+                        what: path.display().to_string(),
+                        source: e,
+                    })
+                }
             }
         }
-        let bind_err = |e| DaemonError::Bind { what: path.display().to_string(), source: e };
+        let bind_err = |e| DaemonError::Bind {
+            what: path.display().to_string(),
+            source: e,
+        };
         // The socket is created 0600 (no window with a wider mode): umask is
         // process-wide, so this runs before any worker or thread starts.
         // SAFETY: umask has no memory-safety preconditions.
@@ -108,9 +125,13 @@ impl UnixSocket {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
         let meta = std::fs::metadata(path).map_err(bind_err)?;
-        Ok(UnixSocket { listener, path: path.to_owned(), identity: (meta.dev(), meta.ino()), removed_stale })
+        Ok(UnixSocket {
+            listener,
+            path: path.to_owned(),
+            identity: (meta.dev(), meta.ino()),
+            removed_stale,
+        })
     }
-
 }
 
 impl Drop for UnixSocket {
@@ -129,7 +150,10 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     if !addr.ip().is_loopback() {
         return Err(DaemonError::NotLoopback { addr });
     }
-    let bind_err = |e| DaemonError::Bind { what: addr.to_string(), source: e };
+    let bind_err = |e| DaemonError::Bind {
+        what: addr.to_string(),
+        source: e,
+    };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
     Ok(listener)

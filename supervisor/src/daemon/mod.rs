@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use conn::{serve_connection, Conn, Shared};
 use listen::{accept_tcp, accept_unix, bind_tcp, Stream, UnixSocket};
-use signals::{poll, WakePipe};
 pub use signals::DaemonStopper;
+use signals::{poll, WakePipe};
 
 use crate::pool::Pool;
 
@@ -125,7 +125,12 @@ impl DaemonBuilder {
         };
         let wake = WakePipe::new().map_err(DaemonError::Signals)?;
         let unix = UnixSocket::bind(&self.socket)?;
-        Ok(Daemon { unix, tcp, wake, options: self })
+        Ok(Daemon {
+            unix,
+            tcp,
+            wake,
+            options: self,
+        })
     }
 }
 
@@ -173,7 +178,9 @@ impl Daemon {
     /// then shuts down gracefully, removes the socket file and stops the pool.
     pub fn run(self, pool: Arc<Pool>) -> Result<(), DaemonError> {
         if self.options.signals {
-            self.wake.install_signal_handlers().map_err(DaemonError::Signals)?;
+            self.wake
+                .install_signal_handlers()
+                .map_err(DaemonError::Signals)?;
         }
         let shared = Arc::new(Shared {
             pool,
@@ -215,13 +222,19 @@ impl Daemon {
 
     fn drain(self, shared: &Arc<Shared>, conns: Vec<(Arc<Conn>, JoinHandle<()>)>) {
         shared.draining.store(true, Ordering::Relaxed);
-        let Daemon { unix, tcp, wake, options } = self;
+        let Daemon {
+            unix,
+            tcp,
+            wake,
+            options,
+        } = self;
         // Dropping the listeners closes them and removes the socket file.
         drop((tcp, unix));
         for (c, _) in &conns {
             c.stop_reading();
         }
-        let all_done = |conns: &[(Arc<Conn>, JoinHandle<()>)]| conns.iter().all(|(_, t)| t.is_finished());
+        let all_done =
+            |conns: &[(Arc<Conn>, JoinHandle<()>)]| conns.iter().all(|(_, t)| t.is_finished());
         // Let accepted work finish; a second signal cuts the grace period short.
         let deadline = Instant::now() + options.grace;
         while !all_done(&conns) && Instant::now() < deadline {
@@ -249,14 +262,21 @@ impl Daemon {
     }
 }
 
-fn spawn_connection(shared: &Arc<Shared>, stream: Stream, needs_auth: bool) -> Option<(Arc<Conn>, JoinHandle<()>)> {
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    stream: Stream,
+    needs_auth: bool,
+) -> Option<(Arc<Conn>, JoinHandle<()>)> {
     let conn = Arc::new(Conn::new(stream.try_clone().ok()?));
     let (shared2, conn2) = (shared.clone(), conn.clone());
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    let spawned = std::thread::Builder::new().name("luapool-conn".into()).stack_size(8 << 20).spawn(move || {
-        serve_connection(shared2.clone(), conn2, stream, needs_auth);
-        shared2.connections.fetch_sub(1, Ordering::Relaxed);
-    });
+    let spawned = std::thread::Builder::new()
+        .name("luapool-conn".into())
+        .stack_size(8 << 20)
+        .spawn(move || {
+            serve_connection(shared2.clone(), conn2, stream, needs_auth);
+            shared2.connections.fetch_sub(1, Ordering::Relaxed);
+        });
     match spawned {
         Ok(t) => Some((conn, t)),
         Err(e) => {

@@ -53,7 +53,14 @@ impl Outbox {
         let thread = std::thread::Builder::new()
             .name("luapool-conn-writer".into())
             .spawn(move || write_loop(rx, stream, &writer_level))?;
-        Ok((Arc::new(Outbox { tx, level, dropped_logs: AtomicUsize::new(0) }), thread))
+        Ok((
+            Arc::new(Outbox {
+                tx,
+                level,
+                dropped_logs: AtomicUsize::new(0),
+            }),
+            thread,
+        ))
     }
 
     /// Queues a response.

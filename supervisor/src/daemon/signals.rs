@@ -41,7 +41,10 @@ impl WakePipe {
         }
         // SAFETY: pipe2 succeeded, so both fds are open and owned by no one else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok(WakePipe { read, write: Arc::new(write) })
+        Ok(WakePipe {
+            read,
+            write: Arc::new(write),
+        })
     }
 
     pub fn read_fd(&self) -> RawFd {
@@ -50,7 +53,9 @@ impl WakePipe {
 
     /// A handle that wakes this pipe.
     pub fn stopper(&self) -> DaemonStopper {
-        DaemonStopper { write: self.write.clone() }
+        DaemonStopper {
+            write: self.write.clone(),
+        }
     }
 
     /// Makes SIGTERM and SIGINT write to this pipe. Later calls (another
@@ -80,7 +85,8 @@ impl WakePipe {
         let mut any = false;
         loop {
             // SAFETY: buf is a live, writable buffer of buf.len() bytes.
-            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 return any;
             }
@@ -99,7 +105,12 @@ impl Drop for WakePipe {
     fn drop(&mut self) {
         // Signals after this daemon is gone must not write to a closed (and
         // maybe reused) descriptor.
-        let _ = SIGNAL_FD.compare_exchange(self.write.as_raw_fd(), -1, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = SIGNAL_FD.compare_exchange(
+            self.write.as_raw_fd(),
+            -1,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -121,7 +132,14 @@ impl DaemonStopper {
 
 /// Polls `fds` for readability; one flag per fd. `None` waits forever.
 pub(crate) fn poll(fds: &[RawFd], timeout: Option<Duration>) -> Vec<bool> {
-    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
     // SAFETY: pfds is a live array of pfds.len() pollfd structs.
     let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };

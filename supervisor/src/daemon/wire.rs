@@ -41,12 +41,20 @@ pub(crate) fn decode(frame: &[u8]) -> Incoming {
         Err(e) => {
             // Not plain data (an invalid key, an ext type, too deep): say so
             // to the request if its header is readable.
-            let msgid = rmp_serde::from_slice::<(u8, u32, IgnoredAny, IgnoredAny)>(frame).ok().map(|h| h.1);
-            return Incoming::Bad { msgid, message: format!("cannot decode the request: {e}") };
+            let msgid = rmp_serde::from_slice::<(u8, u32, IgnoredAny, IgnoredAny)>(frame)
+                .ok()
+                .map(|h| h.1);
+            return Incoming::Bad {
+                msgid,
+                message: format!("cannot decode the request: {e}"),
+            };
         }
     };
     let HostValue::Array(mut items) = value else {
-        return Incoming::Bad { msgid: None, message: "a message must be an array".into() };
+        return Incoming::Bad {
+            msgid: None,
+            message: "a message must be an array".into(),
+        };
     };
     match (items.len(), items.first()) {
         (3, Some(HostValue::Int(2))) => return Incoming::Notification,
@@ -62,20 +70,44 @@ pub(crate) fn decode(frame: &[u8]) -> Incoming {
     let method = items.pop().expect("four items");
     let msgid = match items.pop() {
         Some(HostValue::Int(i)) if (0..=i64::from(u32::MAX)).contains(&i) => i as u32,
-        _ => return Incoming::Bad { msgid: None, message: "msgid must be an unsigned 32-bit integer".into() },
+        _ => {
+            return Incoming::Bad {
+                msgid: None,
+                message: "msgid must be an unsigned 32-bit integer".into(),
+            }
+        }
     };
     let method = match method {
         HostValue::Str(b) => match String::from_utf8(b) {
             Ok(m) => m,
-            Err(_) => return Incoming::Bad { msgid: Some(msgid), message: "method name is not UTF-8".into() },
+            Err(_) => {
+                return Incoming::Bad {
+                    msgid: Some(msgid),
+                    message: "method name is not UTF-8".into(),
+                }
+            }
         },
-        _ => return Incoming::Bad { msgid: Some(msgid), message: "method must be a string".into() },
+        _ => {
+            return Incoming::Bad {
+                msgid: Some(msgid),
+                message: "method must be a string".into(),
+            }
+        }
     };
     let params = match params {
         HostValue::Array(p) => p,
-        _ => return Incoming::Bad { msgid: Some(msgid), message: "params must be an array".into() },
+        _ => {
+            return Incoming::Bad {
+                msgid: Some(msgid),
+                message: "params must be an array".into(),
+            }
+        }
     };
-    Incoming::Request(Request { msgid, method, params })
+    Incoming::Request(Request {
+        msgid,
+        method,
+        params,
+    })
 }
 
 /// An error as the client sees it: a map with `kind` and `message`.
@@ -145,29 +177,48 @@ mod tests {
     #[test]
     fn request_decodes_with_its_params() {
         let frame = rmp_serde::to_vec(&(0u8, 9u32, "compute", (3u64, "return 1"))).unwrap();
-        let Incoming::Request(r) = decode(&frame) else { panic!("not a request") };
+        let Incoming::Request(r) = decode(&frame) else {
+            panic!("not a request")
+        };
         assert_eq!((r.msgid, r.method.as_str()), (9, "compute"));
-        assert_eq!(r.params, vec![HostValue::Int(3), HostValue::str("return 1")]);
+        assert_eq!(
+            r.params,
+            vec![HostValue::Int(3), HostValue::str("return 1")]
+        );
     }
 
     #[test]
     fn wrong_shapes_are_bad_with_msgid_when_readable() {
         let no_array = rmp_serde::to_vec(&(0u8, 4u32, "stats", 5)).unwrap();
-        assert!(matches!(decode(&no_array), Incoming::Bad { msgid: Some(4), .. }));
+        assert!(matches!(
+            decode(&no_array),
+            Incoming::Bad { msgid: Some(4), .. }
+        ));
         let not_request = rmp_serde::to_vec(&"hello").unwrap();
-        assert!(matches!(decode(&not_request), Incoming::Bad { msgid: None, .. }));
+        assert!(matches!(
+            decode(&not_request),
+            Incoming::Bad { msgid: None, .. }
+        ));
         let bad_msgid = rmp_serde::to_vec(&(0u8, -1i32, "stats", ())).unwrap();
-        assert!(matches!(decode(&bad_msgid), Incoming::Bad { msgid: None, .. }));
+        assert!(matches!(
+            decode(&bad_msgid),
+            Incoming::Bad { msgid: None, .. }
+        ));
         // A nil map key is not plain data, but the header is readable.
         let mut nil_key = rmp_serde::to_vec(&(0u8, 8u32, "set_input")).unwrap();
         nil_key[0] = 0x94;
         nil_key.extend_from_slice(&[0x92, 0x01, 0x81, 0xc0, 0x01]);
-        assert!(matches!(decode(&nil_key), Incoming::Bad { msgid: Some(8), .. }));
+        assert!(matches!(
+            decode(&nil_key),
+            Incoming::Bad { msgid: Some(8), .. }
+        ));
     }
 
     #[test]
     fn cancelled_error_gets_a_message() {
-        let RpcError(HostValue::Map(m)) = RpcError::compute(&ComputeError::Cancelled) else { panic!() };
+        let RpcError(HostValue::Map(m)) = RpcError::compute(&ComputeError::Cancelled) else {
+            panic!()
+        };
         assert!(m.contains(&(Key::str("kind"), HostValue::str("Cancelled"))));
         assert!(m.iter().any(|(k, _)| *k == Key::str("message")));
     }
