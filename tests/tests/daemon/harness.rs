@@ -1,0 +1,243 @@
+//! The harness: a `luapool serve` child process per test, and a raw
+//! MessagePack-RPC connection for what the client library would never send.
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use luapool_client::Client;
+use rmpv::Value;
+
+/// How long any wait in these tests may take before it counts as a hang.
+pub const HANG: Duration = Duration::from_secs(30);
+
+pub fn luapool_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("luapool");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (it builds the binary)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn fresh_socket_path() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("luapool-t{}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Polls `f` until it is true; panics with `what` if that takes a hang's time.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + HANG;
+    while !f() {
+        assert!(Instant::now() < end, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `luapool serve` child process; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_at(fresh_socket_path(), extra)
+    }
+
+    pub fn start_at(socket: PathBuf, extra: &[&str]) -> Daemon {
+        let mut child = Command::new(luapool_bin())
+            .arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--workers", "2"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn luapool serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut pipe, sink) = (child.stderr.take().expect("piped"), stderr.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut d = Daemon {
+            child,
+            socket,
+            stderr,
+        };
+        eventually("the daemon says it is listening", || {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("luapool serve exited with {status}: {}", d.stderr());
+            }
+            d.stderr().contains("workers)")
+        });
+        d
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).expect("connect")
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::new(UnixStream::connect(&self.socket).expect("connect"))
+    }
+
+    pub fn tables(&self) -> (usize, usize) {
+        let s = self.client().stats().expect("stats");
+        (s.store.tables, s.sessions)
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
+    }
+
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let end = Instant::now() + HANG;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < end,
+                "the daemon did not exit: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// A raw MessagePack-RPC connection.
+pub struct Raw {
+    reader: BufReader<Box<dyn Read + Send>>,
+    writer: Box<dyn Write + Send>,
+}
+
+/// What came back for a request.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    Ok(Value),
+    Err(String),
+    Closed,
+}
+
+impl Raw {
+    pub fn new(s: UnixStream) -> Raw {
+        s.set_read_timeout(Some(HANG)).unwrap();
+        Raw {
+            reader: BufReader::new(Box::new(s.try_clone().unwrap())),
+            writer: Box::new(s),
+        }
+    }
+
+    pub fn tcp(s: TcpStream) -> Raw {
+        s.set_read_timeout(Some(HANG)).unwrap();
+        Raw {
+            reader: BufReader::new(Box::new(s.try_clone().unwrap())),
+            writer: Box::new(s),
+        }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        // The daemon may already have closed the connection: that is an answer too.
+        let _ = self.writer.write_all(bytes);
+    }
+
+    pub fn send(&mut self, msg: Value) {
+        let mut buf = Vec::new();
+        rmpv::encode::write_value(&mut buf, &msg).unwrap();
+        self.send_bytes(&buf);
+    }
+
+    pub fn request(&mut self, msgid: u32, method: &str, params: Vec<Value>) {
+        self.send(Value::Array(vec![
+            0.into(),
+            msgid.into(),
+            method.into(),
+            Value::Array(params),
+        ]));
+    }
+
+    /// The next message, or None at end of stream.
+    pub fn next(&mut self) -> Option<Value> {
+        rmpv::decode::read_value(&mut self.reader).ok()
+    }
+
+    /// The answer to `msgid`, skipping notifications; an error reply with a
+    /// nil msgid (the daemon rejecting the stream) counts as an answer too.
+    pub fn answer(&mut self, msgid: u32) -> Answer {
+        while let Some(msg) = self.next() {
+            let Value::Array(m) = msg else {
+                panic!("not an array: {msg}")
+            };
+            if m[0] == Value::from(2) {
+                continue;
+            }
+            assert_eq!(m.len(), 4, "{m:?}");
+            if m[1] != Value::from(msgid) && !m[1].is_nil() {
+                continue;
+            }
+            return match &m[2] {
+                Value::Nil => Answer::Ok(m[3].clone()),
+                e => Answer::Err(e["kind"].as_str().expect("error kind").to_owned()),
+            };
+        }
+        Answer::Closed
+    }
+
+    /// Reads until the daemon closes the connection.
+    pub fn closed(&mut self) -> bool {
+        while self.next().is_some() {}
+        true
+    }
+
+    pub fn call(&mut self, msgid: u32, method: &str, params: Vec<Value>) -> Answer {
+        self.request(msgid, method, params);
+        self.answer(msgid)
+    }
+}
+
+impl Daemon {
+    pub fn child_running(&self) -> bool {
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, 0) == 0 }
+    }
+}
