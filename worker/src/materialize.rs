@@ -36,13 +36,8 @@ const NAMES: [&std::ffi::CStr; 7] = [c"__index", c"__newindex", c"__len", c"__pa
 /// The prelude's functions a proxy's metatable refers to.
 #[derive(Clone)]
 pub struct Fns {
-    /// `(newindex, len, pairs, make)` from `prelude.lua`.
-    pub fns: (
-        mlua::Function,
-        mlua::Function,
-        mlua::Function,
-        mlua::Function,
-    ),
+    /// `(newindex, len, pairs, make, ro_newindex)` from `prelude.lua`.
+    pub fns: (mlua::Function, mlua::Function, mlua::Function, mlua::Function, mlua::Function),
 }
 
 /// Where fetched values go in the cache table.

@@ -5,11 +5,11 @@
 //! tables (see [`inline`](super::inline)); writes refuse read-only tables and
 //! check the quota before applying. Nothing here panics on any input.
 
-use luapool_protocol::{Fetched, Key, Reply, Request, TableId, Value, Write};
+use luapool_protocol::{encode_into, Fetched, Key, Reply, RequestErrorKind, Request, TableId, ToWorker, Value, Write};
 
 use super::arena::{arena_of, Arena};
 use super::inline::views;
-use super::{convert, Locked, Scope, StoreError};
+use super::{convert, encode, Locked, Scope, StoreError};
 
 /// The most values a `GetRange` returns.
 pub const MAX_RANGE: u32 = 4096;
@@ -21,6 +21,54 @@ pub(crate) fn handle(locked: Option<Locked<'_>>, scope: &Scope, req: Request) ->
     match serve(locked, scope, req) {
         Ok(reply) => reply,
         Err(e) => Reply::Error(e.into()),
+    }
+}
+
+/// Serves `req` and writes the whole `ToWorker::Reply` message into `out`;
+/// reads are encoded straight from the store (see [`encode`]). Returns the
+/// kind of the error reply, if it is one.
+pub(crate) fn handle_into(locked: Option<Locked<'_>>, scope: &Scope, req: Request, out: &mut Vec<u8>) -> Option<RequestErrorKind> {
+    let read: Result<(), StoreError> = match req {
+        Request::Get { table, key } => (|| {
+            let arena = scoped(&locked, scope, table)?;
+            encode::fetched(out, arena, &[arena.table(table)?.get(&key)]);
+            Ok(())
+        })(),
+        Request::GetRange { table, start, count } => (|| {
+            let arena = scoped(&locked, scope, table)?;
+            let t = arena.table(table)?;
+            let values: Vec<Value> = (0..i64::from(count.min(MAX_RANGE)))
+                .map(|i| start.checked_add(i).map_or(Value::Nil, |k| t.get_int(k)))
+                .collect();
+            encode::fetched(out, arena, &values);
+            Ok(())
+        })(),
+        Request::Next { table, ref after, limit } => (|| {
+            let arena = scoped(&locked, scope, table)?;
+            let mut entries = Vec::new();
+            let done = arena
+                .table(table)?
+                .next(after.as_ref(), limit.clamp(1, MAX_ENTRIES) as usize, &mut entries)
+                .map_err(|_| StoreError::InvalidNextKey(after.clone().unwrap_or(Key::Int(0))))?;
+            encode::entries(out, arena, &entries, done);
+            Ok(())
+        })(),
+        other => {
+            let reply = handle(locked, scope, other);
+            let kind = if let Reply::Error(e) = &reply { Some(e.kind) } else { None };
+            encode_into(&ToWorker::Reply(reply), out);
+            return kind;
+        }
+    };
+    match read {
+        Ok(()) => None,
+        Err(e) => {
+            out.clear();
+            let e: luapool_protocol::RequestError = e.into();
+            let kind = e.kind;
+            encode_into(&ToWorker::Reply(Reply::Error(e)), out);
+            Some(kind)
+        }
     }
 }
 

@@ -39,47 +39,57 @@ fn key_wire_bytes(k: &SKey) -> usize {
     }
 }
 
-/// Views of the tables (of `arena`) that `values` mention, and transitively
-/// of tables inlined ones mention.
-pub(crate) fn views<'v>(arena: &Arena, values: impl IntoIterator<Item = &'v Value>) -> Vec<TableView> {
+/// Which tables a reply describes, in order, and whether each comes
+/// complete: the tables `roots` mention, then (breadth first) those that
+/// complete ones mention, within the reply's budget.
+pub(crate) fn plan(arena: &Arena, roots: impl IntoIterator<Item = TableId>) -> Vec<(TableId, bool)> {
     let mut seen: HashSet<TableId> = HashSet::new();
     let mut queue: VecDeque<(TableId, usize)> = VecDeque::new();
-    for v in values {
-        if let Value::Table(id) = v {
-            if seen.insert(*id) {
-                queue.push_back((*id, 0));
-            }
+    for id in roots {
+        if seen.insert(id) {
+            queue.push_back((id, 0));
         }
-    }
-    if queue.is_empty() {
-        return Vec::new();
     }
     let mut out = Vec::with_capacity(queue.len());
     let (mut entries_left, mut bytes_left) = (INLINE_BUDGET_ENTRIES, INLINE_BUDGET_BYTES);
     while let Some((id, depth)) = queue.pop_front() {
         let Ok(t) = arena.table(id) else { continue };
         let n = t.entry_count();
-        let mut view = TableView { id, readonly: t.readonly, len: t.border(), complete: false, array: Vec::new(), hash: Vec::new() };
+        let mut complete = false;
         if n <= INLINE_MAX_ENTRIES && depth <= INLINE_MAX_DEPTH && n <= entries_left {
             let bytes = inline_bytes(t);
             if bytes <= bytes_left {
                 entries_left -= n;
                 bytes_left -= bytes;
-                view.complete = true;
-                view.array = t.array().iter().map(SValue::to_value).collect();
-                view.hash = t.hash_live().map(|(k, v)| (k.to_key(), v.to_value())).collect();
-                for v in view.array.iter().chain(view.hash.iter().map(|(_, v)| v)) {
-                    if let Value::Table(c) = v {
-                        if seen.insert(*c) {
-                            queue.push_back((*c, depth + 1));
-                        }
+                complete = true;
+                for c in t.children() {
+                    if seen.insert(c) {
+                        queue.push_back((c, depth + 1));
                     }
                 }
             }
         }
-        out.push(view);
+        out.push((id, complete));
     }
     out
+}
+
+/// Views of the tables (of `arena`) that `values` mention, and transitively
+/// of tables inlined ones mention.
+pub(crate) fn views<'v>(arena: &Arena, values: impl IntoIterator<Item = &'v Value>) -> Vec<TableView> {
+    let roots = values.into_iter().filter_map(|v| if let Value::Table(id) = v { Some(*id) } else { None });
+    plan(arena, roots)
+        .into_iter()
+        .filter_map(|(id, complete)| {
+            let t = arena.table(id).ok()?;
+            let mut view = TableView { id, readonly: t.readonly, len: t.border(), complete, array: Vec::new(), hash: Vec::new() };
+            if complete {
+                view.array = t.array().iter().map(SValue::to_value).collect();
+                view.hash = t.hash_live().map(|(k, v)| (k.to_key(), v.to_value())).collect();
+            }
+            Some(view)
+        })
+        .collect()
 }
 
 fn inline_bytes(t: &Table) -> usize {

@@ -15,6 +15,7 @@
 mod arena;
 mod cell;
 mod convert;
+mod encode;
 mod error;
 mod extract;
 mod handle;
@@ -219,6 +220,26 @@ impl Store {
             (None, None) => None,
         };
         handle::handle(locked, scope, req)
+    }
+
+    /// Like [`handle`](Self::handle), but writes the whole encoded
+    /// `ToWorker::Reply` message into `out` (cleared first), encoding reads
+    /// straight from the store. Returns the error kind if the reply is an error.
+    pub fn handle_into(
+        &self,
+        scope: &Scope,
+        req: luapool_protocol::Request,
+        out: &mut Vec<u8>,
+    ) -> Option<luapool_protocol::RequestErrorKind> {
+        out.clear();
+        let session = self.arena(scope.session).ok();
+        let home = self.arena(scope.home).ok();
+        let locked = match (&session, &home) {
+            (Some(s), h) => Some(Locked::lock(s, h.as_ref())),
+            (None, Some(h)) => Some(Locked::lock(h, None)),
+            (None, None) => None,
+        };
+        handle::handle_into(locked, scope, req, out)
     }
 
     /// Mark-and-sweep `arena` from its roots; returns the tables freed. Call

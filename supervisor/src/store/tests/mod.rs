@@ -1,6 +1,7 @@
 //! Unit tests of the store, one file per area.
 
 mod convert;
+mod encode;
 mod gc;
 mod measure;
 mod next;

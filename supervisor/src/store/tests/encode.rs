@@ -1,0 +1,41 @@
+//! `handle_into` writes exactly what encoding `handle`'s reply writes.
+
+use luapool_protocol::{decode, Key, Request, ToWorker};
+use serde_json::json;
+
+use super::{loaded, only};
+
+fn same_reply(store: &crate::Store, scope: &crate::Scope, req: Request) {
+    let mut out = Vec::new();
+    store.handle_into(scope, req.clone(), &mut out);
+    let direct: ToWorker = decode(&out).expect("handle_into writes a message the codec reads");
+    assert_eq!(direct, ToWorker::Reply(store.handle(scope, req)));
+}
+
+#[test]
+fn direct_encoding_matches_the_codec_for_every_read() {
+    let (store, a, id) = loaded(json!({
+        "items": (0..300).map(|i| json!({"id": i, "name": format!("n{i}"), "v": i as f64 / 3.0, "ok": i % 2 == 0,
+                                          "tags": [i, -i, "x"], "big": if i == 7 { json!((0..100).collect::<Vec<_>>()) } else { json!(null) }}))
+                         .collect::<Vec<_>>(),
+        "long": "y".repeat(70_000),
+        "nested": {"a": {"b": {"c": {"d": 1}}}},
+        "2.5": 1, "t": true
+    }));
+    let sc = only(a);
+    let items = match store.host_get(id, &Key::str("items")).unwrap() {
+        luapool_protocol::Value::Table(t) => t,
+        other => panic!("{other:?}"),
+    };
+    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("items") });
+    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("long") });
+    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("nested") });
+    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("absent") });
+    same_reply(&store, &sc, Request::GetRange { table: items, start: 1, count: 1024 });
+    same_reply(&store, &sc, Request::GetRange { table: items, start: -5, count: 10 });
+    same_reply(&store, &sc, Request::Next { table: id, after: None, limit: 3 });
+    same_reply(&store, &sc, Request::Next { table: items, after: Some(Key::Int(250)), limit: 100 });
+    same_reply(&store, &sc, Request::Next { table: id, after: Some(Key::str("no such key")), limit: 1 });
+    same_reply(&store, &sc, Request::GetRange { table: 12345, start: 1, count: 1 });
+    same_reply(&store, &sc, Request::Len { table: items });
+}
