@@ -300,7 +300,8 @@ impl Session {
         compute_output(v)
     }
 
-    /// Cancels the compute this session is running or waiting to run, if any.
+    /// Cancels the compute this session is running and the computes it has
+    /// queued so far (they end with [`ComputeError::Cancelled`](crate::ComputeError)).
     pub fn cancel(&self) -> Result<(), ClientError> {
         self.call("cancel", (self.id,)).map(drop)
     }

@@ -10,6 +10,7 @@ use luapool_protocol::Key;
 use super::outbox::Outbox;
 use super::wire::{log_notification, RpcError};
 use crate::host_value::HostValue;
+use crate::serve::CancelToken;
 use crate::session::{ComputeOptions, Session};
 
 /// A session method with its arguments (the session id already taken off).
@@ -200,6 +201,7 @@ pub(crate) fn execute(
     session: &Session,
     call: Call,
     logs: LogRoute<'_>,
+    cancel: Option<CancelToken>,
 ) -> Result<HostValue, RpcError> {
     let err = |e| RpcError::session(&e);
     match call {
@@ -215,7 +217,7 @@ pub(crate) fn execute(
             .map(|()| HostValue::Nil)
             .map_err(err),
         Call::ClearIo => session.clear_io().map(|()| HostValue::Nil).map_err(err),
-        Call::Compute { code, options } => compute(session, code, options, logs),
+        Call::Compute { code, options } => compute(session, code, options, logs, cancel),
         Call::Close => Ok(HostValue::Nil),
     }
 }
@@ -225,6 +227,7 @@ fn compute(
     code: String,
     o: CallOptions,
     logs: LogRoute<'_>,
+    cancel: Option<CancelToken>,
 ) -> Result<HostValue, RpcError> {
     let on_log: Option<crate::LogSink> = if o.no_stream {
         None
@@ -238,7 +241,7 @@ fn compute(
         timeout: o.timeout,
         instructions: o.instructions,
         memory: o.memory,
-        cancel: None,
+        cancel,
         on_log,
         chunk_name: o.chunk_name,
     };

@@ -14,24 +14,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
 use luapool_protocol::Key;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::calls::{self, Call, LogRoute};
+use super::calls::{self, Call};
 use super::frame::{FrameScanner, Scan};
 use super::listen::Stream;
 use super::outbox::Outbox;
+use super::runner::Runner;
 use super::wire::{self, Incoming, Request, RpcError};
-use crate::error::ComputeError;
 use crate::host_value::{to_host, HostValue};
 use crate::pool::Pool;
-use crate::session::Session;
-
-/// Stack of the reader and session threads: decoding and loading nested
-/// data recurses (bounded by the frame scanner and the store).
-const THREAD_STACK: usize = 8 << 20;
 
 /// State shared by the daemon and all its connections.
 pub(crate) struct Shared {
@@ -72,21 +66,9 @@ impl Conn {
     /// Cancels every compute running on this connection's sessions.
     pub fn cancel_all(&self) {
         for r in self.sessions.lock().values() {
-            r.session.cancel();
+            r.cancel();
         }
     }
-}
-
-/// A session's thread and its queue.
-struct Runner {
-    session: Arc<Session>,
-    tx: Sender<Queued>,
-    thread: JoinHandle<()>,
-}
-
-struct Queued {
-    msgid: u32,
-    call: Call,
 }
 
 enum Flow {
@@ -271,65 +253,16 @@ impl Reader {
             None => pool.session(),
         });
         let sid = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
-        let runner = self.spawn_runner(sid, session).map_err(|e| {
-            RpcError::new("Internal", format!("cannot start a session thread: {e}"))
-        })?;
-        self.conn.sessions.lock().insert(sid, runner);
-        Ok(HostValue::Int(sid as i64))
-    }
-
-    fn spawn_runner(&self, sid: u64, session: Arc<Session>) -> std::io::Result<Runner> {
-        let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
-        let (shared, outbox, abandoned) = (
+        let runner = Runner::spawn(
+            sid,
+            session,
             self.shared.clone(),
             self.outbox.clone(),
             self.abandoned.clone(),
-        );
-        let mine = session.clone();
-        self.shared.sessions.fetch_add(1, Ordering::Relaxed);
-        let spawned = std::thread::Builder::new()
-            .name(format!("luapool-session-{sid}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                for q in rx.iter() {
-                    let close = matches!(q.call, Call::Close);
-                    if abandoned.load(Ordering::Relaxed) {
-                        if close {
-                            break;
-                        }
-                        continue;
-                    }
-                    let result = if shared.force_stop.load(Ordering::Relaxed)
-                        && matches!(q.call, Call::Compute { .. })
-                    {
-                        Err(RpcError::compute(&ComputeError::Cancelled))
-                    } else {
-                        calls::execute(
-                            &mine,
-                            q.call,
-                            LogRoute {
-                                outbox: &outbox,
-                                session: sid,
-                                msgid: q.msgid,
-                            },
-                        )
-                    };
-                    outbox.send(wire::response(Some(q.msgid), result));
-                    if close {
-                        break;
-                    }
-                }
-                drop(mine);
-                shared.sessions.fetch_sub(1, Ordering::Relaxed);
-            });
-        if spawned.is_err() {
-            self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(Runner {
-            session,
-            tx,
-            thread: spawned?,
-        })
+        )
+        .map_err(|e| RpcError::new("Internal", format!("cannot start a session thread: {e}")))?;
+        self.conn.sessions.lock().insert(sid, runner);
+        Ok(HostValue::Int(sid as i64))
     }
 
     fn session_id(params: &mut Vec<HostValue>) -> Result<u64, RpcError> {
@@ -361,13 +294,13 @@ impl Reader {
             )));
         }
         let sessions = self.conn.sessions.lock();
-        let session = &sessions
+        let runner = sessions
             .get(&sid)
-            .ok_or_else(|| Self::unknown_session(sid))?
-            .session;
+            .ok_or_else(|| Self::unknown_session(sid))?;
+        let session = runner.session();
         match method {
             "cancel" => {
-                session.cancel();
+                runner.cancel();
                 Ok(HostValue::Nil)
             }
             "get_io_table_id" => Ok(HostValue::Int(session.io_table_id() as i64)),
@@ -389,14 +322,12 @@ impl Reader {
         if !sessions.contains_key(&sid) {
             return Err(Self::unknown_session(sid));
         }
-        let queued = Queued { msgid, call };
-        if let Call::Close = queued.call {
+        if let Call::Close = call {
             let runner = sessions.remove(&sid).expect("checked above");
-            let _ = runner.tx.send(queued);
             self.closed.retain(|t| !t.is_finished());
-            self.closed.push(runner.thread);
+            self.closed.push(runner.close(msgid));
         } else {
-            let _ = sessions[&sid].tx.send(queued);
+            sessions[&sid].submit(msgid, call);
         }
         Ok(())
     }
@@ -435,9 +366,7 @@ impl Reader {
         }
         let runners: Vec<Runner> = self.conn.sessions.lock().drain().map(|(_, r)| r).collect();
         for r in runners {
-            drop(r.tx);
-            drop(r.session);
-            let _ = r.thread.join();
+            let _ = r.finish().join();
         }
         for t in self.closed.drain(..) {
             let _ = t.join();

@@ -159,17 +159,18 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     Ok(listener)
 }
 
-/// Accepts one pending connection, if any (listeners are non-blocking).
-pub(crate) fn accept_unix(l: &UnixListener) -> Option<Stream> {
-    let (s, _) = l.accept().ok()?;
-    s.set_nonblocking(false).ok()?;
-    Some(Stream::Unix(s))
+/// Accepts one pending connection (listeners are non-blocking, so
+/// `WouldBlock` means none is pending).
+pub(crate) fn accept_unix(l: &UnixListener) -> io::Result<Stream> {
+    let (s, _) = l.accept()?;
+    s.set_nonblocking(false)?;
+    Ok(Stream::Unix(s))
 }
 
-/// Accepts one pending TCP connection, if any.
-pub(crate) fn accept_tcp(l: &TcpListener) -> Option<Stream> {
-    let (s, _) = l.accept().ok()?;
-    s.set_nonblocking(false).ok()?;
+/// Accepts one pending TCP connection.
+pub(crate) fn accept_tcp(l: &TcpListener) -> io::Result<Stream> {
+    let (s, _) = l.accept()?;
+    s.set_nonblocking(false)?;
     let _ = s.set_nodelay(true);
-    Some(Stream::Tcp(s))
+    Ok(Stream::Tcp(s))
 }

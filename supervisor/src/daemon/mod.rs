@@ -22,6 +22,7 @@ mod conn;
 mod frame;
 mod listen;
 mod outbox;
+mod runner;
 mod signals;
 mod wire;
 
@@ -44,6 +45,8 @@ use crate::pool::Pool;
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
 /// How long a cancelled compute may take to end before connections are closed anyway.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -204,15 +207,26 @@ impl Daemon {
             }
             let mut accepted = Vec::new();
             if ready[1] {
-                accepted.extend(accept_unix(&self.unix.listener).map(|s| (s, false)));
+                accepted.push((accept_unix(&self.unix.listener), false));
             }
             if let (Some(true), Some((l, _))) = (ready.get(2), &self.tcp) {
-                accepted.extend(accept_tcp(l).map(|s| (s, true)));
+                accepted.push((accept_tcp(l), true));
             }
             for (stream, needs_auth) in accepted {
-                conns.retain(|(_, t)| !t.is_finished());
-                if let Some(c) = spawn_connection(&shared, stream, needs_auth) {
-                    conns.push(c);
+                match stream {
+                    Ok(stream) => {
+                        conns.retain(|(_, t)| !t.is_finished());
+                        if let Some(c) = spawn_connection(&shared, stream, needs_auth) {
+                            conns.push(c);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        // Out of file descriptors, say: do not spin on a
+                        // listener that stays readable.
+                        eprintln!("luapool: cannot accept a connection: {e}");
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
                 }
             }
         }

@@ -166,3 +166,26 @@ fn malformed_frames_get_an_error_or_a_closed_connection_and_others_are_unaffecte
         2
     );
 }
+
+#[test]
+fn a_cancel_pipelined_right_behind_a_compute_stops_it() {
+    let d = Daemon::start(&[]);
+    let mut raw = d.raw();
+    let Answer::Ok(sid) = raw.call(1, "session.open", vec![]) else {
+        panic!("session.open failed")
+    };
+    let opts = Value::Map(vec![("timeout_ms".into(), 60_000.into())]);
+    raw.request(
+        2,
+        "compute",
+        vec![sid.clone(), "while true do end".into(), opts],
+    );
+    raw.request(3, "cancel", vec![sid.clone()]);
+    assert_eq!(raw.answer(3), Answer::Ok(Value::Nil));
+    assert_eq!(raw.answer(2), Answer::Err("Cancelled".into()));
+    // Calls after the cancel run normally.
+    let Answer::Ok(out) = raw.call(4, "compute", vec![sid, "return 3".into()]) else {
+        panic!("compute after cancel failed")
+    };
+    assert_eq!(out["values"][0].as_i64(), Some(3));
+}

@@ -149,6 +149,8 @@ impl Drop for Daemon {
 pub struct Raw {
     reader: BufReader<Box<dyn Read + Send>>,
     writer: Box<dyn Write + Send>,
+    /// Responses read while waiting for another msgid.
+    early: Vec<Vec<Value>>,
 }
 
 /// What came back for a request.
@@ -165,6 +167,7 @@ impl Raw {
         Raw {
             reader: BufReader::new(Box::new(s.try_clone().unwrap())),
             writer: Box::new(s),
+            early: Vec::new(),
         }
     }
 
@@ -173,6 +176,7 @@ impl Raw {
         Raw {
             reader: BufReader::new(Box::new(s.try_clone().unwrap())),
             writer: Box::new(s),
+            early: Vec::new(),
         }
     }
 
@@ -204,6 +208,10 @@ impl Raw {
     /// The answer to `msgid`, skipping notifications; an error reply with a
     /// nil msgid (the daemon rejecting the stream) counts as an answer too.
     pub fn answer(&mut self, msgid: u32) -> Answer {
+        let mine = |m: &Vec<Value>| m[1] == Value::from(msgid) || m[1].is_nil();
+        if let Some(i) = self.early.iter().position(mine) {
+            return Self::answer_of(&self.early.remove(i));
+        }
         while let Some(msg) = self.next() {
             let Value::Array(m) = msg else {
                 panic!("not an array: {msg}")
@@ -212,15 +220,19 @@ impl Raw {
                 continue;
             }
             assert_eq!(m.len(), 4, "{m:?}");
-            if m[1] != Value::from(msgid) && !m[1].is_nil() {
-                continue;
+            if mine(&m) {
+                return Self::answer_of(&m);
             }
-            return match &m[2] {
-                Value::Nil => Answer::Ok(m[3].clone()),
-                e => Answer::Err(e["kind"].as_str().expect("error kind").to_owned()),
-            };
+            self.early.push(m);
         }
         Answer::Closed
+    }
+
+    fn answer_of(m: &[Value]) -> Answer {
+        match &m[2] {
+            Value::Nil => Answer::Ok(m[3].clone()),
+            e => Answer::Err(e["kind"].as_str().expect("error kind").to_owned()),
+        }
     }
 
     /// Reads until the daemon closes the connection.
