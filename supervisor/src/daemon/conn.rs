@@ -27,6 +27,9 @@ use super::wire::{self, Incoming, Request, RpcError};
 use crate::host_value::{to_host, HostValue};
 use crate::pool::Pool;
 
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 64 << 10;
+
 /// State shared by the daemon and all its connections.
 pub(crate) struct Shared {
     pub pool: Arc<Pool>,
@@ -105,7 +108,8 @@ pub(crate) fn serve_connection(
         closed: Vec::new(),
     };
     let mut scanner = FrameScanner::new(shared.max_frame);
-    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
     'read: loop {
         loop {
             match scanner.scan(&buf) {
@@ -113,6 +117,10 @@ pub(crate) fn serve_connection(
                     let flow = r.frame(&buf[..n]);
                     buf.drain(..n);
                     scanner.reset();
+                    if buf.capacity() > 16 * READ_CHUNK && buf.len() < READ_CHUNK {
+                        // Do not keep a large frame's buffer for the connection's life.
+                        buf.shrink_to(READ_CHUNK);
+                    }
                     if let Flow::Close = flow {
                         break 'read;
                     }
@@ -138,11 +146,11 @@ pub(crate) fn serve_connection(
         if !r.outbox.wait_for_room() {
             break;
         }
-        let len = buf.len();
-        buf.resize(len + (64 << 10), 0);
-        match stream.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.truncate(len + n),
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
     r.finish();

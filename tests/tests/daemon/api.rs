@@ -250,3 +250,29 @@ fn the_python_example_prints_the_output() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_large_input_and_output_cross_the_socket_intact() {
+    let d = Daemon::start(&[]);
+    let client = d.client();
+    let s = client.session().unwrap();
+    let items: Vec<i64> = (1..=200_000).collect();
+    s.set_input(&json!({ "items": items, "blob": "x".repeat(3 << 20) }))
+        .unwrap();
+    s.compute(
+        "local sum = 0 for _, v in ipairs(_io.input.items) do sum = sum + v end \
+         _io.output = { sum = sum, n = #_io.input.items, blob = _io.input.blob .. '!', items = _io.input.items }",
+    )
+    .unwrap();
+    #[derive(serde::Deserialize)]
+    struct Out {
+        sum: i64,
+        n: usize,
+        blob: String,
+        items: Vec<i64>,
+    }
+    let out: Out = s.get_output().unwrap();
+    assert_eq!((out.sum, out.n), (200_000 * 200_001 / 2, 200_000));
+    assert_eq!(out.blob.len(), (3 << 20) + 1);
+    assert_eq!(out.items, items);
+}
