@@ -16,6 +16,7 @@ mod codec;
 #[cfg(test)]
 mod codec_tests;
 mod message;
+pub mod mp;
 mod ring;
 mod sync;
 mod value;

@@ -11,7 +11,7 @@ use std::ffi::c_int;
 use luapool_protocol::TableId;
 use mlua::{ffi, Lua, Table};
 
-use crate::wire::{hash_header, pair, Item, Reader};
+use crate::wire::{hash_header, item, pair, Item, Reader};
 
 // Stack slots of the arguments every raw call receives.
 const PROXIES: c_int = 1;
@@ -74,19 +74,19 @@ pub fn fill(lua: &Lua, proxies: &Table, cache: &Table, fns: &Fns, reply: &Reader
             match target {
                 Target::Range { start, want } => {
                     for j in 0..n {
-                        let item = c.item().unwrap_or(Item::Nil);
-                        if item != Item::Nil {
-                            push_item(l, item, reply);
+                        let v = item(&mut c).unwrap_or(Item::Nil);
+                        if v != Item::Nil {
+                            push_item(l, v, reply);
                             ffi::lua_rawseti(l, CACHE, start + j as i64);
                         }
                     }
                     ffi::lua_rawgeti(l, CACHE, want);
                 }
-                Target::Key(_) => match c.item() {
+                Target::Key(_) => match item(&mut c) {
                     Ok(Item::Nil) | Err(_) => ffi::lua_pushnil(l),
-                    Ok(item) => {
+                    Ok(v) => {
                         ffi::lua_pushvalue(l, KEY);
-                        push_item(l, item, reply);
+                        push_item(l, v, reply);
                         ffi::lua_pushvalue(l, -1);
                         ffi::lua_rotate(l, -3, 1);
                         ffi::lua_rawset(l, CACHE);
@@ -210,7 +210,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     ffi::lua_rawseti(l, PROXIES, id as i64);
     let mut body = view.body;
     for i in 0..narr {
-        let x = body.item().unwrap_or(Item::Nil);
+        let x = item(&mut body).unwrap_or(Item::Nil);
         if x != Item::Nil {
             push_item(l, x, reply);
             ffi::lua_rawseti(l, d, i as i64 + 1);

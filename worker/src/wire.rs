@@ -33,9 +33,8 @@ impl Hasher for IdHasher {
 
 type IdMap<V> = HashMap<TableId, V, BuildHasherDefault<IdHasher>>;
 
-/// The reply was not a well-formed `Fetched`/`Entries`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
+pub use luapool_protocol::mp::{Cursor, Malformed};
+use luapool_protocol::mp::Token;
 
 /// A scalar or a table reference, borrowed from the reply's bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,135 +53,30 @@ pub enum Item<'a> {
     Table(TableId),
 }
 
-/// A cursor over MessagePack bytes.
-#[derive(Clone, Copy)]
-pub struct Cursor<'a> {
-    buf: &'a [u8],
+/// Reads one key or value (the same shapes: a table reference is `[id]`).
+pub fn item<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
+    Ok(match c.next()? {
+        Token::Nil => Item::Nil,
+        Token::Bool(b) => Item::Bool(b),
+        Token::Int(i) => Item::Int(i),
+        // An integer past i64 is a float, as the codec decodes it.
+        Token::BigUint(u) => Item::Float(u as f64),
+        Token::Float(f) => Item::Float(f),
+        Token::Str(b) | Token::Bin(b) => Item::Str(b),
+        Token::Array(1) => match c.next()? {
+            Token::Int(id) => Item::Table(id as TableId),
+            Token::BigUint(id) => Item::Table(id),
+            _ => return Err(Malformed),
+        },
+        _ => return Err(Malformed),
+    })
 }
 
-impl<'a> Cursor<'a> {
-    /// A cursor at the start of `buf`.
-    pub fn new(buf: &'a [u8]) -> Cursor<'a> {
-        Cursor { buf }
+fn expect_variant(c: &mut Cursor<'_>, name: &[u8]) -> Result<bool, Malformed> {
+    if c.map()? != 1 {
+        return Err(Malformed);
     }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        if self.buf.len() < n {
-            return Err(Malformed);
-        }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
-        Ok(a)
-    }
-
-    fn byte(&mut self) -> Result<u8, Malformed> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn be(&mut self, n: usize) -> Result<u64, Malformed> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| acc << 8 | *b as u64))
-    }
-
-    /// An array header; returns its length.
-    pub fn array(&mut self) -> Result<usize, Malformed> {
-        match self.byte()? {
-            m @ 0x90..=0x9f => Ok((m & 0x0f) as usize),
-            0xdc => Ok(self.be(2)? as usize),
-            0xdd => Ok(self.be(4)? as usize),
-            _ => Err(Malformed),
-        }
-    }
-
-    fn map(&mut self) -> Result<usize, Malformed> {
-        match self.byte()? {
-            m @ 0x80..=0x8f => Ok((m & 0x0f) as usize),
-            0xde => Ok(self.be(2)? as usize),
-            0xdf => Ok(self.be(4)? as usize),
-            _ => Err(Malformed),
-        }
-    }
-
-    fn int_after(&mut self, m: u8) -> Result<Option<i128>, Malformed> {
-        Ok(Some(match m {
-            0x00..=0x7f => m as i128,
-            0xe0..=0xff => m as i8 as i128,
-            0xcc => self.be(1)? as i128,
-            0xcd => self.be(2)? as i128,
-            0xce => self.be(4)? as i128,
-            0xcf => self.be(8)? as i128,
-            0xd0 => self.be(1)? as u8 as i8 as i128,
-            0xd1 => self.be(2)? as u16 as i16 as i128,
-            0xd2 => self.be(4)? as u32 as i32 as i128,
-            0xd3 => self.be(8)? as i64 as i128,
-            _ => return Ok(None),
-        }))
-    }
-
-    /// An integer that fits `i64`.
-    pub fn int(&mut self) -> Result<i64, Malformed> {
-        let m = self.byte()?;
-        self.int_after(m)?.and_then(|i| i64::try_from(i).ok()).ok_or(Malformed)
-    }
-
-    /// A boolean.
-    pub fn bool(&mut self) -> Result<bool, Malformed> {
-        match self.byte()? {
-            0xc2 => Ok(false),
-            0xc3 => Ok(true),
-            _ => Err(Malformed),
-        }
-    }
-
-    fn bytes_after(&mut self, m: u8) -> Result<Option<&'a [u8]>, Malformed> {
-        let n = match m {
-            0xa0..=0xbf => (m & 0x1f) as usize,
-            0xc4 | 0xd9 => self.be(1)? as usize,
-            0xc5 | 0xda => self.be(2)? as usize,
-            0xc6 | 0xdb => self.be(4)? as usize,
-            _ => return Ok(None),
-        };
-        self.take(n).map(Some)
-    }
-
-    fn str(&mut self) -> Result<&'a [u8], Malformed> {
-        let m = self.byte()?;
-        self.bytes_after(m)?.ok_or(Malformed)
-    }
-
-    /// One value (a key or a value: the same shapes).
-    pub fn item(&mut self) -> Result<Item<'a>, Malformed> {
-        let m = self.byte()?;
-        if let Some(i) = self.int_after(m)? {
-            // An integer past i64 is a float, as the codec decodes it.
-            return Ok(i64::try_from(i).map_or(Item::Float(i as f64), Item::Int));
-        }
-        if let Some(b) = self.bytes_after(m)? {
-            return Ok(Item::Str(b));
-        }
-        Ok(match m {
-            0xc0 => Item::Nil,
-            0xc2 => Item::Bool(false),
-            0xc3 => Item::Bool(true),
-            0xca => Item::Float(f32::from_bits(self.be(4)? as u32) as f64),
-            0xcb => Item::Float(f64::from_bits(self.be(8)?)),
-            0x91 => Item::Table(match self.byte()? {
-                m @ 0x00..=0x7f => m as u64,
-                0xcc => self.be(1)?,
-                0xcd => self.be(2)?,
-                0xce => self.be(4)?,
-                0xcf => self.be(8)?,
-                _ => return Err(Malformed),
-            }),
-            _ => return Err(Malformed),
-        })
-    }
-
-    fn expect_variant(&mut self, name: &[u8]) -> Result<bool, Malformed> {
-        if self.map()? != 1 {
-            return Err(Malformed);
-        }
-        Ok(self.str()? == name)
-    }
+    Ok(c.bytes()? == name)
 }
 
 /// The contents of one table view, checked.
@@ -213,14 +107,14 @@ impl<'a> Reader<'a> {
     /// message, to decode the ordinary way.
     pub fn parse(buf: &'a [u8]) -> Result<Option<Reader<'a>>, Malformed> {
         let mut c = Cursor::new(buf);
-        if !c.expect_variant(b"Reply")? {
-            return Ok(None);
+        if !matches!(expect_variant(&mut c, b"Reply"), Ok(true)) {
+            return Ok(None); // a unit variant such as `Shutdown`, or not a reply
         }
         let mut probe = c;
         if probe.map().is_err() {
             return Ok(None); // a unit variant such as `Ok`
         }
-        let entries = match probe.str()? {
+        let entries = match probe.bytes()? {
             b"Fetched" => false,
             b"Entries" => true,
             _ => return Ok(None),
@@ -236,9 +130,9 @@ impl<'a> Reader<'a> {
                 if c.array()? != 2 {
                     return Err(Malformed);
                 }
-                c.item()?;
+                item(&mut c)?;
             }
-            c.item()?;
+            item(&mut c)?;
         }
         let nviews = c.array()?;
         let mut views = IdMap::with_capacity_and_hasher(nviews.min(1 << 16), Default::default());
@@ -252,14 +146,14 @@ impl<'a> Reader<'a> {
             c.int()?;
             c.bool()?;
             for _ in 0..c.array()? {
-                c.item()?;
+                item(&mut c)?;
             }
             for _ in 0..c.array()? {
                 if c.array()? != 2 {
                     return Err(Malformed);
                 }
-                c.item()?;
-                c.item()?;
+                item(&mut c)?;
+                item(&mut c)?;
             }
             views.insert(id, start);
         }
@@ -280,7 +174,7 @@ impl<'a> Reader<'a> {
             let narr = c.array()?;
             let mut skip = *c;
             for _ in 0..narr {
-                skip.item()?;
+                item(&mut skip)?;
             }
             let nhash = skip.array()?;
             Ok(View { readonly, complete, len, counts: (narr, nhash), body: *c })
@@ -292,8 +186,8 @@ impl<'a> Reader<'a> {
 /// Reads one `[key, value]` pair of a view's hash part or of `Entries`.
 pub fn pair<'a>(c: &mut Cursor<'a>) -> (Item<'a>, Item<'a>) {
     let _ = c.array();
-    let k = c.item().unwrap_or(Item::Nil);
-    let v = c.item().unwrap_or(Item::Nil);
+    let k = item(c).unwrap_or(Item::Nil);
+    let v = item(c).unwrap_or(Item::Nil);
     (k, v)
 }
 
@@ -325,14 +219,14 @@ mod tests {
         let r = Reader::parse(&bytes).unwrap().unwrap();
         let (n, mut c) = r.values;
         assert_eq!(n, 4);
-        let items: Vec<_> = (0..n).map(|_| c.item().unwrap()).collect();
+        let items: Vec<_> = (0..n).map(|_| item(&mut c).unwrap()).collect();
         assert_eq!(items, vec![Item::Table(1 << 40), Item::Nil, Item::Int(i64::MIN), Item::Bool(true)]);
         let v = r.view(1 << 40).unwrap();
         assert!(v.readonly && v.complete);
         assert_eq!((v.len, v.counts), (2, (2, 2)));
         let mut b = v.body;
-        assert_eq!(b.item().unwrap(), Item::Int(-5));
-        assert_eq!(b.item().unwrap(), Item::Str(&[0xff; 300][..]));
+        assert_eq!(item(&mut b).unwrap(), Item::Int(-5));
+        assert_eq!(item(&mut b).unwrap(), Item::Str(&[0xff; 300][..]));
         hash_header(&mut b);
         assert_eq!(pair(&mut b), (Item::Str(b"value"), Item::Float(0.25)));
         assert_eq!(pair(&mut b), (Item::Int(70000), Item::Table(3)));
