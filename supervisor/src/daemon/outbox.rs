@@ -1,17 +1,21 @@
-//! The sending side of a connection: a writer thread fed by a queue, so
-//! that nothing else ever blocks on a slow client's socket (log lines are
-//! produced on a pool's serving thread, which must never wait for a client).
+//! The sending side of a connection. Frames go through one queue, in the
+//! order they were sent, and one thread at a time writes them out:
+//!
+//! - a session thread sending a response writes the queue out itself when
+//!   nobody else is writing (no thread hand-off on the common path);
+//! - a log line comes from a pool's serving thread, which must never wait for
+//!   a client: it only queues, and wakes the connection's writer thread if
+//!   nobody is writing.
 //!
 //! The bytes queued are counted: above [`HIGH_WATER`] the connection's reader
 //! stops reading requests until the client catches up, and log lines are
 //! dropped rather than queued (responses are always queued).
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use super::listen::Stream;
@@ -19,110 +23,152 @@ use super::listen::Stream;
 /// Bytes queued for a client beyond which it gets no new work and no log lines.
 pub(crate) const HIGH_WATER: usize = 64 << 20;
 
-/// Counters shared by the outbox and its writer thread.
 #[derive(Default)]
-struct Level {
-    queued: AtomicUsize,
-    broken: AtomicBool,
-    lock: Mutex<()>,
-    drained: Condvar,
+struct Queue {
+    frames: VecDeque<Vec<u8>>,
+    /// Bytes queued or being written.
+    bytes: usize,
+    /// Some thread is writing the queue out.
+    writing: bool,
+    /// A write failed: the client is gone.
+    broken: bool,
+    /// Every outbox handle is gone: the writer thread ends.
+    closed: bool,
 }
 
-impl Level {
-    fn sent(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::Relaxed);
-        let _guard = self.lock.lock();
-        self.drained.notify_all();
-    }
-}
-
-/// Queues frames for one connection's writer thread. When every clone of the
-/// outbox is gone, the writer sends what is left and ends.
+/// Queues frames for one connection. When every handle is gone, what is
+/// queued is still written, then the writer thread ends.
 pub(crate) struct Outbox {
-    tx: Sender<Vec<u8>>,
-    level: Arc<Level>,
-    dropped_logs: AtomicUsize,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Mutex<Queue>,
+    /// Wakes the writer thread (work to do) and the reader (room again).
+    changed: Condvar,
+    out: Mutex<std::io::BufWriter<Stream>>,
+    /// To wake the reader when a write fails.
+    shutdown: Option<Stream>,
 }
 
 impl Outbox {
-    /// An outbox and the writer thread draining it into `stream`.
+    /// An outbox and its writer thread, writing to `stream`.
     pub fn start(stream: Stream) -> std::io::Result<(Arc<Outbox>, JoinHandle<()>)> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let level = Arc::new(Level::default());
-        let writer_level = level.clone();
+        let inner = Arc::new(Inner {
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            shutdown: stream.try_clone().ok(),
+            out: Mutex::new(std::io::BufWriter::with_capacity(64 << 10, stream)),
+        });
+        let writer = inner.clone();
         let thread = std::thread::Builder::new()
             .name("luapool-conn-writer".into())
-            .spawn(move || write_loop(rx, stream, &writer_level))?;
-        Ok((
-            Arc::new(Outbox {
-                tx,
-                level,
-                dropped_logs: AtomicUsize::new(0),
-            }),
-            thread,
-        ))
+            .spawn(move || writer.writer_thread())?;
+        Ok((Arc::new(Outbox { inner }), thread))
     }
 
-    /// Queues a response.
+    /// Queues a response and, unless another thread is writing, writes the
+    /// queue out on this thread (which may block on a slow client).
     pub fn send(&self, frame: Vec<u8>) {
-        if self.level.broken.load(Ordering::Relaxed) {
+        let mut q = self.inner.queue.lock();
+        if q.broken {
             return;
         }
-        self.level.queued.fetch_add(frame.len(), Ordering::Relaxed);
-        let _ = self.tx.send(frame);
+        q.bytes += frame.len();
+        q.frames.push_back(frame);
+        if !q.writing {
+            q.writing = true;
+            self.inner.write_out(q);
+        }
     }
 
-    /// Queues a log notification unless the client is too far behind.
+    /// Queues a log notification without ever blocking; dropped if the
+    /// client is too far behind.
     pub fn send_log(&self, frame: Vec<u8>) {
-        if self.level.queued.load(Ordering::Relaxed) > HIGH_WATER {
-            self.dropped_logs.fetch_add(1, Ordering::Relaxed);
+        let mut q = self.inner.queue.lock();
+        if q.broken || q.bytes > HIGH_WATER {
             return;
         }
-        self.send(frame);
+        q.bytes += frame.len();
+        q.frames.push_back(frame);
+        if !q.writing {
+            self.inner.changed.notify_all();
+        }
     }
 
     /// Waits while more than [`HIGH_WATER`] bytes are queued; false once the
     /// connection is broken.
     pub fn wait_for_room(&self) -> bool {
-        let mut guard = self.level.lock.lock();
-        while self.level.queued.load(Ordering::Relaxed) > HIGH_WATER && !self.is_broken() {
-            self.level.drained.wait(&mut guard);
+        let mut q = self.inner.queue.lock();
+        while q.bytes > HIGH_WATER && !q.broken {
+            self.inner.changed.wait(&mut q);
         }
-        !self.is_broken()
+        !q.broken
     }
 
     /// Whether a write failed (the client is gone).
     pub fn is_broken(&self) -> bool {
-        self.level.broken.load(Ordering::Relaxed)
+        self.inner.queue.lock().broken
     }
 }
 
-fn write_loop(rx: Receiver<Vec<u8>>, stream: Stream, level: &Level) {
-    let shutdown = stream.try_clone();
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, stream);
-    while let Ok(frame) = rx.recv() {
-        let mut n = frame.len();
-        let mut ok = out.write_all(&frame).is_ok();
-        // Coalesce whatever else is ready into the same write.
-        while ok {
-            let Ok(more) = rx.try_recv() else { break };
-            n += more.len();
-            ok = out.write_all(&more).is_ok();
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.inner.queue.lock().closed = true;
+        self.inner.changed.notify_all();
+    }
+}
+
+impl Inner {
+    /// Writes frames until the queue is empty; the caller set `writing`.
+    fn write_out<'a>(&'a self, mut q: parking_lot::MutexGuard<'a, Queue>) {
+        loop {
+            let batch: Vec<Vec<u8>> = q.frames.drain(..).collect();
+            if batch.is_empty() {
+                q.writing = false;
+                self.changed.notify_all();
+                return;
+            }
+            drop(q);
+            let n: usize = batch.iter().map(Vec::len).sum();
+            let ok = {
+                let mut out = self.out.lock();
+                batch.iter().all(|f| out.write_all(f).is_ok()) && out.flush().is_ok()
+            };
+            q = self.queue.lock();
+            q.bytes -= n;
+            if !ok {
+                q.broken = true;
+                q.bytes -= q.frames.iter().map(Vec::len).sum::<usize>();
+                q.frames.clear();
+                q.writing = false;
+                self.changed.notify_all();
+                drop(q);
+                // Wake the reader: the client is gone.
+                if let Some(s) = &self.shutdown {
+                    s.shutdown_both();
+                }
+                return;
+            }
+            // The reader may be waiting for room.
+            self.changed.notify_all();
         }
-        ok = ok && out.flush().is_ok();
-        level.sent(n);
-        if !ok {
-            level.broken.store(true, Ordering::Relaxed);
-            // Wake the reader: the client is gone.
-            if let Ok(s) = &shutdown {
-                s.shutdown_both();
+    }
+
+    /// Writes out what others only queued (log lines), until the outbox closes.
+    fn writer_thread(&self) {
+        let mut q = self.queue.lock();
+        loop {
+            if !q.writing && !q.frames.is_empty() {
+                q.writing = true;
+                self.write_out(q);
+                q = self.queue.lock();
+                continue;
             }
-            for frame in rx.iter() {
-                level.sent(frame.len());
+            if q.closed && !q.writing {
+                return;
             }
-            let _guard = level.lock.lock();
-            level.drained.notify_all();
-            return;
+            self.changed.wait(&mut q);
         }
     }
 }
