@@ -77,6 +77,7 @@ impl Worker {
         let overrides = vec![
             ("print", mlua::Value::Function(print)),
             ("next", prelude.raw_get("next")?),
+            ("rawset", prelude.raw_get("rawset")?),
             ("getmetatable", prelude.raw_get("getmetatable")?),
             ("setmetatable", prelude.raw_get("setmetatable")?),
             ("pcall", prelude.raw_get("pcall")?),

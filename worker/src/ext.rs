@@ -164,7 +164,12 @@ impl Ext {
     }
 
     /// `R.write(id, k, v)`: buffers `t[k] = v`. Returns whether `v` may be
-    /// cached as it is (false for a plain table, which the store copies).
+    /// cached as it is: only for values that are not tables. The store
+    /// copies a plain table into a new external table, and also copies an
+    /// external table stored into another arena (a session's table into
+    /// `_home`, a home's table into `_io`); either way the entry now names a
+    /// table the worker has not seen, so the next read must fetch it. (Within
+    /// one arena the fetch finds the same id, hence the same proxy.)
     fn write(
         &self,
         lua: &Lua,
@@ -180,7 +185,10 @@ impl Ext {
             Ok(x) => x,
             Err(e) => return lua_err(lua, format!("cannot assign to key {key}: {e}")),
         };
-        let cacheable = !matches!(value, luapool_protocol::Literal::Table { .. });
+        let cacheable = match &value {
+            luapool_protocol::Literal::Value(v) => !matches!(v, luapool_protocol::Value::Table(_)),
+            luapool_protocol::Literal::Table { .. } => false,
+        };
         let r = self.conn.borrow_mut().write(
             Write {
                 table: id as u64,

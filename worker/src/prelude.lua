@@ -52,8 +52,10 @@ local function NEWINDEX(p, k, v)
   if cacheable then
     rawset(d, k, v)
   else
-    -- A plain table was copied into a new external table whose id the
-    -- supervisor assigns: forget the entry so the next read fetches it.
+    -- A table: the store copied a plain table into a new external table,
+    -- or an external table from the other arena (session vs home) into
+    -- this one, under an id the worker has not seen: forget the entry so
+    -- the next read fetches it (a table of this arena keeps its proxy).
     rawset(d, k, nil)
     if not m.lp_incomplete then incomplete(m) end
   end
@@ -121,6 +123,16 @@ local function NEXT(t, k)
   return keys[1], vals[1]
 end
 
+-- The sandbox's rawset: writing into the empty proxy would hide a value
+-- from every later read and write (they would no longer reach the
+-- metamethods) and bypass read-only input, so it is refused.
+local function RAWSET(t, k, v)
+  if is_external(t) then
+    error("rawset cannot write to an external table (assign t[k] = v)", 2)
+  end
+  return rawset(t, k, v)
+end
+
 local function GETMETATABLE(t)
   if is_external(t) then return "external table" end
   return getmetatable(t)
@@ -161,5 +173,5 @@ local function RESUME(...) return recheck(resume(...)) end
 return {
   stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
   make = make, newindex = NEWINDEX, ro_newindex = RO_NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
-  next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE,
+  next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
 }
