@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ComputeError, SessionError};
-use crate::host_value::{from_host, to_host, HostValue};
+use crate::host_value::{from_host, HostValue};
 use crate::pool::Pool;
 use crate::serve::{CancelToken, ComputeOutput, Job, LogSink};
 use crate::store::{ArenaId, Scope, Store};
@@ -237,8 +237,9 @@ impl Session {
     }
 
     fn load<T: Serialize + ?Sized>(&self, data: &T, readonly: bool) -> Result<Value, SessionError> {
-        let hv = to_host(data).map_err(|e| SessionError::Convert(e.to_string()))?;
-        Ok(self.store().load(self.arena, &hv, readonly)?)
+        // Serialized once and loaded from the bytes: no tree of Rust values.
+        let bytes = rmp_serde::to_vec_named(data).map_err(|e| SessionError::Convert(e.to_string()))?;
+        Ok(self.store().load_msgpack(self.arena, &bytes, readonly)?)
     }
 
     fn extract<T: DeserializeOwned>(&self, v: &Value) -> Result<T, SessionError> {

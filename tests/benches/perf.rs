@@ -238,6 +238,10 @@ fn main() {
     row("(b) Pattern 2, native Lua table built from the data (floor)", floor, Some(floor));
     row("(a) Pattern 2, luapool end to end (set input, compute, output)", e2e, Some(floor));
     row("(c) Pattern 2, data as a JSON string decoded in Lua", json, Some(floor));
+    let (lp_set, _) = time(|| session.set_input(&p2).unwrap());
+    let (lp_get, _) = time(|| session.get_output::<Value>().unwrap());
+    row("    Pattern 2 set_input alone (100 000 records)", lp_set, Some(floor));
+    row("    Pattern 2 get_output alone", lp_get, Some(floor));
     row("    Pattern 2 loop alone, native table", nat_loop, Some(nat_loop));
     row("    Pattern 2 loop alone, luapool compute (input set)", lp_loop, Some(nat_loop));
 

@@ -74,6 +74,18 @@ impl SKey {
     }
 }
 
+impl SKey {
+    /// A stored key from a borrowed one (a long string is copied).
+    pub fn from_view(k: KeyView<'_>) -> SKey {
+        match k {
+            KeyView::Int(i) => SKey::Int(i),
+            KeyView::Bool(b) => SKey::Bool(b),
+            KeyView::Float(f) => SKey::Float(f),
+            KeyView::Str(s) => short(s).map_or_else(|| SKey::Long(s.into()), |(n, d)| SKey::Short(n, d)),
+        }
+    }
+}
+
 impl From<Key> for SKey {
     fn from(k: Key) -> SKey {
         match k {
@@ -148,6 +160,13 @@ impl SValue {
             SValue::Table(id) => Value::Table(*id),
             SValue::Short(..) | SValue::Long(_) => Value::Str(self.bytes().unwrap_or_default().to_vec()),
         }
+    }
+}
+
+impl SValue {
+    /// A stored string (inline when short).
+    pub fn str(b: &[u8]) -> SValue {
+        short(b).map_or_else(|| SValue::Long(b.into()), |(n, d)| SValue::Short(n, d))
     }
 }
 

@@ -51,6 +51,9 @@ pub enum StoreError {
         /// The most values the result may hold.
         limit: u64,
     },
+    /// Host data given as MessagePack bytes is not well-formed.
+    #[error("malformed MessagePack data")]
+    Malformed,
     /// An arena holds the most tables a [`TableId`] can name.
     #[error("arena {0} has no free table slot")]
     ArenaFull(ArenaId),

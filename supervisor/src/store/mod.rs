@@ -21,6 +21,7 @@ mod extract;
 mod handle;
 mod hash_part;
 mod inline;
+mod load_bytes;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -180,6 +181,13 @@ impl Store {
     /// even when empty. Quota checked before anything is created.
     pub fn load(&self, arena: ArenaId, v: &HostValue, readonly: bool) -> Result<Value, StoreError> {
         convert::load(&mut self.arena(arena)?.lock(), v, readonly)
+    }
+
+    /// Host-side loading of one MessagePack value (what `rmp_serde` writes,
+    /// or a daemon client sent) into `arena`, without building Rust values
+    /// on the way; the same rules as [`load`](Self::load).
+    pub fn load_msgpack(&self, arena: ArenaId, bytes: &[u8], readonly: bool) -> Result<Value, StoreError> {
+        load_bytes::load(&mut self.arena(arena)?.lock(), bytes, readonly)
     }
 
     /// `table[key]`, for the host (no scope).

@@ -100,12 +100,17 @@ impl Table {
 
     /// A table whose array part is `values` (trailing nils dropped). Returns it
     /// with its accounted bytes.
-    pub fn from_array_values(mut values: Vec<Value>, readonly: bool) -> (Table, u64) {
-        while matches!(values.last(), Some(Value::Nil)) {
+    pub fn from_array_values(values: Vec<Value>, readonly: bool) -> (Table, u64) {
+        Table::from_array_cells(values.into_iter().map(SValue::from).collect(), readonly)
+    }
+
+    /// [`from_array_values`](Self::from_array_values) for stored values.
+    pub fn from_array_cells(mut values: Vec<SValue>, readonly: bool) -> (Table, u64) {
+        while values.last().is_some_and(SValue::is_nil) {
             values.pop();
         }
         let mut t = Table::new(readonly, true);
-        t.array = values.into_iter().map(SValue::from).collect();
+        t.array = values;
         t.high_water = saturate(t.array.len());
         let bytes = TABLE_BYTES + t.array.iter().map(array_entry_bytes).sum::<u64>();
         (t, bytes)
@@ -226,7 +231,11 @@ impl Table {
 
     /// `table[key] = value` (nil deletes). Returns the change in accounted bytes.
     pub fn set(&mut self, key: Key, value: Value) -> i64 {
-        let (view, value) = (KeyView::of(&key), SValue::from(value));
+        self.set_view(KeyView::of(&key), SValue::from(value))
+    }
+
+    /// [`set`](Self::set) with a borrowed key and a stored value.
+    pub fn set_view(&mut self, view: KeyView<'_>, value: SValue) -> i64 {
         if let Some(i) = self.array_index(view) {
             if value.is_nil() && i + 1 == self.array.len() {
                 let mut delta = array_entry_bytes(&self.array[i]) as i64;
@@ -268,7 +277,7 @@ impl Table {
             }
             None if value.is_nil() => 0,
             None => {
-                let key = SKey::from(key);
+                let key = SKey::from_view(view);
                 let delta = hash_entry_bytes(&key, &value) as i64;
                 self.hash.push(key, value);
                 delta

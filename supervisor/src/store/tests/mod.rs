@@ -3,6 +3,7 @@
 mod convert;
 mod encode;
 mod gc;
+mod load_bytes;
 mod measure;
 mod next;
 mod reads;
