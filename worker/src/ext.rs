@@ -17,7 +17,10 @@ use crate::wire::Reader;
 const WINDOW: i64 = 1024;
 /// Tables at most this long are fetched key by key, not by window.
 const SMALL: i64 = 32;
-/// Entries cached per table before its cache is dropped and refilled.
+/// Entries cached per table before its cache is dropped and refilled. The
+/// tables a fetch brings along count with their entries, so a window of
+/// 1024 two-field records counts 4096: the cache of an array of records
+/// holds about 4 windows (~5 MiB of Lua heap), of plain values 16.
 const CACHE_LIMIT: i64 = 16 * 1024;
 
 /// State shared by the Rust callbacks of the external-table layer.
@@ -142,7 +145,7 @@ impl Ext {
             }
             Err(_) => return Err(self.die(ConnError::Unexpected("malformed values"))),
         };
-        let count = reply.values.0 as i64;
+        let count = (reply.values.0 + reply.inlined) as i64;
         let mut d = d;
         let mut cached: i64 = m.raw_get::<Option<i64>>("lp_n")?.unwrap_or(0);
         if cached + count > CACHE_LIMIT {

@@ -99,6 +99,10 @@ pub struct Reader<'a> {
     pub values: (usize, Cursor<'a>),
     /// `Entries`: whether the iteration is done.
     pub done: bool,
+    /// Tables the reply describes plus their entries: what building it adds
+    /// to the worker's memory beyond the values themselves (a record costs
+    /// a proxy, a metatable and a cache, and its fields).
+    pub inlined: usize,
     views: IdMap<Cursor<'a>>,
 }
 
@@ -136,6 +140,7 @@ impl<'a> Reader<'a> {
         }
         let nviews = c.array()?;
         let mut views = IdMap::with_capacity_and_hasher(nviews.min(1 << 16), Default::default());
+        let mut inlined = 0;
         for _ in 0..nviews {
             let start = c;
             if c.array()? != 6 {
@@ -145,10 +150,13 @@ impl<'a> Reader<'a> {
             c.bool()?;
             c.int()?;
             c.bool()?;
-            for _ in 0..c.array()? {
+            let narr = c.array()?;
+            for _ in 0..narr {
                 item(&mut c)?;
             }
-            for _ in 0..c.array()? {
+            let nhash = c.array()?;
+            inlined += 1 + narr + nhash;
+            for _ in 0..nhash {
                 if c.array()? != 2 {
                     return Err(Malformed);
                 }
@@ -158,7 +166,7 @@ impl<'a> Reader<'a> {
             views.insert(id, start);
         }
         let done = if entries { c.bool()? } else { false };
-        Ok(Some(Reader { values: (n, values), done, views }))
+        Ok(Some(Reader { values: (n, values), done, inlined, views }))
     }
 
     /// The view of table `id`, if the reply carries one.
