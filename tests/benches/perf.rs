@@ -220,6 +220,10 @@ fn main() {
     println!("{} runs each, medians; ratios against the native floor\n", runs());
 
     let p2 = records(100_000);
+    if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("trivial") {
+        trivial(&pool);
+        return;
+    }
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("loop") {
         session.set_input(&p2).unwrap();
         row("    Pattern 2 loop alone, native table", native_loop(&p2, PATTERN2), None);

@@ -167,12 +167,11 @@ impl Ext {
     }
 
     /// `R.write(id, k, v)`: buffers `t[k] = v`. Returns whether `v` may be
-    /// cached as it is: only for values that are not tables. The store
-    /// copies a plain table into a new external table, and also copies an
-    /// external table stored into another arena (a session's table into
-    /// `_home`, a home's table into `_io`); either way the entry now names a
-    /// table the worker has not seen, so the next read must fetch it. (Within
-    /// one arena the fetch finds the same id, hence the same proxy.)
+    /// cached as it is: scalars, and external tables of the target's own
+    /// arena. The store copies a plain table into a new external table, and
+    /// also copies an external table stored into another arena (a session's
+    /// table into `_home`, a home's table into `_io`); either way the entry
+    /// then names a table the worker has not seen, so the next read fetches it.
     fn write(
         &self,
         lua: &Lua,
@@ -188,8 +187,13 @@ impl Ext {
             Ok(x) => x,
             Err(e) => return lua_err(lua, format!("cannot assign to key {key}: {e}")),
         };
+        // A table id's high 32 bits name its arena (the store's id layout):
+        // a reference within one arena is stored as it is, so its proxy stays
+        // valid; the store copies anything else.
+        let same_arena = |t: u64| t >> 32 == (id as u64) >> 32;
         let cacheable = match &value {
-            luapool_protocol::Literal::Value(v) => !matches!(v, luapool_protocol::Value::Table(_)),
+            luapool_protocol::Literal::Value(luapool_protocol::Value::Table(t)) => same_arena(*t),
+            luapool_protocol::Literal::Value(_) => true,
             luapool_protocol::Literal::Table { .. } => false,
         };
         let r = self.conn.borrow_mut().write(
