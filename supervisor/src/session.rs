@@ -114,7 +114,10 @@ impl Session {
     }
 
     /// Sets `_io.input` (read-only in Lua), replacing any previous input.
+    /// Like every host call that changes `_io`, it waits for a running
+    /// compute of this session to finish: a session's operations are ordered.
     pub fn set_input<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), SessionError> {
+        let _session = self.compute_lock.lock();
         let v = self.load(data, true)?;
         self.store().host_set(self.io, Key::str("input"), v)?;
         self.maybe_collect();
@@ -129,6 +132,7 @@ impl Session {
 
     /// Sets one field of `_io.input`, creating the input table if there is none.
     pub fn set_input_field<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+        let _session = self.compute_lock.lock();
         let input = match self.store().host_get(self.io, &Key::str("input"))? {
             Value::Table(id) => id,
             _ => {
@@ -156,6 +160,7 @@ impl Session {
 
     /// Sets `_io.meta` (writable from Lua).
     pub fn set_metadata<T: Serialize + ?Sized>(&self, meta: &T) -> Result<(), SessionError> {
+        let _session = self.compute_lock.lock();
         let v = self.load(meta, false)?;
         self.store().host_set(self.io, Key::str("meta"), v)?;
         Ok(())
@@ -164,6 +169,7 @@ impl Session {
     /// Clears `_io.input`, `_io.output` and `_io.meta` (as the reference's
     /// example states); `_home` is untouched.
     pub fn clear_io(&self) -> Result<(), SessionError> {
+        let _session = self.compute_lock.lock();
         for k in ["input", "output", "meta"] {
             self.store().host_set(self.io, Key::str(k), Value::Nil)?;
         }
@@ -247,6 +253,8 @@ impl Session {
         from_host(hv).map_err(|e| SessionError::Convert(e.to_string()))
     }
 
+    /// Collects the session's arena if it grew enough. The store's GC must
+    /// not run while a compute uses the arena: callers hold `compute_lock`.
     fn maybe_collect(&self) {
         maybe_collect_arena(self.store(), self.arena, &self.live_bytes);
     }
