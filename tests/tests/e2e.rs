@@ -3,3 +3,6 @@
 
 mod common;
 mod daemon;
+mod reference;
+mod contract;
+mod cli;

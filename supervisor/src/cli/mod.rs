@@ -20,6 +20,16 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one Lua script against JSON input and print `_io.output` as JSON.
+    ///
+    /// Starts an embedded supervisor with N worker processes, sets
+    /// `_io.input` (and `_io.meta`) from the JSON files, runs SCRIPT once and
+    /// prints `_io.output` as JSON on standard output (with --return: the
+    /// script's return values). The script's print() lines go to standard
+    /// error as they are printed.
+    ///
+    /// Exit status: 0 on success; 1 if the compute failed (a Lua error, shown
+    /// as one line `luapool: SCRIPT.lua:LINE: message`, or a limit, or a
+    /// crash); 2 on bad usage, a missing file or bad JSON.
     Run(run::RunArgs),
     /// Serve a pool to clients over a Unix socket (MessagePack-RPC; see docs/protocol.md).
     Serve(serve::ServeArgs),

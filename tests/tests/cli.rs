@@ -1,0 +1,449 @@
+//! `luapool run` on the examples: JSON on stdout, print lines on stderr,
+//! one-line errors with a non-zero exit. Runs the real `luapool` binary
+//! (built by `cargo test --workspace`; `supervisor/tests/cli.rs` makes cargo
+//! build it).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+/// `target/debug/luapool`, found from this test executable (`target/debug/deps/e2e-…`).
+fn luapool() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    for dir in exe.ancestors().skip(1).take(3) {
+        let p = dir.join("luapool");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "no luapool binary near {}: run `cargo build` (or `cargo test --workspace`) first",
+        exe.display()
+    );
+}
+
+/// The repository's `examples/` directory.
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn example(name: &str) -> String {
+    examples().join(name).to_string_lossy().into_owned()
+}
+
+/// Runs `luapool ARGS`, with `stdin` on standard input.
+fn luapool_run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(luapool())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn luapool");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().expect("wait for luapool")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "luapool failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temporary script file, removed on drop.
+struct TempScript(PathBuf);
+
+impl TempScript {
+    fn new(name: &str, text: &str) -> TempScript {
+        let dir = std::env::temp_dir().join(format!(
+            "luapool-cli-{}-{}",
+            std::process::id(),
+            name.replace('.', "-")
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        TempScript(path)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempScript {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[test]
+fn run_prints_the_output_of_the_examples_as_json() {
+    let cases = [
+        (
+            "quick_start",
+            json!({ "message": "Hello, Alice", "isAdult": true, "userId": 123 }),
+        ),
+        ("processing_arrays", json!({ "sum": 15, "count": 5 })),
+        (
+            "pattern1_request_response",
+            json!({ "sum": 15, "average": 3.0, "count": 5 }),
+        ),
+        (
+            "pattern6_error_handling",
+            json!({ "status": "error", "error": "pattern6_error_handling.lua:6: Division by zero", "code": "MATH_ERROR" }),
+        ),
+        (
+            "comparison_new_approach",
+            json!({ "sum": 15, "count": 5, "average": 3.0 }),
+        ),
+        (
+            "bp3_meaningful_structure",
+            json!({ "method": "processOrders", "userId": 123, "orderCount": 2, "total": 35.5, "version": "1.0" }),
+        ),
+    ];
+    for (name, want) in cases {
+        let out = luapool_run(
+            &[
+                "run",
+                &example(&format!("{name}.lua")),
+                "--input",
+                &example(&format!("{name}.json")),
+            ],
+            None,
+        );
+        assert_eq!(stdout_json(&out), want, "{name}");
+    }
+}
+
+#[test]
+fn run_without_input_and_with_unordered_groups() {
+    let out = luapool_run(&["run", &example("get_output.lua")], None);
+    assert_eq!(
+        stdout_json(&out),
+        json!({ "result": "processed", "count": 10, "items": [1, 2, 3] })
+    );
+    let out = luapool_run(
+        &[
+            "run",
+            &example("pattern4_aggregation.lua"),
+            "--input",
+            &example("pattern4_aggregation.json"),
+        ],
+        None,
+    );
+    let mut groups = stdout_json(&out)["groups"].as_array().unwrap().clone();
+    groups.sort_by_key(|g| g["userId"].as_i64());
+    assert_eq!(
+        groups,
+        vec![
+            json!({ "userId": 1, "total": 175, "count": 2 }),
+            json!({ "userId": 2, "total": 175, "count": 2 })
+        ]
+    );
+}
+
+#[test]
+fn return_prints_the_return_value_instead() {
+    let out = luapool_run(
+        &[
+            "run",
+            &example("quick_start.lua"),
+            "--input",
+            &example("quick_start.json"),
+            "--return",
+        ],
+        None,
+    );
+    assert_eq!(stdout_json(&out), json!("success"));
+    let out = luapool_run(&["run", &example("migration_before.lua"), "--return"], None);
+    assert_eq!(stdout_json(&out), json!("6"));
+    let many = TempScript::new("many.lua", "return 1, 'two', { 3 }\n");
+    let out = luapool_run(&["run", many.path(), "--return"], None);
+    assert_eq!(stdout_json(&out), json!([1, "two", [3]]));
+    let none = TempScript::new("none.lua", "local x = 1\n");
+    let out = luapool_run(&["run", none.path(), "--return"], None);
+    assert_eq!(stdout_json(&out), Value::Null);
+}
+
+#[test]
+fn binary_return_values_are_lossy_in_json() {
+    let bin = TempScript::new("bin.lua", "return 'ok\\xff'\n");
+    let out = luapool_run(&["run", bin.path(), "--return"], None);
+    assert_eq!(stdout_json(&out), json!("ok\u{FFFD}"));
+}
+
+#[test]
+fn print_lines_go_to_stderr_and_only_json_to_stdout() {
+    let out = luapool_run(
+        &[
+            "run",
+            &example("pattern5_incremental_fields.lua"),
+            "--input",
+            &example("pattern5_incremental_fields.json"),
+        ],
+        None,
+    );
+    assert_eq!(stdout_json(&out), Value::Null);
+    assert_eq!(stderr(&out), "Max items: 100\nCurrent user: Alice\n");
+    let out = luapool_run(
+        &[
+            "run",
+            &example("lua_input.lua"),
+            "--input",
+            &example("lua_input.json"),
+            "--compact",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"city\":\"NYC\",\"count\":42,\"message\":\"Hello\",\"userName\":\"Alice\"}\n"
+    );
+    assert_eq!(stderr(&out), "1\tItem 1\n2\tItem 2\nField exists\n");
+}
+
+#[test]
+fn meta_file_sets_io_meta() {
+    let out = luapool_run(
+        &[
+            "run",
+            &example("set_metadata.lua"),
+            "--meta",
+            &example("set_metadata.meta.json"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "Request ID: req-12345\n");
+    let out = luapool_run(
+        &[
+            "run",
+            &example("bp7_request_metadata.lua"),
+            "--input",
+            &example("bp7_request_metadata.json"),
+            "--meta",
+            &example("bp7_request_metadata.meta.json"),
+        ],
+        None,
+    );
+    assert_eq!(
+        stdout_json(&out),
+        json!({ "userId": 123, "itemCount": 3, "total": 60 })
+    );
+}
+
+#[test]
+fn input_from_stdin_chains_the_pattern3_pipeline() {
+    let step1 = luapool_run(
+        &[
+            "run",
+            &example("pattern3_filter.lua"),
+            "--input",
+            &example("pattern3_pipeline.json"),
+        ],
+        None,
+    );
+    assert!(step1.status.success(), "{}", stderr(&step1));
+    let step2 = luapool_run(
+        &["run", &example("pattern3_transform.lua"), "--input", "-"],
+        Some(&step1.stdout),
+    );
+    assert_eq!(
+        stdout_json(&step2),
+        json!({ "items": [
+            { "id": 1, "fullName": "Ada Lovelace", "age": 30 },
+            { "id": 3, "fullName": "Grace Hopper", "age": 41 }
+        ] })
+    );
+}
+
+#[test]
+fn workers_option_runs_the_script() {
+    let out = luapool_run(
+        &[
+            "run",
+            &example("processing_arrays.lua"),
+            "--input",
+            &example("processing_arrays.json"),
+            "--workers",
+            "2",
+        ],
+        None,
+    );
+    assert_eq!(stdout_json(&out), json!({ "sum": 15, "count": 5 }));
+}
+
+/// Asserts a failed run: non-zero exit, nothing on stdout, one line on stderr; returns it.
+fn one_line_failure(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = stderr(out);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "stderr is not one line: {err:?}"
+    );
+    assert!(err.starts_with("luapool: "), "{err}");
+    err
+}
+
+#[test]
+fn a_lua_error_exits_non_zero_with_file_and_line() {
+    let script = TempScript::new("boom.lua", "local x = 1\nprint('before')\nerror('boom')\n");
+    let out = luapool_run(&["run", script.path()], None);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    // The print before the error still reaches stderr, then one error line.
+    let mut lines = err.lines();
+    assert_eq!(lines.next(), Some("before"));
+    let line = lines.next().unwrap_or("");
+    assert!(
+        line.contains("boom.lua:3:") && line.contains("boom"),
+        "{err}"
+    );
+    assert_eq!(lines.next(), None, "{err}");
+    assert!(out.stdout.is_empty());
+
+    let runtime = TempScript::new("nilcall.lua", "\n\nlocal t = nil\nreturn t.field\n");
+    let err = one_line_failure(&luapool_run(&["run", runtime.path()], None));
+    assert!(err.contains("nilcall.lua:4:"), "{err}");
+}
+
+#[test]
+fn a_syntax_error_exits_non_zero_with_file_and_line() {
+    let script = TempScript::new("syntax.lua", "local x = 1\nlocal y = = 2\n");
+    let err = one_line_failure(&luapool_run(&["run", script.path()], None));
+    assert!(err.contains("syntax.lua:2:"), "{err}");
+}
+
+#[test]
+fn writing_input_exits_non_zero_naming_the_key() {
+    let script = TempScript::new("ro.lua", "_io.input.user = 'x'\n");
+    let err = one_line_failure(&luapool_run(
+        &[
+            "run",
+            script.path(),
+            "--input",
+            &example("quick_start.json"),
+        ],
+        None,
+    ));
+    assert!(
+        err.contains("ro.lua:1:") && err.contains("read-only") && err.contains("'user'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_json_is_a_clear_one_line_error() {
+    let bad = TempScript::new("bad.json", "{ \"a\": 1,\n  oops }\n");
+    let err = one_line_failure(&luapool_run(
+        &[
+            "run",
+            &example("processing_arrays.lua"),
+            "--input",
+            bad.path(),
+        ],
+        None,
+    ));
+    assert!(
+        err.contains("bad.json") && err.contains("JSON") && err.contains("line 2"),
+        "{err}"
+    );
+    let err = one_line_failure(&luapool_run(
+        &["run", &example("processing_arrays.lua"), "--input", "-"],
+        Some(b"[1, 2"),
+    ));
+    assert!(err.contains("JSON"), "{err}");
+    let err = one_line_failure(&luapool_run(
+        &["run", &example("set_metadata.lua"), "--meta", bad.path()],
+        None,
+    ));
+    assert!(err.contains("bad.json") && err.contains("JSON"), "{err}");
+}
+
+#[test]
+fn missing_files_are_a_clear_one_line_error() {
+    let err = one_line_failure(&luapool_run(&["run", "/nonexistent/script.lua"], None));
+    assert!(err.contains("/nonexistent/script.lua"), "{err}");
+    let err = one_line_failure(&luapool_run(
+        &[
+            "run",
+            &example("quick_start.lua"),
+            "--input",
+            "/nonexistent/in.json",
+        ],
+        None,
+    ));
+    assert!(err.contains("/nonexistent/in.json"), "{err}");
+    let err = one_line_failure(&luapool_run(
+        &[
+            "run",
+            &example("quick_start.lua"),
+            "--meta",
+            "/nonexistent/meta.json",
+        ],
+        None,
+    ));
+    assert!(err.contains("/nonexistent/meta.json"), "{err}");
+}
+
+#[test]
+fn help_explains_the_commands_and_options() {
+    let out = luapool_run(&["--help"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Usage: luapool") && text.contains("run") && text.contains("_io"),
+        "{text}"
+    );
+    let out = luapool_run(&["run", "--help"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["SCRIPT", "--input", "--meta", "--workers", "--return"] {
+        assert!(
+            text.contains(word),
+            "`luapool run --help` does not mention {word}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("standard input") || text.contains("stdin"),
+        "{text}"
+    );
+    assert!(
+        text.contains("standard error") || text.contains("stderr"),
+        "where print goes:\n{text}"
+    );
+    let out = luapool_run(&["run"], None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("SCRIPT"), "{}", stderr(&out));
+}

@@ -1,0 +1,952 @@
+//! The table contract of DESIGN.md ("Contract: external tables in Lua"),
+//! point by point, with the edge cases a Lua programmer would try; then the
+//! session contract (homes, fresh globals, print) and the host-side
+//! conversion edge cases. Everything runs in real worker processes.
+
+use luapool_supervisor::{from_host, ComputeError, HostValue, Pool};
+use serde_json::{json, Value};
+
+use crate::common::pool;
+use crate::reference::{eval, output, run};
+
+/// The error message of a compute that must fail.
+fn lua_error(s: &luapool_supervisor::Session, code: &str) -> String {
+    match s.compute(code) {
+        Err(ComputeError::LuaError { message, .. }) => message,
+        other => panic!("expected a Lua error from:\n{code}\ngot {other:?}"),
+    }
+}
+
+// ------------------------------------------------- 1. type(t) == "table"
+
+#[test]
+fn every_external_table_has_type_table() {
+    let s = pool().session();
+    s.set_input(&json!({ "nested": { "deeper": [1] }, "list": [] }))
+        .unwrap();
+    s.set_metadata(&json!({ "m": 1 })).unwrap();
+    let v = eval(
+        &s,
+        "_io.output = {}
+         local t = ext.table()
+         return { type(_io), type(_io.input), type(_io.input.nested), type(_io.input.nested.deeper),
+                  type(_io.input.list), type(_io.meta), type(_io.output), type(_home), type(t) }",
+    );
+    assert_eq!(v, json!(vec!["table"; 9]));
+}
+
+// ------------------------------------------------------------- 2. keys
+
+#[test]
+fn integer_and_string_keys_are_different() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         t[1] = 'int'; t['1'] = 'str'
+         local n = 0; for _ in pairs(t) do n = n + 1 end
+         return { t[1], t['1'], n, #t }",
+    );
+    assert_eq!(v, json!(["int", "str", 2, 1]));
+}
+
+#[test]
+fn integral_float_key_is_the_integer_key() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         t[2.0] = 'two'; t[1] = 'one'
+         local kt; for k in pairs(t) do if k == 2 then kt = math.type(k) end end
+         return { t[2], t[2.0], #t, kt, t[2^53] == nil }",
+    );
+    assert_eq!(v, json!(["two", "two", 2, "integer", true]));
+    // The same rule on input: a float-keyed read of an array finds the element.
+    s.set_input(&json!({ "a": [10, 20, 30] })).unwrap();
+    assert_eq!(eval(&s, "return _io.input.a[3.0]"), json!(30));
+}
+
+#[test]
+fn float_boolean_negative_and_extreme_keys_round_trip() {
+    let s = pool().session();
+    run(
+        &s,
+        "local t = ext.table()
+         t[1.5] = 'float'; t[true] = 'yes'; t[false] = 'no'; t[0] = 'zero'; t[-1] = 'minus'
+         t[math.maxinteger] = 'max'; t[math.mininteger] = 'min'; t[''] = 'empty'
+         _home.t = t",
+    );
+    let v = eval(
+        &s,
+        "local t = _home.t
+         local n = 0; for _ in pairs(t) do n = n + 1 end
+         return { t[1.5], t[true], t[false], t[0], t[-1], t[math.maxinteger], t[math.mininteger], t[''], n, #t }",
+    );
+    assert_eq!(
+        v,
+        json!(["float", "yes", "no", "zero", "minus", "max", "min", "empty", 8, 0])
+    );
+}
+
+#[test]
+fn nan_nil_and_table_keys_are_errors_on_write_and_nil_on_read() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         local r = {}
+         for _, f in ipairs {
+           function() t[0/0] = 1 end,
+           function() t[nil] = 1 end,
+           function() t[{}] = 1 end,
+           function() t[print] = 1 end,
+         } do
+           local ok, e = pcall(f); r[#r + 1] = ok == false and e or 'no error'
+         end
+         r[#r + 1] = t[0/0] == nil and t[nil] == nil and t[{}] == nil
+         return r",
+    );
+    let r = v.as_array().unwrap();
+    assert!(r[0].as_str().unwrap().contains("NaN"), "{v}");
+    assert!(r[1].as_str().unwrap().contains("nil"), "{v}");
+    assert!(
+        r[2].as_str().unwrap().contains("table cannot be a key"),
+        "{v}"
+    );
+    assert!(
+        r[3].as_str().unwrap().contains("function cannot be a key"),
+        "{v}"
+    );
+    assert_eq!(r[4], json!(true));
+}
+
+// ----------------------------------------------------------- 3. values
+
+#[test]
+fn values_of_every_allowed_type_round_trip_with_their_subtype() {
+    let s = pool().session();
+    run(
+        &s,
+        "_home.v = { b = true, f = false, i = 42, x = 1.0, big = math.maxinteger, small = math.mininteger,
+                     s = 'a\\0b', e = '', inf = math.huge, t = ext.table() }",
+    );
+    let v = eval(
+        &s,
+        "local v = _home.v
+         return { v.b, v.f, math.type(v.i), math.type(v.x), v.big == math.maxinteger, v.small == math.mininteger,
+                  #v.s, v.s:byte(2), v.e, v.inf == math.huge, type(v.t) }",
+    );
+    assert_eq!(
+        v,
+        json!([true, false, "integer", "float", true, true, 3, 0, "", true, "table"])
+    );
+}
+
+#[test]
+fn nil_assignment_deletes_the_key() {
+    let s = pool().session();
+    run(
+        &s,
+        "_io.output = { a = 1, b = 2, c = 3 }; _io.output.b = nil",
+    );
+    assert_eq!(output(&s), json!({ "a": 1, "c": 3 }));
+    let v = eval(
+        &s,
+        "local n = 0; for _ in pairs(_io.output) do n = n + 1 end
+         return { n, _io.output.b == nil }",
+    );
+    assert_eq!(v, json!([2, true]));
+}
+
+#[test]
+fn invalid_value_types_are_errors_naming_the_key() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         local r = {}
+         for _, f in ipairs {
+           function() t.fn = print end,
+           function() t.co = coroutine.create(function() end) end,
+           function() t[7] = function() end end,
+           function() t.nested = { ok = 1, deep = { bad = print } } end,
+         } do
+           local ok, e = pcall(f); r[#r + 1] = ok == false and e or 'no error'
+         end
+         local n = 0; for _ in pairs(t) do n = n + 1 end
+         r[#r + 1] = n
+         return r",
+    );
+    let r = v.as_array().unwrap();
+    let msg = |i: usize| r[i].as_str().unwrap().to_string();
+    assert!(
+        msg(0).contains("'fn'") && msg(0).contains("function"),
+        "{v}"
+    );
+    assert!(msg(1).contains("'co'") && msg(1).contains("thread"), "{v}");
+    assert!(
+        msg(2).contains("key 7") && msg(2).contains("function"),
+        "{v}"
+    );
+    assert!(
+        msg(3).contains("'nested'") && msg(3).contains("'bad'"),
+        "{v}"
+    );
+    assert_eq!(r[4], json!(0), "nothing was stored by the failed writes");
+}
+
+#[test]
+fn an_invalid_value_not_caught_fails_the_compute_with_the_line() {
+    let s = pool().session();
+    let msg = lua_error(&s, "local t = ext.table()\nt.fn = print\n");
+    assert!(msg.contains(":2:") && msg.contains("'fn'"), "{msg}");
+}
+
+// ------------------------------------------- 4. copy vs reference
+
+#[test]
+fn assigning_a_plain_table_copies_it_deeply() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local plain = { a = { b = 1 }, list = { 1, 2 } }
+         local t = ext.table()
+         t.p = plain
+         plain.a.b = 2; plain.c = 3; plain.list[3] = 3; plain.a = nil
+         return { t.p.a.b, t.p.c == nil, #t.p.list, t.p == plain, getmetatable(t.p), getmetatable(plain) == nil }",
+    );
+    assert_eq!(v, json!([1, true, 2, false, "external table", true]));
+}
+
+#[test]
+fn a_copied_plain_table_stays_a_copy_across_computes() {
+    let s = pool().session();
+    run(
+        &s,
+        "local plain = { n = 1 }; _home.copy = plain; plain.n = 99",
+    );
+    assert_eq!(eval(&s, "return _home.copy.n"), json!(1));
+}
+
+#[test]
+fn a_cycle_in_a_plain_table_is_an_error_not_a_hang() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local r = {}
+         local a = {}; a.self = a
+         local ok, e = pcall(function() _io.output = a end); r[1] = e
+         local x, y = {}, {}; x.y = y; y.x = x
+         ok, e = pcall(function() _io.output = { wrap = x } end); r[2] = e
+         local l = {}; l[1] = l
+         ok, e = pcall(function() _io.output = l end); r[3] = e
+         r[4] = _io.output == nil
+         return r",
+    );
+    for i in 0..3 {
+        assert!(v[i].as_str().unwrap_or("").contains("cycle"), "{v}");
+    }
+    assert_eq!(v[3], json!(true));
+}
+
+#[test]
+fn a_plain_table_shared_twice_is_copied_twice_not_a_cycle() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local shared = { 1 }
+         _io.output = { a = shared, b = shared }
+         shared[1] = 2
+         return { _io.output.a[1], _io.output.b[1], _io.output.a == _io.output.b }",
+    );
+    assert_eq!(v, json!([1, 1, false]));
+    assert_eq!(output(&s), json!({ "a": [1], "b": [1] }));
+}
+
+#[test]
+fn assigning_an_external_table_stores_a_reference() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local u = ext.table()
+         local t = ext.table()
+         t.a = u; t.b = u
+         t.inside = { ref = u }          -- a plain table holding an external one
+         u.v = 1
+         _home.t = t
+         return { t.a.v, t.b.v, t.a == t.b, t.a == u, t.inside.ref == u, t.inside.ref.v }",
+    );
+    assert_eq!(v, json!([1, 1, true, true, true, 1]));
+    // Still one table in the next compute: a write through one path shows through the other.
+    let v = eval(
+        &s,
+        "local t = _home.t; t.a.v = 2; return { t.b.v, t.inside.ref.v, t.a == t.b }",
+    );
+    assert_eq!(v, json!([2, 2, true]));
+}
+
+#[test]
+fn an_external_table_may_contain_itself_but_the_host_refuses_the_cycle() {
+    let s = pool().session();
+    let v = eval(&s, "local t = ext.table(); t.self = t; t.n = 1; _io.output = t; return { t.self.self.n, t.self == t }");
+    assert_eq!(v, json!([1, true]));
+    let err = s.get_output::<Value>().unwrap_err().to_string();
+    assert!(err.contains("cycle"), "{err}");
+}
+
+// ------------------------------------- 5. #, ipairs, pairs, next, table.*
+
+#[test]
+fn length_is_a_border() {
+    let s = pool().session();
+    s.set_input(&json!({ "a": [1, 2, 3], "empty": [], "obj": { "x": 1 } }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         for i = 1, 10 do t[i] = i end
+         local r = { #t }
+         t[10] = nil; r[#r + 1] = #t
+         t[#t + 1] = 'x'; r[#r + 1] = #t
+         t[5] = nil  -- a hole: # is any border, 4 or 10
+         local n = #t; r[#r + 1] = (n == 4 or n == 10) and t[n] ~= nil and t[n + 1] == nil
+         r[#r + 1] = #_io.input.a; r[#r + 1] = #_io.input.empty; r[#r + 1] = #_io.input.obj
+         return r",
+    );
+    assert_eq!(v, json!([10, 9, 10, true, 3, 0, 0]));
+}
+
+#[test]
+fn ipairs_stops_at_the_first_nil() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         t[1] = 'a'; t[2] = 'b'; t[4] = 'd'; t.x = 'x'
+         local seen = {}
+         for i, v in ipairs(t) do seen[#seen + 1] = i .. v end
+         return seen",
+    );
+    assert_eq!(v, json!(["1a", "2b"]));
+}
+
+#[test]
+fn pairs_visits_every_key_exactly_once_in_a_large_mixed_table() {
+    let s = pool().session();
+    // 5 000 array entries and 5 000 hash entries, built in Lua and from the host.
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         for i = 1, 5000 do t[i] = i end
+         for i = 1, 5000 do t['k' .. i] = i end
+         _home.big = t
+         local seen, n, sum = {}, 0, 0
+         for k, v in pairs(t) do
+           assert(seen[k] == nil, 'key visited twice: ' .. tostring(k))
+           seen[k] = true; n = n + 1; sum = sum + v
+         end
+         return { n, sum }",
+    );
+    assert_eq!(v, json!([10_000, 2 * 5000 * 5001 / 2]));
+    // Again in a fresh compute (nothing cached: batches from the supervisor).
+    let v = eval(
+        &s,
+        "local seen, n = {}, 0
+         for k, v in pairs(_home.big) do
+           assert(seen[k] == nil, 'key visited twice: ' .. tostring(k)); seen[k] = true; n = n + 1
+         end
+         return n",
+    );
+    assert_eq!(v, json!(10_000));
+
+    let mut input = serde_json::Map::new();
+    for i in 0..10_000 {
+        input.insert(format!("key{i}"), json!(i));
+    }
+    s.set_input(&Value::Object(input)).unwrap();
+    let v = eval(
+        &s,
+        "local seen, n, sum = {}, 0, 0
+         for k, v in pairs(_io.input) do
+           assert(seen[k] == nil, 'key visited twice: ' .. k); seen[k] = true; n = n + 1; sum = sum + v
+         end
+         return { n, sum }",
+    );
+    assert_eq!(v, json!([10_000, 9_999 * 10_000 / 2]));
+}
+
+#[test]
+fn pairs_may_clear_fields_while_traversing() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         for i = 1, 50 do t[i] = i; t['k' .. i] = i end
+         _home.t = t
+         return 0",
+    );
+    assert_eq!(v, json!(0));
+    let v = eval(
+        &s,
+        "local t, n = _home.t, 0
+         for k in pairs(t) do n = n + 1; t[k] = nil end
+         local left = 0; for _ in pairs(t) do left = left + 1 end
+         return { n, left, #t, next(t) == nil }",
+    );
+    assert_eq!(v, json!([100, 0, 0, true]));
+}
+
+#[test]
+fn next_walks_external_tables() {
+    let s = pool().session();
+    s.set_input(&json!({ "a": 1, "b": 2, "list": [1, 2, 3], "empty": {} }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "local function count(t)
+           local n, k = 0, nil
+           repeat k = next(t, k); if k ~= nil then n = n + 1 end until k == nil
+           return n
+         end
+         local t = ext.table(); t.x = 1; t[1] = 'one'
+         local ok, e = pcall(next, t, 'not-a-key')
+         return { count(_io.input), count(_io.input.list), next(_io.input.empty) == nil, count(t),
+                  next(ext.table()) == nil, ok, e }",
+    );
+    assert_eq!(
+        v.as_array().unwrap()[0..6],
+        json!([4, 3, true, 2, true, false]).as_array().unwrap()[..]
+    );
+    assert!(v[6].as_str().unwrap().contains("next"), "{v}");
+}
+
+#[test]
+fn table_library_works_on_writable_external_tables() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         for i = 1, 5 do t[i] = i * 10 end
+         table.insert(t, 60); table.insert(t, 1, 0)
+         local r = { table.concat(t, ',') }
+         r[#r + 1] = table.remove(t); r[#r + 1] = table.remove(t, 1)
+         r[#r + 1] = table.concat(t, ',', 2, 4)
+         local s = ext.table(); s[1] = 'pear'; s[2] = 'apple'; s[3] = 'fig'
+         table.sort(s); r[#r + 1] = table.concat(s, ' ')
+         table.sort(s, function(a, b) return #a > #b end); r[#r + 1] = s[1]
+         r[#r + 1] = select('#', table.unpack(t)); r[#r + 1] = select(2, table.unpack(t))
+         local moved = ext.table(); table.move(t, 1, 3, 1, moved); r[#r + 1] = table.concat(moved, ',')
+         return r",
+    );
+    assert_eq!(
+        v,
+        json!([
+            "0,10,20,30,40,50,60",
+            60,
+            0,
+            "20,30,40",
+            "apple fig pear",
+            "apple",
+            5,
+            20,
+            "10,20,30"
+        ])
+    );
+}
+
+#[test]
+fn table_library_reads_input_and_refuses_to_write_it() {
+    let s = pool().session();
+    s.set_input(&json!({ "arr": [3, 1, 2], "words": ["a", "b"] }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "local a = _io.input.arr
+         local r = { table.concat(a, '-'), select('#', table.unpack(a)), table.concat(_io.input.words) }
+         local sorted = { table.unpack(a) }; table.sort(sorted); r[#r + 1] = table.concat(sorted, ',')
+         for _, f in ipairs { function() table.insert(a, 4) end, function() table.sort(a) end,
+                              function() table.remove(a) end } do
+           local ok, e = pcall(f); r[#r + 1] = ok == false and e or 'no error'
+         end
+         r[#r + 1] = table.concat(a, '-')
+         return r",
+    );
+    assert_eq!(
+        v.as_array().unwrap()[0..4],
+        json!(["3-1-2", 3, "ab", "1,2,3"]).as_array().unwrap()[..]
+    );
+    for i in 4..7 {
+        assert!(v[i].as_str().unwrap().contains("read-only"), "{v}");
+    }
+    assert_eq!(v[7], json!("3-1-2"));
+}
+
+// -------------------------------------------------------- 6. identity
+
+#[test]
+fn reading_the_same_table_twice_gives_the_same_value() {
+    let s = pool().session();
+    s.set_input(&json!({ "a": { "x": 1 }, "b": { "y": [1, 2] } }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "local i = _io.input
+         local seen = {}
+         seen[i.a] = 'a'
+         return { i.a == i.a, rawequal(i.a, i.a), seen[_io.input.a], i.b.y == i.b.y, _io.input == _io.input }",
+    );
+    assert_eq!(v, json!([true, true, "a", true, true]));
+}
+
+#[test]
+fn identity_holds_across_array_windows_of_a_big_array() {
+    // 5 000 records: several 1024-key windows; walking them all and coming back
+    // finds the same values, also as keys of a plain table.
+    let rows: Vec<Value> = (0..5_000).map(|i| json!({ "id": i })).collect();
+    let s = pool().session();
+    s.set_input(&json!({ "rows": rows })).unwrap();
+    let v = eval(
+        &s,
+        "local rows = _io.input.rows
+         local first, mid = rows[1], rows[2049]
+         local seen, distinct = {}, 0
+         for i = 1, #rows do
+           local r = rows[i]
+           if not seen[r] then distinct = distinct + 1 end
+           seen[r] = i
+         end
+         local again = 0
+         for i = #rows, 1, -1 do if seen[rows[i]] == i then again = again + 1 end end
+         return { distinct, again, rows[1] == first, rows[2049] == mid, rows[1024] ~= rows[1025] }",
+    );
+    assert_eq!(v, json!([5000, 5000, true, true, true]));
+}
+
+#[test]
+fn identity_holds_beyond_the_worker_cache() {
+    // More rows than a table's cache holds: the cache is dropped and refilled,
+    // and rows Lua still holds keep their identity.
+    let rows: Vec<Value> = (0..40_000).map(|i| json!({ "id": i })).collect();
+    let s = pool().session();
+    s.set_input(&json!({ "rows": rows })).unwrap();
+    let v = eval(
+        &s,
+        "local rows = _io.input.rows
+         local kept = {}
+         for i = 1, #rows, 997 do kept[i] = rows[i] end
+         local sum = 0
+         for i = 1, #rows do sum = sum + rows[i].id end
+         local same = 0
+         for i, r in pairs(kept) do if rows[i] == r and r.id == i - 1 then same = same + 1 end end
+         local n = 0; for _ in pairs(kept) do n = n + 1 end
+         return { sum, same == n }",
+    );
+    assert_eq!(v, json!([39_999 * 40_000 / 2, true]));
+}
+
+// ----------------------------------------------------- 7. read-only input
+
+#[test]
+fn input_is_read_only_and_errors_name_the_key() {
+    let s = pool().session();
+    s.set_input(&json!({ "a": 1, "nested": { "deep": { "x": 1 } }, "list": [1, 2] }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "local r = {}
+         for _, f in ipairs {
+           function() _io.input.a = 2 end,
+           function() _io.input.newkey = 1 end,
+           function() _io.input.nested.deep.x = nil end,
+           function() _io.input.list[3] = 3 end,
+           function() _io.input = {} end,
+         } do
+           local ok, e = pcall(f); r[#r + 1] = ok == false and e or 'no error'
+         end
+         r[#r + 1] = _io.input.a; r[#r + 1] = _io.input.nested.deep.x; r[#r + 1] = #_io.input.list
+         return r",
+    );
+    let msg = |i: usize| v[i].as_str().unwrap().to_string();
+    assert!(
+        msg(0).contains("read-only") && msg(0).contains("'a'"),
+        "{v}"
+    );
+    assert!(
+        msg(1).contains("read-only") && msg(1).contains("'newkey'"),
+        "{v}"
+    );
+    assert!(
+        msg(2).contains("read-only") && msg(2).contains("'x'"),
+        "{v}"
+    );
+    assert!(msg(3).contains("read-only") && msg(3).contains('3'), "{v}");
+    assert!(msg(4).contains("read-only"), "{v}");
+    assert_eq!(
+        v.as_array().unwrap()[5..8],
+        json!([1, 1, 2]).as_array().unwrap()[..]
+    );
+}
+
+#[test]
+fn input_tables_referenced_from_output_stay_read_only() {
+    let s = pool().session();
+    s.set_input(&json!({ "user": { "name": "Alice" } }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "_io.output = { user = _io.input.user }
+         local ok, e = pcall(function() _io.output.user.name = 'Bob' end)
+         return { ok, _io.output.user.name, _io.output.user == _io.input.user }",
+    );
+    assert_eq!(v, json!([false, "Alice", true]));
+    assert_eq!(output(&s), json!({ "user": { "name": "Alice" } }));
+}
+
+#[test]
+fn raw_access_cannot_bypass_an_external_table() {
+    let s = pool().session();
+    s.set_input(&json!({ "a": 1 })).unwrap();
+    let v = eval(
+        &s,
+        "local t = ext.table(); t.x = 1
+         local r = { rawget(t, 'x') == nil, rawlen(t), rawget(_io.input, 'a') == nil }
+         local ok1 = pcall(rawset, t, 'y', 1)
+         local ok2 = pcall(rawset, _io.input, 'a', 2)
+         r[#r + 1] = ok1; r[#r + 1] = ok2; r[#r + 1] = _io.input.a
+         t.y = 5; _home.t = t
+         return r",
+    );
+    assert_eq!(v, json!([true, 0, true, false, false, 1]));
+    assert_eq!(eval(&s, "return _home.t.y"), json!(5));
+}
+
+// -------------------------------------------------- 8. failed requests
+
+#[test]
+fn quota_exceeded_is_a_lua_error_not_a_silent_nil() {
+    let p = Pool::builder()
+        .workers(1)
+        .session_quota(256 * 1024)
+        .build()
+        .expect("start a pool");
+    let s = p.session();
+    let v = eval(
+        &s,
+        "local t = ext.table()
+         local ok, e = pcall(function()
+           for i = 1, 100 do t[i] = string.rep('x', 16 * 1024) end
+         end)
+         return { ok, e }",
+    );
+    assert_eq!(v[0], json!(false));
+    assert!(v[1].as_str().unwrap().contains("quota"), "{v}");
+    // Uncaught, it ends the compute with QuotaExceeded.
+    let r =
+        s.compute("local t = ext.table(); for i = 1, 100 do t[i] = string.rep('x', 16 * 1024) end");
+    assert!(
+        matches!(r, Err(ComputeError::QuotaExceeded { .. })),
+        "{r:?}"
+    );
+    // The session still works afterwards.
+    assert_eq!(eval(&s, "return 1 + 1"), json!(2));
+    // The host sees the quota too.
+    let big = "y".repeat(512 * 1024);
+    assert!(s.set_input(&big).is_err());
+}
+
+// ------------------------------------------------ strings of any size
+
+#[test]
+fn strings_of_1_mib_and_10_mib_travel_in_and_out() {
+    let s = pool().session();
+    for size in [1usize << 20, 10 << 20] {
+        let text: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        s.set_input(&json!({ "text": text })).unwrap();
+        let v = eval(
+            &s,
+            "local t = _io.input.text
+             _io.output = { copy = t, upper = t:upper(), len = #t }
+             return { #t, t:sub(1, 3), t:sub(-2) }",
+        );
+        let tail: String = text[size - 2..].to_string();
+        assert_eq!(v, json!([size, "abc", tail]));
+        let out: String = s.get_output_field("copy").unwrap();
+        assert!(out == text, "the {size}-byte string came back different");
+        let upper: String = s.get_output_field("upper").unwrap();
+        assert_eq!(upper, text.to_uppercase());
+        // Returned directly too.
+        let mut r = run(&s, "return _io.input.text .. '!'");
+        let back = r.values.pop().unwrap();
+        assert_eq!(back, HostValue::Str([text.as_bytes(), b"!"].concat()));
+    }
+}
+
+#[test]
+fn binary_strings_round_trip_exactly() {
+    let s = pool().session();
+    let all: Vec<u8> = (0..=255u8).collect();
+    s.set_input(&HostValue::Map(vec![(
+        luapool_protocol::Key::str("bytes"),
+        HostValue::Str(all.clone()),
+    )]))
+    .unwrap();
+    let mut out = run(
+        &s,
+        "local b = _io.input.bytes
+         local made = {}; for i = 0, 255 do made[#made + 1] = string.char(i) end
+         made = table.concat(made)
+         _io.output = { same = b == made, b = b }
+         return b, made",
+    );
+    let made = out.values.pop().unwrap();
+    let b = out.values.pop().unwrap();
+    assert_eq!(b, HostValue::Str(all.clone()));
+    assert_eq!(made, HostValue::Str(all.clone()));
+    let got: HostValue = s.get_output_field("b").unwrap();
+    assert_eq!(got, HostValue::Str(all));
+    assert_eq!(s.get_output_field::<bool>("same").unwrap(), true);
+}
+
+// ----------------------------------------- _home, globals, print
+
+#[test]
+fn home_persists_across_computes_and_sessions_of_the_same_home_only() {
+    let p = pool();
+    let name = format!("contract-home-{}", std::process::id());
+    let a = p.session_with_home(&name);
+    run(&a, "_home.n = (_home.n or 0) + 1; _home.list = { 'x' }");
+    run(&a, "_home.n = _home.n + 1; table.insert(_home.list, 'y')");
+    let b = p.session_with_home(&name);
+    assert_eq!(
+        eval(&b, "return { _home.n, table.concat(_home.list) }"),
+        json!([2, "xy"])
+    );
+    let other = p.session_with_home(&format!("{name}-other"));
+    assert_eq!(eval(&other, "return _home.n == nil"), json!(true));
+    let private = p.session();
+    assert_eq!(eval(&private, "return _home.n == nil"), json!(true));
+    // A session's private home persists across its own computes.
+    run(&private, "_home.mine = 1");
+    assert_eq!(eval(&private, "return _home.mine"), json!(1));
+    assert_eq!(eval(&p.session(), "return _home.mine == nil"), json!(true));
+    // Tables in a home outlive the session that made them.
+    run(&b, "_home.made = ext.table(); _home.made.v = 'kept'");
+    drop(b);
+    assert_eq!(eval(&a, "return _home.made.v"), json!("kept"));
+}
+
+#[test]
+fn every_compute_gets_fresh_globals() {
+    let s = pool().session();
+    run(
+        &s,
+        "x = 1; string.upper = nil; _G.y = 2; table.insert = nil; math.pi = 3",
+    );
+    let v = eval(
+        &s,
+        "return { x == nil, y == nil, type(string.upper), type(table.insert), math.pi > 3.14, ('a'):upper() }",
+    );
+    assert_eq!(v, json!([true, true, "function", "function", true, "A"]));
+    // Also between different sessions (which may share a worker).
+    let t = pool().session();
+    run(&t, "leaked = 'oops'");
+    for _ in 0..4 {
+        assert_eq!(eval(&pool().session(), "return leaked == nil"), json!(true));
+    }
+}
+
+#[test]
+fn print_formats_like_lua() {
+    let s = pool().session();
+    let out = run(
+        &s,
+        "print(1, nil, true, false, 's', 1.5, 3.0, -0.0, 2^63, math.mininteger)
+         print()
+         print('a\\tb')
+         print(setmetatable({}, { __tostring = function() return 'custom' end }))
+         print({}, ext.table(), _io)
+         print(('x'):rep(3), #'abc')",
+    );
+    assert_eq!(
+        out.logs[0],
+        "1\tnil\ttrue\tfalse\ts\t1.5\t3.0\t-0.0\t9.2233720368548e+18\t-9223372036854775808"
+    );
+    assert_eq!(out.logs[1], "");
+    assert_eq!(out.logs[2], "a\tb");
+    assert_eq!(out.logs[3], "custom");
+    let parts: Vec<&str> = out.logs[4].split('\t').collect();
+    assert!(parts[0].starts_with("table: 0x"), "{parts:?}");
+    assert!(parts[1].starts_with("external table: 0x"), "{parts:?}");
+    assert!(parts[2].starts_with("external table: 0x"), "{parts:?}");
+    assert_eq!(out.logs[5], "xxx\t3");
+    assert_eq!(out.logs.len(), 6);
+}
+
+// ------------------------------------------- host conversion edge cases
+
+#[test]
+fn host_arrays_with_holes_become_maps() {
+    let s = pool().session();
+    run(&s, "_io.output = { 1, nil, 3 }");
+    assert_eq!(output(&s), json!({ "1": 1, "3": 3 }));
+    run(
+        &s,
+        "local t = ext.table(); t[1] = 'a'; t[2] = 'b'; t[4] = 'd'; _io.output = t",
+    );
+    assert_eq!(output(&s), json!({ "1": "a", "2": "b", "4": "d" }));
+    run(&s, "_io.output = { 'a', 'b', n = 2 }");
+    assert_eq!(output(&s), json!({ "1": "a", "2": "b", "n": 2 }));
+    run(&s, "_io.output = { [0] = 'zero', 'one' }");
+    assert_eq!(output(&s), json!({ "1": "one", "0": "zero" }));
+    // A null inside a host array is a hole: the array comes back as a map.
+    s.set_input(&json!([1, null, 3])).unwrap();
+    let v = eval(
+        &s,
+        "local t = _io.input; _io.output = t; return { t[2] == nil, #t == 1 or #t == 3, t[3] }",
+    );
+    assert_eq!(v, json!([true, true, 3]));
+    assert_eq!(output(&s), json!({ "1": 1, "3": 3 }));
+    // Exactly 1..n is an array.
+    run(
+        &s,
+        "local t = ext.table(); for i = 3, 1, -1 do t[i] = i end; _io.output = t",
+    );
+    assert_eq!(output(&s), json!([1, 2, 3]));
+}
+
+#[test]
+fn empty_tables_keep_their_origin() {
+    let s = pool().session();
+    s.set_input(&json!({ "list": [], "obj": {} })).unwrap();
+    run(&s, "_io.output = { list = _io.input.list, obj = _io.input.obj, plain = {}, ext = ext.table() }");
+    assert_eq!(
+        output(&s),
+        json!({ "list": [], "obj": {}, "plain": {}, "ext": {} })
+    );
+    // An array emptied in Lua stays an array.
+    run(
+        &s,
+        "local t = ext.table(); t[1] = 1; t[1] = nil; _io.output = { emptied = t }",
+    );
+    let out = output(&s);
+    assert!(
+        out == json!({ "emptied": {} }) || out == json!({ "emptied": [] }),
+        "{out}"
+    );
+}
+
+#[test]
+fn nan_and_infinity_become_null_in_json_and_stay_exact_in_host_values() {
+    let s = pool().session();
+    run(
+        &s,
+        "_io.output = { nan = 0/0, inf = math.huge, ninf = -math.huge, one = 1.0 }",
+    );
+    assert_eq!(
+        output(&s),
+        json!({ "nan": null, "inf": null, "ninf": null, "one": 1.0 })
+    );
+    assert_eq!(s.get_output_field::<f64>("inf").unwrap(), f64::INFINITY);
+    assert_eq!(
+        s.get_output_field::<f64>("ninf").unwrap(),
+        f64::NEG_INFINITY
+    );
+    assert!(s.get_output_field::<f64>("nan").unwrap().is_nan());
+    match s.get_output_field::<HostValue>("nan").unwrap() {
+        HostValue::Float(f) => assert!(f.is_nan()),
+        other => panic!("{other:?}"),
+    }
+    // NaN and infinity from the host reach Lua as floats.
+    s.set_input(&vec![f64::NAN, f64::INFINITY]).unwrap();
+    let v = eval(
+        &s,
+        "local a = _io.input; return { a[1] ~= a[1], a[2] == math.huge }",
+    );
+    assert_eq!(v, json!([true, true]));
+}
+
+#[test]
+fn integers_beyond_2_pow_53_stay_exact() {
+    let s = pool().session();
+    let big: i64 = (1 << 53) + 1;
+    s.set_input(&json!({ "big": big, "max": i64::MAX, "min": i64::MIN }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "local i = _io.input
+         _io.output = { big = i.big, max = i.max, min = i.min, lua = math.maxinteger - 1 }
+         return { math.type(i.big), i.big - (1 << 53), i.big + 1 == (1 << 53) + 2, i.max == math.maxinteger,
+                  i.min == math.mininteger }",
+    );
+    assert_eq!(v, json!(["integer", 1, true, true, true]));
+    let out = output(&s);
+    assert_eq!(out["big"].as_i64(), Some(big));
+    assert_eq!(out["max"].as_i64(), Some(i64::MAX));
+    assert_eq!(out["min"].as_i64(), Some(i64::MIN));
+    assert_eq!(out["lua"].as_i64(), Some(i64::MAX - 1));
+    assert_eq!(
+        serde_json::to_string(&out["big"]).unwrap(),
+        "9007199254740993"
+    );
+    // A u64 above i64::MAX has no Lua integer: it becomes a float.
+    s.set_input(&u64::MAX).unwrap();
+    assert_eq!(eval(&s, "return math.type(_io.input)"), json!("float"));
+}
+
+#[test]
+fn non_utf8_strings_are_exact_as_bytes_and_lossy_in_json() {
+    let s = pool().session();
+    run(
+        &s,
+        "_io.output = { bad = 'ok\\xff\\xfe!', [\"k\\xff\"] = 1 }",
+    );
+    let out = output(&s);
+    assert_eq!(out["bad"], json!("ok\u{FFFD}\u{FFFD}!"));
+    assert_eq!(out["k\u{FFFD}"], json!(1));
+    let exact: HostValue = s.get_output_field("bad").unwrap();
+    assert_eq!(exact, HostValue::Str(b"ok\xff\xfe!".to_vec()));
+}
+
+#[test]
+fn map_keys_of_other_types_become_strings_in_json() {
+    let s = pool().session();
+    run(
+        &s,
+        "_io.output = { [true] = 't', [1.5] = 'f', [10] = 'i', s = 's' }",
+    );
+    assert_eq!(
+        output(&s),
+        json!({ "true": "t", "1.5": "f", "10": "i", "s": "s" })
+    );
+    // As host values the keys keep their types.
+    let hv: HostValue = s.get_output().unwrap();
+    let HostValue::Map(entries) = hv else {
+        panic!("a map")
+    };
+    assert!(entries
+        .iter()
+        .any(|(k, _)| *k == luapool_protocol::Key::Bool(true)));
+    assert!(entries
+        .iter()
+        .any(|(k, _)| *k == luapool_protocol::Key::Int(10)));
+}
+
+#[test]
+fn integer_and_float_types_survive_the_host_round_trip() {
+    let s = pool().session();
+    s.set_input(&json!({ "i": 3, "f": 3.0, "neg": -0.5 }))
+        .unwrap();
+    let v = eval(
+        &s,
+        "return { math.type(_io.input.i), math.type(_io.input.f), _io.input.neg }",
+    );
+    assert_eq!(v, json!(["integer", "float", -0.5]));
+    run(&s, "_io.output = { i = 3, f = 3.0, d = 7 // 2, q = 7 / 2 }");
+    let out = output(&s);
+    assert!(out["i"].is_i64() && out["d"].is_i64(), "{out}");
+    assert!(out["f"].is_f64() && out["q"].is_f64(), "{out}");
+    assert_eq!(
+        from_host::<Value>(s.get_output::<HostValue>().unwrap()).unwrap(),
+        out
+    );
+}
