@@ -250,6 +250,27 @@ fn a_cycle_in_a_plain_table_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn errors_inside_plain_tables_name_the_path_briefly() {
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local r = {}
+         local ok, e = pcall(function() _io.output = { a = { b = { 1, 2, print } } } end); r[1] = e
+         local t = {}; local c = t
+         for i = 1, 250 do c.x = {}; c = c.x end
+         ok, e = pcall(function() _io.output = t end); r[2] = e
+         return r",
+    );
+    let first = v[0].as_str().unwrap();
+    assert!(first.ends_with("cannot assign to key 'output': at key 'a' > 'b' > 3: a function cannot be stored in an external table"), "{first}");
+    let deep = v[1].as_str().unwrap();
+    assert!(
+        deep.contains("nested deeper than 200 levels") && deep.len() < 300,
+        "{deep}"
+    );
+}
+
+#[test]
 fn a_plain_table_shared_twice_is_copied_twice_not_a_cycle() {
     let s = pool().session();
     let v = eval(
@@ -704,7 +725,7 @@ fn binary_strings_round_trip_exactly() {
     assert_eq!(made, HostValue::Str(all.clone()));
     let got: HostValue = s.get_output_field("b").unwrap();
     assert_eq!(got, HostValue::Str(all));
-    assert_eq!(s.get_output_field::<bool>("same").unwrap(), true);
+    assert!(s.get_output_field::<bool>("same").unwrap());
 }
 
 // ----------------------------------------- _home, globals, print

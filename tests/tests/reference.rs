@@ -462,7 +462,7 @@ fn pattern2_batch_processing_100000_records() {
         "{out}"
     );
     assert!(
-        min >= 0.0 && min < 0.01 && max < 100.0 && max > 99.99,
+        (0.0..0.01).contains(&min) && max < 100.0 && max > 99.99,
         "{out}"
     );
 

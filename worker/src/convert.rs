@@ -38,8 +38,43 @@ pub fn key_of(v: &mlua::Value) -> Result<Key, String> {
 pub fn literal_of(v: &mlua::Value) -> Result<(Literal, usize), String> {
     let mut path = HashSet::new();
     let mut bytes = 0;
-    let lit = literal(v, &mut path, 0, &mut bytes)?;
+    let lit = literal(v, &mut path, 0, &mut bytes).map_err(CopyError::into_message)?;
     Ok((lit, bytes))
+}
+
+/// Why a plain table cannot be copied: a message, and the keys from the
+/// table assigned down to the offending value (innermost first).
+struct CopyError {
+    keys: Vec<Key>,
+    message: String,
+}
+
+impl From<String> for CopyError {
+    fn from(message: String) -> CopyError {
+        CopyError { keys: Vec::new(), message }
+    }
+}
+
+impl CopyError {
+    fn at(mut self, key: Key) -> CopyError {
+        self.keys.push(key);
+        self
+    }
+
+    /// `at key 'a' > 'b' > 3: message`; a long path keeps its ends only.
+    fn into_message(self) -> String {
+        if self.keys.is_empty() {
+            return self.message;
+        }
+        let keys: Vec<String> = self.keys.iter().rev().map(ToString::to_string).collect();
+        let path = if keys.len() <= 6 {
+            keys.join(" > ")
+        } else {
+            let hidden = keys.len() - 5;
+            format!("{} > … {hidden} more … > {}", keys[..3].join(" > "), keys[keys.len() - 2..].join(" > "))
+        };
+        format!("at key {path}: {}", self.message)
+    }
 }
 
 fn literal(
@@ -47,7 +82,7 @@ fn literal(
     path: &mut HashSet<*const c_void>,
     depth: usize,
     bytes: &mut usize,
-) -> Result<Literal, String> {
+) -> Result<Literal, CopyError> {
     *bytes += 16;
     let value = match v {
         mlua::Value::Nil => Value::Nil,
@@ -67,10 +102,10 @@ fn literal(
             }
         }
         other => {
-            return Err(format!(
+            return Err(CopyError::from(format!(
                 "a {} cannot be stored in an external table",
                 other.type_name()
-            ))
+            )))
         }
     };
     Ok(Literal::Value(value))
@@ -81,13 +116,13 @@ fn copy_table(
     path: &mut HashSet<*const c_void>,
     depth: usize,
     bytes: &mut usize,
-) -> Result<Literal, String> {
+) -> Result<Literal, CopyError> {
     if depth >= MAX_COPY_DEPTH {
-        return Err(format!("table nested deeper than {MAX_COPY_DEPTH} levels"));
+        return Err(format!("table nested deeper than {MAX_COPY_DEPTH} levels").into());
     }
     let ptr = t.to_pointer();
     if !path.insert(ptr) {
-        return Err("a table that contains itself (a cycle) cannot be copied".into());
+        return Err(String::from("a table that contains itself (a cycle) cannot be copied").into());
     }
     let mut array = Vec::new();
     loop {
@@ -95,7 +130,8 @@ fn copy_table(
         if v.is_nil() {
             break;
         }
-        array.push(literal(&v, path, depth + 1, bytes)?);
+        let key = Key::Int(array.len() as i64 + 1);
+        array.push(literal(&v, path, depth + 1, bytes).map_err(|e| e.at(key))?);
     }
     let n = array.len() as i64;
     let mut hash = Vec::new();
@@ -105,7 +141,7 @@ fn copy_table(
         if matches!(key, Key::Int(i) if i >= 1 && i <= n) {
             continue;
         }
-        let lit = literal(&v, path, depth + 1, bytes).map_err(|e| format!("at key {key}: {e}"))?;
+        let lit = literal(&v, path, depth + 1, bytes).map_err(|e| e.at(key.clone()))?;
         hash.push((key, lit));
     }
     path.remove(&ptr);
