@@ -60,11 +60,7 @@ impl Ext {
         } else {
             mlua::Value::Nil
         };
-        let p: Table = self
-            .fns
-            .fns
-            .3
-            .call((id as i64, false, complete, len, d, io))?;
+        let p: Table = self.fns.make.call((id as i64, false, complete, len, d, io))?;
         self.proxies().raw_set(id as i64, &p)?;
         Ok(p)
     }

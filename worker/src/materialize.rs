@@ -1,15 +1,17 @@
 //! Building Lua values from a reply in bulk, through Lua's C API.
 //!
-//! A window of 1024 records becomes 3 tables per record (proxy, metatable,
-//! cache; see `prelude.lua`). Going through mlua's safe API costs a call per
+//! A window of 1024 records becomes 2 tables per record when the records are
+//! read-only (the proxy, holding the cache and id under private keys, with
+//! one metatable shared by all records) and 3 otherwise (proxy, its own
+//! metatable, cache); see `prelude.lua`. Going through mlua's safe API costs a call per
 //! field, and decoding into Rust values first costs an allocation per field;
 //! this file reads the reply's bytes ([`Reader`]) and pushes the values
 //! straight onto the Lua stack.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 
 use luapool_protocol::TableId;
-use mlua::{ffi, Lua, Table};
+use mlua::{ffi, LightUserData, Lua, Table};
 
 use crate::wire::{hash_header, item, pair, Item, Reader};
 
@@ -21,9 +23,9 @@ const LEN: c_int = 4;
 const PAIRS: c_int = 5;
 const MAKE: c_int = 6;
 const KEY: c_int = 7;
-const RO_NEWINDEX: c_int = 8;
-// Field names, pushed once per raw call (`lua_setfield` would intern each
-// C string again per table).
+const ROW_MT: c_int = 8;
+// Pushed once per raw call: field names (`lua_setfield` would intern each C
+// string again per table) and the private keys of read-only records.
 const S_INDEX: c_int = 9;
 const S_NEWINDEX: c_int = 10;
 const S_LEN: c_int = 11;
@@ -31,13 +33,45 @@ const S_PAIRS: c_int = 12;
 const S_NAME: c_int = 13;
 const S_EXTERNAL: c_int = 14;
 const S_ID: c_int = 15;
+const DATA_KEY: c_int = 16;
+const ID_KEY: c_int = 17;
 const NAMES: [&std::ffi::CStr; 7] = [c"__index", c"__newindex", c"__len", c"__pairs", c"__name", c"external table", c"lp_id"];
 
-/// The prelude's functions a proxy's metatable refers to.
+// Their addresses are the private keys under which a read-only record's
+// proxy holds its cache and its id: lightuserdata cannot be made from Lua,
+// so no script can name them.
+static DATA_KEY_ADDR: u8 = 0;
+static ID_KEY_ADDR: u8 = 0;
+
+fn key_ptr(addr: &'static u8) -> *mut c_void {
+    addr as *const u8 as *mut c_void
+}
+
+/// The private keys `(data, id)` of read-only records, for `prelude.lua`
+/// (`R.dkey`, `R.idkey`) and for reading a record's id.
+pub fn record_keys() -> (LightUserData, LightUserData) {
+    (LightUserData(key_ptr(&DATA_KEY_ADDR)), LightUserData(key_ptr(&ID_KEY_ADDR)))
+}
+
+/// The prelude's functions and tables that proxies refer to.
 #[derive(Clone)]
 pub struct Fns {
-    /// `(newindex, len, pairs, make, ro_newindex)` from `prelude.lua`.
-    pub fns: (mlua::Function, mlua::Function, mlua::Function, mlua::Function, mlua::Function),
+    /// `__newindex` of writable tables.
+    pub newindex: mlua::Function,
+    /// `__len` of tables with their own metatable.
+    pub len: mlua::Function,
+    /// `__pairs` of tables with their own metatable.
+    pub pairs: mlua::Function,
+    /// Builds a proxy whose cache fetches on a miss.
+    pub make: mlua::Function,
+    /// The metatable every read-only record shares.
+    pub row_mt: Table,
+}
+
+impl Fns {
+    fn args<'a>(&'a self, proxies: &'a Table, cache: &'a Table, key: mlua::Value) -> impl mlua::IntoLuaMulti + 'a {
+        (proxies, cache, &self.newindex, &self.len, &self.pairs, &self.make, key, &self.row_mt)
+    }
 }
 
 /// Where fetched values go in the cache table.
@@ -57,12 +91,11 @@ pub enum Target<'a> {
 /// says, building proxies for the tables they mention, and returns the
 /// wanted value.
 pub fn fill(lua: &Lua, proxies: &Table, cache: &Table, fns: &Fns, reply: &Reader, target: Target) -> mlua::Result<mlua::Value> {
-    let (newindex, len, pairs, make, ro_newindex) = &fns.fns;
     let key = match target {
         Target::Key(k) => k.clone(),
         Target::Range { .. } => mlua::Value::Nil,
     };
-    let args = (proxies, cache, newindex, len, pairs, make, key, ro_newindex);
+    let args = fns.args(proxies, cache, key);
     // SAFETY: the closure only uses the stack slots exec_raw pushed (1..=7,
     // see the constants) plus what it pushes itself, checks stack space
     // before pushing, and its frames own nothing that needs dropping (the
@@ -102,13 +135,12 @@ pub fn fill(lua: &Lua, proxies: &Table, cache: &Table, fns: &Fns, reply: &Reader
 
 /// Builds `(keys, values)` arrays for a batch of `pairs` entries.
 pub fn entries(lua: &Lua, proxies: &Table, fns: &Fns, reply: &Reader) -> mlua::Result<(Table, Table)> {
-    let (newindex, len, pairs, make, ro_newindex) = &fns.fns;
     let (n, mut c) = reply.values;
     let keys = lua.create_table_with_capacity(n, 0)?;
     let vals = lua.create_table_with_capacity(n, 0)?;
     // SAFETY: as in `fill`; slot 2 (CACHE) holds `vals`, slot 7 (KEY) `keys`.
     unsafe {
-        lua.exec_raw::<()>((proxies, &vals, newindex, len, pairs, make, &keys, ro_newindex), |l| {
+        lua.exec_raw::<()>(fns.args(proxies, &vals, mlua::Value::Table(keys.clone())), |l| {
             push_names(l);
             for i in 0..n {
                 let (k, v) = pair(&mut c);
@@ -123,15 +155,17 @@ pub fn entries(lua: &Lua, proxies: &Table, fns: &Fns, reply: &Reader) -> mlua::R
     Ok((keys, vals))
 }
 
-/// Pushes the field names at their slots.
+/// Pushes the field names and record keys at their slots.
 ///
 /// # Safety
 /// `l` is a raw-call stack holding exactly the 8 arguments.
 unsafe fn push_names(l: *mut ffi::lua_State) {
-    ffi::luaL_checkstack(l, NAMES.len() as c_int, c"luapool: stack".as_ptr());
+    ffi::luaL_checkstack(l, NAMES.len() as c_int + 2, c"luapool: stack".as_ptr());
     for name in NAMES {
         ffi::lua_pushstring(l, name.as_ptr());
     }
+    ffi::lua_pushlightuserdata(l, key_ptr(&DATA_KEY_ADDR));
+    ffi::lua_pushlightuserdata(l, key_ptr(&ID_KEY_ADDR));
 }
 
 /// Pushes a key or value; a table becomes its proxy (an existing one if
@@ -186,26 +220,39 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     let (narr, nhash) = view.counts;
     ffi::lua_createtable(l, narr as c_int, nhash as c_int);
     let d = ffi::lua_gettop(l);
-    // M: the metatable.
-    ffi::lua_createtable(l, 0, 6);
-    let set = |key: c_int, value: c_int| {
-        ffi::lua_pushvalue(l, key);
-        ffi::lua_pushvalue(l, value);
+    if view.readonly {
+        // P = { [DATA_KEY] = D, [ID_KEY] = id }, with the shared record metatable.
+        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_pushvalue(l, DATA_KEY);
+        ffi::lua_pushvalue(l, d);
         ffi::lua_rawset(l, -3);
-    };
-    set(S_INDEX, d);
-    set(S_NEWINDEX, if view.readonly { RO_NEWINDEX } else { NEWINDEX });
-    set(S_LEN, LEN);
-    set(S_PAIRS, PAIRS);
-    set(S_NAME, S_EXTERNAL);
-    ffi::lua_pushvalue(l, S_ID);
-    ffi::lua_pushinteger(l, id as i64);
-    ffi::lua_rawset(l, -3);
-    // P: the proxy, registered before the cache is filled so a cycle among
-    // inlined tables resolves to it.
-    ffi::lua_createtable(l, 0, 0);
-    ffi::lua_rotate(l, -2, 1);
-    ffi::lua_setmetatable(l, -2);
+        ffi::lua_pushvalue(l, ID_KEY);
+        ffi::lua_pushinteger(l, id as i64);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_pushvalue(l, ROW_MT);
+        ffi::lua_setmetatable(l, -2);
+    } else {
+        // M: the table's own metatable; P: the empty proxy.
+        ffi::lua_createtable(l, 0, 6);
+        let set = |key: c_int, value: c_int| {
+            ffi::lua_pushvalue(l, key);
+            ffi::lua_pushvalue(l, value);
+            ffi::lua_rawset(l, -3);
+        };
+        set(S_INDEX, d);
+        set(S_NEWINDEX, NEWINDEX);
+        set(S_LEN, LEN);
+        set(S_PAIRS, PAIRS);
+        set(S_NAME, S_EXTERNAL);
+        ffi::lua_pushvalue(l, S_ID);
+        ffi::lua_pushinteger(l, id as i64);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_createtable(l, 0, 0);
+        ffi::lua_rotate(l, -2, 1);
+        ffi::lua_setmetatable(l, -2);
+    }
+    // Registered before the cache is filled, so a cycle among inlined
+    // tables resolves to this proxy.
     ffi::lua_pushvalue(l, -1);
     ffi::lua_rawseti(l, PROXIES, id as i64);
     let mut body = view.body;

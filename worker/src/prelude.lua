@@ -11,10 +11,10 @@
 --      holds every entry the table is complete and D has no metatable;
 --      otherwise (M.lp_incomplete) D's metatable sends misses to R.fetch,
 --      which fills D.
--- Complete tables are built in bulk from Rust (materialize.rs) with the
--- same layout: M = { __index, __newindex, __len, __pairs, __name, lp_id },
--- with RO_NEWINDEX as __newindex when read-only; every other lp_* field
--- defaults to nil.
+-- Complete tables are built in bulk from Rust (materialize.rs): writable
+-- ones with the same layout, M = { __index, __newindex, __len, __pairs,
+-- __name, lp_id } (every other lp_* field defaults to nil); read-only ones
+-- as records sharing ROW_MT (see below).
 -- Reading t.k therefore costs two table lookups and no function call once
 -- the entry is cached.
 local R = ...
@@ -105,10 +105,23 @@ local function PAIRS(p)
   return batches(m), p, nil
 end
 
+-- Read-only records (complete input tables, built in bulk) are lighter:
+-- the proxy holds its cache D and its id under two private keys (Rust's
+-- lightuserdata, which no script can make), and every record shares ROW_MT.
+-- Two tables per record instead of three; a field read costs a call.
+local DKEY, IDKEY = R.dkey, R.idkey
+local function ROW_INDEX(p, k) return p[DKEY][k] end
+local function ROW_LEN(p) return rawlen(p[DKEY]) end
+local function ROW_PAIRS(p) return next, p[DKEY], nil end
+local ROW_MT = {
+  __index = ROW_INDEX, __newindex = RO_NEWINDEX, __len = ROW_LEN, __pairs = ROW_PAIRS,
+  __name = "external table", lp_rows = true,
+}
+
 local function is_external(t)
   if type(t) ~= "table" then return nil end
   local m = getmetatable(t)
-  if type(m) == "table" and rawget(m, "lp_id") ~= nil then return m end
+  if m == ROW_MT or (type(m) == "table" and rawget(m, "lp_id") ~= nil) then return m end
   return nil
 end
 
@@ -116,6 +129,7 @@ end
 local function NEXT(t, k)
   local m = is_external(t)
   if m == nil then return next(t, k) end
+  if m == ROW_MT then return next(t[DKEY], k) end
   if not m.lp_incomplete then return next(m.__index, k) end
   local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
   if err ~= nil then error(err, 2) end
@@ -172,6 +186,6 @@ local function RESUME(...) return recheck(resume(...)) end
 
 return {
   stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
-  make = make, newindex = NEWINDEX, ro_newindex = RO_NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
+  make = make, row_mt = ROW_MT, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
   next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
 }

@@ -80,6 +80,7 @@ fn expect_variant(c: &mut Cursor<'_>, name: &[u8]) -> Result<bool, Malformed> {
 }
 
 /// The contents of one table view, checked.
+#[derive(Clone, Copy)]
 pub struct View<'a> {
     /// Whether writes are refused.
     pub readonly: bool,
@@ -103,7 +104,7 @@ pub struct Reader<'a> {
     /// to the worker's memory beyond the values themselves (a record costs
     /// a proxy, a metatable and a cache, and its fields).
     pub inlined: usize,
-    views: IdMap<Cursor<'a>>,
+    views: IdMap<View<'a>>,
 }
 
 impl<'a> Reader<'a> {
@@ -142,20 +143,21 @@ impl<'a> Reader<'a> {
         let mut views = IdMap::with_capacity_and_hasher(nviews.min(1 << 16), Default::default());
         let mut inlined = 0;
         for _ in 0..nviews {
-            let start = c;
             if c.array()? != 6 {
                 return Err(Malformed);
             }
             let id = c.int()? as u64;
-            c.bool()?;
-            c.int()?;
-            c.bool()?;
+            let readonly = c.bool()?;
+            let len = c.int()?;
+            let complete = c.bool()?;
             let narr = c.array()?;
+            let body = c;
             for _ in 0..narr {
                 item(&mut c)?;
             }
             let nhash = c.array()?;
             inlined += 1 + narr + nhash;
+            views.insert(id, View { readonly, complete, len, counts: (narr, nhash), body });
             for _ in 0..nhash {
                 if c.array()? != 2 {
                     return Err(Malformed);
@@ -163,31 +165,15 @@ impl<'a> Reader<'a> {
                 item(&mut c)?;
                 item(&mut c)?;
             }
-            views.insert(id, start);
         }
         let done = if entries { c.bool()? } else { false };
         Ok(Some(Reader { values: (n, values), done, inlined, views }))
     }
 
-    /// The view of table `id`, if the reply carries one.
+    /// The view of table `id`, if the reply carries one (parsed once, by
+    /// [`parse`](Self::parse)).
     pub fn view(&self, id: TableId) -> Option<View<'a>> {
-        let mut c = *self.views.get(&id)?;
-        // Checked by parse(): these cannot fail.
-        let read = |c: &mut Cursor<'a>| -> Result<View<'a>, Malformed> {
-            c.array()?;
-            c.int()?;
-            let readonly = c.bool()?;
-            let len = c.int()?;
-            let complete = c.bool()?;
-            let narr = c.array()?;
-            let mut skip = *c;
-            for _ in 0..narr {
-                item(&mut skip)?;
-            }
-            let nhash = skip.array()?;
-            Ok(View { readonly, complete, len, counts: (narr, nhash), body: *c })
-        };
-        read(&mut c).ok()
+        self.views.get(&id).copied()
     }
 }
 
