@@ -10,6 +10,8 @@
 //! - (d) Pattern 3 (filter, then transform; 50 000 records out) and
 //!   Pattern 4 (group-by) end to end against the floor.
 //! - (e) trivial computes: latency p50/p99 and computes per second.
+//! - (f) 1 000 000 items: the worker's peak RSS against the supervisor's
+//!   memory for that input.
 //!
 //! `LUAPOOL_BENCH_RUNS` sets the repetitions (default 7);
 //! `LUAPOOL_BENCH_ONLY=loop` runs only the Pattern 2 loops and also prints
@@ -181,6 +183,54 @@ fn row(name: &str, d: Duration, floor: Option<Duration>) {
     println!("{name:<58} {:>10.2} ms {ratio}", d.as_secs_f64() * 1e3);
 }
 
+/// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+fn status_kib(pid: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// (f): a fresh one-worker pool, so the worker's peak is this job's.
+fn million_items() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let session = pool.session();
+    #[derive(serde::Serialize)]
+    struct Item {
+        id: u64,
+        value: f64,
+    }
+    #[derive(serde::Serialize)]
+    struct Input {
+        items: Vec<Item>,
+    }
+    // A compact typed input (16 MB), so the RSS growth below is the store's.
+    let mut s = 7;
+    let items = Input { items: (0..1_000_000).map(|i| Item { id: i, value: lcg(&mut s) / 100.0 }).collect() };
+    let json_bytes = serde_json::to_vec(&items).unwrap().len();
+    let before = status_kib("self", "VmRSS:");
+    session.set_input(&items).unwrap();
+    let after = status_kib("self", "VmRSS:");
+    drop(items);
+    session
+        .compute("local n = 0 for i, item in ipairs(_io.input.items) do n = n + item.value end _io.output = { processed = #_io.input.items, sum = n }")
+        .unwrap();
+    let out: Value = session.get_output().unwrap();
+    assert_eq!(out["processed"], 1_000_000);
+    let worker = pool.worker_pids()[0].to_string();
+    let (peak, store) = (status_kib(&worker, "VmHWM:"), pool.stats().store.bytes / 1024);
+    println!(
+        "(f) 1 000 000 items ({:.0} MB as JSON): supervisor RSS +{} MiB for the input (store accounts {} MiB); worker peak RSS {} MiB ({:.3}x the supervisor's)",
+        json_bytes as f64 / 1e6,
+        after.saturating_sub(before) / 1024,
+        store / 1024,
+        peak / 1024,
+        peak as f64 / after.saturating_sub(before).max(1) as f64
+    );
+}
+
 fn trivial(pool: &Arc<Pool>) {
     let session = pool.session();
     let mut lat = Vec::with_capacity(5000);
@@ -222,6 +272,10 @@ fn main() {
     let p2 = records(100_000);
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("trivial") {
         trivial(&pool);
+        return;
+    }
+    if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("memory") {
+        million_items();
         return;
     }
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("loop") {
@@ -266,4 +320,5 @@ fn main() {
     row("(d) Pattern 4 group-by, luapool end to end", e2e4, Some(floor4));
     println!();
     trivial(&pool);
+    million_items();
 }
