@@ -27,6 +27,12 @@ mod imp {
     /// False: the real atomics, usable in shared memory. (True under loom.)
     pub(crate) const IS_MODEL: bool = false;
 
+    /// The CPU this thread runs on (`u32::MAX` if unknown); a vDSO call.
+    pub(crate) fn current_cpu() -> u32 {
+        // SAFETY: sched_getcpu takes no arguments and only returns a value.
+        unsafe { libc::sched_getcpu() as u32 }
+    }
+
     /// A 32-bit word that a thread (of any process mapping it) can sleep on.
     ///
     /// `#[repr(transparent)]` over `AtomicU32`, so it has the size and
@@ -163,6 +169,11 @@ mod imp {
 
     /// True: loom model objects, which cannot live in shared memory.
     pub(crate) const IS_MODEL: bool = true;
+
+    /// Unknown in the model: spinning (and so the CPU hint) is off there.
+    pub(crate) fn current_cpu() -> u32 {
+        u32::MAX
+    }
 
     /// Model of a futex word: the word plus a mutex and condvar that give
     /// `wait`/`wake_all` the kernel's semantics (the compare in `wait` and the

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::frame::{FrameHeader, FRAME_HEADER_LEN};
-use super::wait::{wake_always, Waiter};
+use super::wait::wake_always;
 use super::{Endpoint, RingError};
 use crate::sync::Ordering;
 
@@ -75,12 +75,7 @@ impl Endpoint {
                 return Ok(free);
             }
         }
-        let waiter = Waiter {
-            spin: self.spin,
-            deadline,
-            peer_alive: self.peer_alive.as_deref(),
-        };
-        waiter.wait(ring.space_point(), || {
+        self.waiter(deadline).wait(ring.space_point(), || {
             self.check_open()?;
             let free = self.tx.free(ring, want)?;
             Ok((free >= want).then_some(free))
@@ -94,12 +89,9 @@ impl Endpoint {
     /// (`PeerGone`). A message longer than the limit is `MessageTooLarge`,
     /// detected from its first frame header before allocating.
     pub fn recv(&self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<(), RingError> {
-        let waiter = Waiter {
-            spin: self.spin,
-            deadline,
-            peer_alive: self.peer_alive.as_deref(),
-        };
-        let r = waiter.wait(self.inbound().data_point(), || self.poll_message(buf));
+        let r = self
+            .waiter(deadline)
+            .wait(self.inbound().data_point(), || self.poll_message(buf));
         self.close_on_corrupt(r)
     }
 

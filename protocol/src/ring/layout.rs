@@ -18,7 +18,8 @@
 //! |     28 |   2×4 | `data_capacity[ring]` = 32 320, 32 320  | supervisor, once  |
 //! |     36 |     4 | `cancel` (0/1)                          | supervisor        |
 //! |     40 |   2×4 | `closed[side]` (0 supervisor, 1 worker) | that side         |
-//! |     48 |    80 | padding to the cache-line pair          |                   |
+//! |     48 |   2×4 | `cpu[side]`: CPU that side last waited on (u32::MAX unknown; a spin hint) | that side |
+//! |     56 |    72 | padding to the cache-line pair          |                   |
 //! |    128 |   128 | ring 0 producer line: `tail` u64 @0, `data_seq` u32 @8 (futex) | supervisor |
 //! |    256 |   128 | ring 0 consumer line: `head` u64 @0, `space_seq` u32 @8 (futex) | worker |
 //! |    384 |   128 | ring 0 sleeper line: `data_waiting` u32 @0 (consumer), `space_waiting` u32 @4 (producer) | the side going to sleep |
@@ -66,6 +67,7 @@ pub(crate) struct Header {
     pub(crate) data_capacity: [AtomicU32; 2],
     pub(crate) cancel: AtomicU32,
     pub(crate) closed: [AtomicU32; 2],
+    pub(crate) cpu: [AtomicU32; 2],
 }
 
 /// The line only the producer of a ring writes.
@@ -122,6 +124,7 @@ const _: () = {
     assert!(IS_MODEL || offset_of!(Header, data_capacity) == 28);
     assert!(IS_MODEL || offset_of!(Header, cancel) == 36);
     assert!(IS_MODEL || offset_of!(Header, closed) == 40);
+    assert!(IS_MODEL || offset_of!(Header, cpu) == 48);
     assert!(IS_MODEL || offset_of!(Control, rings) == 128);
     assert!(IS_MODEL || offset_of!(RingControl, consumer) == 128);
     assert!(IS_MODEL || offset_of!(RingControl, sleepers) == 256);
@@ -168,6 +171,7 @@ impl Control {
                 data_capacity: [zero32(), zero32()],
                 cancel: zero32(),
                 closed: [zero32(), zero32()],
+                cpu: [zero32(), zero32()],
             },
             rings: [RingControl::new(), RingControl::new()],
         }
@@ -186,6 +190,8 @@ impl Control {
             (&h.data_offset[1], (CONTROL_SIZE + capacity) as u32),
             (&h.data_capacity[0], cap),
             (&h.data_capacity[1], cap),
+            (&h.cpu[0], u32::MAX),
+            (&h.cpu[1], u32::MAX),
         ];
         for (field, value) in fields {
             // SYNC POINT: Relaxed; published by the Release store of `magic`

@@ -29,6 +29,7 @@ pub use wait::PEER_CHECK_INTERVAL;
 use layout::DATA_CAPACITY;
 use region::{HeapRegion, Region, ShmRegion};
 use spsc::{Consumer, Producer, RingRef};
+use wait::{CpuHint, Waiter};
 
 /// Default largest message [`Endpoint::recv`] accepts: 256 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 256 << 20;
@@ -53,6 +54,8 @@ pub struct Endpoint {
     partial: RefCell<Vec<u8>>,
     /// Our own closed flag (the shared copy is only ever stored to).
     closed: Cell<bool>,
+    /// The CPU we last published in the header's `cpu[side]`.
+    cpu_published: Cell<u32>,
     peer_alive: Option<Box<dyn Fn() -> bool + Send>>,
     max_message: u64,
     spin: Duration,
@@ -116,6 +119,7 @@ impl Endpoint {
             rx,
             partial: RefCell::new(Vec::new()),
             closed: Cell::new(false),
+            cpu_published: Cell::new(u32::MAX),
             peer_alive: None,
             max_message: DEFAULT_MAX_MESSAGE as u64,
             spin: if crate::sync::IS_MODEL {
@@ -152,6 +156,21 @@ impl Endpoint {
         RingRef {
             ctl: &self.region.control().rings[index],
             data: self.region.data(index),
+        }
+    }
+
+    /// How a wait of ours spins and sleeps.
+    fn waiter(&self, deadline: Option<std::time::Instant>) -> Waiter<'_> {
+        let header = &self.region.control().header;
+        Waiter {
+            spin: self.spin,
+            deadline,
+            peer_alive: self.peer_alive.as_deref(),
+            cpus: CpuHint {
+                mine: &header.cpu[self.side],
+                peer: &header.cpu[1 - self.side],
+                published: &self.cpu_published,
+            },
         }
     }
 

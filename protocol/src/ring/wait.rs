@@ -19,10 +19,18 @@
 //!
 //! Sleeps are sliced: a sleep lasts at most until the deadline or the next
 //! peer-alive check ([`PEER_CHECK_INTERVAL`]); with neither, it is untimed.
+//!
+//! Spinning only pays when the peer runs on another core. Each side publishes
+//! the CPU it waits on (a store only when it changed); a waiter whose peer
+//! last waited on the same CPU yields the CPU on every poll instead of
+//! spinning, and a waiter spinning for more than `PURE_SPIN` also yields
+//! now and then, in case the peer has since landed on its core.
+
+use std::cell::Cell;
 
 use std::time::{Duration, Instant};
 
-use crate::sync::{fence, spin_loop, yield_now, AtomicU32, FutexWord, Ordering};
+use crate::sync::{current_cpu, fence, spin_loop, yield_now, AtomicU32, FutexWord, Ordering};
 
 use super::RingError;
 
@@ -43,6 +51,31 @@ pub(crate) struct Waiter<'a> {
     pub(crate) deadline: Option<Instant>,
     /// Fail with `PeerGone` when this returns false.
     pub(crate) peer_alive: Option<&'a (dyn Fn() -> bool + Send)>,
+    /// Where we and the peer last waited.
+    pub(crate) cpus: CpuHint<'a>,
+}
+
+/// The CPU words of the two sides (header `cpu[side]`), and what we last
+/// stored in ours.
+pub(crate) struct CpuHint<'a> {
+    pub(crate) mine: &'a AtomicU32,
+    pub(crate) peer: &'a AtomicU32,
+    pub(crate) published: &'a Cell<u32>,
+}
+
+impl CpuHint<'_> {
+    /// Publishes our CPU if it changed; true if the peer last waited on it.
+    fn same_core(&self) -> bool {
+        let cpu = current_cpu();
+        if cpu != self.published.get() {
+            self.published.set(cpu);
+            // SYNC POINT: Relaxed; a scheduling hint that orders nothing;
+            // pairs with the Relaxed load of `peer` on the other side.
+            self.mine.store(cpu, Ordering::Relaxed);
+        }
+        // SYNC POINT: Relaxed; a hint (see the store above).
+        cpu != u32::MAX && self.peer.load(Ordering::Relaxed) == cpu
+    }
 }
 
 /// The futex word a sleeper sleeps on and the flag it announces itself with.
@@ -64,24 +97,8 @@ impl Waiter<'_> {
             return Ok(v);
         }
         if !self.spin.is_zero() {
-            let start = Instant::now();
-            let mut i = 0u32;
-            loop {
-                spin_loop();
-                if let Some(v) = poll()? {
-                    return Ok(v);
-                }
-                i = i.wrapping_add(1);
-                if i & (CLOCK_EVERY - 1) == 0 {
-                    let now = Instant::now();
-                    let spun = now - start;
-                    if spun >= self.spin || self.deadline.is_some_and(|d| now >= d) {
-                        break;
-                    }
-                    if spun >= PURE_SPIN {
-                        yield_now();
-                    }
-                }
+            if let Some(v) = self.spin(&mut poll)? {
+                return Ok(v);
             }
         }
         let result = self.sleep(point, &mut poll);
@@ -89,6 +106,39 @@ impl Waiter<'_> {
         // waker that still sees 1 only makes a harmless extra wake.
         point.waiting.store(0, Ordering::Relaxed);
         result
+    }
+
+    /// The bounded spin: `Some` if `poll` succeeded, `None` when the spin
+    /// budget or the deadline ran out.
+    fn spin<T>(
+        &self,
+        poll: &mut impl FnMut() -> Result<Option<T>, RingError>,
+    ) -> Result<Option<T>, RingError> {
+        let start = Instant::now();
+        let mut same_core = self.cpus.same_core();
+        let mut i = 0u32;
+        loop {
+            if same_core {
+                yield_now();
+            } else {
+                spin_loop();
+            }
+            if let Some(v) = poll()? {
+                return Ok(Some(v));
+            }
+            i = i.wrapping_add(1);
+            if same_core || i & (CLOCK_EVERY - 1) == 0 {
+                let now = Instant::now();
+                let spun = now - start;
+                if spun >= self.spin || self.deadline.is_some_and(|d| now >= d) {
+                    return Ok(None);
+                }
+                if !same_core && spun >= PURE_SPIN {
+                    yield_now();
+                }
+                same_core = self.cpus.same_core();
+            }
+        }
     }
 
     fn sleep<T>(
@@ -134,6 +184,10 @@ impl Waiter<'_> {
                 }
             }
             point.seq.wait(seq, timeout);
+            if !self.spin.is_zero() {
+                // We may wake on another CPU; tell the peer's next spin.
+                self.cpus.same_core();
+            }
         }
     }
 }
