@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rmpv::Value;
+use luapool_protocol::api::HostValue;
 use serde::Serialize;
 
 use crate::error::{remote_error, ClientError};
@@ -20,7 +20,7 @@ use crate::error::{remote_error, ClientError};
 /// Receives the lines a compute prints, as it prints them.
 pub type LogSink = Box<dyn FnMut(&str) + Send>;
 
-type Reply = Result<Value, Value>;
+type Reply = Result<HostValue, HostValue>;
 
 /// The socket, either kind.
 pub(crate) enum Socket {
@@ -110,7 +110,7 @@ impl Conn {
         params: P,
         log: Option<(u64, LogSink)>,
         compute: bool,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<HostValue, ClientError> {
         let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = rmp_serde::to_vec_named(&(0u8, msgid, method, params))
             .map_err(|e| ClientError::Encode(e.to_string()))?;
@@ -162,35 +162,43 @@ impl Drop for Conn {
     }
 }
 
+/// An unsigned integer that fits `u32` (a msgid).
+fn msgid(v: Option<&HostValue>) -> Option<u32> {
+    match v {
+        Some(HostValue::Int(i)) => u32::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
 fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
     let why = loop {
-        let msg = match rmpv::decode::read_value(&mut reader) {
+        // One message: decoded straight into host values, as the supervisor does.
+        let msg = match rmp_serde::from_read::<_, HostValue>(&mut reader) {
             Ok(m) => m,
             Err(e) => break format!("{e}"),
         };
-        let Value::Array(mut items) = msg else {
+        let HostValue::Array(mut items) = msg else {
             break "a message that is not an array".into();
         };
-        match items.first().and_then(Value::as_u64) {
-            Some(1) if items.len() == 4 => {
+        match items.first() {
+            Some(HostValue::Int(1)) if items.len() == 4 => {
                 let result = items.pop().expect("four items");
                 let error = items.pop().expect("four items");
-                let Some(msgid) = items.pop().and_then(|v| v.as_u64()) else {
+                let Some(msgid) = msgid(items.last()) else {
                     // A reply without a msgid: the daemon rejected the stream.
-                    break format!("the daemon rejected the connection: {error}");
+                    break format!("the daemon rejected the connection: {}", error.to_json());
                 };
-                let reply = if error.is_nil() {
-                    Ok(result)
-                } else {
-                    Err(error)
+                let reply = match error {
+                    HostValue::Nil => Ok(result),
+                    error => Err(error),
                 };
-                if let Some(tx) = lock(routes).pending.remove(&(msgid as u32)) {
+                if let Some(tx) = lock(routes).pending.remove(&msgid) {
                     let _ = tx.send(reply);
                 }
             }
-            Some(2) if items.len() == 3 => {
+            Some(HostValue::Int(2)) if items.len() == 3 => {
                 let params = items.pop().expect("three items");
-                if items[1].as_str() == Some("log") {
+                if items[1] == HostValue::str("log") {
                     route_log(routes, params);
                 }
             }
@@ -204,22 +212,18 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
     routes.logs.clear();
 }
 
-fn route_log(routes: &Mutex<Routes>, params: Value) {
-    let Value::Array(p) = params else { return };
-    let (Some(session), Some(msgid), Some(line)) = (
-        p.first().and_then(Value::as_u64),
-        p.get(1).and_then(Value::as_u64),
-        p.get(2),
-    ) else {
+fn route_log(routes: &Mutex<Routes>, params: HostValue) {
+    let HostValue::Array(p) = params else { return };
+    let (Some(&HostValue::Int(session)), Some(msgid), Some(HostValue::Str(line))) =
+        (p.first(), msgid(p.get(1)), p.get(2))
+    else {
         return;
     };
-    let line = match line {
-        Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => return,
+    let (Ok(session), line) = (u64::try_from(session), String::from_utf8_lossy(line)) else {
+        return;
     };
     // Call the sink outside the routes lock: it may call into the client.
-    let sink = lock(routes).logs.get(&(session, msgid as u32)).cloned();
+    let sink = lock(routes).logs.get(&(session, msgid)).cloned();
     if let Some(sink) = sink {
         (lock(&sink))(&line);
     }

@@ -1,66 +1,9 @@
-//! The client's errors: [`ClientError`] for every call, and
-//! [`ComputeError`], which mirrors the supervisor's compute errors kind for
-//! kind (the daemon sends them as maps `{kind, message, ...}`).
+//! The client's errors: [`ClientError`] for every call. A failed compute is
+//! [`ClientError::Compute`] holding the shared [`ComputeError`] (the daemon
+//! sends it in its serde form, a map `{kind, message, ...}`).
 
+use luapool_protocol::api::{from_host, ComputeError, HostValue, HostValueError};
 use serde::Deserialize;
-
-use crate::de::DecodeError;
-
-/// Why a compute did not return values; the same kinds as the embedded
-/// supervisor's `ComputeError`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ComputeError {
-    /// The script raised an error (or did not compile).
-    #[error("Lua error: {message}")]
-    LuaError {
-        /// The error message, with chunk name and line.
-        message: String,
-        /// The Lua traceback at the point of the error.
-        traceback: String,
-    },
-    /// The compute ran past its instruction budget or wall-clock limit.
-    #[error("timeout: {message}")]
-    Timeout {
-        /// Which limit, and its value.
-        message: String,
-    },
-    /// The worker's Lua heap limit was reached.
-    #[error("memory limit: {message}")]
-    MemoryLimit {
-        /// What Lua reported.
-        message: String,
-    },
-    /// The session's store quota would have been exceeded.
-    #[error("quota exceeded: {message}")]
-    QuotaExceeded {
-        /// The store's message.
-        message: String,
-    },
-    /// The worker process died during the compute (the daemon replaced it).
-    #[error("worker crashed: {message}")]
-    WorkerCrashed {
-        /// What the daemon saw.
-        message: String,
-    },
-    /// The compute was cancelled before or while it ran.
-    #[error("cancelled")]
-    Cancelled,
-    /// Every worker is busy and the queue is full; try again later.
-    #[error("busy: every worker is busy and the queue is full")]
-    Busy,
-    /// The pool cannot run computes (shutting down, or in a crash loop).
-    #[error("pool unavailable: {message}")]
-    Unavailable {
-        /// Why.
-        message: String,
-    },
-    /// The compute's result could not be converted (e.g. a cycle).
-    #[error("bad result: {message}")]
-    BadResult {
-        /// Why.
-        message: String,
-    },
-}
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,66 +40,32 @@ pub enum ClientError {
     Encode(String),
     /// The reply did not fit the requested type.
     #[error("cannot read the reply: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(#[from] HostValueError),
     /// The daemon sent something that is not the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),
 }
 
+/// An error map as the daemon sends it, for the kinds that are not compute errors.
 #[derive(Deserialize)]
 struct RawError {
     kind: String,
     #[serde(default)]
     message: String,
-    #[serde(default)]
-    traceback: String,
 }
 
-/// Turns an error map from the daemon into a [`ClientError`]; compute kinds
-/// become [`ClientError::Compute`] when `compute` is true.
-pub(crate) fn remote_error(v: rmpv::Value, compute: bool) -> ClientError {
-    let raw: RawError = match crate::de::from_value(v) {
-        Ok(r) => r,
-        Err(e) => return ClientError::Protocol(format!("malformed error: {e}")),
-    };
-    let RawError {
-        kind,
-        message,
-        traceback,
-    } = raw;
+/// Turns an error map from the daemon into a [`ClientError`]; when `compute`
+/// is true, a map that is a [`ComputeError`] becomes [`ClientError::Compute`].
+pub(crate) fn remote_error(v: HostValue, compute: bool) -> ClientError {
     if compute {
-        let e = match kind.as_str() {
-            "LuaError" => Some(ComputeError::LuaError {
-                message: message.clone(),
-                traceback,
-            }),
-            "Timeout" => Some(ComputeError::Timeout {
-                message: message.clone(),
-            }),
-            "MemoryLimit" => Some(ComputeError::MemoryLimit {
-                message: message.clone(),
-            }),
-            "QuotaExceeded" => Some(ComputeError::QuotaExceeded {
-                message: message.clone(),
-            }),
-            "WorkerCrashed" => Some(ComputeError::WorkerCrashed {
-                message: message.clone(),
-            }),
-            "Cancelled" => Some(ComputeError::Cancelled),
-            "Busy" => Some(ComputeError::Busy),
-            "Unavailable" => Some(ComputeError::Unavailable {
-                message: message.clone(),
-            }),
-            "BadResult" => Some(ComputeError::BadResult {
-                message: message.clone(),
-            }),
-            _ => None,
-        };
-        if let Some(e) = e {
+        if let Ok(e) = from_host::<ComputeError>(v.clone()) {
             return ClientError::Compute(e);
         }
     }
-    ClientError::Daemon { kind, message }
+    match from_host::<RawError>(v) {
+        Ok(RawError { kind, message }) => ClientError::Daemon { kind, message },
+        Err(e) => ClientError::Protocol(format!("malformed error: {e}")),
+    }
 }
 
 impl ClientError {
@@ -174,5 +83,63 @@ impl ClientError {
             ClientError::Daemon { kind, .. } => Some(kind),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use luapool_protocol::api::to_host;
+    use luapool_protocol::Key;
+
+    use super::*;
+
+    fn error_map(entries: &[(&str, &str)]) -> HostValue {
+        HostValue::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (Key::str(k), HostValue::str(v)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn compute_errors_decode_from_the_daemons_serde_form() {
+        for e in [
+            ComputeError::LuaError {
+                message: "x.lua:1: boom".into(),
+                traceback: "stack".into(),
+            },
+            ComputeError::Timeout {
+                message: "1 s".into(),
+            },
+            ComputeError::BadResult {
+                message: "cycle".into(),
+            },
+        ] {
+            let sent = to_host(&e).unwrap();
+            assert_eq!(remote_error(sent, true).as_compute(), Some(&e));
+        }
+        // Unit variants arrive with a message too (the daemon always adds one).
+        let cancelled = error_map(&[("kind", "Cancelled"), ("message", "cancelled")]);
+        assert_eq!(
+            remote_error(cancelled, true).as_compute(),
+            Some(&ComputeError::Cancelled)
+        );
+    }
+
+    #[test]
+    fn other_kinds_and_non_compute_calls_are_daemon_errors() {
+        let quota = error_map(&[("kind", "QuotaExceeded"), ("message", "over")]);
+        assert_eq!(
+            remote_error(quota.clone(), false).daemon_kind(),
+            Some("QuotaExceeded")
+        );
+        assert!(remote_error(quota, true).as_compute().is_some());
+        let bad = error_map(&[("kind", "BadRequest"), ("message", "no")]);
+        assert_eq!(remote_error(bad, true).daemon_kind(), Some("BadRequest"));
+        assert!(matches!(
+            remote_error(HostValue::Int(3), false),
+            ClientError::Protocol(_)
+        ));
     }
 }

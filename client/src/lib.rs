@@ -28,18 +28,22 @@
 //! - [`Session`]: `set_input`, `get_output`, `set_input_field`,
 //!   `get_output_field`, `set_metadata`, `clear_io`, `io_table_id`,
 //!   `table_info`, `compute`, `compute_with`, `cancel`, `close`.
+//! - Values: every reply is decoded into a [`Value`] (the embedded
+//!   supervisor's `HostValue`, from `luapool-protocol`) and converted to the
+//!   requested type with [`from_value`], so typed results follow the
+//!   supervisor's conversion rules exactly.
 //! - Errors: [`ClientError`]; a failed compute is
-//!   [`ClientError::Compute`] holding a [`ComputeError`] of the same kinds as
-//!   the embedded supervisor's.
+//!   [`ClientError::Compute`] holding a [`ComputeError`], the embedded
+//!   supervisor's type.
 #![deny(missing_docs)]
 
 mod conn;
-mod de;
 mod error;
 mod session;
 
 pub use conn::LogSink;
-pub use de::{from_value, DecodeError};
-pub use error::{ClientError, ComputeError};
-pub use rmpv::Value;
+pub use error::ClientError;
+pub use luapool_protocol::api::{
+    from_host as from_value, ComputeError, HostValue as Value, HostValueError as DecodeError,
+};
 pub use session::{Client, ComputeOptions, ComputeOutput, Session, Stats, StoreStats, TableInfo};

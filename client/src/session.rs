@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmpv::Value;
+use luapool_protocol::api::{from_host, HostValue};
+use luapool_protocol::Key;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::conn::{Conn, LogSink, Socket};
-use crate::de::from_value;
 use crate::error::ClientError;
 
 /// Params of a method that takes none: an empty array (`()` would be nil).
@@ -71,9 +71,7 @@ impl Client {
             Some(name) => self.conn.call("session.open", (name,), None, false)?,
             None => self.conn.call("session.open", NO_PARAMS, None, false)?,
         };
-        let id = v
-            .as_u64()
-            .ok_or_else(|| ClientError::Protocol(format!("session.open returned {v}")))?;
+        let id = unsigned(v, "session.open")?;
         Ok(Session {
             conn: self.conn.clone(),
             id,
@@ -83,9 +81,18 @@ impl Client {
 
     /// The daemon's counters.
     pub fn stats(&self) -> Result<Stats, ClientError> {
-        Ok(from_value(
-            self.conn.call("stats", NO_PARAMS, None, false)?,
-        )?)
+        Ok(from_host(self.conn.call("stats", NO_PARAMS, None, false)?)?)
+    }
+}
+
+/// An id the daemon returned from `method`.
+fn unsigned(v: HostValue, method: &str) -> Result<u64, ClientError> {
+    match v {
+        HostValue::Int(i) if i >= 0 => Ok(i as u64),
+        other => Err(ClientError::Protocol(format!(
+            "{method} returned {}",
+            other.to_json()
+        ))),
     }
 }
 
@@ -131,7 +138,7 @@ struct WireOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComputeOutput {
     /// The chunk's return values, converted like output.
-    pub values: Vec<Value>,
+    pub values: Vec<HostValue>,
     /// The lines it printed (up to 1 MiB of them).
     pub logs: Vec<String>,
 }
@@ -139,26 +146,29 @@ pub struct ComputeOutput {
 impl ComputeOutput {
     /// Return value `i` (from 0) as `T`; nil if the chunk returned fewer.
     pub fn value<T: DeserializeOwned>(&self, i: usize) -> Result<T, ClientError> {
-        Ok(from_value(
-            self.values.get(i).cloned().unwrap_or(Value::Nil),
+        Ok(from_host(
+            self.values.get(i).cloned().unwrap_or(HostValue::Nil),
         )?)
     }
 }
 
 /// Takes `values` and `logs` out of a compute's result, keeping the values
 /// exactly as sent.
-fn compute_output(v: Value) -> Result<ComputeOutput, ClientError> {
-    let Value::Map(entries) = v else {
-        return Err(ClientError::Protocol(format!("compute returned {v}")));
+fn compute_output(v: HostValue) -> Result<ComputeOutput, ClientError> {
+    let HostValue::Map(entries) = v else {
+        return Err(ClientError::Protocol(format!(
+            "compute returned {}",
+            v.to_json()
+        )));
     };
     let mut out = ComputeOutput {
         values: Vec::new(),
         logs: Vec::new(),
     };
     for (k, v) in entries {
-        match (k.as_str(), v) {
-            (Some("values"), Value::Array(values)) => out.values = values,
-            (Some("logs"), logs) => out.logs = from_value(logs)?,
+        match (k, v) {
+            (Key::Str(k), HostValue::Array(values)) if k == b"values" => out.values = values,
+            (Key::Str(k), logs) if k == b"logs" => out.logs = from_host(logs)?,
             _ => {}
         }
     }
@@ -224,7 +234,7 @@ impl Session {
         self.id
     }
 
-    fn call<P: Serialize>(&self, method: &str, params: P) -> Result<Value, ClientError> {
+    fn call<P: Serialize>(&self, method: &str, params: P) -> Result<HostValue, ClientError> {
         self.conn.call(method, params, None, false)
     }
 
@@ -235,7 +245,7 @@ impl Session {
 
     /// `_io.output` converted to `T` (`serde_json::Value` works; null if unset).
     pub fn get_output<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
-        Ok(from_value(self.call("get_output", (self.id,))?)?)
+        Ok(from_host(self.call("get_output", (self.id,))?)?)
     }
 
     /// Sets one field of `_io.input`, creating the input table if there is none.
@@ -250,7 +260,7 @@ impl Session {
 
     /// One field of `_io.output` converted to `T` (null / `None` if absent).
     pub fn get_output_field<T: DeserializeOwned>(&self, key: &str) -> Result<T, ClientError> {
-        Ok(from_value(self.call("get_output_field", (self.id, key))?)?)
+        Ok(from_host(self.call("get_output_field", (self.id, key))?)?)
     }
 
     /// Sets `_io.meta` (writable from Lua).
@@ -265,14 +275,12 @@ impl Session {
 
     /// The id of the session's `_io` table.
     pub fn io_table_id(&self) -> Result<u64, ClientError> {
-        let v = self.call("get_io_table_id", (self.id,))?;
-        v.as_u64()
-            .ok_or_else(|| ClientError::Protocol(format!("get_io_table_id returned {v}")))
+        unsigned(self.call("get_io_table_id", (self.id,))?, "get_io_table_id")
     }
 
     /// Ids and sizes of the session's tables.
     pub fn table_info(&self) -> Result<TableInfo, ClientError> {
-        Ok(from_value(self.call("get_table_info", (self.id,))?)?)
+        Ok(from_host(self.call("get_table_info", (self.id,))?)?)
     }
 
     /// Runs `code` with the daemon's default limits.

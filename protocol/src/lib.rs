@@ -7,11 +7,14 @@
 //!   `#[repr(C)]` versioned header and two single-producer single-consumer
 //!   byte rings, one each way. Messages travel as frames; a message larger than
 //!   a ring is sent in chunks. Waiting spins briefly, then sleeps on a futex.
+//! - [`api`]: the host API's value and error types ([`api::HostValue`],
+//!   [`api::ComputeError`]), shared by the supervisor and its daemon clients.
 //!
 //! Every byte that arrives from the other side is treated as hostile: decoding
 //! returns typed errors and never panics, allocates without bound, or loops.
 #![deny(missing_docs)]
 
+pub mod api;
 mod codec;
 #[cfg(test)]
 mod codec_tests;

@@ -37,8 +37,9 @@ mod worker_proc;
 
 pub use config::{Limits, PoolBuilder};
 pub use daemon::{Daemon, DaemonBuilder, DaemonError, DaemonStopper, DEFAULT_MAX_FRAME};
-pub use error::{ComputeError, PoolError, SessionError};
-pub use host_value::*;
+pub use error::{PoolError, SessionError};
+// The host API's value and compute-error types are shared with daemon clients.
+pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
 pub use pool::{Pool, PoolStats};
 pub use serve::{CancelToken, ComputeOutput, LogSink};
 pub use session::{ComputeOptions, Session, TableInfo};

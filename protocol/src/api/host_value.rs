@@ -7,7 +7,7 @@
 //!   `Float`; strings and byte strings → `Str`; sequences → `Array`; maps →
 //!   `Map`, with keys normalised as Lua does (an integral float key is the
 //!   integer key; a nil or NaN key is an error).
-//! - out of the store ([`Store::extract`](crate::Store::extract)): a table
+//! - out of the store (the supervisor's `Store::extract`): a table
 //!   whose keys are exactly `1..n` is an `Array`, an empty table made from an
 //!   array is an `Array`, any other table a `Map` (so a table with holes is a
 //!   map with integer keys).
@@ -27,7 +27,7 @@ mod tests;
 
 use std::fmt;
 
-use luapool_protocol::Key;
+use crate::Key;
 use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -18,7 +18,7 @@ use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, DeserializeSeed, EnumAccess, IntoDeserializer, Unexpected, VariantAccess, Visitor};
 use serde::forward_to_deserialize_any;
 
-use luapool_protocol::Key;
+use crate::Key;
 
 use super::{key_string, HostValue, HostValueError, EXACT};
 

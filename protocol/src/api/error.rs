@@ -1,0 +1,63 @@
+//! [`ComputeError`]: why a compute did not return values, the same for the
+//! embedded supervisor and for a daemon client.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a compute did not return values. Serializable: the daemon sends it to
+/// clients as `{"kind": "...", "message": "...", "traceback": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind")]
+pub enum ComputeError {
+    /// The script raised an error (or did not compile). The message carries
+    /// the chunk name and line, e.g. `script.lua:3: boom`.
+    #[error("Lua error: {message}")]
+    LuaError {
+        /// The error message.
+        message: String,
+        /// The Lua traceback at the point of the error.
+        traceback: String,
+    },
+    /// The compute ran past its instruction budget or its wall-clock limit.
+    #[error("timeout: {message}")]
+    Timeout {
+        /// Which limit, and its value.
+        message: String,
+    },
+    /// The worker's Lua heap limit was reached.
+    #[error("memory limit: {message}")]
+    MemoryLimit {
+        /// What Lua reported.
+        message: String,
+    },
+    /// The session's store quota would have been exceeded.
+    #[error("quota exceeded: {message}")]
+    QuotaExceeded {
+        /// The store's message.
+        message: String,
+    },
+    /// The worker process died during the compute (it has been replaced).
+    #[error("worker crashed: {message}")]
+    WorkerCrashed {
+        /// What the supervisor saw: exit status, signal, or protocol violation.
+        message: String,
+    },
+    /// The compute was cancelled before or while it ran.
+    #[error("cancelled")]
+    Cancelled,
+    /// Every worker is busy and the queue is full; try again later.
+    #[error("busy: every worker is busy and the queue is full")]
+    Busy,
+    /// The pool cannot run computes: it is shutting down, or stopped
+    /// respawning workers after a crash loop.
+    #[error("pool unavailable: {message}")]
+    Unavailable {
+        /// Why.
+        message: String,
+    },
+    /// The compute's result could not be converted (e.g. a cycle).
+    #[error("bad result: {message}")]
+    BadResult {
+        /// Why.
+        message: String,
+    },
+}
