@@ -11,6 +11,10 @@
 //! (`--shared`: all threads share one connection) and runs `return 1` in a
 //! loop; the figures are computes per second over all threads and the
 //! p50/p99 of each compute's round trip.
+//!
+//! `--records N`: instead, times moving bulk data through one session:
+//! `set_input` of N records and `get_output` of the same N records (median
+//! of `--rounds` rounds, default 10), each a full client round trip.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +29,8 @@ struct Args {
     seconds: f64,
     shared: bool,
     socket: Option<PathBuf>,
+    records: Option<usize>,
+    rounds: usize,
 }
 
 fn args() -> Args {
@@ -34,6 +40,8 @@ fn args() -> Args {
         seconds: 5.0,
         shared: false,
         socket: None,
+        records: None,
+        rounds: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +52,8 @@ fn args() -> Args {
             "--seconds" => a.seconds = value().parse().expect("--seconds S"),
             "--socket" => a.socket = Some(value().into()),
             "--shared" => a.shared = true,
+            "--records" => a.records = Some(value().parse().expect("--records N")),
+            "--rounds" => a.rounds = value().parse().expect("--rounds N"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -89,14 +99,76 @@ fn main() {
             (Some(c), s)
         }
     };
+    if let Some(n) = a.records {
+        bulk(&socket, n, a.rounds);
+    } else {
+        computes(&a, &socket);
+    }
+    if let Some(c) = child.as_mut() {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = c.wait();
+    }
+}
+
+/// One record of the bulk data.
+#[derive(serde::Serialize)]
+struct Record {
+    id: u64,
+    name: String,
+    score: f64,
+    active: bool,
+    tags: [&'static str; 2],
+}
+
+/// `--records N`: the median round trip of `set_input` and `get_output` of N records.
+fn bulk(socket: &std::path::Path, n: usize, rounds: usize) {
+    let data: Vec<Record> = (0..n as u64)
+        .map(|i| Record {
+            id: i,
+            name: format!("user-{i}"),
+            score: i as f64 * 0.5,
+            active: i % 2 == 0,
+            tags: ["a", "b"],
+        })
+        .collect();
+    let client = Client::connect(socket).expect("connect");
+    let session = client.session().expect("session");
+    session.compute("_io.output = _io.input").ok();
+    let (mut set, mut get) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        session.set_input(&data).expect("set_input");
+        set.push(t.elapsed());
+        session.compute("_io.output = _io.input").expect("compute");
+        let t = Instant::now();
+        let out: luapool_client::Value = session.get_output().expect("get_output");
+        get.push(t.elapsed());
+        drop(out);
+    }
+    set.sort();
+    get.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{n} records, {} rounds: set_input median {:.1} ms (min {:.1}), get_output median {:.1} ms (min {:.1})",
+        set.len(),
+        ms(set[set.len() / 2]),
+        ms(set[0]),
+        ms(get[get.len() / 2]),
+        ms(get[0]),
+    );
+}
+
+/// The default mode: `return 1` in a loop on every client thread.
+fn computes(a: &Args, socket: &std::path::Path) {
     let shared = a
         .shared
-        .then(|| Arc::new(Client::connect(&socket).expect("connect")));
+        .then(|| Arc::new(Client::connect(socket).expect("connect")));
     let run_for = Duration::from_secs_f64(a.seconds);
     let start = Instant::now();
     let threads: Vec<_> = (0..a.threads)
         .map(|_| {
-            let (socket, shared) = (socket.clone(), shared.clone());
+            let (socket, shared) = (socket.to_path_buf(), shared.clone());
             std::thread::spawn(move || {
                 let own = shared
                     .is_none()
@@ -136,9 +208,4 @@ fn main() {
         pct(0.50).as_secs_f64() * 1e6,
         pct(0.99).as_secs_f64() * 1e6,
     );
-    if let Some(c) = child.as_mut() {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = c.wait();
-    }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use luapool_protocol::mp::Cursor;
 use luapool_protocol::{Key, Start, TableId, Value, WorkerLimits};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -15,7 +16,7 @@ use crate::error::{ComputeError, SessionError};
 use crate::host_value::{from_host, HostValue};
 use crate::pool::Pool;
 use crate::serve::{CancelToken, ComputeOutput, Job, LogSink};
-use crate::store::{ArenaId, Scope, Store};
+use crate::store::{ArenaId, Scope, Store, StoreError};
 
 /// Bytes an arena may grow to before a collection, at least.
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
@@ -117,8 +118,15 @@ impl Session {
     /// Like every host call that changes `_io`, it waits for a running
     /// compute of this session to finish: a session's operations are ordered.
     pub fn set_input<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), SessionError> {
+        self.set_input_msgpack(&to_msgpack(data)?)
+    }
+
+    /// [`set_input`](Self::set_input) with the data as the bytes of one
+    /// MessagePack value (what rmp-serde writes; what a daemon client sends),
+    /// loaded into the store straight from the bytes.
+    pub fn set_input_msgpack(&self, data: &[u8]) -> Result<(), SessionError> {
         let _session = self.compute_lock.lock();
-        let v = self.load(data, true)?;
+        let v = self.load_msgpack(data, true)?;
         self.store().host_set(self.io, Key::str("input"), v)?;
         self.maybe_collect();
         Ok(())
@@ -126,12 +134,23 @@ impl Session {
 
     /// `_io.output` converted to `T` (`serde_json::Value` works; `Null` if unset).
     pub fn get_output<T: DeserializeOwned>(&self) -> Result<T, SessionError> {
-        let v = self.store().host_get(self.io, &Key::str("output"))?;
-        self.extract(&v)
+        self.extract(&self.output()?)
+    }
+
+    /// `_io.output` as the bytes of one MessagePack value (nil if unset):
+    /// what [`get_output`](Self::get_output) reads, converted once.
+    pub fn get_output_msgpack(&self) -> Result<Vec<u8>, SessionError> {
+        self.extract_msgpack(&self.output()?)
     }
 
     /// Sets one field of `_io.input`, creating the input table if there is none.
     pub fn set_input_field<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+        self.set_input_field_msgpack(key, &to_msgpack(value)?)
+    }
+
+    /// [`set_input_field`](Self::set_input_field) with the value as the bytes
+    /// of one MessagePack value.
+    pub fn set_input_field_msgpack(&self, key: &str, value: &[u8]) -> Result<(), SessionError> {
         let _session = self.compute_lock.lock();
         let input = match self.store().host_get(self.io, &Key::str("input"))? {
             Value::Table(id) => id,
@@ -144,24 +163,32 @@ impl Session {
                 id
             }
         };
-        let v = self.load(value, true)?;
+        let v = self.load_msgpack(value, true)?;
         self.store().host_set(input, Key::str(key), v)?;
         Ok(())
     }
 
     /// One field of `_io.output` converted to `T` (`Null` / `None` if absent).
     pub fn get_output_field<T: DeserializeOwned>(&self, key: &str) -> Result<T, SessionError> {
-        let v = match self.store().host_get(self.io, &Key::str("output"))? {
-            Value::Table(id) => self.store().host_get(id, &Key::str(key))?,
-            _ => Value::Nil,
-        };
-        self.extract(&v)
+        self.extract(&self.output_field(key)?)
+    }
+
+    /// One field of `_io.output` as the bytes of one MessagePack value (nil
+    /// if absent).
+    pub fn get_output_field_msgpack(&self, key: &str) -> Result<Vec<u8>, SessionError> {
+        self.extract_msgpack(&self.output_field(key)?)
     }
 
     /// Sets `_io.meta` (writable from Lua).
     pub fn set_metadata<T: Serialize + ?Sized>(&self, meta: &T) -> Result<(), SessionError> {
+        self.set_metadata_msgpack(&to_msgpack(meta)?)
+    }
+
+    /// [`set_metadata`](Self::set_metadata) with the metadata as the bytes of
+    /// one MessagePack value.
+    pub fn set_metadata_msgpack(&self, meta: &[u8]) -> Result<(), SessionError> {
         let _session = self.compute_lock.lock();
-        let v = self.load(meta, false)?;
+        let v = self.load_msgpack(meta, false)?;
         self.store().host_set(self.io, Key::str("meta"), v)?;
         Ok(())
     }
@@ -242,15 +269,35 @@ impl Session {
         }
     }
 
-    fn load<T: Serialize + ?Sized>(&self, data: &T, readonly: bool) -> Result<Value, SessionError> {
-        // Serialized once and loaded from the bytes: no tree of Rust values.
-        let bytes = rmp_serde::to_vec_named(data).map_err(|e| SessionError::Convert(e.to_string()))?;
-        Ok(self.store().load_msgpack(self.arena, &bytes, readonly)?)
+    /// Loads one MessagePack value, which must be all of `bytes`, into the
+    /// session's arena: no tree of Rust values is built on the way.
+    fn load_msgpack(&self, bytes: &[u8], readonly: bool) -> Result<Value, SessionError> {
+        let mut c = Cursor::new(bytes);
+        if c.skip(usize::MAX).is_err() || !c.rest().is_empty() {
+            return Err(StoreError::Malformed.into());
+        }
+        Ok(self.store().load_msgpack(self.arena, bytes, readonly)?)
+    }
+
+    fn output(&self) -> Result<Value, SessionError> {
+        Ok(self.store().host_get(self.io, &Key::str("output"))?)
+    }
+
+    fn output_field(&self, key: &str) -> Result<Value, SessionError> {
+        Ok(match self.output()? {
+            Value::Table(id) => self.store().host_get(id, &Key::str(key))?,
+            _ => Value::Nil,
+        })
     }
 
     fn extract<T: DeserializeOwned>(&self, v: &Value) -> Result<T, SessionError> {
         let hv = self.store().extract(v)?;
         from_host(hv).map_err(|e| SessionError::Convert(e.to_string()))
+    }
+
+    fn extract_msgpack(&self, v: &Value) -> Result<Vec<u8>, SessionError> {
+        let hv = self.store().extract(v)?;
+        rmp_serde::to_vec(&hv).map_err(|e| SessionError::Convert(e.to_string()))
     }
 
     /// Collects the session's arena if it grew enough. The store's GC must
@@ -263,6 +310,11 @@ impl Session {
         self.store().collect(self.arena);
         *self.live_bytes.lock() = self.store().arena_stats(self.arena).map_or(0, |s| s.bytes);
     }
+}
+
+/// Serializes host data (structs as maps keyed by field name) for loading.
+fn to_msgpack<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, SessionError> {
+    rmp_serde::to_vec_named(data).map_err(|e| SessionError::Convert(e.to_string()))
 }
 
 /// Collects an arena once it has grown to twice what was live after the last collection.

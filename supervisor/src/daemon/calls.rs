@@ -1,26 +1,29 @@
 //! Session methods: checking a request's params ([`parse`]) and running the
 //! call on a session ([`execute`]). Parsing happens on the connection's
 //! reader so a malformed request is answered at once; execution happens on
-//! the session's own thread, in the order the requests arrived.
+//! the session's own thread, in the order the requests arrived. Data params
+//! (input, an input field, metadata) stay MessagePack bytes all the way to
+//! the store.
 
 use std::time::Duration;
 
 use luapool_protocol::Key;
 
 use super::outbox::Outbox;
-use super::wire::{log_notification, RpcError};
+use super::wire::{self, log_notification, Answer, RpcError};
 use crate::host_value::HostValue;
 use crate::serve::CancelToken;
 use crate::session::{ComputeOptions, Session};
 
-/// A session method with its arguments (the session id already taken off).
+/// A session method with its arguments (the session id already taken off);
+/// data arguments are the bytes of one MessagePack value each.
 #[derive(Debug)]
 pub(crate) enum Call {
-    SetInput(HostValue),
+    SetInput(Vec<u8>),
     GetOutput,
-    SetInputField(String, HostValue),
+    SetInputField(String, Vec<u8>),
     GetOutputField(String),
-    SetMetadata(HostValue),
+    SetMetadata(Vec<u8>),
     ClearIo,
     Compute { code: String, options: CallOptions },
     Close,
@@ -48,8 +51,11 @@ pub(crate) const SESSION_METHODS: &[&str] = &[
     "session.close",
 ];
 
+/// MessagePack nil: a param the request left out.
+const NIL: &[u8] = &[0xc0];
+
 /// Builds the call for `method` from `args` (the params after the session id).
-pub(crate) fn parse(method: &str, mut args: Vec<HostValue>) -> Result<Call, RpcError> {
+pub(crate) fn parse(method: &str, args: &[&[u8]]) -> Result<Call, RpcError> {
     let n = args.len();
     let arity = |lo: usize, hi: usize| {
         if (lo..=hi).contains(&n) {
@@ -69,12 +75,12 @@ pub(crate) fn parse(method: &str, mut args: Vec<HostValue>) -> Result<Call, RpcE
             )))
         }
     };
-    let mut drain = args.drain(..);
-    let mut next = move || drain.next().unwrap_or(HostValue::Nil);
+    let mut params = args.iter();
+    let mut raw = move || params.next().copied().unwrap_or(NIL);
     Ok(match method {
         "set_input" => {
             arity(1, 1)?;
-            Call::SetInput(next())
+            Call::SetInput(raw().to_vec())
         }
         "get_output" => {
             arity(0, 0)?;
@@ -82,15 +88,15 @@ pub(crate) fn parse(method: &str, mut args: Vec<HostValue>) -> Result<Call, RpcE
         }
         "set_input_field" => {
             arity(2, 2)?;
-            Call::SetInputField(string(next(), "key")?, next())
+            Call::SetInputField(string(wire::value(raw())?, "key")?, raw().to_vec())
         }
         "get_output_field" => {
             arity(1, 1)?;
-            Call::GetOutputField(string(next(), "key")?)
+            Call::GetOutputField(string(wire::value(raw())?, "key")?)
         }
         "set_metadata" => {
             arity(1, 1)?;
-            Call::SetMetadata(next())
+            Call::SetMetadata(raw().to_vec())
         }
         "clear_io" => {
             arity(0, 0)?;
@@ -98,10 +104,10 @@ pub(crate) fn parse(method: &str, mut args: Vec<HostValue>) -> Result<Call, RpcE
         }
         "compute" => {
             arity(1, 2)?;
-            let code = string(next(), "code")?;
+            let code = string(wire::value(raw())?, "code")?;
             Call::Compute {
                 code,
-                options: options(next())?,
+                options: options(wire::value(raw())?)?,
             }
         }
         "session.close" => {
@@ -202,23 +208,29 @@ pub(crate) fn execute(
     call: Call,
     logs: LogRoute<'_>,
     cancel: Option<CancelToken>,
-) -> Result<HostValue, RpcError> {
+) -> Result<Answer, RpcError> {
     let err = |e| RpcError::session(&e);
+    let nil = |()| Answer::Value(HostValue::Nil);
     match call {
-        Call::SetInput(v) => session.set_input(&v).map(|()| HostValue::Nil).map_err(err),
-        Call::GetOutput => session.get_output::<HostValue>().map_err(err),
+        Call::SetInput(v) => session.set_input_msgpack(&v).map(nil).map_err(err),
+        Call::GetOutput => session
+            .get_output_msgpack()
+            .map(Answer::Encoded)
+            .map_err(err),
         Call::SetInputField(k, v) => session
-            .set_input_field(&k, &v)
-            .map(|()| HostValue::Nil)
+            .set_input_field_msgpack(&k, &v)
+            .map(nil)
             .map_err(err),
-        Call::GetOutputField(k) => session.get_output_field::<HostValue>(&k).map_err(err),
-        Call::SetMetadata(v) => session
-            .set_metadata(&v)
-            .map(|()| HostValue::Nil)
+        Call::GetOutputField(k) => session
+            .get_output_field_msgpack(&k)
+            .map(Answer::Encoded)
             .map_err(err),
-        Call::ClearIo => session.clear_io().map(|()| HostValue::Nil).map_err(err),
-        Call::Compute { code, options } => compute(session, code, options, logs, cancel),
-        Call::Close => Ok(HostValue::Nil),
+        Call::SetMetadata(v) => session.set_metadata_msgpack(&v).map(nil).map_err(err),
+        Call::ClearIo => session.clear_io().map(nil).map_err(err),
+        Call::Compute { code, options } => {
+            compute(session, code, options, logs, cancel).map(Answer::Value)
+        }
+        Call::Close => Ok(Answer::Value(HostValue::Nil)),
     }
 }
 

@@ -161,7 +161,8 @@ pub(crate) fn serve_connection(
 
 impl Reader {
     fn reply(&self, msgid: u32, result: Result<HostValue, RpcError>) {
-        self.outbox.send(wire::response(Some(msgid), result));
+        self.outbox
+            .send(wire::response(Some(msgid), result.map(Into::into)));
     }
 
     fn frame(&mut self, frame: &[u8]) -> Flow {
@@ -190,11 +191,11 @@ impl Reader {
         }
     }
 
-    fn request(&mut self, req: Request) -> Flow {
+    fn request(&mut self, req: Request<'_>) -> Flow {
         let Request {
             msgid,
             method,
-            mut params,
+            params,
         } = req;
         if !self.authed && method != "auth" {
             self.reply(
@@ -207,11 +208,11 @@ impl Reader {
             return Flow::Close;
         }
         let result = match method.as_str() {
-            "auth" => return self.auth(msgid, params),
-            "session.open" => self.open(params),
+            "auth" => return self.auth(msgid, &params),
+            "session.open" => self.open(&params),
             "stats" => Ok(self.stats()),
-            "cancel" | "get_io_table_id" | "get_table_info" => self.immediate(&method, params),
-            m if calls::SESSION_METHODS.contains(&m) => match self.enqueue(msgid, m, &mut params) {
+            "cancel" | "get_io_table_id" | "get_table_info" => self.immediate(&method, &params),
+            m if calls::SESSION_METHODS.contains(&m) => match self.enqueue(msgid, m, &params) {
                 Ok(()) => return Flow::Continue,
                 Err(e) => Err(e),
             },
@@ -224,8 +225,11 @@ impl Reader {
         Flow::Continue
     }
 
-    fn auth(&mut self, msgid: u32, params: Vec<HostValue>) -> Flow {
-        let given = match params.into_iter().next().map(|p| calls::string(p, "token")) {
+    fn auth(&mut self, msgid: u32, params: &[&[u8]]) -> Flow {
+        let token = params
+            .first()
+            .map(|p| wire::value(p).and_then(|v| calls::string(v, "token")));
+        let given = match token {
             Some(Ok(t)) => t,
             _ => String::new(),
         };
@@ -242,7 +246,7 @@ impl Reader {
         }
     }
 
-    fn open(&mut self, params: Vec<HostValue>) -> Result<HostValue, RpcError> {
+    fn open(&mut self, params: &[&[u8]]) -> Result<HostValue, RpcError> {
         if self.shared.draining.load(Ordering::Relaxed) {
             return Err(RpcError::new("ShuttingDown", "the daemon is shutting down"));
         }
@@ -251,7 +255,7 @@ impl Reader {
                 "session.open takes at most one param (the home name)",
             ));
         }
-        let home = match params.into_iter().next() {
+        let home = match params.first().map(|p| wire::value(p)).transpose()? {
             None | Some(HostValue::Nil) => None,
             Some(v) => Some(calls::string(v, "home")?),
         };
@@ -273,14 +277,15 @@ impl Reader {
         Ok(HostValue::Int(sid as i64))
     }
 
-    fn session_id(params: &mut Vec<HostValue>) -> Result<u64, RpcError> {
-        if params.is_empty() {
+    /// The session id (the first param) and the params after it.
+    fn session_id<'p, 'a>(params: &'p [&'a [u8]]) -> Result<(u64, &'p [&'a [u8]]), RpcError> {
+        let Some((first, rest)) = params.split_first() else {
             return Err(RpcError::bad_request(
                 "the first param must be the session id",
             ));
-        }
-        match params.remove(0) {
-            HostValue::Int(i) if i >= 0 => Ok(i as u64),
+        };
+        match wire::value(first)? {
+            HostValue::Int(i) if i >= 0 => Ok((i as u64, rest)),
             _ => Err(RpcError::bad_request(
                 "the session id must be a non-negative integer",
             )),
@@ -294,9 +299,9 @@ impl Reader {
         )
     }
 
-    fn immediate(&self, method: &str, mut params: Vec<HostValue>) -> Result<HostValue, RpcError> {
-        let sid = Self::session_id(&mut params)?;
-        if !params.is_empty() {
+    fn immediate(&self, method: &str, params: &[&[u8]]) -> Result<HostValue, RpcError> {
+        let (sid, rest) = Self::session_id(params)?;
+        if !rest.is_empty() {
             return Err(RpcError::bad_request(format!(
                 "{method} takes only the session id"
             )));
@@ -318,14 +323,9 @@ impl Reader {
         }
     }
 
-    fn enqueue(
-        &mut self,
-        msgid: u32,
-        method: &str,
-        params: &mut Vec<HostValue>,
-    ) -> Result<(), RpcError> {
-        let sid = Self::session_id(params)?;
-        let call = calls::parse(method, std::mem::take(params))?;
+    fn enqueue(&mut self, msgid: u32, method: &str, params: &[&[u8]]) -> Result<(), RpcError> {
+        let (sid, rest) = Self::session_id(params)?;
+        let call = calls::parse(method, rest)?;
         let mut sessions = self.conn.sessions.lock();
         if !sessions.contains_key(&sid) {
             return Err(Self::unknown_session(sid));

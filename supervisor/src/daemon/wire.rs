@@ -6,6 +6,7 @@
 //! `kind` and `message` (a [`ComputeError`] keeps its own fields, such as
 //! `traceback`). See `docs/protocol.md`.
 
+use luapool_protocol::mp::{Cursor, Token};
 use luapool_protocol::Key;
 use serde::de::IgnoredAny;
 
@@ -13,19 +14,21 @@ use crate::error::{ComputeError, SessionError};
 use crate::host_value::{to_host, HostValue};
 use crate::store::StoreError;
 
-/// A decoded request.
+/// A decoded request. Its params stay MessagePack: each is the bytes of one
+/// value inside the frame (already checked to be plain data), so data params
+/// go to the store without being built as Rust values first.
 #[derive(Debug)]
-pub(crate) struct Request {
+pub(crate) struct Request<'a> {
     pub msgid: u32,
     pub method: String,
-    pub params: Vec<HostValue>,
+    pub params: Vec<&'a [u8]>,
 }
 
 /// What one frame turned out to be.
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub(crate) enum Incoming<'a> {
     /// A well-formed request.
-    Request(Request),
+    Request(Request<'a>),
     /// A notification from the client; the daemon defines none and ignores them.
     Notification,
     /// Not a usable request. With a msgid the client gets an error reply and
@@ -34,80 +37,126 @@ pub(crate) enum Incoming {
     Bad { msgid: Option<u32>, message: String },
 }
 
-/// Decodes one complete frame (as found by the frame scanner).
-pub(crate) fn decode(frame: &[u8]) -> Incoming {
-    let value = match rmp_serde::from_slice::<HostValue>(frame) {
-        Ok(v) => v,
-        Err(e) => {
-            // Not plain data (an invalid key, an ext type, too deep): say so
-            // to the request if its header is readable.
-            let msgid = rmp_serde::from_slice::<(u8, u32, IgnoredAny, IgnoredAny)>(frame)
-                .ok()
-                .map(|h| h.1);
-            return Incoming::Bad {
-                msgid,
-                message: format!("cannot decode the request: {e}"),
-            };
-        }
-    };
-    let HostValue::Array(mut items) = value else {
-        return Incoming::Bad {
-            msgid: None,
-            message: "a message must be an array".into(),
-        };
-    };
-    match (items.len(), items.first()) {
-        (3, Some(HostValue::Int(2))) => return Incoming::Notification,
-        (4, Some(HostValue::Int(0))) => {}
-        _ => {
-            return Incoming::Bad {
-                msgid: None,
-                message: "expected a request [0, msgid, method, params]".into(),
-            }
+impl Incoming<'_> {
+    fn bad(msgid: Option<u32>, message: impl Into<String>) -> Self {
+        Incoming::Bad {
+            msgid,
+            message: message.into(),
         }
     }
-    let params = items.pop().expect("four items");
-    let method = items.pop().expect("four items");
-    let msgid = match items.pop() {
-        Some(HostValue::Int(i)) if (0..=i64::from(u32::MAX)).contains(&i) => i as u32,
-        _ => {
-            return Incoming::Bad {
-                msgid: None,
-                message: "msgid must be an unsigned 32-bit integer".into(),
-            }
-        }
+}
+
+/// Decodes one complete frame (as found by the frame scanner).
+pub(crate) fn decode(frame: &[u8]) -> Incoming<'_> {
+    if let Err(why) = check_plain(frame) {
+        // Not plain data (an invalid key, an ext value): say so to the
+        // request if its header is readable.
+        let msgid = rmp_serde::from_slice::<(u8, u32, IgnoredAny, IgnoredAny)>(frame)
+            .ok()
+            .map(|h| h.1);
+        return Incoming::bad(msgid, format!("cannot decode the request: {why}"));
+    }
+    let Some(items) = array_items(frame) else {
+        return Incoming::bad(None, "a message must be an array");
     };
-    let method = match method {
-        HostValue::Str(b) => match String::from_utf8(b) {
+    match (items.len(), items.first().and_then(|b| token(b))) {
+        (3, Some(Token::Int(2))) => return Incoming::Notification,
+        (4, Some(Token::Int(0))) => {}
+        _ => return Incoming::bad(None, "expected a request [0, msgid, method, params]"),
+    }
+    let msgid = match token(items[1]) {
+        Some(Token::Int(i)) if (0..=i64::from(u32::MAX)).contains(&i) => i as u32,
+        _ => return Incoming::bad(None, "msgid must be an unsigned 32-bit integer"),
+    };
+    let method = match token(items[2]) {
+        Some(Token::Str(b) | Token::Bin(b)) => match String::from_utf8(b.to_vec()) {
             Ok(m) => m,
-            Err(_) => {
-                return Incoming::Bad {
-                    msgid: Some(msgid),
-                    message: "method name is not UTF-8".into(),
-                }
-            }
+            Err(_) => return Incoming::bad(Some(msgid), "method name is not UTF-8"),
         },
-        _ => {
-            return Incoming::Bad {
-                msgid: Some(msgid),
-                message: "method must be a string".into(),
-            }
-        }
+        _ => return Incoming::bad(Some(msgid), "method must be a string"),
     };
-    let params = match params {
-        HostValue::Array(p) => p,
-        _ => {
-            return Incoming::Bad {
-                msgid: Some(msgid),
-                message: "params must be an array".into(),
-            }
-        }
+    let Some(params) = array_items(items[3]) else {
+        return Incoming::bad(Some(msgid), "params must be an array");
     };
     Incoming::Request(Request {
         msgid,
         method,
         params,
     })
+}
+
+/// The single token `bytes` holds, unless it is an array or a map.
+fn token(bytes: &[u8]) -> Option<Token<'_>> {
+    match Cursor::new(bytes).next() {
+        Ok(Token::Array(_) | Token::Map(_)) | Err(_) => None,
+        Ok(t) => Some(t),
+    }
+}
+
+/// The bytes of each item of the array that is all of `bytes` (None if it
+/// is not an array). The last item is the rest of the bytes, not walked: a
+/// request's data param (last in its params, which are last in the frame)
+/// is read once more only when it is loaded.
+fn array_items(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut c = Cursor::new(bytes);
+    let n = c.array().ok()?;
+    // Each item takes at least a byte: the count is bounded by the frame.
+    let mut items = Vec::with_capacity(n.min(c.rest().len()));
+    for i in 0..n {
+        let start = c.rest();
+        if i + 1 == n {
+            items.push(start);
+            break;
+        }
+        c.skip(usize::MAX).ok()?;
+        items.push(&start[..start.len() - c.rest().len()]);
+    }
+    Some(items)
+}
+
+/// Checks that `frame` is plain data, which is what a [`HostValue`] can
+/// hold: no ext values, and every map key a boolean, a number (not NaN) or a
+/// string. The frame scanner has bounded its size and nesting already.
+fn check_plain(frame: &[u8]) -> Result<(), String> {
+    let mut c = Cursor::new(frame);
+    // For each open array or map: values still to read, and whether it is a map.
+    let mut open: Vec<(usize, bool)> = vec![(1, false)];
+    while let Some((left, map)) = open.last_mut() {
+        if *left == 0 {
+            open.pop();
+            continue;
+        }
+        // A map's values alternate key, value: a key when an even count is left.
+        let is_key = *map && *left % 2 == 0;
+        *left -= 1;
+        let t = c.next().map_err(|e| e.to_string())?;
+        if is_key {
+            let bad = match t {
+                Token::Nil => Some("table index is nil"),
+                Token::Float(f) if f.is_nan() => Some("table index is NaN"),
+                Token::Array(_) | Token::Map(_) => {
+                    Some("a map key must be a boolean, a number or a string")
+                }
+                _ => None,
+            };
+            if let Some(why) = bad {
+                return Err(why.into());
+            }
+        }
+        match t {
+            Token::Array(n) => open.push((n, false)),
+            Token::Map(n) => open.push((n.checked_mul(2).ok_or("a map too large")?, true)),
+            Token::Ext(..) => return Err("MessagePack ext values are not plain data".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A param as a [`HostValue`] (for the params that are not bulk data).
+pub(crate) fn value(param: &[u8]) -> Result<HostValue, RpcError> {
+    rmp_serde::from_slice(param)
+        .map_err(|e| RpcError::bad_request(format!("cannot decode the request: {e}")))
 }
 
 /// An error as the client sees it: a map with `kind` and `message`.
@@ -153,16 +202,50 @@ impl RpcError {
     }
 }
 
+/// A successful call's result.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A value, encoded into the response.
+    Value(HostValue),
+    /// One MessagePack value encoded already (output read from the session
+    /// as bytes), copied into the response as it is.
+    Encoded(Vec<u8>),
+}
+
+impl From<HostValue> for Answer {
+    fn from(v: HostValue) -> Answer {
+        Answer::Value(v)
+    }
+}
+
 /// Encodes `[1, msgid, error, result]` (a nil msgid when the request had none).
-pub(crate) fn response(msgid: Option<u32>, result: Result<HostValue, RpcError>) -> Vec<u8> {
+pub(crate) fn response(msgid: Option<u32>, result: Result<Answer, RpcError>) -> Vec<u8> {
     let encoded = match &result {
-        Ok(v) => rmp_serde::to_vec(&(1u8, msgid, (), v)),
+        Ok(Answer::Value(v)) => rmp_serde::to_vec(&(1u8, msgid, (), v)),
+        Ok(Answer::Encoded(bytes)) => Ok(encoded_response(msgid, bytes)),
         Err(e) => rmp_serde::to_vec(&(1u8, msgid, &e.0, ())),
     };
     encoded.unwrap_or_else(|e| {
         let err = RpcError::new("Internal", format!("cannot encode the result: {e}"));
         rmp_serde::to_vec(&(1u8, msgid, &err.0, ())).expect("a plain error map encodes")
     })
+}
+
+/// `[1, msgid, nil, value]` around a value encoded already; the header's
+/// bytes are the ones rmp-serde writes.
+fn encoded_response(msgid: Option<u32>, value: &[u8]) -> Vec<u8> {
+    use rmp::encode as mp;
+    let mut out = Vec::with_capacity(value.len() + 8);
+    // Writing to a Vec cannot fail.
+    let _ = mp::write_array_len(&mut out, 4);
+    let _ = mp::write_pfix(&mut out, 1);
+    match msgid {
+        Some(id) => drop(mp::write_uint(&mut out, u64::from(id))),
+        None => drop(mp::write_nil(&mut out)),
+    }
+    let _ = mp::write_nil(&mut out);
+    out.extend_from_slice(value);
+    out
 }
 
 /// Encodes the notification `[2, "log", [session, msgid, line]]`.
@@ -181,10 +264,48 @@ mod tests {
             panic!("not a request")
         };
         assert_eq!((r.msgid, r.method.as_str()), (9, "compute"));
-        assert_eq!(
-            r.params,
-            vec![HostValue::Int(3), HostValue::str("return 1")]
-        );
+        let params: Vec<HostValue> = r.params.iter().map(|p| value(p).unwrap()).collect();
+        assert_eq!(params, vec![HostValue::Int(3), HostValue::str("return 1")]);
+    }
+
+    #[test]
+    fn data_params_are_the_exact_bytes_of_their_value() {
+        let input = serde_json::json!({"rows": [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": []}], "n": null});
+        let frame = rmp_serde::to_vec(&(0u8, 3u32, "set_input", (7u64, &input))).unwrap();
+        let Incoming::Request(r) = decode(&frame) else {
+            panic!("not a request")
+        };
+        assert_eq!(r.params.len(), 2);
+        assert_eq!(r.params[1], rmp_serde::to_vec(&input).unwrap());
+        assert_eq!(value(r.params[1]).unwrap(), HostValue::from_json(input));
+    }
+
+    #[test]
+    fn data_that_is_not_plain_is_bad_with_its_msgid() {
+        // [0, 5, "set_input", [1, x]] with x each of: ext, NaN key, array key, nested nil key.
+        for x in [
+            &[0xd4, 0x01, 0x02][..],
+            &[0x81, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0, 0x01],
+            &[0x81, 0x90, 0x01],
+            &[0x91, 0x81, 0x01, 0x81, 0xc0, 0x02],
+        ] {
+            let mut frame = rmp_serde::to_vec(&(0u8, 5u32, "set_input")).unwrap();
+            frame[0] = 0x94;
+            frame.extend_from_slice(&[0x92, 0x01]);
+            frame.extend_from_slice(x);
+            match decode(&frame) {
+                Incoming::Bad {
+                    msgid: Some(5),
+                    message,
+                } => {
+                    assert!(
+                        message.starts_with("cannot decode the request"),
+                        "{message}"
+                    )
+                }
+                other => panic!("{x:x?}: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -225,7 +346,20 @@ mod tests {
 
     #[test]
     fn response_is_a_four_item_array() {
-        let bytes = response(Some(7), Ok(HostValue::Int(42)));
+        let bytes = response(Some(7), Ok(HostValue::Int(42).into()));
         assert_eq!(bytes, vec![0x94, 0x01, 0x07, 0xc0, 0x2a]);
+    }
+
+    #[test]
+    fn an_encoded_answer_gives_the_same_bytes_as_its_value() {
+        let v = HostValue::Map(vec![(Key::Int(1), HostValue::Str(vec![b'a', 0xff]))]);
+        let encoded = rmp_serde::to_vec(&v).unwrap();
+        for msgid in [None, Some(0), Some(200), Some(70_000), Some(u32::MAX)] {
+            assert_eq!(
+                response(msgid, Ok(Answer::Encoded(encoded.clone()))),
+                response(msgid, Ok(Answer::Value(v.clone()))),
+                "{msgid:?}"
+            );
+        }
     }
 }
