@@ -68,7 +68,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads the next token (for arrays and maps, only the header).
-    pub fn next(&mut self) -> Result<Token<'a>, Malformed> {
+    pub fn token(&mut self) -> Result<Token<'a>, Malformed> {
         let m = self.take(1)?[0];
         Ok(match m {
             0x00..=0x7f => Token::Int(m as i64),
@@ -79,11 +79,11 @@ impl<'a> Cursor<'a> {
             0xc0 => Token::Nil,
             0xc2 => Token::Bool(false),
             0xc3 => Token::Bool(true),
-            0xc4 | 0xc5 | 0xc6 => {
+            0xc4..=0xc6 => {
                 let n = self.len(1 << (m - 0xc4))?;
                 Token::Bin(self.take(n)?)
             }
-            0xc7 | 0xc8 | 0xc9 => {
+            0xc7..=0xc9 => {
                 let n = self.len(1 << (m - 0xc7))?;
                 let t = self.take(1)?[0] as i8;
                 Token::Ext(t, self.take(n)?)
@@ -102,7 +102,7 @@ impl<'a> Cursor<'a> {
                 let t = self.take(1)?[0] as i8;
                 Token::Ext(t, self.take(1 << (m - 0xd4))?)
             }
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let n = self.len(1 << (m - 0xd9))?;
                 Token::Str(self.take(n)?)
             }
@@ -116,7 +116,7 @@ impl<'a> Cursor<'a> {
 
     /// An array header's length.
     pub fn array(&mut self) -> Result<usize, Malformed> {
-        match self.next()? {
+        match self.token()? {
             Token::Array(n) => Ok(n),
             _ => Err(Malformed),
         }
@@ -124,7 +124,7 @@ impl<'a> Cursor<'a> {
 
     /// A map header's number of pairs.
     pub fn map(&mut self) -> Result<usize, Malformed> {
-        match self.next()? {
+        match self.token()? {
             Token::Map(n) => Ok(n),
             _ => Err(Malformed),
         }
@@ -132,7 +132,7 @@ impl<'a> Cursor<'a> {
 
     /// An integer that fits `i64`.
     pub fn int(&mut self) -> Result<i64, Malformed> {
-        match self.next()? {
+        match self.token()? {
             Token::Int(i) => Ok(i),
             _ => Err(Malformed),
         }
@@ -140,7 +140,7 @@ impl<'a> Cursor<'a> {
 
     /// A boolean.
     pub fn bool(&mut self) -> Result<bool, Malformed> {
-        match self.next()? {
+        match self.token()? {
             Token::Bool(b) => Ok(b),
             _ => Err(Malformed),
         }
@@ -148,7 +148,7 @@ impl<'a> Cursor<'a> {
 
     /// A str or bin's bytes.
     pub fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
-        match self.next()? {
+        match self.token()? {
             Token::Str(b) | Token::Bin(b) => Ok(b),
             _ => Err(Malformed),
         }
@@ -165,7 +165,7 @@ impl<'a> Cursor<'a> {
                 continue;
             }
             *top -= 1;
-            let more = match self.next()? {
+            let more = match self.token()? {
                 Token::Array(n) => n,
                 Token::Map(n) => n.checked_mul(2).ok_or(Malformed)?,
                 _ => 0,
@@ -206,22 +206,22 @@ mod tests {
         let bytes = rmp_serde::to_vec(&v).unwrap();
         let mut c = Cursor::new(&bytes);
         assert_eq!(c.array(), Ok(10));
-        assert_eq!(c.next(), Ok(Token::Int(-1)));
-        assert_eq!(c.next(), Ok(Token::Int(300)));
-        assert_eq!(c.next(), Ok(Token::BigUint(u64::MAX)));
-        assert_eq!(c.next(), Ok(Token::Int(i64::MIN)));
-        assert_eq!(c.next(), Ok(Token::Float(0.5)));
-        assert_eq!(c.next(), Ok(Token::Str("héllo".as_bytes())));
-        assert_eq!(c.next(), Ok(Token::Bin(&[0, 255][..])));
+        assert_eq!(c.token(), Ok(Token::Int(-1)));
+        assert_eq!(c.token(), Ok(Token::Int(300)));
+        assert_eq!(c.token(), Ok(Token::BigUint(u64::MAX)));
+        assert_eq!(c.token(), Ok(Token::Int(i64::MIN)));
+        assert_eq!(c.token(), Ok(Token::Float(0.5)));
+        assert_eq!(c.token(), Ok(Token::Str("héllo".as_bytes())));
+        assert_eq!(c.token(), Ok(Token::Bin(&[0, 255][..])));
         let mut skipped = c;
         skipped.skip(4).unwrap();
-        assert_eq!(c.next(), Ok(Token::Array(2)));
+        assert_eq!(c.token(), Ok(Token::Array(2)));
         c.skip(1).unwrap();
         c.skip(1).unwrap();
         assert_eq!(c.rest(), skipped.rest());
-        assert_eq!(c.next(), Ok(Token::Map(1)));
+        assert_eq!(c.token(), Ok(Token::Map(1)));
         assert_eq!((c.int(), c.bool()), (Ok(1), Ok(true)));
-        assert_eq!(c.next(), Ok(Token::Nil));
+        assert_eq!(c.token(), Ok(Token::Nil));
         assert!(c.rest().is_empty());
     }
 

@@ -62,7 +62,9 @@ impl Key {
         if f.is_nan() {
             return Err(KeyError::NaN);
         }
-        if f.fract() == 0.0 && f >= -9.223_372_036_854_775_808e18 && f < 9.223_372_036_854_775_808e18 {
+        // 2^63: the floats in [-2^63, 2^63) that are integral fit an i64.
+        const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+        if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
             return Ok(Key::Int(f as i64));
         }
         Ok(Key::Float(f.to_bits()))

@@ -55,7 +55,7 @@ pub enum Item<'a> {
 
 /// Reads one key or value (the same shapes: a table reference is `[id]`).
 pub fn item<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
-    Ok(match c.next()? {
+    Ok(match c.token()? {
         Token::Nil => Item::Nil,
         Token::Bool(b) => Item::Bool(b),
         Token::Int(i) => Item::Int(i),
@@ -63,7 +63,7 @@ pub fn item<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
         Token::BigUint(u) => Item::Float(u as f64),
         Token::Float(f) => Item::Float(f),
         Token::Str(b) | Token::Bin(b) => Item::Str(b),
-        Token::Array(1) => match c.next()? {
+        Token::Array(1) => match c.token()? {
             Token::Int(id) => Item::Table(id as TableId),
             Token::BigUint(id) => Item::Table(id),
             _ => return Err(Malformed),

@@ -87,7 +87,7 @@ pub(crate) fn decode(frame: &[u8]) -> Incoming<'_> {
 
 /// The single token `bytes` holds, unless it is an array or a map.
 fn token(bytes: &[u8]) -> Option<Token<'_>> {
-    match Cursor::new(bytes).next() {
+    match Cursor::new(bytes).token() {
         Ok(Token::Array(_) | Token::Map(_)) | Err(_) => None,
         Ok(t) => Some(t),
     }
@@ -129,7 +129,7 @@ fn check_plain(frame: &[u8]) -> Result<(), String> {
         // A map's values alternate key, value: a key when an even count is left.
         let is_key = *map && *left % 2 == 0;
         *left -= 1;
-        let t = c.next().map_err(|e| e.to_string())?;
+        let t = c.token().map_err(|e| e.to_string())?;
         if is_key {
             let bad = match t {
                 Token::Nil => Some("table index is nil"),

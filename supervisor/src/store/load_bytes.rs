@@ -24,14 +24,14 @@ pub(crate) fn load(arena: &mut Arena, bytes: &[u8], readonly: bool) -> Result<Va
     let cost = cost(&mut probe, 0)?;
     arena.reserve(cost)?;
     let mut c = Cursor::new(bytes);
-    Ok(match build(arena, &mut c, readonly, 0)? {
+    Ok(match build(arena, &mut c, readonly)? {
         SValue::Table(id) => Value::Table(id),
         other => other.to_value(),
     })
 }
 
 fn token<'a>(c: &mut Cursor<'a>) -> Result<Token<'a>, StoreError> {
-    c.next().map_err(|_| StoreError::Malformed)
+    c.token().map_err(|_| StoreError::Malformed)
 }
 
 /// The key a token stands for, by Lua's rules.
@@ -89,8 +89,8 @@ fn cost(c: &mut Cursor<'_>, depth: usize) -> Result<u64, StoreError> {
     Ok(total)
 }
 
-/// Builds the value at `c` (checked by [`cost`] already).
-fn build(arena: &mut Arena, c: &mut Cursor<'_>, readonly: bool, depth: usize) -> Result<SValue, StoreError> {
+/// Builds the value at `c` (checked by [`cost`] already, nesting included).
+fn build(arena: &mut Arena, c: &mut Cursor<'_>, readonly: bool) -> Result<SValue, StoreError> {
     Ok(match token(c)? {
         Token::Nil => SValue::Nil,
         Token::Bool(b) => SValue::Bool(b),
@@ -101,7 +101,7 @@ fn build(arena: &mut Arena, c: &mut Cursor<'_>, readonly: bool, depth: usize) ->
         Token::Array(n) => {
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
-                items.push(build(arena, c, readonly, depth + 1)?);
+                items.push(build(arena, c, readonly)?);
             }
             let (t, bytes) = Table::from_array_cells(items, readonly);
             SValue::Table(arena.insert(t, bytes)?)
@@ -111,7 +111,7 @@ fn build(arena: &mut Arena, c: &mut Cursor<'_>, readonly: bool, depth: usize) ->
             let mut bytes = TABLE_BYTES as i64;
             for _ in 0..n {
                 let k = token(c)?;
-                let v = build(arena, c, readonly, depth + 1)?;
+                let v = build(arena, c, readonly)?;
                 bytes += t.set_view(key(k)?, v);
             }
             bytes -= t.compact() as i64;
