@@ -285,6 +285,22 @@ fn a_plain_table_shared_twice_is_copied_twice_not_a_cycle() {
 }
 
 #[test]
+fn a_plain_table_cannot_pass_for_an_external_one() {
+    // Fields the worker uses internally, in a script's own metatable, make
+    // no external table: the assignment copies, it does not store a
+    // reference to table 1.
+    let s = pool().session();
+    let v = eval(
+        &s,
+        "local fake = setmetatable({ v = 1 }, { lp_id = 1, lp_rows = true, __name = 'external table' })
+         _io.output = { copy = fake }
+         fake.v = 2
+         return { getmetatable(fake).lp_id, _io.output.copy.v, rawequal(_io.output.copy, fake) }",
+    );
+    assert_eq!(v, json!([1, 1, false]));
+}
+
+#[test]
 fn assigning_an_external_table_stores_a_reference() {
     let s = pool().session();
     let v = eval(

@@ -11,15 +11,9 @@ pub const MAX_COPY_DEPTH: usize = 200;
 
 /// The table id of an external table's proxy, if `t` is one.
 pub fn external_id(t: &Table) -> Option<i64> {
-    let m = t.metatable()?;
-    if let Ok(Some(id)) = m.raw_get::<Option<i64>>("lp_id") {
-        return Some(id);
-    }
-    // A read-only record keeps its id in the proxy, under a private key.
-    if m.raw_get::<Option<bool>>("lp_rows").ok().flatten() == Some(true) {
-        return t.raw_get::<Option<i64>>(crate::materialize::record_keys().1).ok().flatten();
-    }
-    None
+    // Every proxy, and nothing else, holds its id under a private key (see
+    // prelude.lua): a plain table cannot pass for an external one.
+    t.raw_get::<Option<i64>>(crate::materialize::record_keys().1).ok().flatten()
 }
 
 /// The store key for a Lua value, or a message saying why it cannot be one.

@@ -232,7 +232,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
         ffi::lua_pushvalue(l, ROW_MT);
         ffi::lua_setmetatable(l, -2);
     } else {
-        // M: the table's own metatable; P: the empty proxy.
+        // M: the table's own metatable; P: the proxy, holding only its id.
         ffi::lua_createtable(l, 0, 6);
         let set = |key: c_int, value: c_int| {
             ffi::lua_pushvalue(l, key);
@@ -247,7 +247,10 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
         ffi::lua_pushvalue(l, S_ID);
         ffi::lua_pushinteger(l, id as i64);
         ffi::lua_rawset(l, -3);
-        ffi::lua_createtable(l, 0, 0);
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushvalue(l, ID_KEY);
+        ffi::lua_pushinteger(l, id as i64);
+        ffi::lua_rawset(l, -3);
         ffi::lua_rotate(l, -2, 1);
         ffi::lua_setmetatable(l, -2);
     }

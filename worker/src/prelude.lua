@@ -4,8 +4,9 @@
 -- the metamethods and the sandbox wrappers it returns.
 --
 -- An external table is three plain tables:
---   P  the proxy Lua code sees: always empty, so every read and write of it
---      reaches the metatable (type(P) == "table", P == P);
+--   P  the proxy Lua code sees: empty but for its id under a private key
+--      (IDKEY, below), so every read and write of a script's key reaches
+--      the metatable (type(P) == "table", P == P);
 --   M  P's metatable: __index = D, the metamethods, and lp_* state;
 --   D  the cache of entries read (and written) during this compute. When D
 --      holds every entry the table is complete and D has no metatable;
@@ -118,11 +119,11 @@ local ROW_MT = {
   __name = "external table", lp_rows = true,
 }
 
+-- An external table's proxy, and only one, holds its id under IDKEY: no
+-- script can make that key, so no plain table passes for an external one.
 local function is_external(t)
-  if type(t) ~= "table" then return nil end
-  local m = getmetatable(t)
-  if m == ROW_MT or (type(m) == "table" and rawget(m, "lp_id") ~= nil) then return m end
-  return nil
+  if type(t) ~= "table" or rawget(t, IDKEY) == nil then return nil end
+  return getmetatable(t)
 end
 
 -- The sandbox's next: external tables iterate their entries.
@@ -168,7 +169,7 @@ local function make(id, ro, complete, len, d, io)
     lp_id = id, lp_ro = ro or nil, lp_len = len, lp_io = io or nil,
   }
   if not complete then incomplete(m) end
-  return setmetatable({}, m)
+  return setmetatable({ [IDKEY] = id }, m)
 end
 
 -- The sandbox's pcall, xpcall and coroutine.resume: once a compute is being
