@@ -8,6 +8,8 @@
 //!                    socket use N/4)
 //!   --spin-us X      spin before sleeping, in µs (default: DEFAULT_SPIN)
 //!   --size B         message size in bytes (default 32)
+//!   --work-us W      the echo child busy-works W µs before replying (default
+//!                    0), to see what a wait longer than the spin costs
 //! taskset -c 0 cargo run ...   # both processes on the same core
 //! ```
 //!
@@ -25,6 +27,7 @@ struct Options {
     iters: usize,
     spin: Duration,
     size: usize,
+    work: Duration,
 }
 
 fn parse(args: &[String]) -> Options {
@@ -32,6 +35,7 @@ fn parse(args: &[String]) -> Options {
         iters: 200_000,
         spin: DEFAULT_SPIN,
         size: 32,
+        work: Duration::ZERO,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -42,6 +46,9 @@ fn parse(args: &[String]) -> Options {
                 o.spin = Duration::from_secs_f64(value.parse::<f64>().expect("--spin-us X") / 1e6)
             }
             "--size" => o.size = value.parse().expect("--size B"),
+            "--work-us" => {
+                o.work = Duration::from_secs_f64(value.parse::<f64>().expect("--work-us W") / 1e6)
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -51,19 +58,29 @@ fn parse(args: &[String]) -> Options {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("child-ring") => child_ring(&args[1], Duration::from_nanos(args[2].parse().unwrap())),
+        Some("child-ring") => child_ring(
+            &args[1],
+            Duration::from_nanos(args[2].parse().unwrap()),
+            Duration::from_nanos(args[3].parse().unwrap()),
+        ),
         Some("child-sock") => child_sock(&args[1]),
         _ => parent(parse(&args)),
     }
 }
 
-fn child_ring(os_id: &str, spin: Duration) {
+fn child_ring(os_id: &str, spin: Duration, work: Duration) {
     let mut ring = Endpoint::open(os_id).expect("open ring");
     ring.set_spin(spin);
     let mut buf = Vec::new();
     loop {
         match ring.recv(&mut buf, None) {
-            Ok(()) => ring.send(&buf).expect("echo"),
+            Ok(()) => {
+                let t = Instant::now();
+                while t.elapsed() < work {
+                    std::hint::spin_loop();
+                }
+                ring.send(&buf).expect("echo")
+            }
             Err(RingError::Closed) => return,
             Err(e) => panic!("child: {e}"),
         }
@@ -128,11 +145,12 @@ fn measure(n: usize, mut rt: impl FnMut()) -> Stats {
     Stats(v)
 }
 
-fn ring_rt(spin: Duration, n: usize, msg: &[u8]) -> Stats {
+fn ring_rt(spin: Duration, work: Duration, n: usize, msg: &[u8]) -> Stats {
     let mut ring = Endpoint::create().expect("create ring");
     ring.set_spin(spin);
     let spin_ns = spin.as_nanos().to_string();
-    let mut child = spawn(&["child-ring", ring.os_id(), &spin_ns]);
+    let work_ns = work.as_nanos().to_string();
+    let mut child = spawn(&["child-ring", ring.os_id(), &spin_ns, &work_ns]);
     let mut buf = Vec::new();
     let stats = measure(n, || {
         ring.send(msg).unwrap();
@@ -168,14 +186,15 @@ fn socket_rt(n: usize, msg: &[u8]) -> Stats {
 fn parent(o: Options) {
     let msg: Vec<u8> = (0..o.size).map(|i| i as u8).collect();
     println!(
-        "ring_bench: {}-byte message, spin {:?}, {} CPUs",
+        "ring_bench: {}-byte message, spin {:?}, child work {:?}, {} CPUs",
         o.size,
         o.spin,
+        o.work,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let spin = ring_rt(o.spin, o.iters, &msg);
+    let spin = ring_rt(o.spin, o.work, o.iters, &msg);
     spin.print("ring, spin");
-    let futex = ring_rt(Duration::ZERO, o.iters / 4, &msg);
+    let futex = ring_rt(Duration::ZERO, o.work, o.iters / 4, &msg);
     futex.print("ring, futex (spin 0)");
     let sock = socket_rt(o.iters / 4, &msg);
     sock.print("unix socket");

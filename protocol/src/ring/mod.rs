@@ -33,9 +33,12 @@ use wait::{CpuHint, Waiter};
 
 /// Default largest message [`Endpoint::recv`] accepts: 256 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 256 << 20;
-/// Default time a wait spins before sleeping on the futex (see the crate
-/// README for the measurements behind it).
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(10);
+/// Default time a wait spins before sleeping on the futex. Measured on the
+/// 2-core VM (see the crate README): a futex wake to the other core costs
+/// 35-60 µs, so a spin of 20 µs keeps a peer that answers within 20 µs at
+/// its answer time (10 µs let a 15 µs answer cost 31-51 µs); a waiter whose
+/// peer shares its CPU does not spin at all.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 /// One side's handle on a ring region: sends on its outbound byte ring,
 /// receives on its inbound one.

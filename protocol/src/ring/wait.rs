@@ -22,9 +22,12 @@
 //!
 //! Spinning only pays when the peer runs on another core. Each side publishes
 //! the CPU it waits on (a store only when it changed); a waiter whose peer
-//! last waited on the same CPU yields the CPU on every poll instead of
-//! spinning, and a waiter spinning for more than `PURE_SPIN` also yields
-//! now and then, in case the peer has since landed on its core.
+//! last waited on the same CPU goes straight to sleep. (Yielding in a loop
+//! instead measured faster, 2.7 µs against 4 µs per round trip, but kept both
+//! processes runnable on one CPU for good: the scheduler never moved one to
+//! the idle core. A futex wake lets it place the wakee on an idle CPU.) A
+//! waiter spinning for more than `PURE_SPIN` also yields now and then, in case
+//! a third task shares its core.
 
 use std::cell::Cell;
 
@@ -114,29 +117,29 @@ impl Waiter<'_> {
         &self,
         poll: &mut impl FnMut() -> Result<Option<T>, RingError>,
     ) -> Result<Option<T>, RingError> {
+        if self.cpus.same_core() {
+            return Ok(None);
+        }
         let start = Instant::now();
-        let mut same_core = self.cpus.same_core();
         let mut i = 0u32;
         loop {
-            if same_core {
-                yield_now();
-            } else {
-                spin_loop();
-            }
+            spin_loop();
             if let Some(v) = poll()? {
                 return Ok(Some(v));
             }
             i = i.wrapping_add(1);
-            if same_core || i & (CLOCK_EVERY - 1) == 0 {
+            if i & (CLOCK_EVERY - 1) == 0 {
                 let now = Instant::now();
                 let spun = now - start;
                 if spun >= self.spin || self.deadline.is_some_and(|d| now >= d) {
                     return Ok(None);
                 }
-                if !same_core && spun >= PURE_SPIN {
+                if spun >= PURE_SPIN {
                     yield_now();
                 }
-                same_core = self.cpus.same_core();
+                if self.cpus.same_core() {
+                    return Ok(None);
+                }
             }
         }
     }
