@@ -191,24 +191,26 @@ impl Assembly {
                         now: h.total,
                     });
                 }
-                // `received < total` and `len <= total` hold, so no overflow.
-                let now = received + len;
+                let now = received.checked_add(len);
                 let done = !h.more();
-                if (done && now != total) || (!done && now >= total) {
+                let fits = match now {
+                    Some(now) => (done && now == total) || (!done && now < total),
+                    None => false,
+                };
+                if !fits {
                     return Err(RingCorruption::MoreFlagMismatch {
                         received,
                         len: h.len,
                         total,
                     });
                 }
-                *self = if done {
-                    Assembly::Idle
-                } else {
-                    Assembly::InProgress {
+                *self = match now {
+                    Some(now) if !done => Assembly::InProgress {
                         total,
                         received: now,
                         skip,
-                    }
+                    },
+                    _ => Assembly::Idle,
                 };
                 Ok(if skip {
                     Step::Skip { done }
@@ -217,5 +219,88 @@ impl Assembly {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(len: u32, flags: u32, total: u64) -> FrameHeader {
+        FrameHeader { len, flags, total }
+    }
+
+    const MORE: u32 = FrameHeader::MORE;
+    const CONT: u32 = FrameHeader::CONT;
+
+    #[test]
+    fn chunks_chain_into_one_message() {
+        let mut a = Assembly::Idle;
+        assert_eq!(a.step(&h(4, MORE, 10), 100), Ok(Step::Keep { done: false }));
+        assert_eq!(
+            a.step(&h(4, MORE | CONT, 10), 100),
+            Ok(Step::Keep { done: false })
+        );
+        assert_eq!(a.step(&h(2, CONT, 10), 100), Ok(Step::Keep { done: true }));
+        assert_eq!(a, Assembly::Idle);
+    }
+
+    #[test]
+    fn broken_chains_are_named() {
+        let mut a = Assembly::Idle;
+        assert_eq!(
+            a.step(&h(2, CONT, 10), 100),
+            Err(RingCorruption::UnexpectedContinuation)
+        );
+        a.step(&h(4, MORE, 10), 100).unwrap();
+        assert_eq!(
+            a.step(&h(3, 0, 3), 100),
+            Err(RingCorruption::TruncatedMessage {
+                received: 4,
+                total: 10
+            })
+        );
+        assert_eq!(
+            a.step(&h(6, CONT, 11), 100),
+            Err(RingCorruption::TotalChanged { was: 10, now: 11 })
+        );
+        assert!(matches!(
+            a.step(&h(7, CONT, 10), 100),
+            Err(RingCorruption::MoreFlagMismatch { .. })
+        ));
+        assert!(matches!(
+            a.step(&h(6, CONT | MORE, 10), 100),
+            Err(RingCorruption::MoreFlagMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn counters_near_the_top_do_not_overflow() {
+        let mut a = Assembly::InProgress {
+            total: u64::MAX,
+            received: u64::MAX - 1,
+            skip: true,
+        };
+        assert!(matches!(
+            a.step(&h(5, CONT, u64::MAX), 100),
+            Err(RingCorruption::MoreFlagMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn too_large_messages_are_skipped_whole() {
+        let mut a = Assembly::Idle;
+        assert_eq!(
+            a.step(&h(4, MORE, 1000), 100),
+            Ok(Step::TooLarge {
+                total: 1000,
+                done: false
+            })
+        );
+        assert_eq!(
+            a.step(&h(996, CONT, 1000), 100),
+            Ok(Step::Skip { done: true })
+        );
+        assert_eq!(a.step(&h(1, 0, 1), 100), Ok(Step::Keep { done: true }));
     }
 }

@@ -225,6 +225,7 @@ impl Control {
                 expected: LAYOUT_VERSION,
             });
         }
+        // SYNC POINT: Relaxed; after the Acquire load of `magic` (as above).
         let size = h.region_size.load(Ordering::Relaxed) as usize;
         if size != REGION_SIZE {
             return Err(RingOpenError::WrongSize {
@@ -240,6 +241,7 @@ impl Control {
             ("data_capacity[1]", &h.data_capacity[1], DATA_CAPACITY),
         ];
         for (field, word, want) in expected {
+            // SYNC POINT: Relaxed; after the Acquire load of `magic` (as above).
             let found = word.load(Ordering::Relaxed) as usize;
             if found != want {
                 return Err(RingOpenError::BadLayout {

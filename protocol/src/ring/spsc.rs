@@ -109,9 +109,11 @@ impl Producer {
     pub(crate) fn free(&self, ring: RingRef<'_>, want: u64) -> Result<u64, RingCorruption> {
         let tail = self.tail.get();
         let cap = ring.capacity();
-        let cached = cap - tail.wrapping_sub(self.head_seen.get());
-        if cached >= want {
-            return Ok(cached);
+        // (checked: at open, both counters came from shared memory unvalidated)
+        if let Some(cached) = cap.checked_sub(tail.wrapping_sub(self.head_seen.get())) {
+            if cached >= want {
+                return Ok(cached);
+            }
         }
         // SYNC POINT: Acquire; pairs with the Release store of head in
         // Consumer::pump(): the consumer finished reading the bytes it frees.
