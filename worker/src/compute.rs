@@ -8,11 +8,14 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use luapool_protocol::{Failure, FailureKind, Literal, Outcome, Reply, Start};
-use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, VmState};
+use mlua::{
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, VmState,
+};
 
 use crate::conn::{Conn, ConnError};
 use crate::convert::literal_of;
 use crate::ext::Ext;
+use crate::materialize::Fns;
 use crate::sandbox::Sandbox;
 
 /// Instructions between two runs of the hook (budget and cancel checks).
@@ -27,6 +30,24 @@ const GC_AFTER_BYTES: usize = 16 << 20;
 struct Stop {
     remaining: Cell<u64>,
     reason: Cell<Option<FailureKind>>,
+    /// The Lua heap limit of the running compute (0: none).
+    heap_limit: Cell<usize>,
+    /// The most Lua heap any compute may have: below the OS address-space
+    /// limit, so Lua fails an allocation before the OS does (0: no cap).
+    heap_cap: Cell<usize>,
+}
+
+impl Stop {
+    /// Stops the compute for `kind`: from now on the hook raises an error at
+    /// every tick, and the prelude's `pcall`, `xpcall` and `coroutine.resume`
+    /// raise a caught error again (they read `stop_table.reason`).
+    fn halt(&self, stop_table: &Table, kind: FailureKind) {
+        if self.reason.get().is_none() {
+            self.reason.set(Some(kind));
+            // Can fail only for memory; the hook raises the stop regardless.
+            let _ = stop_table.raw_set("reason", stop_message(kind));
+        }
+    }
 }
 
 /// A worker's Lua state and what each compute needs.
@@ -47,15 +68,33 @@ pub struct Worker {
 impl Worker {
     /// Builds the Lua state, the external-table layer and the sandbox.
     pub fn new(conn: Conn) -> mlua::Result<Worker> {
-        let libs = StdLib::COROUTINE | StdLib::TABLE | StdLib::OS | StdLib::STRING | StdLib::UTF8 | StdLib::MATH;
+        let libs = StdLib::COROUTINE
+            | StdLib::TABLE
+            | StdLib::OS
+            | StdLib::STRING
+            | StdLib::UTF8
+            | StdLib::MATH;
         let lua = Lua::new_with(libs, LuaOptions::new())?;
         let g = lua.globals();
         let xpcall: Function = g.raw_get("xpcall")?;
         let tostring: Function = g.raw_get("tostring")?;
 
         let r = lua.create_table()?;
-        let prelude: Table = lua.load(include_str!("prelude.lua")).set_name("=luapool-prelude").call(r.clone())?;
-        let ext = Ext::new(conn, prelude.raw_get("make")?);
+        let (dkey, idkey) = crate::materialize::record_keys();
+        r.raw_set("dkey", dkey)?;
+        r.raw_set("idkey", idkey)?;
+        let prelude: Table = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=luapool-prelude")
+            .call(r.clone())?;
+        let fns = Fns {
+            newindex: prelude.raw_get("newindex")?,
+            len: prelude.raw_get("len")?,
+            pairs: prelude.raw_get("pairs_")?,
+            make: prelude.raw_get("make")?,
+            row_mt: prelude.raw_get("row_mt")?,
+        };
+        let ext = Ext::new(conn, fns);
         ext.install(&lua, &r)?;
 
         let print = {
@@ -83,13 +122,31 @@ impl Worker {
             ("pcall", prelude.raw_get("pcall")?),
             ("xpcall", prelude.raw_get("xpcall")?),
         ];
-        let sandbox = Sandbox::new(&lua, overrides, prelude.raw_get("resume")?)?;
+        let stop = Rc::new(Stop::default());
+        let stop_table: Table = prelude.raw_get("stop")?;
+        let on_memory_error = {
+            let (stop, stop_table) = (stop.clone(), stop_table.clone());
+            lua.create_function(move |_, ()| {
+                stop.halt(&stop_table, FailureKind::MemoryLimit);
+                Ok(())
+            })?
+        };
+        let sandbox = Sandbox::new(
+            &lua,
+            overrides,
+            prelude.raw_get("resume")?,
+            on_memory_error,
+            stop_table.clone(),
+        )?;
 
         let traceback = Rc::new(RefCell::new(String::new()));
         let handler = {
             let tb = traceback.clone();
             lua.create_function(move |lua, msg: mlua::Value| {
-                *tb.borrow_mut() = lua.traceback(None, 2).map(|s| s.to_string_lossy()).unwrap_or_default();
+                *tb.borrow_mut() = lua
+                    .traceback(None, 2)
+                    .map(|s| s.to_string_lossy())
+                    .unwrap_or_default();
                 Ok(msg)
             })?
         };
@@ -98,37 +155,60 @@ impl Worker {
             lua.create_function(move |lua, ()| ext.new_table(lua))?
         };
 
-        let stop = Rc::new(Stop::default());
-        let stop_table: Table = prelude.raw_get("stop")?;
         {
             let stop = stop.clone();
             let stop_table = stop_table.clone();
             let ext = ext.clone();
-            lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
-                if stop.reason.get().is_none() {
-                    let cancelled = ext.conn.try_borrow().map(|c| c.ring().cancel_requested()).unwrap_or(false);
-                    let left = stop.remaining.get().saturating_sub(HOOK_EVERY as u64);
-                    stop.remaining.set(left);
-                    let reason = if cancelled {
-                        Some(FailureKind::Cancelled)
-                    } else if left == 0 {
-                        Some(FailureKind::InstructionLimit)
-                    } else {
-                        None
-                    };
-                    if let Some(r) = reason {
-                        stop.reason.set(Some(r));
-                        stop_table.raw_set("reason", stop_message(r))?;
+            lua.set_global_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+                move |_, _| {
+                    if stop.reason.get().is_none() {
+                        let cancelled = ext
+                            .conn
+                            .try_borrow()
+                            .map(|c| c.ring().cancel_requested())
+                            .unwrap_or(false);
+                        let left = stop.remaining.get().saturating_sub(HOOK_EVERY as u64);
+                        stop.remaining.set(left);
+                        let reason = if cancelled {
+                            Some(FailureKind::Cancelled)
+                        } else if left == 0 {
+                            Some(FailureKind::InstructionLimit)
+                        } else {
+                            None
+                        };
+                        if let Some(r) = reason {
+                            stop.halt(&stop_table, r);
+                        }
                     }
-                }
-                match stop.reason.get() {
-                    Some(r) => Err(mlua::Error::runtime(stop_message(r))),
-                    None => Ok(VmState::Continue),
-                }
-            })?;
+                    match stop.reason.get() {
+                        Some(r) => Err(mlua::Error::runtime(stop_message(r))),
+                        None => Ok(VmState::Continue),
+                    }
+                },
+            )?;
         }
         drop(g);
-        Ok(Worker { lua, ext, sandbox, stop, stop_table, xpcall, tostring, handler, traceback, ext_table, chunks: HashMap::new() })
+        Ok(Worker {
+            lua,
+            ext,
+            sandbox,
+            stop,
+            stop_table,
+            xpcall,
+            tostring,
+            handler,
+            traceback,
+            ext_table,
+            chunks: HashMap::new(),
+        })
+    }
+
+    /// Caps the Lua heap of every compute at `bytes`, whatever its own limit
+    /// (0: no cap). The worker sets it under its OS address-space limit, so
+    /// that a script running out of memory gets `MemoryLimit`, not an abort.
+    pub fn cap_heap(&self, bytes: usize) {
+        self.stop.heap_cap.set(bytes);
     }
 
     /// The connection to the supervisor.
@@ -138,14 +218,29 @@ impl Worker {
 
     /// Runs one compute. An `Err` means the ring broke: the worker must exit.
     pub fn run(&mut self, start: &Start) -> Result<Outcome, ConnError> {
-        let budget = if start.limits.instructions == 0 { u64::MAX } else { start.limits.instructions };
+        let budget = if start.limits.instructions == 0 {
+            u64::MAX
+        } else {
+            start.limits.instructions
+        };
         self.stop.remaining.set(budget);
         self.stop.reason.set(None);
         let _ = self.stop_table.raw_set("reason", mlua::Value::Nil);
         self.traceback.borrow_mut().clear();
-        let _ = self.lua.set_memory_limit(start.limits.memory as usize);
+        let heap_limit = match (start.limits.memory as usize, self.stop.heap_cap.get()) {
+            (0, cap) => cap,
+            (limit, 0) => limit,
+            (limit, cap) => limit.min(cap),
+        };
+        self.stop.heap_limit.set(heap_limit);
+        let _ = self.lua.set_memory_limit(heap_limit);
 
         let outcome = match self.call(start) {
+            // A stop that Lua code caught where no wrapper could re-raise it
+            // (a `__close` handler, say) still ends the compute.
+            Ok(Outcome::Returned(_)) if self.stop.reason.get().is_some() => {
+                Outcome::Failed(self.failure(String::new(), FailureKind::LuaError))
+            }
             Ok(o) => o,
             Err(e) => Outcome::Failed(self.failure(e.to_string(), mlua_kind(&e))),
         };
@@ -154,9 +249,11 @@ impl Worker {
             return Err(e);
         }
         let outcome = match (outcome, self.ext.conn.borrow_mut().flush()?) {
-            (Outcome::Returned(_), Some(Reply::Error(e))) => {
-                Outcome::Failed(Failure { kind: FailureKind::LuaError, message: e.message, traceback: String::new() })
-            }
+            (Outcome::Returned(_), Some(Reply::Error(e))) => Outcome::Failed(Failure {
+                kind: FailureKind::LuaError,
+                message: e.message,
+                traceback: String::new(),
+            }),
             (o, _) => o,
         };
         self.ext.conn.borrow_mut().discard_writes();
@@ -174,15 +271,26 @@ impl Worker {
         ext.raw_set("table", self.ext_table.clone())?;
         let env = self.sandbox.env(
             &self.lua,
-            &[("_io", mlua::Value::Table(io)), ("_home", mlua::Value::Table(home)), ("ext", mlua::Value::Table(ext))],
+            &[
+                ("_io", mlua::Value::Table(io)),
+                ("_home", mlua::Value::Table(home)),
+                ("ext", mlua::Value::Table(ext)),
+            ],
         )?;
         let f = match self.chunk(start) {
             Ok(f) => f,
-            Err(mlua::Error::SyntaxError { message, .. }) => return Ok(Outcome::Failed(self.failure(message, FailureKind::LuaError))),
+            Err(mlua::Error::SyntaxError { message, .. }) => {
+                return Ok(Outcome::Failed(
+                    self.failure(message, FailureKind::LuaError),
+                ))
+            }
             Err(e) => return Err(e),
         };
         f.set_environment(env)?;
-        let mut results = self.xpcall.call::<MultiValue>((f, self.handler.clone()))?.into_iter();
+        let mut results = self
+            .xpcall
+            .call::<MultiValue>((f, self.handler.clone()))?
+            .into_iter();
         let ok = matches!(results.next(), Some(mlua::Value::Boolean(true)));
         if !ok {
             let err = results.next().unwrap_or(mlua::Value::Nil);
@@ -190,14 +298,23 @@ impl Worker {
                 Ok(s) => s.to_string_lossy(),
                 Err(e) => e.to_string(),
             };
-            let kind = if message.ends_with("not enough memory") { FailureKind::MemoryLimit } else { FailureKind::LuaError };
+            let kind = if message.ends_with("not enough memory") {
+                FailureKind::MemoryLimit
+            } else {
+                FailureKind::LuaError
+            };
             return Ok(Outcome::Failed(self.failure(message, kind)));
         }
         let mut values: Vec<Literal> = Vec::new();
         for v in results {
             match literal_of(&v) {
                 Ok((lit, _)) => values.push(lit),
-                Err(e) => return Ok(Outcome::Failed(self.failure(format!("cannot return this value: {e}"), FailureKind::LuaError))),
+                Err(e) => {
+                    return Ok(Outcome::Failed(self.failure(
+                        format!("cannot return this value: {e}"),
+                        FailureKind::LuaError,
+                    )))
+                }
             }
         }
         Ok(Outcome::Returned(values))
@@ -212,7 +329,12 @@ impl Worker {
         if let Some(f) = self.chunks.get(&key) {
             return Ok(f.clone());
         }
-        let f = self.lua.load(&start.code[..]).set_name(start.chunk_name.clone()).set_mode(ChunkMode::Text).into_function()?;
+        let f = self
+            .lua
+            .load(&start.code[..])
+            .set_name(start.chunk_name.clone())
+            .set_mode(ChunkMode::Text)
+            .into_function()?;
         if self.chunks.len() >= CHUNK_CACHE {
             self.chunks.clear();
         }
@@ -224,16 +346,28 @@ impl Worker {
     fn failure(&self, message: String, kind: FailureKind) -> Failure {
         let kind = self.stop.reason.get().unwrap_or(kind);
         let message = match kind {
-            FailureKind::InstructionLimit | FailureKind::Cancelled => stop_message(kind).to_string(),
+            FailureKind::InstructionLimit | FailureKind::Cancelled => {
+                stop_message(kind).to_string()
+            }
+            FailureKind::MemoryLimit => format!(
+                "{} (Lua heap limit of {} bytes)",
+                if message.is_empty() { stop_message(kind) } else { &message },
+                self.stop.heap_limit.get()
+            ),
             _ => message,
         };
-        Failure { kind, message, traceback: std::mem::take(&mut *self.traceback.borrow_mut()) }
+        Failure {
+            kind,
+            message,
+            traceback: std::mem::take(&mut *self.traceback.borrow_mut()),
+        }
     }
 }
 
 fn stop_message(kind: FailureKind) -> &'static str {
     match kind {
         FailureKind::Cancelled => "compute cancelled",
+        FailureKind::MemoryLimit => "not enough memory",
         _ => "instruction limit exceeded",
     }
 }

@@ -1,7 +1,56 @@
--- Sandbox wrappers that need the compute's environment. Run once per worker;
--- returns a function that, given a compute's environment, returns its
--- `load` and `collectgarbage`.
-local load, collectgarbage, select, error, tostring = load, collectgarbage, select, error, tostring
+-- Sandbox wrappers. Run once per worker with the functions they wrap; returns
+-- the wrapped base functions and a function that, given a compute's
+-- environment, returns its `load` and `collectgarbage`.
+--
+-- `pcall`, `xpcall` and `coroutine.resume` arrive already wrapped by the
+-- prelude (a stopped compute's error is raised again). Here they also make
+-- the heap limit sticky: once an allocation failed, `on_memory_error` marks
+-- the compute as stopped by the memory limit and the error is raised again,
+-- so `pcall` cannot swallow the limit either. `stop` is the prelude's table
+-- whose `reason` is set once the compute is being stopped.
+local pcall, xpcall, resume, setmetatable, on_memory_error, stop = ...
+local load, collectgarbage, select, error, tostring, type, rawget =
+      load, collectgarbage, select, error, tostring, type, rawget
+
+local MEMERR = "not enough memory"
+
+local function memcheck(ok, ...)
+  if not ok then
+    local e = ...
+    -- Lua raises the preallocated string; an error crossing a Rust callback
+    -- arrives as userdata whose text ends with it.
+    if e == MEMERR or (type(e) == "userdata" and tostring(e):sub(-#MEMERR) == MEMERR) then
+      on_memory_error()
+      error(MEMERR, 0)
+    end
+  end
+  return ok, ...
+end
+
+local function PCALL(...) return memcheck(pcall(...)) end
+-- Lua runs a message handler before it unwinds, and an error raised by the
+-- instruction hook is raised with hooks off: a handler called for a stop
+-- would run with no budget at all. So once the compute is stopped, the
+-- script's handler is not called.
+local function XPCALL(f, handler, ...)
+  if type(handler) ~= "function" then return memcheck(xpcall(f, handler, ...)) end
+  local function guarded(...)
+    local reason = stop.reason
+    if reason ~= nil then return reason end
+    return handler(...)
+  end
+  return memcheck(xpcall(f, guarded, ...))
+end
+local function RESUME(...) return memcheck(resume(...)) end
+
+-- No finalizers: a __gc metamethod would run untrusted code outside the
+-- compute that created it (between computes, or inside another session's).
+local function SETMETATABLE(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not allowed here", 2)
+  end
+  return setmetatable(t, mt)
+end
 
 local function COLLECTGARBAGE(opt)
   if opt == "count" then return collectgarbage("count") end
@@ -9,7 +58,7 @@ local function COLLECTGARBAGE(opt)
         .. ") is not allowed here: only collectgarbage('count')", 2)
 end
 
-return function(env)
+local function env_functions(env)
   -- Text only: a binary chunk could break the VM. Without an explicit
   -- environment, a loaded chunk sees the compute's globals.
   local function LOAD(chunk, name, _mode, ...)
@@ -18,3 +67,8 @@ return function(env)
   end
   return LOAD, COLLECTGARBAGE
 end
+
+return {
+  pcall = PCALL, xpcall = XPCALL, resume = RESUME, setmetatable = SETMETATABLE,
+  env_functions = env_functions,
+}

@@ -2,14 +2,16 @@
 //! functions and copies of the allowed libraries, minus everything that
 //! reaches outside the worker (no `io`, `os` only for time, no `require`,
 //! `dofile`, `loadfile`, `debug`, `string.dump`; `load` is text-only;
-//! `collectgarbage` only counts; the string metatable is locked).
+//! `collectgarbage` only counts; the string metatable is locked; no `__gc`
+//! finalizers; the heap limit, like the instruction budget, cannot be
+//! swallowed by `pcall`). The Lua half is `sandbox.lua`.
 
 use mlua::{Function, Lua, Table};
 
 /// Base functions copied as they are.
 const BASE: &[&str] = &[
-    "assert", "error", "ipairs", "pairs", "select", "tonumber", "tostring", "type", "rawequal", "rawget", "rawset",
-    "rawlen", "_VERSION",
+    "assert", "error", "ipairs", "pairs", "select", "tonumber", "tostring", "type", "rawequal",
+    "rawget", "rawset", "rawlen", "_VERSION",
 ];
 /// Libraries copied per compute, with the functions they keep (`None`: all).
 const LIBS: &[(&str, Option<&[&str]>)] = &[
@@ -25,16 +27,49 @@ const LIBS: &[(&str, Option<&[&str]>)] = &[
 pub struct Sandbox {
     base: Vec<(&'static str, mlua::Value)>,
     libs: Vec<(&'static str, Table)>,
-    env_wrappers: Function,
+    env_functions: Function,
+}
+
+/// Looks up `name` in the (name, value) list.
+fn take(list: &[(&'static str, mlua::Value)], name: &str) -> mlua::Result<mlua::Value> {
+    list.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| mlua::Error::runtime(format!("sandbox: no {name} to wrap")))
 }
 
 impl Sandbox {
     /// Captures the pristine globals (call before any untrusted code runs)
-    /// and adds `overrides` (name, value) to the base set.
-    pub fn new(lua: &Lua, overrides: Vec<(&'static str, mlua::Value)>, resume: Function) -> mlua::Result<Sandbox> {
+    /// and adds `overrides` (name, value) to the base set. `pcall`, `xpcall`
+    /// and `setmetatable` among the overrides, and `resume`, are wrapped by
+    /// `sandbox.lua`; `on_memory_error` is called when a wrapped call caught
+    /// a failed allocation (the compute must then stop with `MemoryLimit`);
+    /// `stop` is the prelude's stop table (`reason` set once stopped).
+    pub fn new(
+        lua: &Lua,
+        overrides: Vec<(&'static str, mlua::Value)>,
+        resume: Function,
+        on_memory_error: Function,
+        stop: Table,
+    ) -> mlua::Result<Sandbox> {
         let g = lua.globals();
+        let wrapped: Table = lua.load(include_str!("sandbox.lua")).set_name("=luapool-sandbox").call((
+            take(&overrides, "pcall")?,
+            take(&overrides, "xpcall")?,
+            resume,
+            take(&overrides, "setmetatable")?,
+            on_memory_error,
+            stop,
+        ))?;
         let mut base: Vec<(&'static str, mlua::Value)> = BASE.iter().map(|n| Ok((*n, g.raw_get(*n)?))).collect::<mlua::Result<_>>()?;
-        base.extend(overrides);
+        for (name, v) in overrides {
+            let v = match name {
+                "pcall" | "xpcall" | "setmetatable" => wrapped.raw_get(name)?,
+                _ => v,
+            };
+            base.push((name, v));
+        }
+        let resume: Function = wrapped.raw_get("resume")?;
         let mut libs = Vec::new();
         for (name, keep) in LIBS {
             let orig: Table = g.raw_get(*name)?;
@@ -56,11 +91,15 @@ impl Sandbox {
             }
             libs.push((*name, lib));
         }
+        // The original string table stays reachable as the strings' method
+        // table (`("").dump`): take `dump` out of it too.
+        let string: Table = g.raw_get("string")?;
+        string.raw_set("dump", mlua::Value::Nil)?;
         // Lock the string metatable: `getmetatable("")` no longer hands out
         // the shared string library that every compute's methods use.
         lua.load("getmetatable('').__metatable = false").set_name("=luapool-sandbox").exec()?;
-        let env_wrappers: Function = lua.load(include_str!("sandbox.lua")).set_name("=luapool-sandbox").call(())?;
-        Ok(Sandbox { base, libs, env_wrappers })
+        let env_functions: Function = wrapped.raw_get("env_functions")?;
+        Ok(Sandbox { base, libs, env_functions })
     }
 
     /// A fresh global environment with `extra` globals (`_io`, `_home`, …).
@@ -77,7 +116,7 @@ impl Sandbox {
             }
             env.raw_set(*name, copy)?;
         }
-        let (load, collect): (Function, Function) = self.env_wrappers.call(env.clone())?;
+        let (load, collect): (Function, Function) = self.env_functions.call(env.clone())?;
         env.raw_set("load", load)?;
         env.raw_set("collectgarbage", collect)?;
         env.raw_set("_G", env.clone())?;
