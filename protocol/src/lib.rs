@@ -27,4 +27,4 @@ mod value;
 pub use codec::{decode, encode, encode_into, DecodeError, MAX_DEPTH};
 pub use message::*;
 pub use ring::*;
-pub use value::{Key, KeyError, TableId, Value};
+pub use value::{IdHasher, IdMap, IdSet, Key, KeyError, TableId, Value};

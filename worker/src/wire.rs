@@ -8,30 +8,9 @@
 //! table reference as `[id]`, strings as bin). Views are flat: tables nest
 //! by id, never by bytes, so reading needs no recursion.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use luapool_protocol::TableId;
+use luapool_protocol::{IdMap, TableId};
 
-/// Hashes table ids (already well spread: arena and slot) by multiplying.
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
-        }
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (i ^ (i >> 32)).wrapping_mul(0x9e3779b97f4a7c15);
-    }
-}
-
-type IdMap<V> = HashMap<TableId, V, BuildHasherDefault<IdHasher>>;
 
 pub use luapool_protocol::mp::{Cursor, Malformed};
 use luapool_protocol::mp::Token;

@@ -10,9 +10,9 @@
 //!
 //! This is what lets a worker walk 100 000 records in ~100 round trips.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
-use luapool_protocol::{TableId, TableView, Value};
+use luapool_protocol::{IdSet, TableId, TableView, Value};
 
 use super::arena::Arena;
 use super::cell::{KeyView, SKey, SValue};
@@ -43,7 +43,7 @@ fn key_wire_bytes(k: &SKey) -> usize {
 /// complete: the tables `roots` mention, then (breadth first) those that
 /// complete ones mention, within the reply's budget.
 pub(crate) fn plan(arena: &Arena, roots: impl IntoIterator<Item = TableId>) -> Vec<(TableId, bool)> {
-    let mut seen: HashSet<TableId> = HashSet::new();
+    let mut seen = IdSet::default();
     let mut queue: VecDeque<(TableId, usize)> = VecDeque::new();
     for id in roots {
         if seen.insert(id) {
