@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use luapool_protocol::{
-    decode, encode_into, FailureKind, Literal, Outcome, Reply, RequestErrorKind, RingError, Start, TableId,
+    decode, encode_into, FailureKind, Literal, Outcome, RequestErrorKind, RingError, Start, TableId,
     ToSupervisor, ToWorker, Value,
 };
 
@@ -21,6 +21,8 @@ use crate::worker_proc::WorkerProc;
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How often the serving thread looks at the cancel token while it waits.
 const POLL: Duration = Duration::from_millis(20);
+/// How long a worker that closed its ring gets to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// Log bytes kept per compute in the result (streaming sees all of them).
 const MAX_KEPT_LOG_BYTES: usize = 1 << 20;
 
@@ -146,7 +148,14 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
         match w.ring.recv(&mut inb, Some(deadline.min(now + POLL))) {
             Ok(()) => {}
             Err(RingError::Timeout) => continue,
-            Err(e @ (RingError::PeerGone | RingError::Closed)) => return lost(w, &e.to_string()),
+            Err(e @ (RingError::PeerGone | RingError::Closed)) => {
+                // It is exiting or gone: let it finish, to report how it ended.
+                let status = w.reap_within(EXIT_GRACE);
+                return Served {
+                    result: Err(ComputeError::WorkerCrashed { message: format!("{e} (worker {status})") }),
+                    fate: Fate::Crashed,
+                };
+            }
             Err(e) => return lost(w, &format!("protocol violation: {e}")),
         }
         let msg = match decode::<ToSupervisor>(&inb) {
@@ -155,12 +164,8 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
         };
         match msg {
             ToSupervisor::Request(req) => {
-                let reply = store.handle(&job.scope, req);
-                if let Reply::Error(e) = &reply {
-                    quota_hit |= e.kind == RequestErrorKind::Quota;
-                }
-                out.clear();
-                encode_into(&ToWorker::Reply(reply), &mut out);
+                let error = store.handle_into(&job.scope, req, &mut out);
+                quota_hit |= error == Some(RequestErrorKind::Quota);
                 match w.ring.send_deadline(&out, Some(deadline)) {
                     Ok(()) => {}
                     Err(RingError::Timeout) => return killed(w, wall_clock(job.timeout)),

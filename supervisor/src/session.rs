@@ -257,6 +257,13 @@ impl Session {
         };
         let out = self.pool.run(job, &result);
         *self.running.lock() = None;
+        if let Err(ComputeError::QuotaExceeded { .. }) = out {
+            // The arena may be full of the compute's garbage: collect now,
+            // or the next compute would hit the quota before anything.
+            self.collect();
+            self.store().collect(self.home.arena);
+            *self.home.live_bytes.lock() = self.store().arena_stats(self.home.arena).map_or(0, |s| s.bytes);
+        }
         self.maybe_collect();
         maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
         out
@@ -321,7 +328,9 @@ fn to_msgpack<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, SessionError> 
 fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
     let Some(stats) = store.arena_stats(arena) else { return };
     let mut live = live.lock();
-    if stats.bytes > MIN_COLLECT_BYTES.max(*live * 2) {
+    // An arena whose quota is under the usual floor would never reach it.
+    let floor = if stats.quota > 0 { MIN_COLLECT_BYTES.min(stats.quota / 2) } else { MIN_COLLECT_BYTES };
+    if stats.bytes > floor.max(*live * 2) {
         store.collect(arena);
         *live = store.arena_stats(arena).map_or(0, |s| s.bytes);
     }

@@ -62,6 +62,19 @@ impl WorkerProc {
         self.reap()
     }
 
+    /// Waits up to `grace` for the process to exit by itself, kills it if it
+    /// has not, and describes how it ended.
+    pub fn reap_within(&mut self, grace: Duration) -> String {
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.reap();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.kill()
+    }
+
     /// Waits for an exited process and describes its status.
     pub fn reap(&mut self) -> String {
         self.ring.close();

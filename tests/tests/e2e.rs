@@ -6,3 +6,6 @@ mod daemon;
 mod reference;
 mod contract;
 mod cli;
+mod faults;
+mod sandbox;
+mod soak;
