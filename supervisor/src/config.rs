@@ -20,7 +20,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { timeout: Duration::from_secs(30), instructions: 2_000_000_000, memory: 256 << 20 }
+        Limits {
+            timeout: Duration::from_secs(30),
+            instructions: 2_000_000_000,
+            memory: 256 << 20,
+        }
     }
 }
 
@@ -46,7 +50,9 @@ pub struct PoolBuilder {
 
 impl Default for PoolBuilder {
     fn default() -> PoolBuilder {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         PoolBuilder {
             config: Config {
                 workers,

@@ -152,7 +152,9 @@ impl Pool {
             homes: Mutex::new(HashMap::new()),
         });
         for _ in 0..n {
-            let result = started.recv().unwrap_or_else(|_| Err(PoolError::Spawn("a serving thread died".into())));
+            let result = started
+                .recv()
+                .unwrap_or_else(|_| Err(PoolError::Spawn("a serving thread died".into())));
             if let Err(e) = result {
                 pool.shutdown();
                 return Err(e);
@@ -163,7 +165,10 @@ impl Pool {
 
     /// A new session with its own, private `_home`.
     pub fn session(self: &Arc<Self>) -> Session {
-        let home = Arc::new(Home::new(self.shared.store.clone(), self.shared.config.home_quota));
+        let home = Arc::new(Home::new(
+            self.shared.store.clone(),
+            self.shared.config.home_quota,
+        ));
         Session::new(self.clone(), home)
     }
 
@@ -174,7 +179,12 @@ impl Pool {
             .homes
             .lock()
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Home::new(self.shared.store.clone(), self.shared.config.home_quota)))
+            .or_insert_with(|| {
+                Arc::new(Home::new(
+                    self.shared.store.clone(),
+                    self.shared.config.home_quota,
+                ))
+            })
             .clone();
         Session::new(self.clone(), home)
     }
@@ -224,13 +234,22 @@ impl Pool {
                     // SYNC POINT: AcqRel; pairs with the compare_exchange in
                     // slot(): exactly one side leaves QUEUED.
                     if cancel.is_cancelled()
-                        && state.compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                        && state
+                            .compare_exchange(
+                                QUEUED,
+                                ABANDONED,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            )
+                            .is_ok()
                     {
                         return Err(ComputeError::Cancelled);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(ComputeError::Unavailable { message: "the pool stopped".into() })
+                    return Err(ComputeError::Unavailable {
+                        message: "the pool stopped".into(),
+                    })
                 }
             }
         }
@@ -243,12 +262,16 @@ impl Pool {
         }
         let jobs = self.jobs.lock();
         let Some(tx) = jobs.as_ref() else {
-            return Err(ComputeError::Unavailable { message: "the pool is shutting down".into() });
+            return Err(ComputeError::Unavailable {
+                message: "the pool is shutting down".into(),
+            });
         };
         match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(ComputeError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(ComputeError::Unavailable { message: "the pool stopped".into() }),
+            Err(TrySendError::Disconnected(_)) => Err(ComputeError::Unavailable {
+                message: "the pool stopped".into(),
+            }),
         }
     }
 
@@ -270,7 +293,9 @@ impl Drop for Pool {
 }
 
 fn crash_loop_error() -> ComputeError {
-    ComputeError::Unavailable { message: "workers crashed repeatedly; the pool stopped respawning them".into() }
+    ComputeError::Unavailable {
+        message: "workers crashed repeatedly; the pool stopped respawning them".into(),
+    }
 }
 
 impl Shared {
@@ -280,11 +305,16 @@ impl Shared {
         self.crashes.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent_crashes.lock();
         let now = Instant::now();
-        while recent.front().is_some_and(|t| now.duration_since(*t) > self.config.restart_period) {
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.config.restart_period)
+        {
             recent.pop_front();
         }
         recent.push_back(now);
-        if recent.len() > self.config.restart_intensity && !self.crash_loop.swap(true, Ordering::Relaxed) {
+        if recent.len() > self.config.restart_intensity
+            && !self.crash_loop.swap(true, Ordering::Relaxed)
+        {
             eprintln!(
                 "luapool: more than {} worker crashes within {:?}; no longer respawning workers",
                 self.config.restart_intensity, self.config.restart_period
@@ -308,7 +338,9 @@ impl Shared {
             Err(e) => {
                 eprintln!("luapool: {e}");
                 self.note_crash();
-                Err(ComputeError::Unavailable { message: e.to_string() })
+                Err(ComputeError::Unavailable {
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -332,7 +364,8 @@ impl Shared {
         let problem = if !w.is_running() {
             Some(format!("{} while idle", w.reap()))
         } else {
-            w.unsolicited().map(|why| format!("sent {why}; killed ({})", w.kill()))
+            w.unsolicited()
+                .map(|why| format!("sent {why}; killed ({})", w.kill()))
         };
         if let Some(why) = problem {
             eprintln!("luapool: worker {} {why}; replacing it", w.pid());
@@ -342,7 +375,10 @@ impl Shared {
 
     /// A healthy worker for the next job: the current one if it passes
     /// [`check_idle`](Self::check_idle), else a new one.
-    fn ready_worker<'w>(&self, worker: &'w mut Option<WorkerProc>) -> Result<&'w mut WorkerProc, ComputeError> {
+    fn ready_worker<'w>(
+        &self,
+        worker: &'w mut Option<WorkerProc>,
+    ) -> Result<&'w mut WorkerProc, ComputeError> {
         let mut last = None;
         for _ in 0..SPAWN_ATTEMPTS {
             self.check_idle(worker);
@@ -385,7 +421,10 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             Err(RecvTimeoutError::Disconnected) => break,
         };
         // SYNC POINT: AcqRel; pairs with the compare_exchange in Pool::run().
-        if state.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             continue; // cancelled while queued; its caller has its answer
         }
         if job.cancel.is_cancelled() {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use luapool_protocol::{
-    decode, encode_into, FailureKind, Literal, Outcome, RequestErrorKind, RingError, Start, TableId,
-    ToSupervisor, ToWorker, Value,
+    decode, encode_into, FailureKind, Literal, Outcome, RequestErrorKind, RingError, Start,
+    TableId, ToSupervisor, ToWorker, Value,
 };
 
 use crate::error::ComputeError;
@@ -99,15 +99,23 @@ pub struct Served {
 
 fn killed(w: &mut WorkerProc, e: ComputeError) -> Served {
     w.kill();
-    Served { result: Err(e), fate: Fate::Killed }
+    Served {
+        result: Err(e),
+        fate: Fate::Killed,
+    }
 }
 
 fn lost(w: &mut WorkerProc, what: &str) -> Served {
-    Served { result: Err(crashed(w, what)), fate: Fate::Crashed }
+    Served {
+        result: Err(crashed(w, what)),
+        fate: Fate::Crashed,
+    }
 }
 
 fn wall_clock(timeout: Duration) -> ComputeError {
-    ComputeError::Timeout { message: format!("wall-clock limit of {timeout:?} reached; worker killed") }
+    ComputeError::Timeout {
+        message: format!("wall-clock limit of {timeout:?} reached; worker killed"),
+    }
 }
 
 /// Runs `job` on `w`, answering its requests from `store`. Every byte from the
@@ -152,7 +160,9 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
                 // It is exiting or gone: let it finish, to report how it ended.
                 let status = w.reap_within(EXIT_GRACE);
                 return Served {
-                    result: Err(ComputeError::WorkerCrashed { message: format!("{e} (worker {status})") }),
+                    result: Err(ComputeError::WorkerCrashed {
+                        message: format!("{e} (worker {status})"),
+                    }),
                     fate: Fate::Crashed,
                 };
             }
@@ -187,9 +197,14 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
                     return lost(w, &format!("protocol violation: the result names table {id}, outside the compute's scope"));
                 }
                 let result = finish(store, &job.scope, outcome, quota_hit, logs);
-                return Served { result, fate: Fate::Kept };
+                return Served {
+                    result,
+                    fate: Fate::Kept,
+                };
             }
-            ToSupervisor::Ready { .. } => return lost(w, "protocol violation: Ready during a compute"),
+            ToSupervisor::Ready { .. } => {
+                return lost(w, "protocol violation: Ready during a compute")
+            }
         }
     }
 }
@@ -199,7 +214,9 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
 /// other id is forged. Iterative: the depth of a decoded message is bounded,
 /// but this must not rely on it.
 fn foreign_table(outcome: &Outcome, scope: &Scope) -> Option<TableId> {
-    let Outcome::Returned(lits) = outcome else { return None };
+    let Outcome::Returned(lits) = outcome else {
+        return None;
+    };
     let mut stack: Vec<&Literal> = lits.iter().collect();
     while let Some(lit) = stack.pop() {
         match lit {
@@ -222,7 +239,9 @@ fn foreign_table(outcome: &Outcome, scope: &Scope) -> Option<TableId> {
 /// Kills the worker (if it still runs) and describes the crash.
 fn crashed(w: &mut WorkerProc, what: &str) -> ComputeError {
     let status = w.kill();
-    ComputeError::WorkerCrashed { message: format!("{what} (worker {status})") }
+    ComputeError::WorkerCrashed {
+        message: format!("{what} (worker {status})"),
+    }
 }
 
 fn finish(
@@ -245,7 +264,10 @@ fn finish(
             FailureKind::LuaError if quota_hit || f.message.contains("quota exceeded") => {
                 ComputeError::QuotaExceeded { message: f.message }
             }
-            FailureKind::LuaError => ComputeError::LuaError { message: f.message, traceback: f.traceback },
+            FailureKind::LuaError => ComputeError::LuaError {
+                message: f.message,
+                traceback: f.traceback,
+            },
             FailureKind::InstructionLimit => ComputeError::Timeout { message: f.message },
             FailureKind::MemoryLimit => ComputeError::MemoryLimit { message: f.message },
             FailureKind::Cancelled => ComputeError::Cancelled,
@@ -254,7 +276,12 @@ fn finish(
 }
 
 /// Converts a returned value; table references must be in the compute's scope.
-fn literal_to_host(store: &Store, scope: &Scope, lit: Literal, depth: usize) -> Result<HostValue, String> {
+fn literal_to_host(
+    store: &Store,
+    scope: &Scope,
+    lit: Literal,
+    depth: usize,
+) -> Result<HostValue, String> {
     if depth > crate::store::MAX_NESTING {
         return Err("result nested too deep".into());
     }
@@ -269,12 +296,17 @@ fn literal_to_host(store: &Store, scope: &Scope, lit: Literal, depth: usize) -> 
         Literal::Value(v) => store.extract(&v).map_err(|e| e.to_string()),
         Literal::Table { array, hash } => {
             if hash.is_empty() && !array.is_empty() {
-                let items = array.into_iter().map(|l| literal_to_host(store, scope, l, depth + 1));
+                let items = array
+                    .into_iter()
+                    .map(|l| literal_to_host(store, scope, l, depth + 1));
                 return Ok(HostValue::Array(items.collect::<Result<_, _>>()?));
             }
             let mut map = Vec::with_capacity(array.len() + hash.len());
             for (i, l) in array.into_iter().enumerate() {
-                map.push((luapool_protocol::Key::Int(i as i64 + 1), literal_to_host(store, scope, l, depth + 1)?));
+                map.push((
+                    luapool_protocol::Key::Int(i as i64 + 1),
+                    literal_to_host(store, scope, l, depth + 1)?,
+                ));
             }
             for (k, l) in hash {
                 let v = literal_to_host(store, scope, l, depth + 1)?;

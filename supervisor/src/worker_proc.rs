@@ -23,25 +23,38 @@ impl WorkerProc {
     pub fn spawn(path: &Path, address_space: u64) -> Result<WorkerProc, PoolError> {
         let mut ring = Endpoint::create().map_err(|e| PoolError::Spawn(format!("ring: {e}")))?;
         let mut cmd = Command::new(path);
-        cmd.arg("--ring").arg(ring.os_id()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.arg("--ring")
+            .arg(ring.os_id())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         if address_space > 0 {
             cmd.arg("--max-memory").arg(address_space.to_string());
         }
-        let child = cmd.spawn().map_err(|e| PoolError::Spawn(format!("{}: {e}", path.display())))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| PoolError::Spawn(format!("{}: {e}", path.display())))?;
         let pid = child.id() as libc::pid_t;
         ring.set_peer_alive(Box::new(move || is_running(pid)));
         let mut w = WorkerProc { ring, child };
         let mut buf = Vec::new();
         let ready = w.ring.recv(&mut buf, Some(Instant::now() + READY_TIMEOUT));
-        match ready.map_err(|e| e.to_string()).and_then(|_| decode::<ToSupervisor>(&buf).map_err(|e| e.to_string())) {
+        match ready
+            .map_err(|e| e.to_string())
+            .and_then(|_| decode::<ToSupervisor>(&buf).map_err(|e| e.to_string()))
+        {
             Ok(ToSupervisor::Ready { .. }) => Ok(w),
             Ok(_) => {
                 w.kill();
-                Err(PoolError::Spawn("the worker spoke before saying it was ready".into()))
+                Err(PoolError::Spawn(
+                    "the worker spoke before saying it was ready".into(),
+                ))
             }
             Err(e) => {
                 let status = w.kill();
-                Err(PoolError::Spawn(format!("the worker did not get ready ({e}; {status})")))
+                Err(PoolError::Spawn(format!(
+                    "the worker did not get ready ({e}; {status})"
+                )))
             }
         }
     }
@@ -104,7 +117,9 @@ impl WorkerProc {
     /// Asks the worker to exit; kills it if it has not within `grace`.
     pub fn shutdown(mut self, grace: Duration) {
         let end = Instant::now() + grace;
-        let _ = self.ring.send_deadline(&encode(&ToWorker::Shutdown), Some(end));
+        let _ = self
+            .ring
+            .send_deadline(&encode(&ToWorker::Shutdown), Some(end));
         while Instant::now() < end {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -130,7 +145,12 @@ fn is_running(pid: libc::pid_t) -> bool {
     // inspects the child and writes into `info`, which outlives the call.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
         r == 0 && info.si_pid() == 0
     }
 }
@@ -158,7 +178,13 @@ fn describe(status: std::process::ExitStatus) -> String {
 /// running executable (or one directory up, for test binaries in `deps/`).
 pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, PoolError> {
     if let Some(p) = explicit {
-        return if p.is_file() { Ok(p.to_path_buf()) } else { Err(PoolError::WorkerNotFound { looked: p.display().to_string() }) };
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(PoolError::WorkerNotFound {
+                looked: p.display().to_string(),
+            })
+        };
     }
     let mut looked = Vec::new();
     if let Some(p) = std::env::var_os("LUAPOOL_WORKER") {
@@ -177,6 +203,10 @@ pub fn find_worker(explicit: Option<&Path>) -> Result<PathBuf, PoolError> {
             looked.push(p);
         }
     }
-    let looked = looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let looked = looked
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     Err(PoolError::WorkerNotFound { looked })
 }

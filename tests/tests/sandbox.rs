@@ -19,7 +19,11 @@ fn lua_error(code: &str) -> String {
 
 /// The values of a compute that must succeed.
 fn values(code: &str) -> Vec<HostValue> {
-    pool().session().compute(code).unwrap_or_else(|e| panic!("{code}: {e:?}")).values
+    pool()
+        .session()
+        .compute(code)
+        .unwrap_or_else(|e| panic!("{code}: {e:?}"))
+        .values
 }
 
 fn s(text: &str) -> HostValue {
@@ -29,40 +33,85 @@ fn s(text: &str) -> HostValue {
 #[test]
 fn escapes_are_refused_with_a_clear_error() {
     let cases: &[(&str, &str)] = &[
-        ("io.open('/etc/passwd')", "attempt to index a nil value (global 'io')"),
+        (
+            "io.open('/etc/passwd')",
+            "attempt to index a nil value (global 'io')",
+        ),
         ("io.popen('id')", "(global 'io')"),
-        ("os.execute('id')", "attempt to call a nil value (field 'execute')"),
-        ("os.getenv('HOME')", "attempt to call a nil value (field 'getenv')"),
+        (
+            "os.execute('id')",
+            "attempt to call a nil value (field 'execute')",
+        ),
+        (
+            "os.getenv('HOME')",
+            "attempt to call a nil value (field 'getenv')",
+        ),
         ("os.exit(1)", "(field 'exit')"),
         ("os.remove('/tmp/x')", "(field 'remove')"),
         ("os.rename('/tmp/x', '/tmp/y')", "(field 'rename')"),
         ("os.tmpname()", "(field 'tmpname')"),
         ("os.setlocale('C')", "(field 'setlocale')"),
-        ("require('os')", "attempt to call a nil value (global 'require')"),
-        ("dofile('/etc/passwd')", "attempt to call a nil value (global 'dofile')"),
-        ("loadfile('/etc/passwd')", "attempt to call a nil value (global 'loadfile')"),
-        ("package.loadlib('libc.so.6', 'system')", "(global 'package')"),
-        ("string.dump(print)", "attempt to call a nil value (field 'dump')"),
+        (
+            "require('os')",
+            "attempt to call a nil value (global 'require')",
+        ),
+        (
+            "dofile('/etc/passwd')",
+            "attempt to call a nil value (global 'dofile')",
+        ),
+        (
+            "loadfile('/etc/passwd')",
+            "attempt to call a nil value (global 'loadfile')",
+        ),
+        (
+            "package.loadlib('libc.so.6', 'system')",
+            "(global 'package')",
+        ),
+        (
+            "string.dump(print)",
+            "attempt to call a nil value (field 'dump')",
+        ),
         ("(''):dump()", "attempt to call a nil value (method 'dump')"),
-        ("debug.getinfo(1)", "attempt to index a nil value (global 'debug')"),
+        (
+            "debug.getinfo(1)",
+            "attempt to index a nil value (global 'debug')",
+        ),
         ("debug.sethook()", "(global 'debug')"),
-        ("collectgarbage('stop')", "collectgarbage('stop') is not allowed here: only collectgarbage('count')"),
+        (
+            "collectgarbage('stop')",
+            "collectgarbage('stop') is not allowed here: only collectgarbage('count')",
+        ),
         ("collectgarbage()", "collectgarbage() is not allowed here"),
         ("collectgarbage('collect')", "is not allowed here"),
         ("collectgarbage('step')", "is not allowed here"),
         ("collectgarbage('generational')", "is not allowed here"),
         ("collectgarbage('incremental', 0, 0)", "is not allowed here"),
-        ("getmetatable('').__index = { upper = function() return 'pwned' end }", "attempt to index a boolean value"),
-        ("setmetatable('', {})", "bad argument #1 to 'setmetatable' (table expected, got string)"),
-        ("setmetatable({}, { __gc = function() end })", "__gc metamethods are not allowed here"),
-        ("setmetatable(_io, {})", "cannot change the metatable of an external table"),
+        (
+            "getmetatable('').__index = { upper = function() return 'pwned' end }",
+            "attempt to index a boolean value",
+        ),
+        (
+            "setmetatable('', {})",
+            "bad argument #1 to 'setmetatable' (table expected, got string)",
+        ),
+        (
+            "setmetatable({}, { __gc = function() end })",
+            "__gc metamethods are not allowed here",
+        ),
+        (
+            "setmetatable(_io, {})",
+            "cannot change the metatable of an external table",
+        ),
         ("newproxy(true)", "(global 'newproxy')"),
         ("loadstring('return 1')", "(global 'loadstring')"),
         ("module('x')", "(global 'module')"),
     ];
     for (code, expected) in cases {
         let message = lua_error(code);
-        assert!(message.contains(expected), "{code}: {message:?} does not contain {expected:?}");
+        assert!(
+            message.contains(expected),
+            "{code}: {message:?} does not contain {expected:?}"
+        );
     }
 }
 
@@ -80,30 +129,48 @@ fn binary_chunks_cannot_be_loaded_in_any_way() {
         let v = values(code);
         assert_eq!(v.len(), 2, "{code}: {v:?}");
         assert_eq!(v[0], HostValue::Nil, "{code}");
-        assert!(matches!(&v[1], HostValue::Str(m) if String::from_utf8_lossy(m).contains(refused)), "{code}: {v:?}");
+        assert!(
+            matches!(&v[1], HostValue::Str(m) if String::from_utf8_lossy(m).contains(refused)),
+            "{code}: {v:?}"
+        );
     }
     // Text still loads, with the compute's globals or an explicit env.
-    assert_eq!(values("x = 41 return load('return x + 1')()"), vec![HostValue::Int(42)]);
-    assert_eq!(values("return load('return y', 'c', 't', { y = 5 })()"), vec![HostValue::Int(5)]);
+    assert_eq!(
+        values("x = 41 return load('return x + 1')()"),
+        vec![HostValue::Int(42)]
+    );
+    assert_eq!(
+        values("return load('return y', 'c', 't', { y = 5 })()"),
+        vec![HostValue::Int(5)]
+    );
 }
 
 #[test]
 fn what_the_sandbox_keeps_still_works() {
-    assert_eq!(values("return type(collectgarbage('count'))"), vec![s("number")]);
-    assert_eq!(values("return type(os.clock()), type(os.time()), os.date('!%Y', 0), os.difftime(2, 1)"), vec![
-        s("number"),
-        s("number"),
-        s("1970"),
-        HostValue::Float(1.0)
-    ]);
-    assert_eq!(values("return getmetatable('')"), vec![HostValue::Bool(false)]);
-    assert_eq!(values("return ('abc'):upper(), string.format('%05d', 42), utf8.char(233)"), vec![
-        s("ABC"),
-        s("00042"),
-        s("é")
-    ]);
-    assert_eq!(values("return getmetatable(_io)"), vec![s("external table")]);
-    assert_eq!(values("return select('#', pcall(error))"), vec![HostValue::Int(2)]);
+    assert_eq!(
+        values("return type(collectgarbage('count'))"),
+        vec![s("number")]
+    );
+    assert_eq!(
+        values("return type(os.clock()), type(os.time()), os.date('!%Y', 0), os.difftime(2, 1)"),
+        vec![s("number"), s("number"), s("1970"), HostValue::Float(1.0)]
+    );
+    assert_eq!(
+        values("return getmetatable('')"),
+        vec![HostValue::Bool(false)]
+    );
+    assert_eq!(
+        values("return ('abc'):upper(), string.format('%05d', 42), utf8.char(233)"),
+        vec![s("ABC"), s("00042"), s("é")]
+    );
+    assert_eq!(
+        values("return getmetatable(_io)"),
+        vec![s("external table")]
+    );
+    assert_eq!(
+        values("return select('#', pcall(error))"),
+        vec![HostValue::Int(2)]
+    );
 }
 
 #[test]
@@ -141,22 +208,25 @@ fn nothing_a_compute_changes_is_visible_to_the_next() {
                 "##,
             )
             .unwrap();
-        assert_eq!(out.values, vec![
-            HostValue::Nil,
-            HostValue::Nil,
-            HostValue::Nil,
-            HostValue::Nil,
-            s("X"),
-            s("Y"),
-            HostValue::Bool(true),
-            s("ok"),
-            HostValue::Bool(true),
-            s("function"),
-            s("function"),
-            HostValue::Int(2),
-            HostValue::Nil,
-            HostValue::Nil,
-        ]);
+        assert_eq!(
+            out.values,
+            vec![
+                HostValue::Nil,
+                HostValue::Nil,
+                HostValue::Nil,
+                HostValue::Nil,
+                s("X"),
+                s("Y"),
+                HostValue::Bool(true),
+                s("ok"),
+                HostValue::Bool(true),
+                s("function"),
+                s("function"),
+                HostValue::Int(2),
+                HostValue::Nil,
+                HostValue::Nil,
+            ]
+        );
     }
 }
 
@@ -171,9 +241,12 @@ fn budget_stop_cannot_be_caught_by_a_script_handler() {
         instructions: Some(1_000_000),
         ..Default::default()
     };
-    let code = "xpcall(function() while true do end end, function() while true do end end) return 1";
+    let code =
+        "xpcall(function() while true do end end, function() while true do end end) return 1";
     match s.compute_with(code, opts) {
-        Err(ComputeError::Timeout { message }) => assert!(message.contains("instruction limit"), "{message}"),
+        Err(ComputeError::Timeout { message }) => {
+            assert!(message.contains("instruction limit"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -190,7 +263,10 @@ fn scan_worker(pid: u32, needle: &[u8]) -> (Vec<String>, bool) {
         let (range, perms) = (parts.next().unwrap(), parts.next().unwrap());
         let path = line.split_whitespace().nth(5).unwrap_or("").to_string();
         let (lo, hi) = range.split_once('-').unwrap();
-        let (lo, hi) = (u64::from_str_radix(lo, 16).unwrap(), u64::from_str_radix(hi, 16).unwrap());
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).unwrap(),
+            u64::from_str_radix(hi, 16).unwrap(),
+        );
         if perms.as_bytes()[3] == b's' {
             shared.push(format!("{} bytes {path}", hi - lo));
         }
@@ -209,17 +285,29 @@ fn a_worker_holds_no_supervisor_memory_and_never_sees_other_sessions_data() {
     let pool = Pool::builder().workers(1).build().unwrap();
     // Another session's data, in the supervisor's store; built at run time so
     // the literal is not in any binary.
-    let secret = format!("{}-{}-never-in-a-worker", "sandbox", std::process::id() * 7919);
+    let secret = format!(
+        "{}-{}-never-in-a-worker",
+        "sandbox",
+        std::process::id() * 7919
+    );
     let other = pool.session();
-    other.set_input(&serde_json::json!({ "secret": secret })).unwrap();
+    other
+        .set_input(&serde_json::json!({ "secret": secret }))
+        .unwrap();
     let me = pool.session();
-    me.set_input(&serde_json::json!({ "mine": [1, 2, 3] })).unwrap();
-    let out = me.compute("local n = 0 for _, v in ipairs(_io.input.mine) do n = n + v end return n").unwrap();
+    me.set_input(&serde_json::json!({ "mine": [1, 2, 3] }))
+        .unwrap();
+    let out = me
+        .compute("local n = 0 for _, v in ipairs(_io.input.mine) do n = n + v end return n")
+        .unwrap();
     assert_eq!(out.values, vec![HostValue::Int(6)]);
     let pid = pool.worker_pids()[0];
     let (shared, found) = scan_worker(pid, secret.as_bytes());
     // The only memory the worker shares with anyone is its 64 KiB ring.
     assert_eq!(shared.len(), 1, "{shared:?}");
-    assert!(shared[0].starts_with("65536 bytes /dev/shm/shmem_"), "{shared:?}");
+    assert!(
+        shared[0].starts_with("65536 bytes /dev/shm/shmem_"),
+        "{shared:?}"
+    );
     assert!(!found, "another session's data is in the worker's memory");
 }

@@ -48,13 +48,15 @@ fn kind_of(i: u64) -> Kind {
 
 fn code_of(kind: Kind, i: u64) -> String {
     match kind {
-        Kind::Ok => format!("_io.output = {{ i = {i}, list = {{ 1, 2, {{ deep = true }} }} }} return {i}"),
+        Kind::Ok => {
+            format!("_io.output = {{ i = {i}, list = {{ 1, 2, {{ deep = true }} }} }} return {i}")
+        }
         Kind::Input => "return _io.input.owner".into(),
         Kind::LuaError => format!("local t = {{}} t.x.y = 1 -- {i}\nerror('never reached')"),
         Kind::Budget => "while true do pcall(function() while true do end end) end".into(),
         Kind::WallClock => "while true do end".into(),
         Kind::Memory => "local s = 'x' while true do s = s .. s end".into(),
-        Kind::Quota if i % 3 == 0 => "while true do ext.table() end".into(),
+        Kind::Quota if i.is_multiple_of(3) => "while true do ext.table() end".into(),
         Kind::Quota => "_io.output = { blob = string.rep('q', 2e6) }".into(),
     }
 }
@@ -73,13 +75,20 @@ struct Tally {
 #[test]
 fn soak_mixed_computes_with_kills_lose_nothing() {
     let _heavy = heavy();
-    let total: u64 = std::env::var("LUAPOOL_SOAK").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let total: u64 = std::env::var("LUAPOOL_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let pool = Pool::builder()
         .workers(2)
         .queue(64)
         .session_quota(1 << 20)
         .restart_intensity(100_000, Duration::from_secs(1))
-        .limits(Limits { timeout: Duration::from_secs(30), instructions: 2_000_000, memory: 32 << 20 })
+        .limits(Limits {
+            timeout: Duration::from_secs(30),
+            instructions: 2_000_000,
+            memory: 32 << 20,
+        })
         .build()
         .unwrap();
     let baseline_tables = pool.stats().store.tables;
@@ -113,10 +122,14 @@ fn soak_mixed_computes_with_kills_lose_nothing() {
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
-        let clients: Vec<_> = (0..THREADS).map(|t| s.spawn({
-            let (pool, next) = (&pool, &next);
-            move || client(pool, next, total, t)
-        })).collect();
+        let clients: Vec<_> = (0..THREADS)
+            .map(|t| {
+                s.spawn({
+                    let (pool, next) = (&pool, &next);
+                    move || client(pool, next, total, t)
+                })
+            })
+            .collect();
         let tallies = clients.into_iter().map(|c| c.join().unwrap()).collect();
         done.store(true, Ordering::Relaxed);
         killer.join().unwrap();
@@ -153,14 +166,23 @@ fn soak_mixed_computes_with_kills_lose_nothing() {
     assert_eq!(sum(|t| t.answered), total);
     assert_eq!(st.computes, total, "computes served by the pool");
     // Only a kill can cost a compute.
-    assert!(sum(|t| t.crashed) <= kills, "more crashed computes than kills");
+    assert!(
+        sum(|t| t.crashed) <= kills,
+        "more crashed computes than kills"
+    );
     assert!(!st.crash_loop);
     // Every session was dropped: the store is back to its baseline.
-    assert_eq!(st.store.tables, baseline_tables, "store tables after the soak");
+    assert_eq!(
+        st.store.tables, baseline_tables,
+        "store tables after the soak"
+    );
     // Stated bound: the supervisor's RSS at the end is within 64 MiB of its
     // RSS before the first compute, whatever the number of computes.
     let grew = rss_after.saturating_sub(rss_before) >> 10;
-    assert!(grew < RSS_BOUND_MIB, "supervisor RSS grew by {grew} MiB (bound {RSS_BOUND_MIB} MiB)");
+    assert!(
+        grew < RSS_BOUND_MIB,
+        "supervisor RSS grew by {grew} MiB (bound {RSS_BOUND_MIB} MiB)"
+    );
 }
 
 /// One client thread: takes compute numbers until `total`, checks each answer.
@@ -179,7 +201,8 @@ fn client(pool: &Arc<Pool>, next: &AtomicU64, total: u64, thread: u64) -> Tally 
             session_no += 1;
             let s = pool.session();
             let owner = format!("thread {thread} session {session_no}");
-            s.set_input(&serde_json::json!({ "owner": owner, "rows": [1, 2, 3] })).unwrap();
+            s.set_input(&serde_json::json!({ "owner": owner, "rows": [1, 2, 3] }))
+                .unwrap();
             session = Some((s, owner));
             used = 0;
         }
@@ -203,15 +226,25 @@ fn client(pool: &Arc<Pool>, next: &AtomicU64, total: u64, thread: u64) -> Tally 
                 tally.ok += 1;
             }
             (Kind::Input, Ok(out)) => {
-                assert_eq!(out.values, vec![HostValue::Str(owner.clone().into_bytes())], "compute {i}");
+                assert_eq!(
+                    out.values,
+                    vec![HostValue::Str(owner.clone().into_bytes())],
+                    "compute {i}"
+                );
                 tally.ok += 1;
             }
             (Kind::LuaError, Err(ComputeError::LuaError { message, .. })) => {
-                assert!(message.contains("attempt to index a nil value"), "compute {i}: {message}");
+                assert!(
+                    message.contains("attempt to index a nil value"),
+                    "compute {i}: {message}"
+                );
                 tally.lua_errors += 1;
             }
             (Kind::Budget, Err(ComputeError::Timeout { message })) => {
-                assert!(message.contains("instruction limit"), "compute {i}: {message}");
+                assert!(
+                    message.contains("instruction limit"),
+                    "compute {i}: {message}"
+                );
                 tally.timeouts += 1;
             }
             (Kind::WallClock, Err(ComputeError::Timeout { message })) => {

@@ -351,7 +351,11 @@ impl Worker {
             }
             FailureKind::MemoryLimit => format!(
                 "{} (Lua heap limit of {} bytes)",
-                if message.is_empty() { stop_message(kind) } else { &message },
+                if message.is_empty() {
+                    stop_message(kind)
+                } else {
+                    &message
+                },
                 self.stop.heap_limit.get()
             ),
             _ => message,

@@ -53,15 +53,21 @@ impl Sandbox {
         stop: Table,
     ) -> mlua::Result<Sandbox> {
         let g = lua.globals();
-        let wrapped: Table = lua.load(include_str!("sandbox.lua")).set_name("=luapool-sandbox").call((
-            take(&overrides, "pcall")?,
-            take(&overrides, "xpcall")?,
-            resume,
-            take(&overrides, "setmetatable")?,
-            on_memory_error,
-            stop,
-        ))?;
-        let mut base: Vec<(&'static str, mlua::Value)> = BASE.iter().map(|n| Ok((*n, g.raw_get(*n)?))).collect::<mlua::Result<_>>()?;
+        let wrapped: Table = lua
+            .load(include_str!("sandbox.lua"))
+            .set_name("=luapool-sandbox")
+            .call((
+                take(&overrides, "pcall")?,
+                take(&overrides, "xpcall")?,
+                resume,
+                take(&overrides, "setmetatable")?,
+                on_memory_error,
+                stop,
+            ))?;
+        let mut base: Vec<(&'static str, mlua::Value)> = BASE
+            .iter()
+            .map(|n| Ok((*n, g.raw_get(*n)?)))
+            .collect::<mlua::Result<_>>()?;
         for (name, v) in overrides {
             let v = match name {
                 "pcall" | "xpcall" | "setmetatable" => wrapped.raw_get(name)?,
@@ -77,7 +83,9 @@ impl Sandbox {
             for pair in orig.pairs::<mlua::Value, mlua::Value>() {
                 let (k, v) = pair?;
                 let keep_it = match (keep, &k) {
-                    (Some(names), mlua::Value::String(s)) => names.iter().any(|n| s.as_bytes() == n.as_bytes()),
+                    (Some(names), mlua::Value::String(s)) => {
+                        names.iter().any(|n| s.as_bytes() == n.as_bytes())
+                    }
                     (Some(_), _) => false,
                     (None, mlua::Value::String(s)) => s.as_bytes() != b"dump".as_slice(),
                     (None, _) => true,
@@ -97,9 +105,15 @@ impl Sandbox {
         string.raw_set("dump", mlua::Value::Nil)?;
         // Lock the string metatable: `getmetatable("")` no longer hands out
         // the shared string library that every compute's methods use.
-        lua.load("getmetatable('').__metatable = false").set_name("=luapool-sandbox").exec()?;
+        lua.load("getmetatable('').__metatable = false")
+            .set_name("=luapool-sandbox")
+            .exec()?;
         let env_functions: Function = wrapped.raw_get("env_functions")?;
-        Ok(Sandbox { base, libs, env_functions })
+        Ok(Sandbox {
+            base,
+            libs,
+            env_functions,
+        })
     }
 
     /// A fresh global environment with `extra` globals (`_io`, `_home`, …).

@@ -26,8 +26,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use luapool_protocol::{
-    decode, encode, Endpoint, FrameHeader, Key, Literal, Outcome, Reply, Request, Start, TableId, ToSupervisor,
-    ToWorker, Value, Write,
+    decode, encode, Endpoint, FrameHeader, Key, Literal, Outcome, Reply, Request, Start, TableId,
+    ToSupervisor, ToWorker, Value, Write,
 };
 
 fn main() -> ExitCode {
@@ -51,11 +51,19 @@ fn main() -> ExitCode {
     }
     let me = std::path::PathBuf::from(std::env::args().next().unwrap_or_default());
     if attack.is_empty() {
-        let name = me.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        attack = name.strip_prefix("hostile-").unwrap_or("honest").to_string();
+        let name = me
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        attack = name
+            .strip_prefix("hostile-")
+            .unwrap_or("honest")
+            .to_string();
     }
     if victim_file.is_none() {
-        victim_file = me.parent().map(|d| d.join("victim").to_string_lossy().into_owned());
+        victim_file = me
+            .parent()
+            .map(|d| d.join("victim").to_string_lossy().into_owned());
     }
     if attack == "no-ready" {
         return ExitCode::from(1);
@@ -65,7 +73,9 @@ fn main() -> ExitCode {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::getppid()
     };
-    let Some(ring_id) = ring_id else { return ExitCode::from(2) };
+    let Some(ring_id) = ring_id else {
+        return ExitCode::from(2);
+    };
     let mut ring = match Endpoint::open(&ring_id) {
         Ok(r) => r,
         Err(e) => {
@@ -75,8 +85,16 @@ fn main() -> ExitCode {
     };
     // SAFETY: getppid has no preconditions.
     ring.set_peer_alive(Box::new(move || unsafe { libc::getppid() } == parent));
-    let w = Hostile { ring, ring_id, victim_file };
-    if w.send(&ToSupervisor::Ready { pid: std::process::id() }).is_err() {
+    let w = Hostile {
+        ring,
+        ring_id,
+        victim_file,
+    };
+    if w.send(&ToSupervisor::Ready {
+        pid: std::process::id(),
+    })
+    .is_err()
+    {
         return ExitCode::from(3);
     }
     if attack == "ready-then-exit" {
@@ -104,7 +122,10 @@ struct Hostile {
 impl Hostile {
     /// The victim's table id, as the test wrote it (0 if none).
     fn victim(&self) -> TableId {
-        let text = self.victim_file.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+        let text = self
+            .victim_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
         text.and_then(|t| t.trim().parse().ok()).unwrap_or(0)
     }
 
@@ -131,7 +152,8 @@ impl Hostile {
 
     fn done(&self, text: String) -> bool {
         let lit = Literal::Value(Value::Str(text.into_bytes()));
-        self.send(&ToSupervisor::Done(Outcome::Returned(vec![lit]))).is_ok()
+        self.send(&ToSupervisor::Done(Outcome::Returned(vec![lit])))
+            .is_ok()
     }
 
     /// Runs the attack on one compute; false ends the process.
@@ -140,7 +162,9 @@ impl Hostile {
             "honest" => self.done("ok".into()),
             // Bytes that are not frames at all.
             "garbage" => {
-                let junk: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(97) ^ 0xa5) as u8).collect();
+                let junk: Vec<u8> = (0..200u32)
+                    .map(|i| (i.wrapping_mul(97) ^ 0xa5) as u8)
+                    .collect();
                 let _ = self.ring.send_raw(&junk);
                 park()
             }
@@ -151,7 +175,11 @@ impl Hostile {
             }
             // A frame header announcing a message of 2^62 bytes.
             "huge-frame" => {
-                let h = FrameHeader { len: 8, flags: FrameHeader::MORE, total: 1 << 62 };
+                let h = FrameHeader {
+                    len: 8,
+                    flags: FrameHeader::MORE,
+                    total: 1 << 62,
+                };
                 let mut raw = h.encode().to_vec();
                 raw.extend_from_slice(&[0u8; 8]);
                 let _ = self.ring.send_raw(&raw);
@@ -160,7 +188,11 @@ impl Hostile {
             // A 200 MB message (under the supervisor's limit) of which only
             // the first frame ever arrives.
             "trickle" => {
-                let h = FrameHeader { len: 1024, flags: FrameHeader::MORE, total: 200 << 20 };
+                let h = FrameHeader {
+                    len: 1024,
+                    flags: FrameHeader::MORE,
+                    total: 200 << 20,
+                };
                 let mut raw = h.encode().to_vec();
                 raw.extend_from_slice(&[0x92; 1024]);
                 let _ = self.ring.send_raw(&raw);
@@ -180,7 +212,10 @@ impl Hostile {
             }
             // A key no Lua table can have.
             "nan-key" => {
-                let req = Request::Get { table: start.io, key: Key::Float(f64::NAN.to_bits()) };
+                let req = Request::Get {
+                    table: start.io,
+                    key: Key::Float(f64::NAN.to_bits()),
+                };
                 let _ = self.send(&ToSupervisor::Request(req));
                 park()
             }
@@ -202,7 +237,10 @@ impl Hostile {
                 }
                 let arena = victim >> 32;
                 for slot in 0..256 {
-                    seen.push(self.ask(Request::Get { table: arena << 32 | slot, key: Key::str("input") }));
+                    seen.push(self.ask(Request::Get {
+                        table: arena << 32 | slot,
+                        key: Key::str("input"),
+                    }));
                 }
                 for arena in 0..64u64 {
                     for slot in 0..8 {
@@ -220,22 +258,43 @@ impl Hostile {
                     array: vec![Literal::Value(Value::Table(self.victim()))],
                     hash: Vec::new(),
                 };
-                self.send(&ToSupervisor::Done(Outcome::Returned(vec![lit]))).is_ok()
+                self.send(&ToSupervisor::Done(Outcome::Returned(vec![lit])))
+                    .is_ok()
             }
             // Edge values in requests on the compute's own tables.
             "bad-requests" => {
                 let io = start.io;
                 let reqs = vec![
-                    Request::GetRange { table: io, start: i64::MAX - 1, count: u32::MAX },
-                    Request::GetRange { table: io, start: i64::MIN, count: u32::MAX },
-                    Request::Next { table: io, after: Some(Key::str("no such key")), limit: u32::MAX },
-                    Request::Next { table: io, after: None, limit: 0 },
+                    Request::GetRange {
+                        table: io,
+                        start: i64::MAX - 1,
+                        count: u32::MAX,
+                    },
+                    Request::GetRange {
+                        table: io,
+                        start: i64::MIN,
+                        count: u32::MAX,
+                    },
+                    Request::Next {
+                        table: io,
+                        after: Some(Key::str("no such key")),
+                        limit: u32::MAX,
+                    },
+                    Request::Next {
+                        table: io,
+                        after: None,
+                        limit: 0,
+                    },
                     Request::Write(vec![Write {
                         table: io,
                         key: Key::str("input"),
                         value: Literal::Value(Value::Str(b"overwritten".to_vec())),
                     }]),
-                    Request::Write(vec![Write { table: io, key: Key::str("self"), value: Literal::Value(Value::Table(io)) }]),
+                    Request::Write(vec![Write {
+                        table: io,
+                        key: Key::str("self"),
+                        value: Literal::Value(Value::Table(io)),
+                    }]),
                 ];
                 let seen: Vec<String> = reqs.into_iter().map(|r| self.ask(r)).collect();
                 self.done(seen.join("\n"))
@@ -243,28 +302,36 @@ impl Hostile {
             // Three requests before reading any reply: answered in order.
             "pipelined" => {
                 for key in ["input", "meta", "output"] {
-                    let req = Request::Get { table: start.io, key: Key::str(key) };
+                    let req = Request::Get {
+                        table: start.io,
+                        key: Key::str(key),
+                    };
                     if self.send(&ToSupervisor::Request(req)).is_err() {
                         return false;
                     }
                 }
-                let seen: Vec<String> = (0..3).map(|_| self.recv().map_or("none".into(), |m| format!("{m:?}"))).collect();
+                let seen: Vec<String> = (0..3)
+                    .map(|_| self.recv().map_or("none".into(), |m| format!("{m:?}")))
+                    .collect();
                 self.done(seen.join("\n"))
             }
             // Requests without ever reading a reply: the supervisor's ring to
             // us fills and its send must give up at the deadline.
-            "never-drain" => {
-                loop {
-                    if self.send(&ToSupervisor::Request(Request::Len { table: start.io })).is_err() {
-                        return park();
-                    }
+            "never-drain" => loop {
+                if self
+                    .send(&ToSupervisor::Request(Request::Len { table: start.io }))
+                    .is_err()
+                {
+                    return park();
                 }
-            }
+            },
             // Says nothing at all.
             "silent" => park(),
             // A Ready in the middle of a compute.
             "ready-mid-compute" => {
-                let _ = self.send(&ToSupervisor::Ready { pid: std::process::id() });
+                let _ = self.send(&ToSupervisor::Ready {
+                    pid: std::process::id(),
+                });
                 park()
             }
             // Finishes, then keeps talking while idle.
@@ -301,12 +368,29 @@ impl Hostile {
 /// Every request kind, aimed at `victim`, plus writes that try to copy it
 /// into our own `_io` (`own`).
 fn forged_requests(victim: TableId, own: TableId) -> Vec<Request> {
-    let steal = |value| Request::Write(vec![Write { table: own, key: Key::str("stolen"), value }]);
+    let steal = |value| {
+        Request::Write(vec![Write {
+            table: own,
+            key: Key::str("stolen"),
+            value,
+        }])
+    };
     vec![
-        Request::Get { table: victim, key: Key::str("input") },
-        Request::GetRange { table: victim, start: 1, count: 100 },
+        Request::Get {
+            table: victim,
+            key: Key::str("input"),
+        },
+        Request::GetRange {
+            table: victim,
+            start: 1,
+            count: 100,
+        },
         Request::Len { table: victim },
-        Request::Next { table: victim, after: None, limit: 100 },
+        Request::Next {
+            table: victim,
+            after: None,
+            limit: 100,
+        },
         Request::Write(vec![Write {
             table: victim,
             key: Key::str("input"),
@@ -333,7 +417,9 @@ fn park() -> bool {
 
 /// Maps the region by name and fills it with pseudo-random bytes.
 fn scribble(os_id: &str) {
-    let Ok(name) = std::ffi::CString::new(os_id) else { return };
+    let Ok(name) = std::ffi::CString::new(os_id) else {
+        return;
+    };
     let len = luapool_protocol::REGION_SIZE;
     // SAFETY: shm_open and mmap are called with valid arguments; the mapping is
     // checked before use and is exactly `len` bytes; we write only inside it.
@@ -343,7 +429,14 @@ fn scribble(os_id: &str) {
         if fd < 0 {
             return;
         }
-        let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
         libc::close(fd);
         if p == libc::MAP_FAILED {
             return;

@@ -28,10 +28,18 @@ fn busy_at_once_when_every_worker_is_busy_and_the_queue_is_full() {
     let (running, queued, rejected) = (pool.session(), pool.session(), pool.session());
     let (started_tx, started) = mpsc::channel();
     std::thread::scope(|s| {
-        let first = s.spawn(|| running.compute_with("print('go') while true do end", spinning(started_tx, None)));
-        started.recv_timeout(Duration::from_secs(30)).expect("the first compute runs");
+        let first = s.spawn(|| {
+            running.compute_with("print('go') while true do end", spinning(started_tx, None))
+        });
+        started
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the first compute runs");
         let second = s.spawn(|| queued.compute("return 2"));
-        wait_until("the second compute is queued", Duration::from_secs(10), || pool.stats().queued == 1);
+        wait_until(
+            "the second compute is queued",
+            Duration::from_secs(10),
+            || pool.stats().queued == 1,
+        );
         // The worker is busy and the queue is full: Busy, without waiting.
         let e = expect_err(rejected.compute("return 3"), "third");
         assert!(matches!(e, ComputeError::Busy), "{e:?}");
@@ -54,7 +62,11 @@ fn busy_at_once_when_every_worker_is_busy_and_the_queue_is_full() {
 #[test]
 fn cancelling_a_compute_stuck_in_a_c_call_kills_the_worker_after_the_grace() {
     let pool = builder(1)
-        .limits(Limits { timeout: Duration::from_secs(120), instructions: 0, memory: 64 << 20 })
+        .limits(Limits {
+            timeout: Duration::from_secs(120),
+            instructions: 0,
+            memory: 64 << 20,
+        })
         .build()
         .unwrap();
     let session = pool.session();
@@ -71,10 +83,16 @@ fn cancelling_a_compute_stuck_in_a_c_call_kills_the_worker_after_the_grace() {
         let e = expect_err(stuck.join().unwrap(), "stuck");
         assert!(matches!(e, ComputeError::Cancelled), "{e:?}");
     });
-    wait_until("a replacement worker", Duration::from_secs(20), || pool.stats().alive == 1);
+    wait_until("a replacement worker", Duration::from_secs(20), || {
+        pool.stats().alive == 1
+    });
     still_works(&session);
     let st = pool.stats();
-    assert_eq!((st.restarts, st.crashes), (1, 0), "a cancel kill is not a crash: {st:?}");
+    assert_eq!(
+        (st.restarts, st.crashes),
+        (1, 0),
+        "a cancel kill is not a crash: {st:?}"
+    );
 }
 
 #[test]
@@ -83,8 +101,14 @@ fn a_token_cancelled_before_the_compute_is_queued_never_runs() {
     let session = pool.session();
     let cancel = CancelToken::new();
     cancel.cancel();
-    let opts = ComputeOptions { cancel: Some(cancel), ..ComputeOptions::default() };
-    let e = expect_err(session.compute_with("_io.output = 'ran'", opts), "pre-cancelled");
+    let opts = ComputeOptions {
+        cancel: Some(cancel),
+        ..ComputeOptions::default()
+    };
+    let e = expect_err(
+        session.compute_with("_io.output = 'ran'", opts),
+        "pre-cancelled",
+    );
     assert!(matches!(e, ComputeError::Cancelled), "{e:?}");
     let out: serde_json::Value = session.get_output().unwrap();
     assert_eq!(out, serde_json::Value::Null, "the compute did not run");

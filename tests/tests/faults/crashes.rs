@@ -6,14 +6,21 @@ use std::time::Duration;
 
 use luapool_supervisor::{ComputeError, ComputeOptions, HostValue, Limits, Pool, PoolError};
 
-use super::{builder, expect_err, hostile_pool, int, kill, rss_kib, still_works, wait_for_full_pool, wait_until, Hostile};
+use super::{
+    builder, expect_err, hostile_pool, int, kill, rss_kib, still_works, wait_for_full_pool,
+    wait_until, Hostile,
+};
 
 #[test]
 fn worker_killed_mid_compute_returns_worker_crashed_for_that_compute_only() {
     let pool = builder(2).build().unwrap();
     let (victim, bystander) = (pool.session(), pool.session());
-    victim.set_input(&serde_json::json!({ "name": "victim" })).unwrap();
-    bystander.set_input(&serde_json::json!({ "name": "bystander" })).unwrap();
+    victim
+        .set_input(&serde_json::json!({ "name": "victim" }))
+        .unwrap();
+    bystander
+        .set_input(&serde_json::json!({ "name": "bystander" }))
+        .unwrap();
     let (started_tx, started) = mpsc::channel();
     std::thread::scope(|s| {
         // The victim marks its worker with 64 MiB of heap, says it runs, spins.
@@ -26,22 +33,41 @@ fn worker_killed_mid_compute_returns_worker_crashed_for_that_compute_only() {
                 })),
                 ..ComputeOptions::default()
             };
-            victim.compute_with("local pad = string.rep('k', 64 << 20) print('running') while true do end", opts)
+            victim.compute_with(
+                "local pad = string.rep('k', 64 << 20) print('running') while true do end",
+                opts,
+            )
         });
-        started.recv_timeout(Duration::from_secs(30)).expect("the victim compute started");
+        started
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the victim compute started");
         // Meanwhile the other worker keeps serving the other session.
         let busy = s.spawn(|| {
             (0..20)
-                .map(|i| int(&bystander, &format!("local n = 0 for j = 1, 20000 do n = n + 1 end return n + {i}")))
+                .map(|i| {
+                    int(
+                        &bystander,
+                        &format!("local n = 0 for j = 1, 20000 do n = n + 1 end return n + {i}"),
+                    )
+                })
                 .collect::<Vec<_>>()
         });
         let pids = pool.worker_pids();
         let target = *pids.iter().max_by_key(|&&p| rss_kib(p)).unwrap();
-        assert!(rss_kib(target) > 48 << 10, "the victim's worker holds its 64 MiB");
+        assert!(
+            rss_kib(target) > 48 << 10,
+            "the victim's worker holds its 64 MiB"
+        );
         kill(target);
         let e = expect_err(doomed.join().unwrap(), "killed compute");
-        assert!(matches!(&e, ComputeError::WorkerCrashed { message } if message.contains("signal 9")), "{e:?}");
-        assert_eq!(busy.join().unwrap(), (0..20).map(|i| 20000 + i).collect::<Vec<i64>>());
+        assert!(
+            matches!(&e, ComputeError::WorkerCrashed { message } if message.contains("signal 9")),
+            "{e:?}"
+        );
+        assert_eq!(
+            busy.join().unwrap(),
+            (0..20).map(|i| 20000 + i).collect::<Vec<i64>>()
+        );
     });
     wait_for_full_pool(&pool);
     // Both sessions carry on, with their own data intact.
@@ -51,7 +77,11 @@ fn worker_killed_mid_compute_returns_worker_crashed_for_that_compute_only() {
         still_works(s);
     }
     let st = pool.stats();
-    assert_eq!((st.crashes, st.restarts, st.crash_loop), (1, 1, false), "{st:?}");
+    assert_eq!(
+        (st.crashes, st.restarts, st.crash_loop),
+        (1, 1, false),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -74,7 +104,10 @@ fn worker_killed_while_idle_is_replaced_before_it_is_needed() {
 
 #[test]
 fn killing_a_worker_over_and_over_trips_the_crash_loop_guard() {
-    let pool = builder(1).restart_intensity(3, Duration::from_secs(600)).build().unwrap();
+    let pool = builder(1)
+        .restart_intensity(3, Duration::from_secs(600))
+        .build()
+        .unwrap();
     let session = pool.session();
     for round in 0..3 {
         let pid = pool.worker_pids()[0];
@@ -87,29 +120,48 @@ fn killing_a_worker_over_and_over_trips_the_crash_loop_guard() {
     }
     // The fourth crash within the period is one too many.
     kill(pool.worker_pids()[0]);
-    wait_until("the crash-loop guard trips", Duration::from_secs(20), || pool.stats().crash_loop);
+    wait_until(
+        "the crash-loop guard trips",
+        Duration::from_secs(20),
+        || pool.stats().crash_loop,
+    );
     let st = pool.stats();
     assert_eq!((st.alive, st.crashes, st.restarts), (0, 4, 3), "{st:?}");
     let e = expect_err(session.compute("return 1"), "after the crash loop");
-    assert!(matches!(&e, ComputeError::Unavailable { message } if message.contains("crashed repeatedly")), "{e:?}");
+    assert!(
+        matches!(&e, ComputeError::Unavailable { message } if message.contains("crashed repeatedly")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn a_worker_program_that_keeps_exiting_stops_being_respawned() {
     let (_h, pool) = {
         let h = Hostile::new("ready-then-exit");
-        let pool = builder(2).worker_path(h.path()).restart_intensity(5, Duration::from_secs(600)).build().unwrap();
+        let pool = builder(2)
+            .worker_path(h.path())
+            .restart_intensity(5, Duration::from_secs(600))
+            .build()
+            .unwrap();
         (h, pool)
     };
-    wait_until("the guard trips and the last worker is gone", Duration::from_secs(30), || {
-        let st = pool.stats();
-        st.crash_loop && st.alive == 0
-    });
+    wait_until(
+        "the guard trips and the last worker is gone",
+        Duration::from_secs(30),
+        || {
+            let st = pool.stats();
+            st.crash_loop && st.alive == 0
+        },
+    );
     let settled = pool.stats();
     // Guard tripped: no more spawning, however long we look.
     std::thread::sleep(Duration::from_millis(500));
     let later = pool.stats();
-    assert_eq!((later.restarts, later.crashes), (settled.restarts, settled.crashes), "no respawning after the guard");
+    assert_eq!(
+        (later.restarts, later.crashes),
+        (settled.restarts, settled.crashes),
+        "no respawning after the guard"
+    );
     assert!(later.crashes > 5 && later.alive == 0, "{later:?}");
     let e = expect_err(pool.session().compute("return 1"), "crash-looping pool");
     assert!(matches!(e, ComputeError::Unavailable { .. }), "{e:?}");
@@ -131,7 +183,11 @@ fn timeouts_and_cancels_replace_workers_without_tripping_the_crash_guard() {
     // Intensity 1: two real crashes would trip it, twenty timeouts must not.
     let pool = builder(1)
         .restart_intensity(1, Duration::from_secs(600))
-        .limits(Limits { timeout: Duration::from_millis(150), instructions: 0, memory: 64 << 20 })
+        .limits(Limits {
+            timeout: Duration::from_millis(150),
+            instructions: 0,
+            memory: 64 << 20,
+        })
         .build()
         .unwrap();
     let session = pool.session();
@@ -141,7 +197,11 @@ fn timeouts_and_cancels_replace_workers_without_tripping_the_crash_guard() {
     }
     still_works(&session);
     let st = pool.stats();
-    assert_eq!((st.restarts, st.crashes, st.crash_loop), (20, 0, false), "{st:?}");
+    assert_eq!(
+        (st.restarts, st.crashes, st.crash_loop),
+        (20, 0, false),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -150,7 +210,10 @@ fn a_worker_that_exits_mid_compute_costs_that_compute_and_is_replaced() {
     let session = pool.session();
     for _ in 0..3 {
         let e = expect_err(session.compute("return 1"), "exit");
-        assert!(matches!(&e, ComputeError::WorkerCrashed { message } if message.contains("exited with status 1")), "{e:?}");
+        assert!(
+            matches!(&e, ComputeError::WorkerCrashed { message } if message.contains("exited with status 1")),
+            "{e:?}"
+        );
     }
     wait_for_full_pool(&pool);
     assert_eq!(pool.stats().crashes, 3);

@@ -27,15 +27,19 @@ fn text(r: Result<luapool_supervisor::ComputeOutput, ComputeError>) -> String {
 /// A victim session in `pool` holding the secret, and its `_io` id.
 fn victim(pool: &Arc<Pool>) -> luapool_supervisor::Session {
     let v = pool.session();
-    v.set_input(&serde_json::json!({ "secret": SECRET, "rows": [SECRET, SECRET] })).unwrap();
-    v.set_metadata(&serde_json::json!({ "secret": SECRET })).unwrap();
+    v.set_input(&serde_json::json!({ "secret": SECRET, "rows": [SECRET, SECRET] }))
+        .unwrap();
+    v.set_metadata(&serde_json::json!({ "secret": SECRET }))
+        .unwrap();
     v
 }
 
 /// The victim's `_io.input`, read directly from the store.
 fn victim_input(pool: &Pool, v: &luapool_supervisor::Session) -> serde_json::Value {
     let store = pool.store();
-    let hv = store.extract(&store.host_get(v.io_table_id(), &Key::str("input")).unwrap()).unwrap();
+    let hv = store
+        .extract(&store.host_get(v.io_table_id(), &Key::str("input")).unwrap())
+        .unwrap();
     luapool_supervisor::from_host(hv).unwrap()
 }
 
@@ -88,19 +92,29 @@ fn forged_table_ids_of_another_session_are_unknown_tables_never_data() {
     let v = victim(&pool);
     h.set_victim(v.io_table_id());
     let attacker = pool.session();
-    attacker.set_input(&serde_json::json!({ "mine": 1 })).unwrap();
+    attacker
+        .set_input(&serde_json::json!({ "mine": 1 }))
+        .unwrap();
     let seen = text(attacker.compute("return 1"));
     assert!(!seen.contains(SECRET), "leaked: {seen}");
     let lines: Vec<&str> = seen.lines().collect();
     // 7 forged requests + 256 slots of the victim's arena + the arena sweep.
     assert!(lines.len() > 7 + 256, "{} replies", lines.len());
     for line in &lines {
-        assert!(line.starts_with("Error(RequestError { kind: UnknownTable"), "not refused: {line}");
+        assert!(
+            line.starts_with("Error(RequestError { kind: UnknownTable"),
+            "not refused: {line}"
+        );
     }
     // Nothing was written anywhere: not the victim, not our own `_io`.
     assert_eq!(victim_input(&pool, &v), intact());
     let store = pool.store();
-    assert_eq!(store.host_get(attacker.io_table_id(), &Key::str("stolen")).unwrap(), luapool_protocol::Value::Nil);
+    assert_eq!(
+        store
+            .host_get(attacker.io_table_id(), &Key::str("stolen"))
+            .unwrap(),
+        luapool_protocol::Value::Nil
+    );
     // Probing is not a protocol violation: the worker stays.
     assert_eq!(pool.stats().restarts, 0);
 }
@@ -134,11 +148,27 @@ fn requests_with_edge_values_get_errors_or_bounded_answers() {
         assert!(line.starts_with("Fetched"), "{line}");
         assert!(line.matches("Nil").count() <= 4096, "range not capped");
     }
-    assert!(lines[2].starts_with("Error"), "next after a missing key: {}", lines[2]);
+    assert!(
+        lines[2].starts_with("Error"),
+        "next after a missing key: {}",
+        lines[2]
+    );
     assert!(lines[3].starts_with("Entries"), "{}", lines[3]);
-    assert!(lines[4].starts_with("Ok"), "own _io.input replaced: {}", lines[4]);
-    assert!(lines[5].starts_with("Ok"), "a cycle through _io: {}", lines[5]);
-    assert_eq!(pool.stats().restarts, 0, "edge values are errors, not violations");
+    assert!(
+        lines[4].starts_with("Ok"),
+        "own _io.input replaced: {}",
+        lines[4]
+    );
+    assert!(
+        lines[5].starts_with("Ok"),
+        "a cycle through _io: {}",
+        lines[5]
+    );
+    assert_eq!(
+        pool.stats().restarts,
+        0,
+        "edge values are errors, not violations"
+    );
 }
 
 #[test]
@@ -151,7 +181,11 @@ fn pipelined_requests_are_answered_in_order() {
     let lines: Vec<&str> = seen.lines().collect();
     assert_eq!(lines.len(), 3, "{seen}");
     assert!(lines[0].contains("102, 105, 114, 115, 116"), "{}", lines[0]); // "first"
-    assert!(lines[1].contains("115, 101, 99, 111, 110, 100"), "{}", lines[1]); // "second"
+    assert!(
+        lines[1].contains("115, 101, 99, 111, 110, 100"),
+        "{}",
+        lines[1]
+    ); // "second"
     assert!(lines[2].contains("values: [Nil]"), "{}", lines[2]);
 }
 
@@ -159,7 +193,10 @@ fn pipelined_requests_are_answered_in_order() {
 fn a_worker_that_never_reads_its_replies_is_killed_at_the_deadline() {
     let (_h, pool) = hostile_pool("never-drain", 1);
     let s = pool.session();
-    let opts = || ComputeOptions { timeout: Some(Duration::from_millis(500)), ..ComputeOptions::default() };
+    let opts = || ComputeOptions {
+        timeout: Some(Duration::from_millis(500)),
+        ..ComputeOptions::default()
+    };
     for _ in 0..2 {
         let e = expect_err(s.compute_with("return 1", opts()), "never-drain");
         assert!(matches!(e, ComputeError::Timeout { .. }), "{e:?}");
@@ -172,7 +209,10 @@ fn a_worker_that_never_reads_its_replies_is_killed_at_the_deadline() {
 #[test]
 fn a_silent_worker_times_out() {
     let (_h, pool) = hostile_pool("silent", 1);
-    let opts = ComputeOptions { timeout: Some(Duration::from_millis(300)), ..ComputeOptions::default() };
+    let opts = ComputeOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..ComputeOptions::default()
+    };
     let e = expect_err(pool.session().compute_with("return 1", opts), "silent");
     assert!(matches!(e, ComputeError::Timeout { .. }), "{e:?}");
 }
@@ -182,13 +222,19 @@ fn a_message_announced_huge_but_never_sent_does_not_allocate_its_length() {
     let _heavy = heavy();
     let (_h, pool) = hostile_pool("trickle", 1);
     let before = rss_kib(std::process::id());
-    let opts = || ComputeOptions { timeout: Some(Duration::from_millis(300)), ..ComputeOptions::default() };
+    let opts = || ComputeOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..ComputeOptions::default()
+    };
     for _ in 0..5 {
         let e = expect_err(pool.session().compute_with("return 1", opts()), "trickle");
         assert!(matches!(e, ComputeError::Timeout { .. }), "{e:?}");
     }
     let grew = rss_kib(std::process::id()).saturating_sub(before) >> 10;
-    assert!(grew < 50, "5 announced 200 MB messages grew the supervisor by {grew} MiB");
+    assert!(
+        grew < 50,
+        "5 announced 200 MB messages grew the supervisor by {grew} MiB"
+    );
 }
 
 #[test]
@@ -196,7 +242,11 @@ fn a_worker_talking_between_computes_is_replaced_before_the_next_one() {
     let (_h, pool) = hostile_pool("unsolicited", 1);
     let s = pool.session();
     assert_eq!(text(s.compute("return 1")), "ok");
-    wait_until("the idle check replaces the chatty worker", Duration::from_secs(10), || pool.stats().crashes == 1);
+    wait_until(
+        "the idle check replaces the chatty worker",
+        Duration::from_secs(10),
+        || pool.stats().crashes == 1,
+    );
     // Its successor starts clean (and misbehaves again, after its compute).
     assert_eq!(text(s.compute("return 1")), "ok");
 }
@@ -215,5 +265,8 @@ fn a_log_flood_reaches_the_sink_but_keeps_at_most_one_mib() {
     assert_eq!(out.values, vec![HostValue::Str("flooded".into())]);
     assert_eq!(*lines.lock().unwrap(), 20_000);
     let kept: usize = out.logs.iter().map(String::len).sum();
-    assert!(kept <= 1 << 20 && out.logs.len() < 20_000, "kept {kept} bytes");
+    assert!(
+        kept <= 1 << 20 && out.logs.len() < 20_000,
+        "kept {kept} bytes"
+    );
 }

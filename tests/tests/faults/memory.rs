@@ -23,7 +23,11 @@ const BOMBS: &[&str] = &[
 #[test]
 fn string_and_table_bombs_fail_with_memory_limit_even_inside_pcall() {
     let pool = builder(1)
-        .limits(Limits { timeout: Duration::from_secs(60), instructions: 0, memory: 32 << 20 })
+        .limits(Limits {
+            timeout: Duration::from_secs(60),
+            instructions: 0,
+            memory: 32 << 20,
+        })
         .build()
         .unwrap();
     let session = pool.session();
@@ -47,17 +51,27 @@ fn string_and_table_bombs_fail_with_memory_limit_even_inside_pcall() {
 fn the_os_address_space_limit_is_the_backstop_behind_the_heap_limit() {
     let pool = builder(1)
         .worker_address_space(256 << 20)
-        .limits(Limits { timeout: Duration::from_secs(60), instructions: 0, memory: 0 })
+        .limits(Limits {
+            timeout: Duration::from_secs(60),
+            instructions: 0,
+            memory: 0,
+        })
         .build()
         .unwrap();
     let pid = pool.worker_pids()[0];
     let limits_text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits_text.lines().find(|l| l.starts_with("Max address space")).unwrap();
+    let line = limits_text
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap();
     assert!(line.contains("268435456"), "{line}");
     // No Lua heap limit for this compute: the worker caps its heap under the
     // OS limit, so the script still gets MemoryLimit rather than an abort.
     let session = pool.session();
-    let e = expect_err(session.compute("local s = 'x' while true do s = s .. s end"), "bomb");
+    let e = expect_err(
+        session.compute("local s = 'x' while true do s = s .. s end"),
+        "bomb",
+    );
     assert!(matches!(e, ComputeError::MemoryLimit { .. }), "{e:?}");
     still_works(&session);
     assert_eq!(pool.stats().crashes, 0);
@@ -71,16 +85,25 @@ fn memory_outside_the_lua_heap_hits_the_os_limit_and_costs_only_that_compute() {
     // of address space in all, with the Lua heap itself under its cap.
     let pool = builder(1)
         .worker_address_space(128 << 20)
-        .limits(Limits { timeout: Duration::from_secs(60), instructions: 0, memory: 0 })
+        .limits(Limits {
+            timeout: Duration::from_secs(60),
+            instructions: 0,
+            memory: 0,
+        })
         .build()
         .unwrap();
     let session = pool.session();
     let big = "z".repeat(80 << 20);
-    session.set_input(&serde_json::json!({ "big": big })).unwrap();
+    session
+        .set_input(&serde_json::json!({ "big": big }))
+        .unwrap();
     drop(big);
     // The Rust allocator aborts the worker when the OS refuses memory.
     let e = expect_err(session.compute("return #_io.input.big"), "80 MB read");
-    assert!(matches!(&e, ComputeError::WorkerCrashed { message } if message.contains("signal 6")), "{e:?}");
+    assert!(
+        matches!(&e, ComputeError::WorkerCrashed { message } if message.contains("signal 6")),
+        "{e:?}"
+    );
     wait_for_full_pool(&pool);
     assert_eq!(pool.stats().crashes, 1);
     session.clear_io().unwrap();
@@ -104,20 +127,33 @@ const FLOODS: &[&str] = &[
 #[test]
 fn filling_the_store_fails_with_quota_exceeded_at_the_session_quota() {
     let quota = 4 << 20;
-    let pool = builder(1).session_quota(quota).home_quota(quota).build().unwrap();
+    let pool = builder(1)
+        .session_quota(quota)
+        .home_quota(quota)
+        .build()
+        .unwrap();
     let session = pool.session();
     for code in FLOODS {
         let e = expect_err(session.compute(code), code);
-        assert!(matches!(e, ComputeError::QuotaExceeded { .. }), "{code}: {e:?}");
+        assert!(
+            matches!(e, ComputeError::QuotaExceeded { .. }),
+            "{code}: {e:?}"
+        );
         let info = session.table_info();
         assert!(info.session_bytes <= quota, "{code}: {info:?}");
         session.clear_io().unwrap();
         still_works(&session);
     }
     // `_home` has its own quota.
-    for code in ["_home.big = string.rep('h', 2e7)", "for i = 1, 1e9 do _home[i] = string.rep('h', 1e4) end"] {
+    for code in [
+        "_home.big = string.rep('h', 2e7)",
+        "for i = 1, 1e9 do _home[i] = string.rep('h', 1e4) end",
+    ] {
         let e = expect_err(session.compute(code), code);
-        assert!(matches!(e, ComputeError::QuotaExceeded { .. }), "{code}: {e:?}");
+        assert!(
+            matches!(e, ComputeError::QuotaExceeded { .. }),
+            "{code}: {e:?}"
+        );
         assert!(session.table_info().home_bytes <= quota);
     }
     // The flood cost the script, not the worker.
@@ -129,11 +165,15 @@ fn a_session_that_filled_its_quota_with_garbage_computes_again() {
     // No clear_io between: the garbage of the failed compute must not stay.
     let pool = builder(1).session_quota(1 << 20).build().unwrap();
     let session = pool.session();
-    session.set_input(&serde_json::json!({ "keep": [1, 2, 3] })).unwrap();
+    session
+        .set_input(&serde_json::json!({ "keep": [1, 2, 3] }))
+        .unwrap();
     for _ in 0..3 {
         let e = expect_err(session.compute("while true do ext.table() end"), "flood");
         assert!(matches!(e, ComputeError::QuotaExceeded { .. }), "{e:?}");
-        let out = session.compute("_io.output = { list = { 1, 2, 3 } } return #_io.input.keep").unwrap();
+        let out = session
+            .compute("_io.output = { list = { 1, 2, 3 } } return #_io.input.keep")
+            .unwrap();
         assert_eq!(out.values, vec![luapool_supervisor::HostValue::Int(3)]);
     }
 }
@@ -142,7 +182,11 @@ fn a_session_that_filled_its_quota_with_garbage_computes_again() {
 fn supervisor_memory_stays_bounded_under_repeated_store_floods() {
     let _heavy = heavy();
     let quota = 8 << 20;
-    let pool = builder(2).session_quota(quota).home_quota(quota).build().unwrap();
+    let pool = builder(2)
+        .session_quota(quota)
+        .home_quota(quota)
+        .build()
+        .unwrap();
     let me = std::process::id();
     // Warm up (allocator arenas, thread stacks), then measure.
     for _ in 0..2 {
@@ -161,9 +205,17 @@ fn supervisor_memory_stays_bounded_under_repeated_store_floods() {
     }
     let after = rss_kib(me);
     let growth_mib = after.saturating_sub(before) / 1024;
-    eprintln!("supervisor RSS before {} MiB, after {rounds} floods {} MiB", before / 1024, after / 1024);
+    eprintln!(
+        "supervisor RSS before {} MiB, after {rounds} floods {} MiB",
+        before / 1024,
+        after / 1024
+    );
     // Stated bound: 64 MiB over the warmed-up baseline for 40 floods that
     // each tried to store gigabytes (each is capped at 8 MiB, then freed).
     assert!(growth_mib < 64, "supervisor RSS grew by {growth_mib} MiB");
-    assert_eq!(pool.stats().store.tables, baseline_tables, "the dropped sessions' tables are gone");
+    assert_eq!(
+        pool.stats().store.tables,
+        baseline_tables,
+        "the dropped sessions' tables are gone"
+    );
 }

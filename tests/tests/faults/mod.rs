@@ -29,7 +29,9 @@ pub fn heavy() -> MutexGuard<'static, ()> {
 
 /// A builder for a small test pool: real workers, generous defaults.
 pub fn builder(workers: usize) -> PoolBuilder {
-    Pool::builder().workers(workers).restart_intensity(1000, Duration::from_secs(60))
+    Pool::builder()
+        .workers(workers)
+        .restart_intensity(1000, Duration::from_secs(60))
 }
 
 /// Polls `cond` every 10 ms until it holds; panics after `within`.
@@ -44,15 +46,21 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) 
 /// Waits until the pool runs all its workers again.
 pub fn wait_for_full_pool(pool: &Pool) {
     let n = pool.stats().workers;
-    wait_until("the pool is back to N workers", Duration::from_secs(20), || {
-        let s = pool.stats();
-        s.alive == n && pool.worker_pids().len() == n
-    });
+    wait_until(
+        "the pool is back to N workers",
+        Duration::from_secs(20),
+        || {
+            let s = pool.stats();
+            s.alive == n && pool.worker_pids().len() == n
+        },
+    );
 }
 
 /// A compute that must succeed and return one integer.
 pub fn int(session: &Session, code: &str) -> i64 {
-    let out = session.compute(code).unwrap_or_else(|e| panic!("{code}: {e:?}"));
+    let out = session
+        .compute(code)
+        .unwrap_or_else(|e| panic!("{code}: {e:?}"));
     match out.values.first() {
         Some(luapool_supervisor::HostValue::Int(n)) => *n,
         other => panic!("{code}: expected an integer, got {other:?}"),
@@ -61,12 +69,27 @@ pub fn int(session: &Session, code: &str) -> i64 {
 
 /// The session still works: a fresh compute returns the right value.
 pub fn still_works(session: &Session) {
-    assert_eq!(int(session, "local n = 0 for i = 1, 100 do n = n + i end return n"), 5050);
+    assert_eq!(
+        int(
+            session,
+            "local n = 0 for i = 1, 100 do n = n + i end return n"
+        ),
+        5050
+    );
 }
 
 /// Options with only the limits set.
-pub fn limits(timeout: Option<Duration>, instructions: Option<u64>, memory: Option<u64>) -> ComputeOptions {
-    ComputeOptions { timeout, instructions, memory, ..ComputeOptions::default() }
+pub fn limits(
+    timeout: Option<Duration>,
+    instructions: Option<u64>,
+    memory: Option<u64>,
+) -> ComputeOptions {
+    ComputeOptions {
+        timeout,
+        instructions,
+        memory,
+        ..ComputeOptions::default()
+    }
 }
 
 /// Resident set size of a process, in KiB.
@@ -88,7 +111,10 @@ pub fn kill(pid: u32) {
 }
 
 /// Asserts the kind of a failed compute and returns its message.
-pub fn expect_err(r: Result<luapool_supervisor::ComputeOutput, ComputeError>, what: &str) -> ComputeError {
+pub fn expect_err(
+    r: Result<luapool_supervisor::ComputeOutput, ComputeError>,
+    what: &str,
+) -> ComputeError {
     match r {
         Ok(out) => panic!("{what}: expected an error, got {:?}", out.values),
         Err(e) => e,
@@ -109,10 +135,15 @@ impl Hostile {
         let dir = std::env::temp_dir().join(format!("luapool-hostile-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hostile_worker"), dir.join(format!("hostile-{attack}")))
-            .expect("symlink the hostile worker");
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_hostile_worker"),
+            dir.join(format!("hostile-{attack}")),
+        )
+        .expect("symlink the hostile worker");
         std::fs::write(dir.join("victim"), "0").expect("victim file");
-        Hostile { dir: dir.join(format!("hostile-{attack}")) }
+        Hostile {
+            dir: dir.join(format!("hostile-{attack}")),
+        }
     }
 
     /// The path to give `PoolBuilder::worker_path`.

@@ -32,7 +32,11 @@ const RUNAWAYS: &[&str] = &[
 #[test]
 fn runaway_loops_stop_at_the_instruction_budget_even_inside_pcall() {
     let pool = builder(1)
-        .limits(Limits { timeout: Duration::from_secs(60), instructions: 2_000_000, memory: 64 << 20 })
+        .limits(Limits {
+            timeout: Duration::from_secs(60),
+            instructions: 2_000_000,
+            memory: 64 << 20,
+        })
         .build()
         .unwrap();
     let session = pool.session();
@@ -56,12 +60,19 @@ fn wall_clock_kills_a_loop_without_budget_and_the_worker_is_replaced() {
     let before = pool.worker_pids();
     let opts = limits(Some(Duration::from_millis(300)), Some(0), None);
     let e = expect_err(session.compute_with("while true do end", opts), "loop");
-    assert!(matches!(&e, ComputeError::Timeout { message } if message.contains("wall-clock")), "{e:?}");
+    assert!(
+        matches!(&e, ComputeError::Timeout { message } if message.contains("wall-clock")),
+        "{e:?}"
+    );
     wait_for_full_pool(&pool);
     assert_ne!(pool.worker_pids(), before, "the worker was replaced");
     still_works(&session);
     let s = pool.stats();
-    assert_eq!((s.restarts, s.crashes), (1, 0), "a timeout kill is not a crash: {s:?}");
+    assert_eq!(
+        (s.restarts, s.crashes),
+        (1, 0),
+        "a timeout kill is not a crash: {s:?}"
+    );
 }
 
 #[test]
@@ -73,30 +84,57 @@ fn wall_clock_stops_a_long_c_call_the_budget_cannot_see() {
     let code = "return string.find(string.rep('a', 20000), '.-.-.-.-b')";
     let opts = limits(Some(Duration::from_millis(500)), Some(1_000_000), None);
     let e = expect_err(session.compute_with(code, opts), "pattern");
-    assert!(matches!(&e, ComputeError::Timeout { message } if message.contains("wall-clock")), "{e:?}");
+    assert!(
+        matches!(&e, ComputeError::Timeout { message } if message.contains("wall-clock")),
+        "{e:?}"
+    );
     still_works(&session);
 }
 
 #[test]
 fn pool_limits_are_the_defaults_and_a_compute_can_override_them() {
     let pool = builder(1)
-        .limits(Limits { timeout: Duration::from_millis(400), instructions: 1_000_000, memory: 64 << 20 })
+        .limits(Limits {
+            timeout: Duration::from_millis(400),
+            instructions: 1_000_000,
+            memory: 64 << 20,
+        })
         .build()
         .unwrap();
     let session = pool.session();
     let counting = "local n = 0 for i = 1, 3e6 do n = n + 1 end return n";
     // Default budget: 3 million loop iterations are well over 1 million instructions.
     let e = expect_err(session.compute(counting), "default budget");
-    assert!(matches!(&e, ComputeError::Timeout { message } if message.contains("instruction")), "{e:?}");
+    assert!(
+        matches!(&e, ComputeError::Timeout { message } if message.contains("instruction")),
+        "{e:?}"
+    );
     // A larger budget for this compute only.
-    let out = session.compute_with(counting, limits(Some(Duration::from_secs(60)), Some(100_000_000), None)).unwrap();
-    assert_eq!(out.values, vec![luapool_supervisor::HostValue::Int(3_000_000)]);
+    let out = session
+        .compute_with(
+            counting,
+            limits(Some(Duration::from_secs(60)), Some(100_000_000), None),
+        )
+        .unwrap();
+    assert_eq!(
+        out.values,
+        vec![luapool_supervisor::HostValue::Int(3_000_000)]
+    );
     // Default wall clock (400 ms) when the budget is off for this compute.
-    let e = expect_err(session.compute_with("while true do end", limits(None, Some(0), None)), "default timeout");
-    assert!(matches!(&e, ComputeError::Timeout { message } if message.contains("400ms")), "{e:?}");
+    let e = expect_err(
+        session.compute_with("while true do end", limits(None, Some(0), None)),
+        "default timeout",
+    );
+    assert!(
+        matches!(&e, ComputeError::Timeout { message } if message.contains("400ms")),
+        "{e:?}"
+    );
     // The default is back for the next compute.
     let e = expect_err(session.compute(counting), "default budget again");
-    assert!(matches!(&e, ComputeError::Timeout { message } if message.contains("instruction")), "{e:?}");
+    assert!(
+        matches!(&e, ComputeError::Timeout { message } if message.contains("instruction")),
+        "{e:?}"
+    );
     assert_eq!(int(&session, "return 7"), 7);
 }
 
@@ -118,12 +156,23 @@ fn cli_timeout_and_instructions_flags_stop_a_runaway_script() {
     let script = dir.join("spin.lua");
     std::fs::write(&script, "while true do end\n").unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(luapool_bin()).arg("run").args(args).arg(&script).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = std::process::Command::new(luapool_bin())
+            .arg("run")
+            .args(args)
+            .arg(&script)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&["--timeout", "0.5", "--instructions", "0"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("timeout") && err.contains("wall-clock limit of 500ms"), "{err}");
+    assert!(
+        err.contains("timeout") && err.contains("wall-clock limit of 500ms"),
+        "{err}"
+    );
     let (code, err) = run(&["--instructions", "100000"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("instruction limit exceeded"), "{err}");
