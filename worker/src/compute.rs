@@ -269,14 +269,11 @@ impl Worker {
         let home = self.ext.bare(&self.lua, start.home, false)?;
         let ext = self.lua.create_table()?;
         ext.raw_set("table", self.ext_table.clone())?;
-        let env = self.sandbox.env(
-            &self.lua,
-            &[
-                ("_io", mlua::Value::Table(io)),
-                ("_home", mlua::Value::Table(home)),
-                ("ext", mlua::Value::Table(ext)),
-            ],
-        )?;
+        let env = self.sandbox.env(&[
+            ("_io", mlua::Value::Table(io)),
+            ("_home", mlua::Value::Table(home)),
+            ("ext", mlua::Value::Table(ext)),
+        ])?;
         let f = match self.chunk(start) {
             Ok(f) => f,
             Err(mlua::Error::SyntaxError { message, .. }) => {

@@ -9,8 +9,8 @@
 -- so `pcall` cannot swallow the limit either. `stop` is the prelude's table
 -- whose `reason` is set once the compute is being stopped.
 local pcall, xpcall, resume, setmetatable, on_memory_error, stop = ...
-local load, collectgarbage, select, error, tostring, type, rawget =
-      load, collectgarbage, select, error, tostring, type, rawget
+local load, collectgarbage, select, error, tostring, type, rawget, next =
+      load, collectgarbage, select, error, tostring, type, rawget, next
 
 local MEMERR = "not enough memory"
 
@@ -68,7 +68,24 @@ local function env_functions(env)
   return LOAD, COLLECTGARBAGE
 end
 
+-- A compute's fresh environment: the base functions as they are, a copy of
+-- each library (a compute that changes string.upper changes only its own
+-- copy), and load/collectgarbage bound to it. Copying the ~150 entries here
+-- costs a fraction of doing it from Rust one call each.
+local function new_env(base, libs)
+  local env = {}
+  for k, v in next, base do env[k] = v end
+  for name, lib in next, libs do
+    local copy = {}
+    for k, v in next, lib do copy[k] = v end
+    env[name] = copy
+  end
+  env.load, env.collectgarbage = env_functions(env)
+  env._G = env
+  return env
+end
+
 return {
   pcall = PCALL, xpcall = XPCALL, resume = RESUME, setmetatable = SETMETATABLE,
-  env_functions = env_functions,
+  new_env = new_env,
 }

@@ -25,9 +25,12 @@ const LIBS: &[(&str, Option<&[&str]>)] = &[
 
 /// The pieces every compute's environment is built from.
 pub struct Sandbox {
-    base: Vec<(&'static str, mlua::Value)>,
-    libs: Vec<(&'static str, Table)>,
-    env_functions: Function,
+    /// name → base function (or value).
+    base: Table,
+    /// name → the allowed part of a library, copied per compute.
+    libs: Table,
+    /// `sandbox.lua`'s `new_env(base, libs)`.
+    new_env: Function,
 }
 
 /// Looks up `name` in the (name, value) list.
@@ -76,7 +79,7 @@ impl Sandbox {
             base.push((name, v));
         }
         let resume: Function = wrapped.raw_get("resume")?;
-        let mut libs = Vec::new();
+        let libs = lua.create_table()?;
         for (name, keep) in LIBS {
             let orig: Table = g.raw_get(*name)?;
             let lib = lua.create_table()?;
@@ -97,7 +100,7 @@ impl Sandbox {
             if *name == "coroutine" {
                 lib.raw_set("resume", resume.clone())?;
             }
-            libs.push((*name, lib));
+            libs.raw_set(*name, lib)?;
         }
         // The original string table stays reachable as the strings' method
         // table (`("").dump`): take `dump` out of it too.
@@ -108,32 +111,20 @@ impl Sandbox {
         lua.load("getmetatable('').__metatable = false")
             .set_name("=luapool-sandbox")
             .exec()?;
-        let env_functions: Function = wrapped.raw_get("env_functions")?;
+        let base_table = lua.create_table()?;
+        for (name, v) in base {
+            base_table.raw_set(name, v)?;
+        }
         Ok(Sandbox {
-            base,
+            base: base_table,
             libs,
-            env_functions,
+            new_env: wrapped.raw_get("new_env")?,
         })
     }
 
     /// A fresh global environment with `extra` globals (`_io`, `_home`, …).
-    pub fn env(&self, lua: &Lua, extra: &[(&str, mlua::Value)]) -> mlua::Result<Table> {
-        let env = lua.create_table_with_capacity(0, 40)?;
-        for (name, v) in &self.base {
-            env.raw_set(*name, v.clone())?;
-        }
-        for (name, lib) in &self.libs {
-            let copy = lua.create_table_with_capacity(0, 32)?;
-            for pair in lib.pairs::<mlua::Value, mlua::Value>() {
-                let (k, v) = pair?;
-                copy.raw_set(k, v)?;
-            }
-            env.raw_set(*name, copy)?;
-        }
-        let (load, collect): (Function, Function) = self.env_functions.call(env.clone())?;
-        env.raw_set("load", load)?;
-        env.raw_set("collectgarbage", collect)?;
-        env.raw_set("_G", env.clone())?;
+    pub fn env(&self, extra: &[(&str, mlua::Value)]) -> mlua::Result<Table> {
+        let env: Table = self.new_env.call((&self.base, &self.libs))?;
         for (name, v) in extra {
             env.raw_set(*name, v.clone())?;
         }
