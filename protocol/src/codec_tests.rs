@@ -27,7 +27,10 @@ fn view(id: TableId) -> TableView {
         len: 2,
         complete: true,
         array: vec![Value::Int(1), Value::Str(binary_string())],
-        hash: vec![(Key::str("value"), Value::Float(0.5)), (Key::Bool(true), Value::Table(9))],
+        hash: vec![
+            (Key::str("value"), Value::Float(0.5)),
+            (Key::Bool(true), Value::Table(9)),
+        ],
     }
 }
 
@@ -47,7 +50,12 @@ fn values_and_keys_round_trip() {
     ] {
         round_trip(v);
     }
-    for k in [Key::Int(-1), Key::str("1"), Key::Bool(false), Key::Float(2.5f64.to_bits())] {
+    for k in [
+        Key::Int(-1),
+        Key::str("1"),
+        Key::Bool(false),
+        Key::Float(2.5f64.to_bits()),
+    ] {
         round_trip(k);
     }
 }
@@ -66,16 +74,29 @@ fn worker_bound_messages_round_trip() {
         chunk_name: "=script.lua".into(),
         io: 1,
         home: 2,
-        limits: WorkerLimits { instructions: 10, memory: 20 },
+        limits: WorkerLimits {
+            instructions: 10,
+            memory: 20,
+        },
     }));
     round_trip(ToWorker::Shutdown);
     for reply in [
         Reply::Ok,
         Reply::Len(5),
         Reply::NewTable(4),
-        Reply::Fetched(Fetched { values: vec![Value::Table(3), Value::Str(big_string())], tables: vec![view(3)] }),
-        Reply::Entries { entries: vec![(Key::Int(1), Value::Nil)], tables: vec![view(1)], done: true },
-        Reply::Error(RequestError { kind: RequestErrorKind::UnknownTable, message: "unknown table 5".into() }),
+        Reply::Fetched(Fetched {
+            values: vec![Value::Table(3), Value::Str(big_string())],
+            tables: vec![view(3)],
+        }),
+        Reply::Entries {
+            entries: vec![(Key::Int(1), Value::Nil)],
+            tables: vec![view(1)],
+            done: true,
+        },
+        Reply::Error(RequestError {
+            kind: RequestErrorKind::UnknownTable,
+            message: "unknown table 5".into(),
+        }),
     ] {
         round_trip(ToWorker::Reply(reply));
     }
@@ -84,16 +105,41 @@ fn worker_bound_messages_round_trip() {
 #[test]
 fn supervisor_bound_messages_round_trip() {
     let nested = Literal::Table {
-        array: vec![Literal::Value(Value::Int(1)), Literal::Table { array: vec![], hash: vec![] }],
+        array: vec![
+            Literal::Value(Value::Int(1)),
+            Literal::Table {
+                array: vec![],
+                hash: vec![],
+            },
+        ],
         hash: vec![(Key::str("s"), Literal::Value(Value::Str(big_string())))],
     };
     for req in [
-        Request::Get { table: 1, key: Key::str("items") },
-        Request::GetRange { table: 1, start: 1, count: 1024 },
+        Request::Get {
+            table: 1,
+            key: Key::str("items"),
+        },
+        Request::GetRange {
+            table: 1,
+            start: 1,
+            count: 1024,
+        },
         Request::Len { table: 1 },
-        Request::Next { table: 1, after: None, limit: 64 },
-        Request::Next { table: 1, after: Some(Key::Float(0.5f64.to_bits())), limit: 64 },
-        Request::Write(vec![Write { table: 2, key: Key::Int(1), value: nested.clone() }]),
+        Request::Next {
+            table: 1,
+            after: None,
+            limit: 64,
+        },
+        Request::Next {
+            table: 1,
+            after: Some(Key::Float(0.5f64.to_bits())),
+            limit: 64,
+        },
+        Request::Write(vec![Write {
+            table: 2,
+            key: Key::Int(1),
+            value: nested.clone(),
+        }]),
         Request::NewTable,
     ] {
         round_trip(ToSupervisor::Request(req));
@@ -110,7 +156,13 @@ fn supervisor_bound_messages_round_trip() {
 
 #[test]
 fn junk_is_an_error_not_a_panic() {
-    for junk in [&b""[..], b"\xc1", b"\x91", b"\xdd\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff\x00"] {
+    for junk in [
+        &b""[..],
+        b"\xc1",
+        b"\x91",
+        b"\xdd\xff\xff\xff\xff",
+        b"\xc6\xff\xff\xff\xff\x00",
+    ] {
         assert!(decode::<ToSupervisor>(junk).is_err());
     }
 }
@@ -119,7 +171,10 @@ fn junk_is_an_error_not_a_panic() {
 fn nesting_deeper_than_the_limit_is_refused() {
     let mut lit = Literal::Value(Value::Nil);
     for _ in 0..MAX_DEPTH {
-        lit = Literal::Table { array: vec![lit], hash: vec![] };
+        lit = Literal::Table {
+            array: vec![lit],
+            hash: vec![],
+        };
     }
     let bytes = encode(&ToSupervisor::Done(Outcome::Returned(vec![lit])));
     assert!(decode::<ToSupervisor>(&bytes).is_err());

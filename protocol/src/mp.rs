@@ -60,7 +60,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn be(&mut self, n: usize) -> Result<u64, Malformed> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| acc << 8 | *b as u64))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| acc << 8 | *b as u64))
     }
 
     fn len(&mut self, n: usize) -> Result<usize, Malformed> {
@@ -229,7 +232,13 @@ mod tests {
     fn junk_is_malformed_never_a_panic() {
         let deep = vec![0x91u8; 10_000];
         assert_eq!(Cursor::new(&deep).skip(256), Err(Malformed));
-        for junk in [&b"\xc1"[..], b"\xdd\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff", b"\xdf\x7f\xff\xff\xff\x00", b"\xd9"] {
+        for junk in [
+            &b"\xc1"[..],
+            b"\xdd\xff\xff\xff\xff",
+            b"\xc6\xff\xff\xff\xff",
+            b"\xdf\x7f\xff\xff\xff\x00",
+            b"\xd9",
+        ] {
             assert!(Cursor::new(junk).skip(8).is_err());
         }
         let mut state = 1u32;

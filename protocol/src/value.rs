@@ -181,7 +181,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(i))
     }
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        i64::try_from(u).map(Value::Int).or(Ok(Value::Float(u as f64)))
+        i64::try_from(u)
+            .map(Value::Int)
+            .or(Ok(Value::Float(u as f64)))
     }
     fn visit_f32<E>(self, f: f32) -> Result<Value, E> {
         Ok(Value::Float(f as f64))

@@ -34,9 +34,17 @@ pub struct Home {
 impl Home {
     pub(crate) fn new(store: Arc<Store>, quota: u64) -> Home {
         let arena = store.create_arena(quota);
-        let root = store.new_table(arena).expect("a new arena has room for its root");
+        let root = store
+            .new_table(arena)
+            .expect("a new arena has room for its root");
         store.add_root(root);
-        Home { store, arena, root, lock: Mutex::new(()), live_bytes: Mutex::new(0) }
+        Home {
+            store,
+            arena,
+            root,
+            lock: Mutex::new(()),
+            live_bytes: Mutex::new(0),
+        }
     }
 }
 
@@ -97,7 +105,9 @@ impl Session {
     pub(crate) fn new(pool: Arc<Pool>, home: Arc<Home>) -> Session {
         let store = &pool.shared.store;
         let arena = store.create_arena(pool.shared.config.session_quota);
-        let io = store.new_table(arena).expect("a new arena has room for _io");
+        let io = store
+            .new_table(arena)
+            .expect("a new arena has room for _io");
         store.add_root(io);
         Session {
             pool,
@@ -144,7 +154,11 @@ impl Session {
     }
 
     /// Sets one field of `_io.input`, creating the input table if there is none.
-    pub fn set_input_field<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), SessionError> {
+    pub fn set_input_field<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), SessionError> {
         self.set_input_field_msgpack(key, &to_msgpack(value)?)
     }
 
@@ -155,11 +169,15 @@ impl Session {
         let input = match self.store().host_get(self.io, &Key::str("input"))? {
             Value::Table(id) => id,
             _ => {
-                let id = match self.store().load(self.arena, &HostValue::Map(Vec::new()), true)? {
+                let id = match self
+                    .store()
+                    .load(self.arena, &HostValue::Map(Vec::new()), true)?
+                {
                     Value::Table(id) => id,
                     _ => unreachable!("an empty map loads as a table"),
                 };
-                self.store().host_set(self.io, Key::str("input"), Value::Table(id))?;
+                self.store()
+                    .host_set(self.io, Key::str("input"), Value::Table(id))?;
                 id
             }
         };
@@ -212,7 +230,10 @@ impl Session {
     /// Ids and sizes of the session's tables.
     pub fn table_info(&self) -> TableInfo {
         let s = self.store().arena_stats(self.arena).unwrap_or_default();
-        let h = self.store().arena_stats(self.home.arena).unwrap_or_default();
+        let h = self
+            .store()
+            .arena_stats(self.home.arena)
+            .unwrap_or_default();
         TableInfo {
             io: self.io,
             home: self.home.root,
@@ -230,7 +251,11 @@ impl Session {
     }
 
     /// Runs `code` with per-compute options.
-    pub fn compute_with(&self, code: &str, opts: ComputeOptions) -> Result<ComputeOutput, ComputeError> {
+    pub fn compute_with(
+        &self,
+        code: &str,
+        opts: ComputeOptions,
+    ) -> Result<ComputeOutput, ComputeError> {
         let _session = self.compute_lock.lock();
         let _home = self.home.lock.lock();
         let limits = self.pool.shared.config.limits;
@@ -249,7 +274,10 @@ impl Session {
                     memory: opts.memory.unwrap_or(limits.memory),
                 },
             },
-            scope: Scope { session: self.arena, home: self.home.arena },
+            scope: Scope {
+                session: self.arena,
+                home: self.home.arena,
+            },
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
             on_log: opts.on_log,
@@ -262,7 +290,10 @@ impl Session {
             // or the next compute would hit the quota before anything.
             self.collect();
             self.store().collect(self.home.arena);
-            *self.home.live_bytes.lock() = self.store().arena_stats(self.home.arena).map_or(0, |s| s.bytes);
+            *self.home.live_bytes.lock() = self
+                .store()
+                .arena_stats(self.home.arena)
+                .map_or(0, |s| s.bytes);
         }
         self.maybe_collect();
         maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
@@ -326,10 +357,16 @@ fn to_msgpack<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, SessionError> 
 
 /// Collects an arena once it has grown to twice what was live after the last collection.
 fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
-    let Some(stats) = store.arena_stats(arena) else { return };
+    let Some(stats) = store.arena_stats(arena) else {
+        return;
+    };
     let mut live = live.lock();
     // An arena whose quota is under the usual floor would never reach it.
-    let floor = if stats.quota > 0 { MIN_COLLECT_BYTES.min(stats.quota / 2) } else { MIN_COLLECT_BYTES };
+    let floor = if stats.quota > 0 {
+        MIN_COLLECT_BYTES.min(stats.quota / 2)
+    } else {
+        MIN_COLLECT_BYTES
+    };
     if stats.bytes > floor.max(*live * 2) {
         store.collect(arena);
         *live = store.arena_stats(arena).map_or(0, |s| s.bytes);

@@ -80,7 +80,9 @@ _io.output = { groups = result }
 
 /// A deterministic pseudo-random float in [0, 100).
 fn lcg(state: &mut u64) -> f64 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (*state >> 11) as f64 / (1u64 << 53) as f64 * 100.0
 }
 
@@ -101,7 +103,10 @@ fn transactions(n: usize) -> Value {
 }
 
 fn runs() -> usize {
-    std::env::var("LUAPOOL_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(7)
+    std::env::var("LUAPOOL_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7)
 }
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -147,11 +152,17 @@ fn native_e2e(input: &Value, steps: &[&str]) -> Value {
         let io = lua.create_table().unwrap();
         io.set("input", lua.to_value(&data).unwrap()).unwrap();
         let ext = lua.create_table().unwrap();
-        ext.set("table", lua.create_function(|lua, ()| lua.create_table()).unwrap()).unwrap();
+        ext.set(
+            "table",
+            lua.create_function(|lua, ()| lua.create_table()).unwrap(),
+        )
+        .unwrap();
         lua.globals().set("_io", io.clone()).unwrap();
         lua.globals().set("ext", ext).unwrap();
         lua.load(*code).exec().unwrap();
-        data = lua.from_value(io.get::<mlua::Value>("output").unwrap()).unwrap();
+        data = lua
+            .from_value(io.get::<mlua::Value>("output").unwrap())
+            .unwrap();
     }
     data
 }
@@ -172,14 +183,18 @@ fn json_in_lua(input: &Value, code: &str) -> Value {
     let decode: mlua::Function = lua.load(include_str!("json.lua")).eval().unwrap();
     let text = serde_json::to_string(input).unwrap();
     let io = lua.create_table().unwrap();
-    io.set("input", decode.call::<mlua::Value>(text).unwrap()).unwrap();
+    io.set("input", decode.call::<mlua::Value>(text).unwrap())
+        .unwrap();
     lua.globals().set("_io", io.clone()).unwrap();
     lua.load(code).exec().unwrap();
-    lua.from_value(io.get::<mlua::Value>("output").unwrap()).unwrap()
+    lua.from_value(io.get::<mlua::Value>("output").unwrap())
+        .unwrap()
 }
 
 fn row(name: &str, d: Duration, floor: Option<Duration>) {
-    let ratio = floor.map_or(String::new(), |f| format!("{:>8.2}x", d.as_secs_f64() / f.as_secs_f64()));
+    let ratio = floor.map_or(String::new(), |f| {
+        format!("{:>8.2}x", d.as_secs_f64() / f.as_secs_f64())
+    });
     println!("{name:<58} {:>10.2} ms {ratio}", d.as_secs_f64() * 1e3);
 }
 
@@ -208,7 +223,14 @@ fn million_items() {
     }
     // A compact typed input (16 MB), so the RSS growth below is the store's.
     let mut s = 7;
-    let items = Input { items: (0..1_000_000).map(|i| Item { id: i, value: lcg(&mut s) / 100.0 }).collect() };
+    let items = Input {
+        items: (0..1_000_000)
+            .map(|i| Item {
+                id: i,
+                value: lcg(&mut s) / 100.0,
+            })
+            .collect(),
+    };
     let json_bytes = serde_json::to_vec(&items).unwrap().len();
     let before = status_kib("self", "VmRSS:");
     session.set_input(&items).unwrap();
@@ -220,7 +242,10 @@ fn million_items() {
     let out: Value = session.get_output().unwrap();
     assert_eq!(out["processed"], 1_000_000);
     let worker = pool.worker_pids()[0].to_string();
-    let (peak, store) = (status_kib(&worker, "VmHWM:"), pool.stats().store.bytes / 1024);
+    let (peak, store) = (
+        status_kib(&worker, "VmHWM:"),
+        pool.stats().store.bytes / 1024,
+    );
     println!(
         "(f) 1 000 000 items ({:.0} MB as JSON): supervisor RSS +{} MiB for the input (store accounts {} MiB); worker peak RSS {} MiB ({:.3}x the supervisor's)",
         json_bytes as f64 / 1e6,
@@ -241,7 +266,11 @@ fn trivial(pool: &Arc<Pool>) {
     }
     lat.sort();
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
-    println!("(e) trivial compute, one thread: p50 {:.1} µs, p99 {:.1} µs", p(0.5), p(0.99));
+    println!(
+        "(e) trivial compute, one thread: p50 {:.1} µs, p99 {:.1} µs",
+        p(0.5),
+        p(0.99)
+    );
     for threads in [2, 4] {
         let dur = Duration::from_secs(2);
         let end = Instant::now() + dur;
@@ -260,14 +289,23 @@ fn trivial(pool: &Arc<Pool>) {
             })
             .collect();
         let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-        println!("(e) trivial computes per second, {threads} threads, 2 workers: {:.0}", total as f64 / dur.as_secs_f64());
+        println!(
+            "(e) trivial computes per second, {threads} threads, 2 workers: {:.0}",
+            total as f64 / dur.as_secs_f64()
+        );
     }
 }
 
 fn main() {
-    let pool = Pool::builder().workers(2).build().expect("start the pool (run `cargo build --release --workspace` first)");
+    let pool = Pool::builder()
+        .workers(2)
+        .build()
+        .expect("start the pool (run `cargo build --release --workspace` first)");
     let session = pool.session();
-    println!("{} runs each, medians; ratios against the native floor\n", runs());
+    println!(
+        "{} runs each, medians; ratios against the native floor\n",
+        runs()
+    );
 
     let p2 = records(100_000);
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("trivial") {
@@ -280,9 +318,17 @@ fn main() {
     }
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("loop") {
         session.set_input(&p2).unwrap();
-        row("    Pattern 2 loop alone, native table", native_loop(&p2, PATTERN2), None);
+        row(
+            "    Pattern 2 loop alone, native table",
+            native_loop(&p2, PATTERN2),
+            None,
+        );
         let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
-        row("    Pattern 2 loop alone, luapool compute (input set)", lp_loop, None);
+        row(
+            "    Pattern 2 loop alone, luapool compute (input set)",
+            lp_loop,
+            None,
+        );
         return;
     }
     let (floor, native_out) = time(|| native_e2e(&p2, &[PATTERN2]));
@@ -293,31 +339,74 @@ fn main() {
     session.set_input(&p2).unwrap();
     let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
     let nat_loop = native_loop(&p2, PATTERN2);
-    row("(b) Pattern 2, native Lua table built from the data (floor)", floor, Some(floor));
-    row("(a) Pattern 2, luapool end to end (set input, compute, output)", e2e, Some(floor));
-    row("(c) Pattern 2, data as a JSON string decoded in Lua", json, Some(floor));
+    row(
+        "(b) Pattern 2, native Lua table built from the data (floor)",
+        floor,
+        Some(floor),
+    );
+    row(
+        "(a) Pattern 2, luapool end to end (set input, compute, output)",
+        e2e,
+        Some(floor),
+    );
+    row(
+        "(c) Pattern 2, data as a JSON string decoded in Lua",
+        json,
+        Some(floor),
+    );
     let (lp_set, _) = time(|| session.set_input(&p2).unwrap());
     let (lp_get, _) = time(|| session.get_output::<Value>().unwrap());
-    row("    Pattern 2 set_input alone (100 000 records)", lp_set, Some(floor));
+    row(
+        "    Pattern 2 set_input alone (100 000 records)",
+        lp_set,
+        Some(floor),
+    );
     row("    Pattern 2 get_output alone", lp_get, Some(floor));
-    row("    Pattern 2 loop alone, native table", nat_loop, Some(nat_loop));
-    row("    Pattern 2 loop alone, luapool compute (input set)", lp_loop, Some(nat_loop));
+    row(
+        "    Pattern 2 loop alone, native table",
+        nat_loop,
+        Some(nat_loop),
+    );
+    row(
+        "    Pattern 2 loop alone, luapool compute (input set)",
+        lp_loop,
+        Some(nat_loop),
+    );
 
     let p3 = people(100_000);
     let steps = [PATTERN3_FILTER, PATTERN3_TRANSFORM];
     let (floor3, n3) = time(|| native_e2e(&p3, &steps));
     let (e2e3, o3) = time(|| luapool_e2e(&session, &p3, &steps));
-    assert_eq!(o3["items"].as_array().map(Vec::len), n3["items"].as_array().map(Vec::len));
+    assert_eq!(
+        o3["items"].as_array().map(Vec::len),
+        n3["items"].as_array().map(Vec::len)
+    );
     assert_eq!(o3["items"].as_array().map(Vec::len), Some(50_000));
-    row("(b) Pattern 3 filter+transform, native (floor)", floor3, Some(floor3));
-    row("(d) Pattern 3 filter+transform, luapool end to end", e2e3, Some(floor3));
+    row(
+        "(b) Pattern 3 filter+transform, native (floor)",
+        floor3,
+        Some(floor3),
+    );
+    row(
+        "(d) Pattern 3 filter+transform, luapool end to end",
+        e2e3,
+        Some(floor3),
+    );
 
     let p4 = transactions(100_000);
     let (floor4, _) = time(|| native_e2e(&p4, &[PATTERN4]));
     let (e2e4, o4) = time(|| luapool_e2e(&session, &p4, &[PATTERN4]));
     assert_eq!(o4["groups"].as_array().map(Vec::len), Some(100));
-    row("(b) Pattern 4 group-by, native (floor)", floor4, Some(floor4));
-    row("(d) Pattern 4 group-by, luapool end to end", e2e4, Some(floor4));
+    row(
+        "(b) Pattern 4 group-by, native (floor)",
+        floor4,
+        Some(floor4),
+    );
+    row(
+        "(d) Pattern 4 group-by, luapool end to end",
+        e2e4,
+        Some(floor4),
+    );
     println!();
     trivial(&pool);
     million_items();

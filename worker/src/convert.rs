@@ -13,7 +13,9 @@ pub const MAX_COPY_DEPTH: usize = 200;
 pub fn external_id(t: &Table) -> Option<i64> {
     // Every proxy, and nothing else, holds its id under a private key (see
     // prelude.lua): a plain table cannot pass for an external one.
-    t.raw_get::<Option<i64>>(crate::materialize::record_keys().1).ok().flatten()
+    t.raw_get::<Option<i64>>(crate::materialize::record_keys().1)
+        .ok()
+        .flatten()
 }
 
 /// The store key for a Lua value, or a message saying why it cannot be one.
@@ -50,7 +52,10 @@ struct CopyError {
 
 impl From<String> for CopyError {
     fn from(message: String) -> CopyError {
-        CopyError { keys: Vec::new(), message }
+        CopyError {
+            keys: Vec::new(),
+            message,
+        }
     }
 }
 
@@ -70,7 +75,11 @@ impl CopyError {
             keys.join(" > ")
         } else {
             let hidden = keys.len() - 5;
-            format!("{} > … {hidden} more … > {}", keys[..3].join(" > "), keys[keys.len() - 2..].join(" > "))
+            format!(
+                "{} > … {hidden} more … > {}",
+                keys[..3].join(" > "),
+                keys[keys.len() - 2..].join(" > ")
+            )
         };
         format!("at key {path}: {}", self.message)
     }

@@ -60,7 +60,10 @@ impl Ext {
         } else {
             mlua::Value::Nil
         };
-        let p: Table = self.fns.make.call((id as i64, false, complete, len, d, io))?;
+        let p: Table = self
+            .fns
+            .make
+            .call((id as i64, false, complete, len, d, io))?;
         self.proxies().raw_set(id as i64, &p)?;
         Ok(p)
     }
@@ -153,7 +156,14 @@ impl Ext {
             cached = 0;
         }
         let target = match window {
-            Some((start, _)) => Target::Range { start, want: if let Key::Int(i) = key { i } else { unreachable!() } },
+            Some((start, _)) => Target::Range {
+                start,
+                want: if let Key::Int(i) = key {
+                    i
+                } else {
+                    unreachable!()
+                },
+            },
             None => Target::Key(&k),
         };
         let result = materialize::fill(lua, &self.proxies(), &d, &self.fns, &reply, target)?;
@@ -232,7 +242,11 @@ impl Ext {
             }
         };
         let mut conn = self.conn.borrow_mut();
-        let bytes = match conn.request_raw(Request::Next { table: id as u64, after, limit }) {
+        let bytes = match conn.request_raw(Request::Next {
+            table: id as u64,
+            after,
+            limit,
+        }) {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(Reply::Error(e))) => return self.batch_err(lua, e.message),
             Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),

@@ -35,7 +35,15 @@ const S_EXTERNAL: c_int = 14;
 const S_ID: c_int = 15;
 const DATA_KEY: c_int = 16;
 const ID_KEY: c_int = 17;
-const NAMES: [&std::ffi::CStr; 7] = [c"__index", c"__newindex", c"__len", c"__pairs", c"__name", c"external table", c"lp_id"];
+const NAMES: [&std::ffi::CStr; 7] = [
+    c"__index",
+    c"__newindex",
+    c"__len",
+    c"__pairs",
+    c"__name",
+    c"external table",
+    c"lp_id",
+];
 
 // Their addresses are the private keys under which a read-only record's
 // proxy holds its cache and its id: lightuserdata cannot be made from Lua,
@@ -50,7 +58,10 @@ fn key_ptr(addr: &'static u8) -> *mut c_void {
 /// The private keys `(data, id)` of read-only records, for `prelude.lua`
 /// (`R.dkey`, `R.idkey`) and for reading a record's id.
 pub fn record_keys() -> (LightUserData, LightUserData) {
-    (LightUserData(key_ptr(&DATA_KEY_ADDR)), LightUserData(key_ptr(&ID_KEY_ADDR)))
+    (
+        LightUserData(key_ptr(&DATA_KEY_ADDR)),
+        LightUserData(key_ptr(&ID_KEY_ADDR)),
+    )
 }
 
 /// The prelude's functions and tables that proxies refer to.
@@ -69,8 +80,22 @@ pub struct Fns {
 }
 
 impl Fns {
-    fn args<'a>(&'a self, proxies: &'a Table, cache: &'a Table, key: mlua::Value) -> impl mlua::IntoLuaMulti + 'a {
-        (proxies, cache, &self.newindex, &self.len, &self.pairs, &self.make, key, &self.row_mt)
+    fn args<'a>(
+        &'a self,
+        proxies: &'a Table,
+        cache: &'a Table,
+        key: mlua::Value,
+    ) -> impl mlua::IntoLuaMulti + 'a {
+        (
+            proxies,
+            cache,
+            &self.newindex,
+            &self.len,
+            &self.pairs,
+            &self.make,
+            key,
+            &self.row_mt,
+        )
     }
 }
 
@@ -90,7 +115,14 @@ pub enum Target<'a> {
 /// Stores the reply's values into `cache` (skipping nils) as `target`
 /// says, building proxies for the tables they mention, and returns the
 /// wanted value.
-pub fn fill(lua: &Lua, proxies: &Table, cache: &Table, fns: &Fns, reply: &Reader, target: Target) -> mlua::Result<mlua::Value> {
+pub fn fill(
+    lua: &Lua,
+    proxies: &Table,
+    cache: &Table,
+    fns: &Fns,
+    reply: &Reader,
+    target: Target,
+) -> mlua::Result<mlua::Value> {
     let key = match target {
         Target::Key(k) => k.clone(),
         Target::Range { .. } => mlua::Value::Nil,
@@ -134,23 +166,31 @@ pub fn fill(lua: &Lua, proxies: &Table, cache: &Table, fns: &Fns, reply: &Reader
 }
 
 /// Builds `(keys, values)` arrays for a batch of `pairs` entries.
-pub fn entries(lua: &Lua, proxies: &Table, fns: &Fns, reply: &Reader) -> mlua::Result<(Table, Table)> {
+pub fn entries(
+    lua: &Lua,
+    proxies: &Table,
+    fns: &Fns,
+    reply: &Reader,
+) -> mlua::Result<(Table, Table)> {
     let (n, mut c) = reply.values;
     let keys = lua.create_table_with_capacity(n, 0)?;
     let vals = lua.create_table_with_capacity(n, 0)?;
     // SAFETY: as in `fill`; slot 2 (CACHE) holds `vals`, slot 7 (KEY) `keys`.
     unsafe {
-        lua.exec_raw::<()>(fns.args(proxies, &vals, mlua::Value::Table(keys.clone())), |l| {
-            push_names(l);
-            for i in 0..n {
-                let (k, v) = pair(&mut c);
-                push_item(l, k, reply);
-                ffi::lua_rawseti(l, KEY, i as i64 + 1);
-                push_item(l, v, reply);
-                ffi::lua_rawseti(l, CACHE, i as i64 + 1);
-            }
-            ffi::lua_settop(l, 0);
-        })?;
+        lua.exec_raw::<()>(
+            fns.args(proxies, &vals, mlua::Value::Table(keys.clone())),
+            |l| {
+                push_names(l);
+                for i in 0..n {
+                    let (k, v) = pair(&mut c);
+                    push_item(l, k, reply);
+                    ffi::lua_rawseti(l, KEY, i as i64 + 1);
+                    push_item(l, v, reply);
+                    ffi::lua_rawseti(l, CACHE, i as i64 + 1);
+                }
+                ffi::lua_settop(l, 0);
+            },
+        )?;
     }
     Ok((keys, vals))
 }

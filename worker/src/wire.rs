@@ -8,12 +8,10 @@
 //! table reference as `[id]`, strings as bin). Views are flat: tables nest
 //! by id, never by bytes, so reading needs no recursion.
 
-
 use luapool_protocol::{IdMap, TableId};
 
-
-pub use luapool_protocol::mp::{Cursor, Malformed};
 use luapool_protocol::mp::Token;
+pub use luapool_protocol::mp::{Cursor, Malformed};
 
 /// A scalar or a table reference, borrowed from the reply's bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,7 +134,16 @@ impl<'a> Reader<'a> {
             }
             let nhash = c.array()?;
             inlined += 1 + narr + nhash;
-            views.insert(id, View { readonly, complete, len, counts: (narr, nhash), body });
+            views.insert(
+                id,
+                View {
+                    readonly,
+                    complete,
+                    len,
+                    counts: (narr, nhash),
+                    body,
+                },
+            );
             for _ in 0..nhash {
                 if c.array()? != 2 {
                     return Err(Malformed);
@@ -146,7 +153,12 @@ impl<'a> Reader<'a> {
             }
         }
         let done = if entries { c.bool()? } else { false };
-        Ok(Some(Reader { values: (n, values), done, inlined, views }))
+        Ok(Some(Reader {
+            values: (n, values),
+            done,
+            inlined,
+            views,
+        }))
     }
 
     /// The view of table `id`, if the reply carries one (parsed once, by
@@ -182,10 +194,18 @@ mod tests {
             len: 2,
             complete: true,
             array: vec![Value::Int(-5), Value::Str(vec![0xff; 300])],
-            hash: vec![(Key::str("value"), Value::Float(0.25)), (Key::Int(70000), Value::Table(3))],
+            hash: vec![
+                (Key::str("value"), Value::Float(0.25)),
+                (Key::Int(70000), Value::Table(3)),
+            ],
         };
         let msg = ToWorker::Reply(Reply::Fetched(Fetched {
-            values: vec![Value::Table(1 << 40), Value::Nil, Value::Int(i64::MIN), Value::Bool(true)],
+            values: vec![
+                Value::Table(1 << 40),
+                Value::Nil,
+                Value::Int(i64::MIN),
+                Value::Bool(true),
+            ],
             tables: vec![view],
         }));
         let bytes = encode(&msg);
@@ -193,7 +213,15 @@ mod tests {
         let (n, mut c) = r.values;
         assert_eq!(n, 4);
         let items: Vec<_> = (0..n).map(|_| item(&mut c).unwrap()).collect();
-        assert_eq!(items, vec![Item::Table(1 << 40), Item::Nil, Item::Int(i64::MIN), Item::Bool(true)]);
+        assert_eq!(
+            items,
+            vec![
+                Item::Table(1 << 40),
+                Item::Nil,
+                Item::Int(i64::MIN),
+                Item::Bool(true)
+            ]
+        );
         let v = r.view(1 << 40).unwrap();
         assert!(v.readonly && v.complete);
         assert_eq!((v.len, v.counts), (2, (2, 2)));
@@ -207,14 +235,21 @@ mod tests {
 
     #[test]
     fn other_replies_are_left_to_the_codec() {
-        for msg in [ToWorker::Reply(Reply::Ok), ToWorker::Reply(Reply::Len(3)), ToWorker::Shutdown] {
+        for msg in [
+            ToWorker::Reply(Reply::Ok),
+            ToWorker::Reply(Reply::Len(3)),
+            ToWorker::Shutdown,
+        ] {
             assert!(Reader::parse(&encode(&msg)).unwrap().is_none());
         }
     }
 
     #[test]
     fn truncated_replies_are_malformed_not_panics() {
-        let msg = ToWorker::Reply(Reply::Fetched(Fetched { values: vec![Value::Str(b"abc".to_vec())], tables: vec![] }));
+        let msg = ToWorker::Reply(Reply::Fetched(Fetched {
+            values: vec![Value::Str(b"abc".to_vec())],
+            tables: vec![],
+        }));
         let bytes = encode(&msg);
         for cut in 0..bytes.len() {
             let _ = Reader::parse(&bytes[..cut]);

@@ -121,7 +121,11 @@ impl HostValue {
             },
             J::String(s) => HostValue::Str(s.into_bytes()),
             J::Array(a) => HostValue::Array(a.into_iter().map(HostValue::from_json).collect()),
-            J::Object(o) => HostValue::Map(o.into_iter().map(|(k, v)| (Key::Str(k.into_bytes()), HostValue::from_json(v))).collect()),
+            J::Object(o) => HostValue::Map(
+                o.into_iter()
+                    .map(|(k, v)| (Key::Str(k.into_bytes()), HostValue::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -135,7 +139,11 @@ impl HostValue {
             HostValue::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             HostValue::Str(s) => J::String(String::from_utf8_lossy(s).into_owned()),
             HostValue::Array(a) => J::Array(a.iter().map(HostValue::to_json).collect()),
-            HostValue::Map(m) => J::Object(m.iter().map(|(k, v)| (key_string(k), v.to_json())).collect()),
+            HostValue::Map(m) => J::Object(
+                m.iter()
+                    .map(|(k, v)| (key_string(k), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }

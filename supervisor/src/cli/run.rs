@@ -42,9 +42,14 @@ pub struct RunArgs {
 
 /// Runs the script; exit 0 on success, 1 if the compute failed, 2 on bad usage or input.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let code = std::fs::read_to_string(&args.script).with_context(|| format!("cannot read {}", args.script.display()))?;
+    let code = std::fs::read_to_string(&args.script)
+        .with_context(|| format!("cannot read {}", args.script.display()))?;
     let input = args.input.as_deref().map(read_json).transpose()?;
-    let meta = args.meta.as_ref().map(|p| read_json(&p.to_string_lossy())).transpose()?;
+    let meta = args
+        .meta
+        .as_ref()
+        .map(|p| read_json(&p.to_string_lossy()))
+        .transpose()?;
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return Err(anyhow!("--timeout must be a positive number of seconds"));
     }
@@ -57,7 +62,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(meta) = &meta {
         session.set_metadata(meta)?;
     }
-    let name = args.script.file_name().map_or_else(|| "script".into(), |n| n.to_string_lossy().into_owned());
+    let name = args
+        .script
+        .file_name()
+        .map_or_else(|| "script".into(), |n| n.to_string_lossy().into_owned());
     let opts = ComputeOptions {
         timeout: Some(Duration::from_secs_f64(args.timeout)),
         instructions: Some(args.instructions),
@@ -83,7 +91,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         session.get_output()?
     };
-    let text = if args.compact { serde_json::to_string(&json)? } else { serde_json::to_string_pretty(&json)? };
+    let text = if args.compact {
+        serde_json::to_string(&json)?
+    } else {
+        serde_json::to_string_pretty(&json)?
+    };
     println!("{text}");
     Ok(ExitCode::SUCCESS)
 }
@@ -91,7 +103,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn read_json(path: &str) -> anyhow::Result<serde_json::Value> {
     let text = if path == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read standard input")?;
         s
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?

@@ -32,7 +32,15 @@ pub(crate) struct Arena {
 impl Arena {
     /// An empty arena; `quota` 0 means unlimited.
     pub fn new(id: ArenaId, quota: u64) -> Arena {
-        Arena { id, slots: vec![None], free: Vec::new(), roots: Vec::new(), live: 0, bytes: 0, quota }
+        Arena {
+            id,
+            slots: vec![None],
+            free: Vec::new(),
+            roots: Vec::new(),
+            live: 0,
+            bytes: 0,
+            quota,
+        }
     }
 
     /// This arena's id.
@@ -42,12 +50,17 @@ impl Arena {
 
     /// Counts for stats.
     pub fn stats(&self) -> ArenaStats {
-        ArenaStats { tables: self.live, bytes: self.bytes, quota: self.quota }
+        ArenaStats {
+            tables: self.live,
+            bytes: self.bytes,
+            quota: self.quota,
+        }
     }
 
     fn slot(&self, id: TableId) -> Option<usize> {
         let slot = (id & 0xFFFF_FFFF) as usize;
-        (arena_of(id) == self.id && slot != 0 && matches!(self.slots.get(slot), Some(Some(_)))).then_some(slot)
+        (arena_of(id) == self.id && slot != 0 && matches!(self.slots.get(slot), Some(Some(_))))
+            .then_some(slot)
     }
 
     /// The table `id`.
@@ -68,7 +81,12 @@ impl Arena {
     /// Fails with [`StoreError::Quota`] unless `needed` more bytes fit.
     pub fn reserve(&self, needed: u64) -> Result<(), StoreError> {
         if self.quota != 0 && self.bytes.saturating_add(needed) > self.quota {
-            return Err(StoreError::Quota { arena: self.id, used: self.bytes, needed, quota: self.quota });
+            return Err(StoreError::Quota {
+                arena: self.id,
+                used: self.bytes,
+                needed,
+                quota: self.quota,
+            });
         }
         Ok(())
     }
@@ -86,7 +104,8 @@ impl Arena {
                 s
             }
             None => {
-                let s = u32::try_from(self.slots.len()).map_err(|_| StoreError::ArenaFull(self.id))?;
+                let s =
+                    u32::try_from(self.slots.len()).map_err(|_| StoreError::ArenaFull(self.id))?;
                 self.slots.push(Some(table));
                 s
             }
@@ -154,7 +173,9 @@ impl Arena {
             if marked[s] {
                 continue;
             }
-            let Some(table) = &self.slots[s] else { continue };
+            let Some(table) = &self.slots[s] else {
+                continue;
+            };
             marked[s] = true;
             for child in table.children() {
                 if let Some(c) = self.slot(child) {

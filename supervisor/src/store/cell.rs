@@ -81,7 +81,9 @@ impl SKey {
             KeyView::Int(i) => SKey::Int(i),
             KeyView::Bool(b) => SKey::Bool(b),
             KeyView::Float(f) => SKey::Float(f),
-            KeyView::Str(s) => short(s).map_or_else(|| SKey::Long(s.into()), |(n, d)| SKey::Short(n, d)),
+            KeyView::Str(s) => {
+                short(s).map_or_else(|| SKey::Long(s.into()), |(n, d)| SKey::Short(n, d))
+            }
         }
     }
 }
@@ -92,7 +94,10 @@ impl From<Key> for SKey {
             Key::Int(i) => SKey::Int(i),
             Key::Bool(b) => SKey::Bool(b),
             Key::Float(f) => SKey::Float(f),
-            Key::Str(s) => short(&s).map_or_else(|| SKey::Long(s.into_boxed_slice()), |(n, d)| SKey::Short(n, d)),
+            Key::Str(s) => short(&s).map_or_else(
+                || SKey::Long(s.into_boxed_slice()),
+                |(n, d)| SKey::Short(n, d),
+            ),
         }
     }
 }
@@ -158,7 +163,9 @@ impl SValue {
             SValue::Int(i) => Value::Int(*i),
             SValue::Float(f) => Value::Float(*f),
             SValue::Table(id) => Value::Table(*id),
-            SValue::Short(..) | SValue::Long(_) => Value::Str(self.bytes().unwrap_or_default().to_vec()),
+            SValue::Short(..) | SValue::Long(_) => {
+                Value::Str(self.bytes().unwrap_or_default().to_vec())
+            }
         }
     }
 }
@@ -178,7 +185,10 @@ impl From<Value> for SValue {
             Value::Int(i) => SValue::Int(i),
             Value::Float(f) => SValue::Float(f),
             Value::Table(id) => SValue::Table(id),
-            Value::Str(s) => short(&s).map_or_else(|| SValue::Long(s.into_boxed_slice()), |(n, d)| SValue::Short(n, d)),
+            Value::Str(s) => short(&s).map_or_else(
+                || SValue::Long(s.into_boxed_slice()),
+                |(n, d)| SValue::Short(n, d),
+            ),
         }
     }
 }
@@ -197,7 +207,10 @@ mod tests {
     fn strings_round_trip_inline_or_boxed() {
         for len in [0, 1, INLINE, INLINE + 1, 100] {
             let s: Vec<u8> = (0..len as u8).collect();
-            assert_eq!(SValue::from(Value::Str(s.clone())).to_value(), Value::Str(s.clone()));
+            assert_eq!(
+                SValue::from(Value::Str(s.clone())).to_value(),
+                Value::Str(s.clone())
+            );
             let k = SKey::from(Key::Str(s.clone()));
             assert_eq!(k.to_key(), Key::Str(s.clone()));
             assert_eq!(k.view(), KeyView::of(&Key::Str(s)));

@@ -18,7 +18,9 @@ use luapool_protocol::{Key, Literal, TableId, Value};
 
 use super::arena::{arena_of, Arena};
 use super::cell::SValue;
-use super::table::{array_entry_bytes, hash_entry_bytes, key_extra, value_extra, Table, SLOT_BYTES, TABLE_BYTES};
+use super::table::{
+    array_entry_bytes, hash_entry_bytes, key_extra, value_extra, Table, SLOT_BYTES, TABLE_BYTES,
+};
 use super::{StoreError, MAX_NESTING};
 use crate::HostValue;
 
@@ -60,7 +62,8 @@ fn host_cost(v: &HostValue, depth: usize) -> Result<u64, StoreError> {
         }
         HostValue::Map(entries) => {
             for (k, item) in entries {
-                cost += 2 * SLOT_BYTES + key_extra(k) + host_extra(item) + host_cost(item, depth + 1)?;
+                cost +=
+                    2 * SLOT_BYTES + key_extra(k) + host_extra(item) + host_cost(item, depth + 1)?;
             }
         }
         _ => cost = 0,
@@ -74,7 +77,10 @@ fn build_host(arena: &mut Arena, v: &HostValue, readonly: bool) -> Result<Value,
     }
     let id = match v {
         HostValue::Array(items) => {
-            let values = items.iter().map(|i| build_host(arena, i, readonly)).collect::<Result<Vec<_>, _>>()?;
+            let values = items
+                .iter()
+                .map(|i| build_host(arena, i, readonly))
+                .collect::<Result<Vec<_>, _>>()?;
             let (t, bytes) = Table::from_array_values(values, readonly);
             arena.insert(t, bytes)?
         }
@@ -95,7 +101,13 @@ fn build_host(arena: &mut Arena, v: &HostValue, readonly: bool) -> Result<Value,
 /// `table[key] = lit` in `arena` (the table's own arena). `other` is the
 /// other arena a table reference may come from (copied deeply); a reference to
 /// any arena but these two is [`StoreError::UnknownTable`]. No read-only check.
-pub(crate) fn store(arena: &mut Arena, other: Option<&Arena>, table: TableId, key: Key, lit: Literal) -> Result<(), StoreError> {
+pub(crate) fn store(
+    arena: &mut Arena,
+    other: Option<&Arena>,
+    table: TableId,
+    key: Key,
+    lit: Literal,
+) -> Result<(), StoreError> {
     // Fast path: a plain value or a reference within the arena.
     match lit {
         Literal::Value(Value::Table(id)) if arena_of(id) == arena.id() => {
@@ -131,7 +143,13 @@ fn literal_extra(lit: &Literal) -> u64 {
 
 /// Accounted bytes of the new tables in `lit`; checks every table reference
 /// and collects those into `other` (to copy) in `foreign`.
-fn literal_cost(lit: &Literal, arena: &Arena, other: Option<&Arena>, foreign: &mut Vec<TableId>, depth: usize) -> Result<u64, StoreError> {
+fn literal_cost(
+    lit: &Literal,
+    arena: &Arena,
+    other: Option<&Arena>,
+    foreign: &mut Vec<TableId>,
+    depth: usize,
+) -> Result<u64, StoreError> {
     if depth > MAX_NESTING {
         return Err(StoreError::TooDeep);
     }
@@ -141,7 +159,9 @@ fn literal_cost(lit: &Literal, arena: &Arena, other: Option<&Arena>, foreign: &m
                 arena.table(*id)?;
             } else {
                 match other {
-                    Some(o) if o.id() == arena_of(*id) => o.table(*id).map(|_| foreign.push(*id))?,
+                    Some(o) if o.id() == arena_of(*id) => {
+                        o.table(*id).map(|_| foreign.push(*id))?
+                    }
                     _ => return Err(StoreError::UnknownTable(*id)),
                 }
             }
@@ -151,10 +171,15 @@ fn literal_cost(lit: &Literal, arena: &Arena, other: Option<&Arena>, foreign: &m
         Literal::Table { array, hash } => {
             let mut cost = TABLE_BYTES;
             for item in array {
-                cost += SLOT_BYTES + literal_extra(item) + literal_cost(item, arena, other, foreign, depth + 1)?;
+                cost += SLOT_BYTES
+                    + literal_extra(item)
+                    + literal_cost(item, arena, other, foreign, depth + 1)?;
             }
             for (k, item) in hash {
-                cost += 2 * SLOT_BYTES + key_extra(k) + literal_extra(item) + literal_cost(item, arena, other, foreign, depth + 1)?;
+                cost += 2 * SLOT_BYTES
+                    + key_extra(k)
+                    + literal_extra(item)
+                    + literal_cost(item, arena, other, foreign, depth + 1)?;
             }
             Ok(cost)
         }
@@ -163,13 +188,22 @@ fn literal_cost(lit: &Literal, arena: &Arena, other: Option<&Arena>, foreign: &m
 
 /// Builds `lit` in `arena` (checked and reserved by the caller); `copies` maps
 /// foreign table ids to their copies.
-fn build_literal(arena: &mut Arena, lit: Literal, copies: &HashMap<TableId, TableId>) -> Result<Value, StoreError> {
+fn build_literal(
+    arena: &mut Arena,
+    lit: Literal,
+    copies: &HashMap<TableId, TableId>,
+) -> Result<Value, StoreError> {
     match lit {
-        Literal::Value(Value::Table(id)) => Ok(Value::Table(copies.get(&id).copied().unwrap_or(id))),
+        Literal::Value(Value::Table(id)) => {
+            Ok(Value::Table(copies.get(&id).copied().unwrap_or(id)))
+        }
         Literal::Value(v) => Ok(v),
         Literal::Table { array, hash } => {
             let from_array = hash.is_empty() && !array.is_empty();
-            let values = array.into_iter().map(|l| build_literal(arena, l, copies)).collect::<Result<Vec<_>, _>>()?;
+            let values = array
+                .into_iter()
+                .map(|l| build_literal(arena, l, copies))
+                .collect::<Result<Vec<_>, _>>()?;
             let (mut t, bytes) = Table::from_array_values(values, false);
             t.from_array = from_array;
             let id = arena.insert(t, bytes)?;
@@ -201,7 +235,10 @@ impl CopyPlan {
             }
             let t = src.table(id)?;
             cost += TABLE_BYTES + t.array().iter().map(array_entry_bytes).sum::<u64>();
-            cost += t.hash_live().map(|(k, v)| hash_entry_bytes(k, v)).sum::<u64>();
+            cost += t
+                .hash_live()
+                .map(|(k, v)| hash_entry_bytes(k, v))
+                .sum::<u64>();
             stack.extend(t.children().filter(|c| !seen.contains(c)));
             order.push(id);
         }

@@ -49,7 +49,9 @@ fn svalue(out: &mut Vec<u8>, v: &SValue) {
         SValue::Int(i) => int(out, *i),
         SValue::Float(f) => mp::write_f64(out, *f).unwrap_or(()),
         SValue::Table(id) => table_ref(out, *id),
-        SValue::Short(..) | SValue::Long(_) => mp::write_bin(out, v.bytes().unwrap_or_default()).unwrap_or(()),
+        SValue::Short(..) | SValue::Long(_) => {
+            mp::write_bin(out, v.bytes().unwrap_or_default()).unwrap_or(())
+        }
     }
 }
 
@@ -69,7 +71,12 @@ fn skey(out: &mut Vec<u8>, k: &SKey) {
 /// The views of the tables `roots` mention (see [`plan`]).
 fn views(out: &mut Vec<u8>, arena: &Arena, roots: impl IntoIterator<Item = TableId>) {
     let plan = plan(arena, roots);
-    let _ = mp::write_array_len(out, plan.iter().filter(|(id, _)| arena.table(*id).is_ok()).count() as u32);
+    let _ = mp::write_array_len(
+        out,
+        plan.iter()
+            .filter(|(id, _)| arena.table(*id).is_ok())
+            .count() as u32,
+    );
     for (id, complete) in plan {
         let Ok(t) = arena.table(id) else { continue };
         let _ = mp::write_array_len(out, 6);
@@ -102,7 +109,17 @@ pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Value]) {
     for v in values {
         value(out, v);
     }
-    views(out, arena, values.iter().filter_map(|v| if let Value::Table(id) = v { Some(*id) } else { None }));
+    views(
+        out,
+        arena,
+        values.iter().filter_map(|v| {
+            if let Value::Table(id) = v {
+                Some(*id)
+            } else {
+                None
+            }
+        }),
+    );
 }
 
 /// Writes `ToWorker::Reply(Reply::Entries { entries, tables, done })`.
@@ -114,6 +131,16 @@ pub(crate) fn entries(out: &mut Vec<u8>, arena: &Arena, entries: &[(Key, Value)]
         key_view(out, KeyView::of(k));
         value(out, v);
     }
-    views(out, arena, entries.iter().filter_map(|(_, v)| if let Value::Table(id) = v { Some(*id) } else { None }));
+    views(
+        out,
+        arena,
+        entries.iter().filter_map(|(_, v)| {
+            if let Value::Table(id) = v {
+                Some(*id)
+            } else {
+                None
+            }
+        }),
+    );
     let _ = mp::write_bool(out, done);
 }

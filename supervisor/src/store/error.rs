@@ -63,7 +63,9 @@ impl StoreError {
     /// The kind a worker sees.
     pub fn kind(&self) -> RequestErrorKind {
         match self {
-            StoreError::UnknownTable(_) | StoreError::UnknownArena(_) => RequestErrorKind::UnknownTable,
+            StoreError::UnknownTable(_) | StoreError::UnknownArena(_) => {
+                RequestErrorKind::UnknownTable
+            }
             StoreError::ReadOnly { .. } => RequestErrorKind::ReadOnly,
             StoreError::Quota { .. } | StoreError::ArenaFull(_) => RequestErrorKind::Quota,
             _ => RequestErrorKind::Invalid,
@@ -73,6 +75,9 @@ impl StoreError {
 
 impl From<StoreError> for RequestError {
     fn from(e: StoreError) -> RequestError {
-        RequestError { kind: e.kind(), message: e.to_string() }
+        RequestError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
     }
 }

@@ -39,7 +39,12 @@ pub(crate) fn extract_scalar(v: &Value) -> Result<HostValue, StoreError> {
 pub(crate) fn extract(arena: &Arena, id: TableId) -> Result<HostValue, StoreError> {
     let entries = arena.stats().bytes / SLOT_BYTES;
     let limit = EXTRACT_MIN_LIMIT.max(entries.saturating_mul(EXTRACT_SHARING_FACTOR));
-    let mut x = Extractor { arena, on_path: HashSet::new(), emitted: 0, limit };
+    let mut x = Extractor {
+        arena,
+        on_path: HashSet::new(),
+        emitted: 0,
+        limit,
+    };
     x.table(id, 0)
 }
 
@@ -59,7 +64,9 @@ impl Extractor<'_> {
             SValue::Bool(b) => HostValue::Bool(*b),
             SValue::Int(i) => HostValue::Int(*i),
             SValue::Float(f) => HostValue::Float(*f),
-            SValue::Short(..) | SValue::Long(_) => HostValue::Str(v.bytes().unwrap_or_default().to_vec()),
+            SValue::Short(..) | SValue::Long(_) => {
+                HostValue::Str(v.bytes().unwrap_or_default().to_vec())
+            }
         })
     }
 
@@ -76,7 +83,12 @@ impl Extractor<'_> {
             return Err(StoreError::TooLarge { limit: self.limit });
         }
         let out = if is_array(t) {
-            HostValue::Array(t.array().iter().map(|v| self.value(v, depth)).collect::<Result<_, _>>()?)
+            HostValue::Array(
+                t.array()
+                    .iter()
+                    .map(|v| self.value(v, depth))
+                    .collect::<Result<_, _>>()?,
+            )
         } else {
             let mut entries = Vec::with_capacity(t.entry_count());
             for (i, v) in t.array().iter().enumerate() {
@@ -99,5 +111,7 @@ impl Extractor<'_> {
 /// key `n + 1` never in the hash part, so a hole-free array part with an empty
 /// hash part means exactly `1..n`.)
 fn is_array(t: &Table) -> bool {
-    t.hash_is_empty() && (t.from_array || !t.array().is_empty()) && !t.array().iter().any(SValue::is_nil)
+    t.hash_is_empty()
+        && (t.from_array || !t.array().is_empty())
+        && !t.array().iter().any(SValue::is_nil)
 }

@@ -42,7 +42,10 @@ fn key_wire_bytes(k: &SKey) -> usize {
 /// Which tables a reply describes, in order, and whether each comes
 /// complete: the tables `roots` mention, then (breadth first) those that
 /// complete ones mention, within the reply's budget.
-pub(crate) fn plan(arena: &Arena, roots: impl IntoIterator<Item = TableId>) -> Vec<(TableId, bool)> {
+pub(crate) fn plan(
+    arena: &Arena,
+    roots: impl IntoIterator<Item = TableId>,
+) -> Vec<(TableId, bool)> {
     let mut seen = IdSet::default();
     let mut queue: VecDeque<(TableId, usize)> = VecDeque::new();
     for id in roots {
@@ -76,16 +79,35 @@ pub(crate) fn plan(arena: &Arena, roots: impl IntoIterator<Item = TableId>) -> V
 
 /// Views of the tables (of `arena`) that `values` mention, and transitively
 /// of tables inlined ones mention.
-pub(crate) fn views<'v>(arena: &Arena, values: impl IntoIterator<Item = &'v Value>) -> Vec<TableView> {
-    let roots = values.into_iter().filter_map(|v| if let Value::Table(id) = v { Some(*id) } else { None });
+pub(crate) fn views<'v>(
+    arena: &Arena,
+    values: impl IntoIterator<Item = &'v Value>,
+) -> Vec<TableView> {
+    let roots = values.into_iter().filter_map(|v| {
+        if let Value::Table(id) = v {
+            Some(*id)
+        } else {
+            None
+        }
+    });
     plan(arena, roots)
         .into_iter()
         .filter_map(|(id, complete)| {
             let t = arena.table(id).ok()?;
-            let mut view = TableView { id, readonly: t.readonly, len: t.border(), complete, array: Vec::new(), hash: Vec::new() };
+            let mut view = TableView {
+                id,
+                readonly: t.readonly,
+                len: t.border(),
+                complete,
+                array: Vec::new(),
+                hash: Vec::new(),
+            };
             if complete {
                 view.array = t.array().iter().map(SValue::to_value).collect();
-                view.hash = t.hash_live().map(|(k, v)| (k.to_key(), v.to_value())).collect();
+                view.hash = t
+                    .hash_live()
+                    .map(|(k, v)| (k.to_key(), v.to_value()))
+                    .collect();
             }
             Some(view)
         })
@@ -93,5 +115,8 @@ pub(crate) fn views<'v>(arena: &Arena, values: impl IntoIterator<Item = &'v Valu
 }
 
 fn inline_bytes(t: &Table) -> usize {
-    t.array().iter().map(wire_bytes).sum::<usize>() + t.hash_live().map(|(k, v)| key_wire_bytes(k) + wire_bytes(v)).sum::<usize>()
+    t.array().iter().map(wire_bytes).sum::<usize>()
+        + t.hash_live()
+            .map(|(k, v)| key_wire_bytes(k) + wire_bytes(v))
+            .sum::<usize>()
 }

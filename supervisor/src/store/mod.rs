@@ -36,7 +36,9 @@ use arena::{arena_of, Arena};
 
 pub use error::StoreError;
 pub use handle::{MAX_ENTRIES, MAX_RANGE};
-pub use inline::{INLINE_BUDGET_BYTES, INLINE_BUDGET_ENTRIES, INLINE_MAX_DEPTH, INLINE_MAX_ENTRIES};
+pub use inline::{
+    INLINE_BUDGET_BYTES, INLINE_BUDGET_ENTRIES, INLINE_MAX_DEPTH, INLINE_MAX_ENTRIES,
+};
 pub use table::{SLOT_BYTES, TABLE_BYTES};
 
 use crate::HostValue;
@@ -102,18 +104,31 @@ impl<'a> Locked<'a> {
     fn lock(a: &'a ArenaRef, b: Option<&'a ArenaRef>) -> Locked<'a> {
         match b {
             Some(b) if !Arc::ptr_eq(a, b) => {
-                let (lo, hi) = if a.data_ptr() < b.data_ptr() { (a, b) } else { (b, a) };
+                let (lo, hi) = if a.data_ptr() < b.data_ptr() {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
                 let first = lo.lock();
                 let second = hi.lock();
-                Locked { first, second: Some(second) }
+                Locked {
+                    first,
+                    second: Some(second),
+                }
             }
-            _ => Locked { first: a.lock(), second: None },
+            _ => Locked {
+                first: a.lock(),
+                second: None,
+            },
         }
     }
 
     /// The locked arena `id`.
     pub fn get(&self, id: ArenaId) -> Option<&Arena> {
-        std::iter::once(&self.first).chain(&self.second).find(|a| a.id() == id).map(|g| &**g)
+        std::iter::once(&self.first)
+            .chain(&self.second)
+            .find(|a| a.id() == id)
+            .map(|g| &**g)
     }
 
     /// The locked arena `id`, mutably, and the other locked arena if any.
@@ -135,12 +150,18 @@ impl Store {
     }
 
     fn arena(&self, id: ArenaId) -> Result<ArenaRef, StoreError> {
-        self.arenas.read().map.get(&id).cloned().ok_or(StoreError::UnknownArena(id))
+        self.arenas
+            .read()
+            .map
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::UnknownArena(id))
     }
 
     /// The arena holding `table`.
     fn arena_for(&self, table: TableId) -> Result<ArenaRef, StoreError> {
-        self.arena(arena_of(table)).map_err(|_| StoreError::UnknownTable(table))
+        self.arena(arena_of(table))
+            .map_err(|_| StoreError::UnknownTable(table))
     }
 
     /// A new arena (one per session, one per home) with a byte quota (0: unlimited).
@@ -153,7 +174,9 @@ impl Store {
                 break id;
             }
         };
-        arenas.map.insert(id, Arc::new(Mutex::new(Arena::new(id, quota_bytes))));
+        arenas
+            .map
+            .insert(id, Arc::new(Mutex::new(Arena::new(id, quota_bytes))));
         id
     }
 
@@ -186,7 +209,12 @@ impl Store {
     /// Host-side loading of one MessagePack value (what `rmp_serde` writes,
     /// or a daemon client sent) into `arena`, without building Rust values
     /// on the way; the same rules as [`load`](Self::load).
-    pub fn load_msgpack(&self, arena: ArenaId, bytes: &[u8], readonly: bool) -> Result<Value, StoreError> {
+    pub fn load_msgpack(
+        &self,
+        arena: ArenaId,
+        bytes: &[u8],
+        readonly: bool,
+    ) -> Result<Value, StoreError> {
         load_bytes::load(&mut self.arena(arena)?.lock(), bytes, readonly)
     }
 
@@ -204,8 +232,16 @@ impl Store {
             _ => None,
         };
         let mut locked = Locked::lock(&dst, src.as_ref());
-        let (arena, other) = locked.split(arena_of(table)).ok_or(StoreError::UnknownTable(table))?;
-        convert::store(arena, other, table, key, luapool_protocol::Literal::Value(value))
+        let (arena, other) = locked
+            .split(arena_of(table))
+            .ok_or(StoreError::UnknownTable(table))?;
+        convert::store(
+            arena,
+            other,
+            table,
+            key,
+            luapool_protocol::Literal::Value(value),
+        )
     }
 
     /// Deep read for the host: tables become arrays or maps (see
@@ -259,7 +295,10 @@ impl Store {
     /// Totals over every arena.
     pub fn stats(&self) -> StoreStats {
         let arenas: Vec<ArenaRef> = self.arenas.read().map.values().cloned().collect();
-        let mut s = StoreStats { arenas: arenas.len(), ..StoreStats::default() };
+        let mut s = StoreStats {
+            arenas: arenas.len(),
+            ..StoreStats::default()
+        };
         for a in arenas {
             let a = a.lock().stats();
             s.tables += a.tables;

@@ -134,24 +134,33 @@ impl Table {
     pub fn bytes(&self) -> u64 {
         TABLE_BYTES
             + self.array.iter().map(array_entry_bytes).sum::<u64>()
-            + self.hash.iter().map(|(k, v)| hash_entry_bytes(k, v)).sum::<u64>()
+            + self
+                .hash
+                .iter()
+                .map(|(k, v)| hash_entry_bytes(k, v))
+                .sum::<u64>()
     }
 
     fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
         if let Some(i) = self.array_index(key) {
             return Some(&self.array[i]);
         }
-        self.hash.index_of(key).and_then(|i| self.hash.entry(i)).map(|(_, v)| v)
+        self.hash
+            .index_of(key)
+            .and_then(|i| self.hash.entry(i))
+            .map(|(_, v)| v)
     }
 
     /// `table[key]` (nil when absent).
     pub fn get(&self, key: &Key) -> Value {
-        self.get_view(KeyView::of(key)).map_or(Value::Nil, SValue::to_value)
+        self.get_view(KeyView::of(key))
+            .map_or(Value::Nil, SValue::to_value)
     }
 
     /// `table[i]` for an integer key.
     pub fn get_int(&self, i: i64) -> Value {
-        self.get_view(KeyView::Int(i)).map_or(Value::Nil, SValue::to_value)
+        self.get_view(KeyView::Int(i))
+            .map_or(Value::Nil, SValue::to_value)
     }
 
     /// A border: what Lua's `#` may return.
@@ -181,12 +190,17 @@ impl Table {
 
     /// The tables this table references.
     pub fn children(&self) -> impl Iterator<Item = TableId> + '_ {
-        self.array.iter().chain(self.hash.iter().map(|(_, v)| v)).filter_map(SValue::table)
+        self.array
+            .iter()
+            .chain(self.hash.iter().map(|(_, v)| v))
+            .filter_map(SValue::table)
     }
 
     fn array_index(&self, key: KeyView<'_>) -> Option<usize> {
         match key {
-            KeyView::Int(k) if k >= 1 && (k as u64) <= self.array.len() as u64 => Some((k - 1) as usize),
+            KeyView::Int(k) if k >= 1 && (k as u64) <= self.array.len() as u64 => {
+                Some((k - 1) as usize)
+            }
             _ => None,
         }
     }
@@ -208,7 +222,11 @@ impl Table {
         if let Some(i) = self.array_index(view) {
             let old = &self.array[i];
             if nil && i + 1 == self.array.len() {
-                let holes = self.array[..i].iter().rev().take_while(|v| v.is_nil()).count();
+                let holes = self.array[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|v| v.is_nil())
+                    .count();
                 return -((array_entry_bytes(old) + holes as u64 * SLOT_BYTES) as i64);
             }
             return value_extra(value) as i64 - svalue_extra(old) as i64;
@@ -291,7 +309,12 @@ impl Table {
         if self.tombstones == 0 {
             return 0;
         }
-        let freed: u64 = self.hash.iter().filter(|(_, v)| v.is_nil()).map(|(k, v)| hash_entry_bytes(k, v)).sum();
+        let freed: u64 = self
+            .hash
+            .iter()
+            .filter(|(_, v)| v.is_nil())
+            .map(|(k, v)| hash_entry_bytes(k, v))
+            .sum();
         self.hash.retain_live();
         self.tombstones = 0;
         freed
@@ -300,7 +323,12 @@ impl Table {
     /// Appends up to `limit` live entries that follow `after` in iteration
     /// order (array part, then hash part in insertion order) to `out`.
     /// Returns true if no live entry follows the last one appended.
-    pub fn next(&self, after: Option<&Key>, limit: usize, out: &mut Vec<(Key, Value)>) -> Result<bool, InvalidNextKey> {
+    pub fn next(
+        &self,
+        after: Option<&Key>,
+        limit: usize,
+        out: &mut Vec<(Key, Value)>,
+    ) -> Result<bool, InvalidNextKey> {
         let n = self.array.len();
         let (mut ai, mut hi) = match after.map(KeyView::of) {
             None => (0, 0),
@@ -310,7 +338,9 @@ impl Table {
                     Some(i) => (n, i + 1),
                     None => match key {
                         // A key the array part held and lost (set to nil) during the traversal.
-                        KeyView::Int(k) if k >= 1 && (k as u64) <= u64::from(self.high_water) => (n, 0),
+                        KeyView::Int(k) if k >= 1 && (k as u64) <= u64::from(self.high_water) => {
+                            (n, 0)
+                        }
                         _ => return Err(InvalidNextKey),
                     },
                 },

@@ -8,7 +8,10 @@ use luapool_supervisor::Pool;
 pub fn pool() -> Arc<Pool> {
     static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
     POOL.get_or_init(|| {
-        Pool::builder().workers(2).build().expect("start a pool (is luapool-worker built? run `cargo test --workspace`)")
+        Pool::builder()
+            .workers(2)
+            .build()
+            .expect("start a pool (is luapool-worker built? run `cargo test --workspace`)")
     })
     .clone()
 }

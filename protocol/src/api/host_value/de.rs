@@ -15,7 +15,9 @@
 //!   `{variant: content}`.
 
 use serde::de::value::{MapDeserializer, SeqDeserializer};
-use serde::de::{self, DeserializeSeed, EnumAccess, IntoDeserializer, Unexpected, VariantAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, EnumAccess, IntoDeserializer, Unexpected, VariantAccess, Visitor,
+};
 use serde::forward_to_deserialize_any;
 
 use crate::Key;
@@ -90,23 +92,37 @@ impl<'de> de::Deserializer<'de> for HostValue {
         self.deserialize_bytes(v)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, HostValueError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, HostValueError> {
         match self {
             // A HostValue asking for itself: strings exactly, as bytes when not UTF-8.
-            HostValue::Str(s) if name == EXACT && std::str::from_utf8(&s).is_err() => v.visit_byte_buf(s),
+            HostValue::Str(s) if name == EXACT && std::str::from_utf8(&s).is_err() => {
+                v.visit_byte_buf(s)
+            }
             other if name == EXACT => other.deserialize_any(v),
             other => v.visit_newtype_struct(other),
         }
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, HostValueError> {
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, HostValueError> {
         match self {
             HostValue::Str(s) => v.visit_enum(lossy(s).into_deserializer()),
             HostValue::Map(mut entries) if entries.len() == 1 => {
                 let (key, value) = entries.pop().expect("one entry");
                 v.visit_enum(EnumDe { key, value })
             }
-            other => Err(de::Error::invalid_type(other.unexpected(), &"a string or a map with one entry")),
+            other => Err(de::Error::invalid_type(
+                other.unexpected(),
+                &"a string or a map with one entry",
+            )),
         }
     }
 
@@ -130,7 +146,10 @@ impl<'de> EnumAccess<'de> for EnumDe {
     type Error = HostValueError;
     type Variant = HostValue;
 
-    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, HostValue), HostValueError> {
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, HostValue), HostValueError> {
         Ok((seed.deserialize(KeyDe(self.key))?, self.value))
     }
 }
@@ -141,16 +160,26 @@ impl<'de> VariantAccess<'de> for HostValue {
     fn unit_variant(self) -> Result<(), HostValueError> {
         match self {
             HostValue::Nil => Ok(()),
-            other => Err(de::Error::invalid_type(other.unexpected(), &"a unit variant")),
+            other => Err(de::Error::invalid_type(
+                other.unexpected(),
+                &"a unit variant",
+            )),
         }
     }
-    fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, HostValueError> {
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, HostValueError> {
         seed.deserialize(self)
     }
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, HostValueError> {
         de::Deserializer::deserialize_seq(self, v)
     }
-    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], v: V) -> Result<V::Value, HostValueError> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, HostValueError> {
         de::Deserializer::deserialize_map(self, v)
     }
 }
@@ -222,7 +251,11 @@ impl<'de> de::Deserializer<'de> for KeyDe {
         v.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, HostValueError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, HostValueError> {
         match self.0 {
             // A HostValue's key asking for itself: exact, as bytes when not UTF-8.
             Key::Str(s) if name == EXACT && std::str::from_utf8(&s).is_err() => v.visit_byte_buf(s),
@@ -231,7 +264,12 @@ impl<'de> de::Deserializer<'de> for KeyDe {
         }
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], v: V) -> Result<V::Value, HostValueError> {
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, HostValueError> {
         let name = match self.0 {
             Key::Str(s) => lossy(s),
             other => key_string(&other),

@@ -22,27 +22,44 @@ fn json_round_trips_through_to_host_and_from_host() {
     assert_eq!(host.to_json(), data);
     assert_eq!(HostValue::from_json(data.clone()), host);
     let text = serde_json::to_string(&host).unwrap();
-    assert!(text.contains("9007199254740993"), "i64 beyond 2^53 stays exact: {text}");
+    assert!(
+        text.contains("9007199254740993"),
+        "i64 beyond 2^53 stays exact: {text}"
+    );
 }
 
 #[test]
 fn integer_map_keys_survive_and_become_strings_in_json() {
     let m: HashMap<i64, String> = [(1, "a".to_string()), (-7, "b".to_string())].into();
     let host = to_host(&m).unwrap();
-    let HostValue::Map(entries) = &host else { panic!("{host:?}") };
+    let HostValue::Map(entries) = &host else {
+        panic!("{host:?}")
+    };
     assert!(entries.contains(&(Key::Int(-7), HostValue::str("b"))));
     assert_eq!(from_host::<HashMap<i64, String>>(host.clone()).unwrap(), m);
-    assert_eq!(from_host::<serde_json::Value>(host.clone()).unwrap(), json!({"1": "a", "-7": "b"}));
+    assert_eq!(
+        from_host::<serde_json::Value>(host.clone()).unwrap(),
+        json!({"1": "a", "-7": "b"})
+    );
     assert_eq!(host.to_json(), json!({"1": "a", "-7": "b"}));
     // And back: string keys that parse feed integer-keyed maps, as in serde_json.
     let from_json = HostValue::from_json(json!({"1": "a", "-7": "b"}));
-    assert_eq!(from_host::<BTreeMap<i64, String>>(from_json).unwrap(), m.into_iter().collect::<BTreeMap<_, _>>());
+    assert_eq!(
+        from_host::<BTreeMap<i64, String>>(from_json).unwrap(),
+        m.into_iter().collect::<BTreeMap<_, _>>()
+    );
 }
 
 #[test]
 fn numbers_follow_the_conversion_rules() {
-    assert_eq!(to_host(&u64::MAX).unwrap(), HostValue::Float(u64::MAX as f64));
-    assert_eq!(HostValue::from_json(json!(u64::MAX)), HostValue::Float(u64::MAX as f64));
+    assert_eq!(
+        to_host(&u64::MAX).unwrap(),
+        HostValue::Float(u64::MAX as f64)
+    );
+    assert_eq!(
+        HostValue::from_json(json!(u64::MAX)),
+        HostValue::Float(u64::MAX as f64)
+    );
     assert_eq!(to_host(&3u8).unwrap(), HostValue::Int(3));
     assert_eq!(to_host(&1.5f32).unwrap(), HostValue::Float(1.5));
     assert_eq!(HostValue::Float(f64::NAN).to_json(), json!(null));
@@ -56,8 +73,15 @@ fn non_utf8_strings_are_lossy_as_text_and_exact_as_bytes() {
     let v = HostValue::Str(vec![b'a', 0xFF]);
     assert_eq!(v.to_json(), json!("a\u{FFFD}"));
     assert_eq!(from_host::<String>(v.clone()).unwrap(), "a\u{FFFD}");
-    assert_eq!(from_host::<Bytes>(v.clone()).unwrap(), Bytes(vec![b'a', 0xFF]));
-    assert_eq!(to_host(&v).unwrap(), v, "a MessagePack round trip keeps the bytes");
+    assert_eq!(
+        from_host::<Bytes>(v.clone()).unwrap(),
+        Bytes(vec![b'a', 0xFF])
+    );
+    assert_eq!(
+        to_host(&v).unwrap(),
+        v,
+        "a MessagePack round trip keeps the bytes"
+    );
 }
 
 /// Exact bytes, read with `deserialize_byte_buf`.
@@ -115,12 +139,22 @@ fn derived_structs_round_trip_as_maps_of_field_names() {
         tags: vec!["a".into(), "b".into()],
         score: Some(0.5),
         missing: None,
-        shapes: vec![Shape::Dot, Shape::Circle(2.0), Shape::Rect { w: 1, h: 2 }, Shape::Pair(3, 4)],
+        shapes: vec![
+            Shape::Dot,
+            Shape::Circle(2.0),
+            Shape::Rect { w: 1, h: 2 },
+            Shape::Pair(3, 4),
+        ],
         attrs: [("x".to_string(), 1)].into(),
-        inner: Inner { flag: true, unit: () },
+        inner: Inner {
+            flag: true,
+            unit: (),
+        },
     };
     let host = to_host(&r).unwrap();
-    let HostValue::Map(fields) = &host else { panic!("{host:?}") };
+    let HostValue::Map(fields) = &host else {
+        panic!("{host:?}")
+    };
     assert!(fields.contains(&(Key::str("id"), HostValue::Int(7))));
     assert!(fields.contains(&(Key::str("missing"), HostValue::Nil)));
     assert_eq!(from_host::<Record>(host.clone()).unwrap(), r);
@@ -150,7 +184,13 @@ impl Serialize for Keys {
 #[test]
 fn map_keys_follow_lua_rules() {
     let host = to_host(&Keys(vec![(KeyCase::F(2.0), 1), (KeyCase::F(0.5), 2)])).unwrap();
-    assert_eq!(host, HostValue::Map(vec![(Key::Int(2), HostValue::Int(1)), (Key::Float(0.5f64.to_bits()), HostValue::Int(2))]));
+    assert_eq!(
+        host,
+        HostValue::Map(vec![
+            (Key::Int(2), HostValue::Int(1)),
+            (Key::Float(0.5f64.to_bits()), HostValue::Int(2))
+        ])
+    );
     assert_eq!(host.to_json(), json!({"2": 1, "0.5": 2}));
     assert!(to_host(&Keys(vec![(KeyCase::F(f64::NAN), 1)])).is_err());
     assert!(to_host(&Keys(vec![(KeyCase::Nil, 1)])).is_err());
@@ -160,24 +200,42 @@ fn map_keys_follow_lua_rules() {
 fn serialize_writes_strings_as_text_and_keys_natively() {
     let v = HostValue::Map(vec![
         (Key::Int(1), HostValue::str("x")),
-        (Key::Bool(true), HostValue::Array(vec![HostValue::Nil, HostValue::Float(1.5)])),
+        (
+            Key::Bool(true),
+            HostValue::Array(vec![HostValue::Nil, HostValue::Float(1.5)]),
+        ),
     ]);
-    assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"1":"x","true":[null,1.5]}"#);
+    assert_eq!(
+        serde_json::to_string(&v).unwrap(),
+        r#"{"1":"x","true":[null,1.5]}"#
+    );
 }
 
 #[test]
 fn from_host_into_host_value_is_exact_for_non_utf8_strings() {
     let v = HostValue::Map(vec![
-        (Key::Str(b"k\xff".to_vec()), HostValue::Str(b"ok\xff\xfe!".to_vec())),
-        (Key::str("list"), HostValue::Array(vec![HostValue::Str(vec![0x80]), HostValue::str("fine")])),
+        (
+            Key::Str(b"k\xff".to_vec()),
+            HostValue::Str(b"ok\xff\xfe!".to_vec()),
+        ),
+        (
+            Key::str("list"),
+            HostValue::Array(vec![HostValue::Str(vec![0x80]), HostValue::str("fine")]),
+        ),
         (Key::Int(3), HostValue::Nil),
     ]);
     assert_eq!(from_host::<HostValue>(v.clone()).unwrap(), v);
     // Through MessagePack (to_host) as well.
     assert_eq!(to_host(&v).unwrap(), v);
     // Other targets still get such strings lossily.
-    assert_eq!(from_host::<String>(HostValue::Str(b"a\xff".to_vec())).unwrap(), "a\u{FFFD}");
-    assert_eq!(from_host::<serde_json::Value>(v).unwrap(), json!({"k\u{FFFD}": "ok\u{FFFD}\u{FFFD}!", "list": ["\u{FFFD}", "fine"], "3": null}));
+    assert_eq!(
+        from_host::<String>(HostValue::Str(b"a\xff".to_vec())).unwrap(),
+        "a\u{FFFD}"
+    );
+    assert_eq!(
+        from_host::<serde_json::Value>(v).unwrap(),
+        json!({"k\u{FFFD}": "ok\u{FFFD}\u{FFFD}!", "list": ["\u{FFFD}", "fine"], "3": null})
+    );
 }
 
 #[test]
@@ -189,6 +247,15 @@ fn newtypes_still_deserialize_from_host_values() {
         m: Meters,
         raw: HostValue,
     }
-    let v = HostValue::Map(vec![(Key::str("m"), HostValue::Float(2.5)), (Key::str("raw"), HostValue::Str(vec![0xff]))]);
-    assert_eq!(from_host::<Wrapped>(v).unwrap(), Wrapped { m: Meters(2.5), raw: HostValue::Str(vec![0xff]) });
+    let v = HostValue::Map(vec![
+        (Key::str("m"), HostValue::Float(2.5)),
+        (Key::str("raw"), HostValue::Str(vec![0xff])),
+    ]);
+    assert_eq!(
+        from_host::<Wrapped>(v).unwrap(),
+        Wrapped {
+            m: Meters(2.5),
+            raw: HostValue::Str(vec![0xff])
+        }
+    );
 }

@@ -27,15 +27,91 @@ fn direct_encoding_matches_the_codec_for_every_read() {
         luapool_protocol::Value::Table(t) => t,
         other => panic!("{other:?}"),
     };
-    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("items") });
-    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("long") });
-    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("nested") });
-    same_reply(&store, &sc, Request::Get { table: id, key: Key::str("absent") });
-    same_reply(&store, &sc, Request::GetRange { table: items, start: 1, count: 1024 });
-    same_reply(&store, &sc, Request::GetRange { table: items, start: -5, count: 10 });
-    same_reply(&store, &sc, Request::Next { table: id, after: None, limit: 3 });
-    same_reply(&store, &sc, Request::Next { table: items, after: Some(Key::Int(250)), limit: 100 });
-    same_reply(&store, &sc, Request::Next { table: id, after: Some(Key::str("no such key")), limit: 1 });
-    same_reply(&store, &sc, Request::GetRange { table: 12345, start: 1, count: 1 });
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("items"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("long"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("nested"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("absent"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::GetRange {
+            table: items,
+            start: 1,
+            count: 1024,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::GetRange {
+            table: items,
+            start: -5,
+            count: 10,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Next {
+            table: id,
+            after: None,
+            limit: 3,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Next {
+            table: items,
+            after: Some(Key::Int(250)),
+            limit: 100,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Next {
+            table: id,
+            after: Some(Key::str("no such key")),
+            limit: 1,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::GetRange {
+            table: 12345,
+            start: 1,
+            count: 1,
+        },
+    );
     same_reply(&store, &sc, Request::Len { table: items });
 }

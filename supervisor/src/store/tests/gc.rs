@@ -12,9 +12,13 @@ fn collect_frees_unreachable_tables_and_keeps_reachable_ones() {
     let a = store.create_arena(0);
     let root = store.new_table(a).unwrap();
     store.add_root(root);
-    let data = store.load(a, &super::j(json!({"x": {"y": [1, 2]}})), false).unwrap();
+    let data = store
+        .load(a, &super::j(json!({"x": {"y": [1, 2]}})), false)
+        .unwrap();
     store.host_set(root, Key::str("data"), data).unwrap();
-    let orphan = store.load(a, &super::j(json!([{"a": 1}, {"b": 2}])), false).unwrap();
+    let orphan = store
+        .load(a, &super::j(json!([{"a": 1}, {"b": 2}])), false)
+        .unwrap();
     assert_eq!(store.arena_stats(a).unwrap().tables, 7);
 
     assert_eq!(store.collect(a), 3);
@@ -33,10 +37,14 @@ fn collect_drops_tombstones_and_their_bytes() {
     store.add_root(id);
     let before = store.arena_stats(a).unwrap().bytes;
     for i in 0..100 {
-        store.host_set(id, Key::str(format!("k{i}")), Value::Int(i)).unwrap();
+        store
+            .host_set(id, Key::str(format!("k{i}")), Value::Int(i))
+            .unwrap();
     }
     for i in 0..100 {
-        store.host_set(id, Key::str(format!("k{i}")), Value::Nil).unwrap();
+        store
+            .host_set(id, Key::str(format!("k{i}")), Value::Nil)
+            .unwrap();
     }
     assert!(store.arena_stats(a).unwrap().bytes > before);
     store.collect(a);
@@ -50,7 +58,9 @@ fn table_count_is_back_to_baseline_after_drop_arena() {
     store.load(keep, &super::j(json!([[1]])), false).unwrap();
     let baseline = store.stats();
     let a = store.create_arena(0);
-    let records: Vec<_> = (0..1000).map(|i| json!({"id": i, "value": i as f64 / 2.0})).collect();
+    let records: Vec<_> = (0..1000)
+        .map(|i| json!({"id": i, "value": i as f64 / 2.0}))
+        .collect();
     store.load(a, &super::j(json!(records)), true).unwrap();
     assert_eq!(store.stats().tables, baseline.tables + 1001);
     store.drop_arena(a);
@@ -77,13 +87,23 @@ fn concurrent_sessions_sharing_a_home_do_not_deadlock() {
             std::thread::spawn(move || {
                 let session = store.create_arena(0);
                 let scope = crate::Scope { session, home };
-                let local = store.load(session, &super::j(json!({"n": n})), false).unwrap();
+                let local = store
+                    .load(session, &super::j(json!({"n": n})), false)
+                    .unwrap();
                 for i in 0..500 {
-                    let w = Write { table: home_root, key: Key::Int(n * 1000 + i), value: Literal::Value(local.clone()) };
+                    let w = Write {
+                        table: home_root,
+                        key: Key::Int(n * 1000 + i),
+                        value: Literal::Value(local.clone()),
+                    };
                     assert_eq!(store.handle(&scope, Request::Write(vec![w])), Reply::Ok);
                     // The host copies the other way at the same time.
-                    let Value::Table(t) = local else { unreachable!() };
-                    store.host_set(t, Key::str("home"), Value::Table(home_small)).unwrap();
+                    let Value::Table(t) = local else {
+                        unreachable!()
+                    };
+                    store
+                        .host_set(t, Key::str("home"), Value::Table(home_small))
+                        .unwrap();
                     store.host_set(t, Key::str("home"), Value::Nil).unwrap();
                 }
                 store.drop_arena(session);

@@ -19,10 +19,20 @@ fn loading_bytes_matches_loading_host_values() {
     for case in cases {
         let store = Store::new();
         let (a, b) = (store.create_arena(0), store.create_arena(0));
-        let from_bytes = store.load_msgpack(a, &rmp_serde::to_vec_named(&case).unwrap(), true).unwrap();
+        let from_bytes = store
+            .load_msgpack(a, &rmp_serde::to_vec_named(&case).unwrap(), true)
+            .unwrap();
         let from_host = store.load(b, &to_host(&case).unwrap(), true).unwrap();
-        assert_eq!(store.extract(&from_bytes).unwrap(), store.extract(&from_host).unwrap(), "{case}");
-        assert_eq!(store.arena_stats(a).unwrap().tables, store.arena_stats(b).unwrap().tables, "{case}");
+        assert_eq!(
+            store.extract(&from_bytes).unwrap(),
+            store.extract(&from_host).unwrap(),
+            "{case}"
+        );
+        assert_eq!(
+            store.arena_stats(a).unwrap().tables,
+            store.arena_stats(b).unwrap().tables,
+            "{case}"
+        );
     }
 }
 
@@ -48,12 +58,25 @@ fn malformed_bad_keys_and_quota_change_nothing() {
     let store = Store::new();
     let a = store.create_arena(10_000);
     let before = store.arena_stats(a).unwrap();
-    for bad in [&b"\xc1"[..], b"\x92\x01", b"\xdd\xff\xff\xff\xff", b"\x81\xc0\x01", b"\x81\x90\x01", b"\xd4\x01\x02"] {
+    for bad in [
+        &b"\xc1"[..],
+        b"\x92\x01",
+        b"\xdd\xff\xff\xff\xff",
+        b"\x81\xc0\x01",
+        b"\x81\x90\x01",
+        b"\xd4\x01\x02",
+    ] {
         assert!(store.load_msgpack(a, bad, false).is_err(), "{bad:?}");
     }
     let big = rmp_serde::to_vec(&vec!["x".repeat(100); 1000]).unwrap();
-    assert!(matches!(store.load_msgpack(a, &big, false), Err(StoreError::Quota { .. })));
+    assert!(matches!(
+        store.load_msgpack(a, &big, false),
+        Err(StoreError::Quota { .. })
+    ));
     assert_eq!(store.arena_stats(a).unwrap(), before);
     let deep = vec![0x91u8; 10_000];
-    assert_eq!(store.load_msgpack(a, &deep, false), Err(StoreError::TooDeep));
+    assert_eq!(
+        store.load_msgpack(a, &deep, false),
+        Err(StoreError::TooDeep)
+    );
 }

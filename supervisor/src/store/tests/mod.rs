@@ -23,13 +23,18 @@ pub(super) fn j(v: serde_json::Value) -> HostValue {
 pub(super) fn loaded(v: serde_json::Value) -> (Store, ArenaId, TableId) {
     let store = Store::new();
     let arena = store.create_arena(0);
-    let Value::Table(id) = store.load(arena, &j(v), false).unwrap() else { panic!("not a table") };
+    let Value::Table(id) = store.load(arena, &j(v), false).unwrap() else {
+        panic!("not a table")
+    };
     (store, arena, id)
 }
 
 /// A scope whose session and home are both `arena`.
 pub(super) fn only(arena: ArenaId) -> Scope {
-    Scope { session: arena, home: arena }
+    Scope {
+        session: arena,
+        home: arena,
+    }
 }
 
 pub(super) fn fetched(reply: Reply) -> Fetched {
