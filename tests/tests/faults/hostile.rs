@@ -231,8 +231,9 @@ fn a_message_announced_huge_but_never_sent_does_not_allocate_its_length() {
         assert!(matches!(e, ComputeError::Timeout { .. }), "{e:?}");
     }
     let grew = rss_kib(std::process::id()).saturating_sub(before) >> 10;
+    // Allocating what was announced would be 200 MB at once.
     assert!(
-        grew < 50,
+        grew < 100,
         "5 announced 200 MB messages grew the supervisor by {grew} MiB"
     );
 }
