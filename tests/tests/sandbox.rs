@@ -311,3 +311,33 @@ fn a_worker_holds_no_supervisor_memory_and_never_sees_other_sessions_data() {
     );
     assert!(!found, "another session's data is in the worker's memory");
 }
+
+#[test]
+fn deep_recursion_and_nesting_are_errors_not_crashes() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let s = pool.session();
+    let cases = [
+        "local function f() return 1 + f() end return f()",
+        "local t = setmetatable({}, { __index = function(t, k) return t[k] end }) return t.x",
+        "local t = setmetatable({}, { __tostring = function(t) return tostring(t) end }) return tostring(t)",
+        "return load('return ' .. string.rep('(', 1e5) .. '1' .. string.rep(')', 1e5))()",
+        // ~200 results after a C-stack overflow (crashed the worker once).
+        "local function f(n) return pcall(f, n + 1) end return f(0)",
+        "local function f(n) return pcall(f, n + 1) end print(f(0)) return select('#', f(0))",
+        "local function f(n) return pcall(f, n + 1) end return coroutine.wrap(function() return f(0) end)()",
+        "local co co = coroutine.wrap(function() co() end) co()",
+        "local t = {} local c = t for i = 1, 1e5 do c[1] = {} c = c[1] end return t",
+        "local t = {} local c = t for i = 1, 1e5 do c[1] = {} c = c[1] end _io.output = t",
+        "local t = {} t[1] = t _io.output = t",
+        "return string.rep('x', 100):gsub('x', function() return string.rep('(', 300) end):find(string.rep('(', 300))",
+    ];
+    for code in cases {
+        match s.compute(code) {
+            Ok(_) | Err(ComputeError::LuaError { .. }) | Err(ComputeError::BadResult { .. }) => {}
+            Err(e) => panic!("{code}: {e:?}"),
+        }
+    }
+    let st = pool.stats();
+    assert_eq!((st.restarts, st.crashes), (0, 0), "{st:?}");
+    assert_eq!(s.compute("return 1 + 1").unwrap().values, vec![HostValue::Int(2)]);
+}

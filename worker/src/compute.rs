@@ -76,7 +76,18 @@ impl Worker {
             | StdLib::MATH;
         let lua = Lua::new_with(libs, LuaOptions::new())?;
         let g = lua.globals();
-        let xpcall: Function = g.raw_get("xpcall")?;
+        // Runs a chunk under xpcall and returns its results packed in one
+        // table (by table.pack, in C). Taking them as a MultiValue straight
+        // off the stack is not safe: after a C-stack overflow mlua pushes
+        // past the frame's stack top (a Lua API assertion, found by the
+        // sandbox tests; unchecked in a build without assertions).
+        let xpcall: Function = lua
+            .load("local xpcall, pack = ... return function(f, h) return pack(xpcall(f, h)) end")
+            .set_name("=luapool-run")
+            .call((
+                g.raw_get::<Function>("xpcall")?,
+                g.raw_get::<Table>("table")?.raw_get::<Function>("pack")?,
+            ))?;
         let tostring: Function = g.raw_get("tostring")?;
 
         let r = lua.create_table()?;
@@ -284,9 +295,11 @@ impl Worker {
             Err(e) => return Err(e),
         };
         f.set_environment(env)?;
-        let mut results = self
-            .xpcall
-            .call::<MultiValue>((f, self.handler.clone()))?
+        let packed: Table = self.xpcall.call((f, self.handler.clone()))?;
+        let n: i64 = packed.raw_get("n")?;
+        let mut results = (1..=n)
+            .map(|i| packed.raw_get::<mlua::Value>(i))
+            .collect::<mlua::Result<Vec<_>>>()?
             .into_iter();
         let ok = matches!(results.next(), Some(mlua::Value::Boolean(true)));
         if !ok {
