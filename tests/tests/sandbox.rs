@@ -339,5 +339,8 @@ fn deep_recursion_and_nesting_are_errors_not_crashes() {
     }
     let st = pool.stats();
     assert_eq!((st.restarts, st.crashes), (0, 0), "{st:?}");
-    assert_eq!(s.compute("return 1 + 1").unwrap().values, vec![HostValue::Int(2)]);
+    assert_eq!(
+        s.compute("return 1 + 1").unwrap().values,
+        vec![HostValue::Int(2)]
+    );
 }
