@@ -24,59 +24,11 @@ use luapool_supervisor::{Pool, Session};
 use mlua::{Lua, LuaSerdeExt};
 use serde_json::{json, Value};
 
-const PATTERN2: &str = r#"
-local items = _io.input.items
-local stats = { count = #items, sum = 0, min = math.huge, max = -math.huge }
-for i = 1, #items do
-  local value = items[i].value
-  stats.sum = stats.sum + value
-  stats.min = math.min(stats.min, value)
-  stats.max = math.max(stats.max, value)
-end
-stats.average = stats.sum / stats.count
-_io.output = stats
-"#;
-
-const PATTERN3_FILTER: &str = r#"
-local filtered = ext.table()
-local count = 0
-for i, item in ipairs(_io.input.items) do
-  if item.active then
-    count = count + 1
-    filtered[count] = item
-  end
-end
-_io.output = { items = filtered }
-"#;
-
-const PATTERN3_TRANSFORM: &str = r#"
-local transformed = ext.table()
-for i, item in ipairs(_io.input.items) do
-  transformed[i] = {
-    id = item.id,
-    fullName = item.firstName .. " " .. item.lastName,
-    age = item.age
-  }
-end
-_io.output = { items = transformed }
-"#;
-
-const PATTERN4: &str = r#"
-local byUser = {}
-for i, tx in ipairs(_io.input.transactions) do
-  local userId = tx.userId
-  if not byUser[userId] then
-    byUser[userId] = { userId = userId, total = 0, count = 0 }
-  end
-  byUser[userId].total = byUser[userId].total + tx.amount
-  byUser[userId].count = byUser[userId].count + 1
-end
-local result = ext.table()
-for userId, data in pairs(byUser) do
-  result[#result + 1] = data
-end
-_io.output = { groups = result }
-"#;
+// The reference's patterns, exactly as the examples run them.
+const PATTERN2: &str = include_str!("../../examples/pattern2_batch_processing.lua");
+const PATTERN3_FILTER: &str = include_str!("../../examples/pattern3_filter.lua");
+const PATTERN3_TRANSFORM: &str = include_str!("../../examples/pattern3_transform.lua");
+const PATTERN4: &str = include_str!("../../examples/pattern4_aggregation.lua");
 
 /// A deterministic pseudo-random float in [0, 100).
 fn lcg(state: &mut u64) -> f64 {

@@ -96,6 +96,30 @@ impl Ext {
         r.map_err(|e| self.die(e))
     }
 
+    /// Sends a request whose reply carries table contents (`Fetched`,
+    /// `Entries`) and reads it in place. `Ok(Err(message))`: the supervisor
+    /// refused, which the script sees as a Lua error.
+    fn request_contents<'c>(
+        &self,
+        conn: &'c mut Conn,
+        req: Request,
+    ) -> mlua::Result<Result<Reader<'c>, String>> {
+        let bytes = match conn.request_raw(req) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(Reply::Error(e))) => return Ok(Err(e.message)),
+            Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
+            Err(e) => return Err(self.die(e)),
+        };
+        match Reader::parse(bytes) {
+            Ok(Some(reply)) => Ok(Ok(reply)),
+            Ok(None) => match decode::<ToWorker>(bytes) {
+                Ok(ToWorker::Reply(Reply::Error(e))) => Ok(Err(e.message)),
+                _ => Err(self.die(ConnError::Unexpected("expected table contents"))),
+            },
+            Err(_) => Err(self.die(ConnError::Unexpected("malformed table contents"))),
+        }
+    }
+
     fn die(&self, e: ConnError) -> mlua::Error {
         let msg = format!("luapool: lost the supervisor: {e}");
         *self.fatal.borrow_mut() = Some(e);
@@ -128,21 +152,9 @@ impl Ext {
             },
         };
         let mut conn = self.conn.borrow_mut();
-        let bytes = match conn.request_raw(req) {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(Reply::Error(e))) => return lua_err(lua, e.message),
-            Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
-            Err(e) => return Err(self.die(e)),
-        };
-        let reply = match Reader::parse(bytes) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return match decode::<ToWorker>(bytes) {
-                    Ok(ToWorker::Reply(Reply::Error(e))) => lua_err(lua, e.message),
-                    _ => Err(self.die(ConnError::Unexpected("expected values"))),
-                }
-            }
-            Err(_) => return Err(self.die(ConnError::Unexpected("malformed values"))),
+        let reply = match self.request_contents(&mut conn, req)? {
+            Ok(reply) => reply,
+            Err(message) => return lua_err(lua, message),
         };
         let count = (reply.values.0 + reply.inlined) as i64;
         let mut d = d;
@@ -242,25 +254,14 @@ impl Ext {
             }
         };
         let mut conn = self.conn.borrow_mut();
-        let bytes = match conn.request_raw(Request::Next {
+        let next = Request::Next {
             table: id as u64,
             after,
             limit,
-        }) {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(Reply::Error(e))) => return self.batch_err(lua, e.message),
-            Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
-            Err(e) => return Err(self.die(e)),
         };
-        let reply = match Reader::parse(bytes) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return match decode::<ToWorker>(bytes) {
-                    Ok(ToWorker::Reply(Reply::Error(e))) => self.batch_err(lua, e.message),
-                    _ => Err(self.die(ConnError::Unexpected("expected entries"))),
-                }
-            }
-            Err(_) => return Err(self.die(ConnError::Unexpected("malformed entries"))),
+        let reply = match self.request_contents(&mut conn, next)? {
+            Ok(reply) => reply,
+            Err(message) => return self.batch_err(lua, message),
         };
         let (keys, vals) = materialize::entries(lua, &self.proxies(), &self.fns, &reply)?;
         let (n, done) = (reply.values.0 as i64, reply.done);

@@ -1,5 +1,6 @@
 //! The command line: `luapool run`, `luapool serve`, `luapool bench`.
 
+mod limits;
 mod run;
 mod serve;
 

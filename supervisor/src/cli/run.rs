@@ -3,11 +3,12 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use clap::Args;
-use luapool_supervisor::{from_host, ComputeError, ComputeOptions, HostValue, Limits, Pool};
+
+use super::limits::LimitArgs;
+use luapool_supervisor::{from_host, ComputeError, ComputeOptions, HostValue, Pool};
 
 /// Arguments of `luapool run`.
 #[derive(Args, Debug)]
@@ -26,15 +27,8 @@ pub struct RunArgs {
     /// Print the script's return value(s) as JSON instead of `_io.output`.
     #[arg(long = "return")]
     print_return: bool,
-    /// Wall-clock limit in seconds; the worker is killed past it.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    timeout: f64,
-    /// Lua instruction budget (0 = none).
-    #[arg(long, default_value_t = Limits::default().instructions, value_name = "N")]
-    instructions: u64,
-    /// Lua heap limit per worker, in MiB (0 = none).
-    #[arg(long, default_value_t = 256, value_name = "MIB")]
-    memory: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Print the output as compact JSON on one line.
     #[arg(long)]
     compact: bool,
@@ -50,11 +44,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| read_json(&p.to_string_lossy()))
         .transpose()?;
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(anyhow!("--timeout must be a positive number of seconds"));
-    }
+    let limits = args.limits.limits()?;
 
-    let pool = Pool::builder().workers(args.workers).build()?;
+    let pool = Pool::builder()
+        .workers(args.workers)
+        .limits(limits)
+        .build()?;
     let session = pool.session();
     if let Some(input) = &input {
         session.set_input(input)?;
@@ -67,9 +62,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .file_name()
         .map_or_else(|| "script".into(), |n| n.to_string_lossy().into_owned());
     let opts = ComputeOptions {
-        timeout: Some(Duration::from_secs_f64(args.timeout)),
-        instructions: Some(args.instructions),
-        memory: Some(args.memory << 20),
         on_log: Some(Box::new(|line: &str| eprintln!("{line}"))),
         chunk_name: Some(format!("@{name}")),
         ..ComputeOptions::default()

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use clap::Args;
-use luapool_supervisor::{Daemon, Limits, Pool};
+
+use super::limits::LimitArgs;
+use luapool_supervisor::{Daemon, Pool};
 
 /// Arguments of `luapool serve`.
 #[derive(Args, Debug)]
@@ -23,15 +25,8 @@ pub struct ServeArgs {
     /// Computes that may wait for a worker before `Busy`.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     queue: usize,
-    /// Default wall-clock limit per compute, in seconds.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    timeout: f64,
-    /// Default Lua instruction budget per compute (0 = none).
-    #[arg(long, default_value_t = Limits::default().instructions, value_name = "N")]
-    instructions: u64,
-    /// Default Lua heap limit per worker, in MiB (0 = none).
-    #[arg(long, default_value_t = 256, value_name = "MIB")]
-    memory: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Also listen on this loopback TCP address (e.g. 127.0.0.1:7070); needs --token.
     #[arg(long, value_name = "ADDR", requires = "token")]
     tcp: Option<SocketAddr>,
@@ -43,16 +38,9 @@ pub struct ServeArgs {
     grace: f64,
 }
 
-fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| anyhow!("--{name} must be a positive number of seconds"))
-}
-
 /// Serves until SIGTERM/SIGINT; exit 0 after a clean shutdown.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let timeout = seconds("timeout", args.timeout)?;
+    let limits = args.limits.limits()?;
     let grace = Duration::try_from_secs_f64(args.grace)
         .map_err(|_| anyhow!("--grace must be a number of seconds"))?;
     let mut daemon = Daemon::builder(&args.socket).grace(grace);
@@ -66,11 +54,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.socket.display()
         );
     }
-    let mut pool = Pool::builder().queue(args.queue).limits(Limits {
-        timeout,
-        instructions: args.instructions,
-        memory: args.memory << 20,
-    });
+    let mut pool = Pool::builder().queue(args.queue).limits(limits);
     if let Some(n) = args.workers {
         pool = pool.workers(n);
     }

@@ -102,6 +102,14 @@ fn views(out: &mut Vec<u8>, arena: &Arena, roots: impl IntoIterator<Item = Table
     }
 }
 
+/// The table a value references, if any.
+fn table_id(v: &Value) -> Option<TableId> {
+    match v {
+        Value::Table(id) => Some(*id),
+        _ => None,
+    }
+}
+
 /// Writes `ToWorker::Reply(Reply::Fetched { values, tables })`.
 pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Value]) {
     envelope(out, "Fetched", 2);
@@ -109,17 +117,7 @@ pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Value]) {
     for v in values {
         value(out, v);
     }
-    views(
-        out,
-        arena,
-        values.iter().filter_map(|v| {
-            if let Value::Table(id) = v {
-                Some(*id)
-            } else {
-                None
-            }
-        }),
-    );
+    views(out, arena, values.iter().filter_map(table_id));
 }
 
 /// Writes `ToWorker::Reply(Reply::Entries { entries, tables, done })`.
@@ -131,16 +129,6 @@ pub(crate) fn entries(out: &mut Vec<u8>, arena: &Arena, entries: &[(Key, Value)]
         key_view(out, KeyView::of(k));
         value(out, v);
     }
-    views(
-        out,
-        arena,
-        entries.iter().filter_map(|(_, v)| {
-            if let Value::Table(id) = v {
-                Some(*id)
-            } else {
-                None
-            }
-        }),
-    );
+    views(out, arena, entries.iter().filter_map(|(_, v)| table_id(v)));
     let _ = mp::write_bool(out, done);
 }

@@ -26,6 +26,55 @@ pub(crate) fn handle(locked: Option<Locked<'_>>, scope: &Scope, req: Request) ->
     }
 }
 
+/// What a read request found, before it becomes a reply.
+enum Read<'a> {
+    /// `Get` / `GetRange`: values, in the arena they were read from.
+    Values(&'a Arena, Vec<Value>),
+    /// `Next`: entries, and whether the iteration is done.
+    Entries(&'a Arena, Vec<(Key, Value)>, bool),
+}
+
+/// Serves a read request (`Get`, `GetRange`, `Next`); `None` for any other.
+fn read<'a>(
+    locked: &'a Option<Locked<'_>>,
+    scope: &Scope,
+    req: &Request,
+) -> Option<Result<Read<'a>, StoreError>> {
+    let found = match req {
+        Request::Get { table, key } => scoped(locked, scope, *table)
+            .and_then(|arena| Ok(Read::Values(arena, vec![arena.table(*table)?.get(key)]))),
+        Request::GetRange {
+            table,
+            start,
+            count,
+        } => scoped(locked, scope, *table).and_then(|arena| {
+            let t = arena.table(*table)?;
+            let values = (0..i64::from((*count).min(MAX_RANGE)))
+                .map(|i| start.checked_add(i).map_or(Value::Nil, |k| t.get_int(k)))
+                .collect();
+            Ok(Read::Values(arena, values))
+        }),
+        Request::Next {
+            table,
+            after,
+            limit,
+        } => scoped(locked, scope, *table).and_then(|arena| {
+            let mut entries = Vec::new();
+            let done = arena
+                .table(*table)?
+                .next(
+                    after.as_ref(),
+                    (*limit).clamp(1, MAX_ENTRIES) as usize,
+                    &mut entries,
+                )
+                .map_err(|_| StoreError::InvalidNextKey(after.clone().unwrap_or(Key::Int(0))))?;
+            Ok(Read::Entries(arena, entries, done))
+        }),
+        _ => return None,
+    };
+    Some(found)
+}
+
 /// Serves `req` and writes the whole `ToWorker::Reply` message into `out`;
 /// reads are encoded straight from the store (see [`encode`]). Returns the
 /// kind of the error reply, if it is one.
@@ -35,64 +84,25 @@ pub(crate) fn handle_into(
     req: Request,
     out: &mut Vec<u8>,
 ) -> Option<RequestErrorKind> {
-    let read: Result<(), StoreError> = match req {
-        Request::Get { table, key } => (|| {
-            let arena = scoped(&locked, scope, table)?;
-            encode::fetched(out, arena, &[arena.table(table)?.get(&key)]);
-            Ok(())
-        })(),
-        Request::GetRange {
-            table,
-            start,
-            count,
-        } => (|| {
-            let arena = scoped(&locked, scope, table)?;
-            let t = arena.table(table)?;
-            let values: Vec<Value> = (0..i64::from(count.min(MAX_RANGE)))
-                .map(|i| start.checked_add(i).map_or(Value::Nil, |k| t.get_int(k)))
-                .collect();
+    let reply = match read(&locked, scope, &req) {
+        Some(Ok(Read::Values(arena, values))) => {
             encode::fetched(out, arena, &values);
-            Ok(())
-        })(),
-        Request::Next {
-            table,
-            ref after,
-            limit,
-        } => (|| {
-            let arena = scoped(&locked, scope, table)?;
-            let mut entries = Vec::new();
-            let done = arena
-                .table(table)?
-                .next(
-                    after.as_ref(),
-                    limit.clamp(1, MAX_ENTRIES) as usize,
-                    &mut entries,
-                )
-                .map_err(|_| StoreError::InvalidNextKey(after.clone().unwrap_or(Key::Int(0))))?;
+            return None;
+        }
+        Some(Ok(Read::Entries(arena, entries, done))) => {
             encode::entries(out, arena, &entries, done);
-            Ok(())
-        })(),
-        other => {
-            let reply = handle(locked, scope, other);
-            let kind = if let Reply::Error(e) = &reply {
-                Some(e.kind)
-            } else {
-                None
-            };
-            encode_into(&ToWorker::Reply(reply), out);
-            return kind;
+            return None;
         }
+        Some(Err(e)) => Reply::Error(e.into()),
+        None => handle(locked, scope, req),
     };
-    match read {
-        Ok(()) => None,
-        Err(e) => {
-            out.clear();
-            let e: luapool_protocol::RequestError = e.into();
-            let kind = e.kind;
-            encode_into(&ToWorker::Reply(Reply::Error(e)), out);
-            Some(kind)
-        }
-    }
+    let kind = if let Reply::Error(e) = &reply {
+        Some(e.kind)
+    } else {
+        None
+    };
+    encode_into(&ToWorker::Reply(reply), out);
+    kind
 }
 
 /// The arena of `table` if the scope allows it.
@@ -112,54 +122,26 @@ fn scoped<'a>(
 }
 
 fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<Reply, StoreError> {
-    match req {
-        Request::Get { table, key } => {
-            let arena = scoped(&locked, scope, table)?;
-            let value = arena.table(table)?.get(&key);
-            let tables = views(arena, [&value]);
-            Ok(Reply::Fetched(Fetched {
-                values: vec![value],
-                tables,
-            }))
-        }
-        Request::GetRange {
-            table,
-            start,
-            count,
-        } => {
-            let arena = scoped(&locked, scope, table)?;
-            let t = arena.table(table)?;
-            let values: Vec<Value> = (0..i64::from(count.min(MAX_RANGE)))
-                .map(|i| start.checked_add(i).map_or(Value::Nil, |k| t.get_int(k)))
-                .collect();
+    match read(&locked, scope, &req) {
+        Some(Ok(Read::Values(arena, values))) => {
             let tables = views(arena, &values);
-            Ok(Reply::Fetched(Fetched { values, tables }))
+            return Ok(Reply::Fetched(Fetched { values, tables }));
         }
-        Request::Len { table } => Ok(Reply::Len(
-            scoped(&locked, scope, table)?.table(table)?.border(),
-        )),
-        Request::Next {
-            table,
-            after,
-            limit,
-        } => {
-            let arena = scoped(&locked, scope, table)?;
-            let mut entries = Vec::new();
-            let done = arena
-                .table(table)?
-                .next(
-                    after.as_ref(),
-                    limit.clamp(1, MAX_ENTRIES) as usize,
-                    &mut entries,
-                )
-                .map_err(|_| StoreError::InvalidNextKey(after.clone().unwrap_or(Key::Int(0))))?;
+        Some(Ok(Read::Entries(arena, entries, done))) => {
             let tables = views(arena, entries.iter().map(|(_, v)| v));
-            Ok(Reply::Entries {
+            return Ok(Reply::Entries {
                 entries,
                 tables,
                 done,
-            })
+            });
         }
+        Some(Err(e)) => return Err(e),
+        None => {}
+    }
+    match req {
+        Request::Len { table } => Ok(Reply::Len(
+            scoped(&locked, scope, table)?.table(table)?.border(),
+        )),
         Request::Write(writes) => {
             for w in writes {
                 write(&mut locked, scope, w)?;
@@ -172,6 +154,9 @@ fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<
                 .and_then(|l| l.split(scope.session))
                 .ok_or(StoreError::UnknownArena(scope.session))?;
             Ok(Reply::NewTable(arena.0.new_table(false)?))
+        }
+        Request::Get { .. } | Request::GetRange { .. } | Request::Next { .. } => {
+            unreachable!("reads are served by read() above")
         }
     }
 }

@@ -256,6 +256,11 @@ impl Store {
     /// Serves one worker request within `scope`. Never panics; every failure
     /// is a [`Reply::Error`](luapool_protocol::Reply::Error).
     pub fn handle(&self, scope: &Scope, req: luapool_protocol::Request) -> luapool_protocol::Reply {
+        self.with_scope(scope, |locked| handle::handle(locked, scope, req))
+    }
+
+    /// Runs `f` with the scope's arenas locked (`None`: neither exists).
+    fn with_scope<R>(&self, scope: &Scope, f: impl FnOnce(Option<Locked<'_>>) -> R) -> R {
         let session = self.arena(scope.session).ok();
         let home = self.arena(scope.home).ok();
         let locked = match (&session, &home) {
@@ -263,7 +268,7 @@ impl Store {
             (None, Some(h)) => Some(Locked::lock(h, None)),
             (None, None) => None,
         };
-        handle::handle(locked, scope, req)
+        f(locked)
     }
 
     /// Like [`handle`](Self::handle), but writes the whole encoded
@@ -276,14 +281,7 @@ impl Store {
         out: &mut Vec<u8>,
     ) -> Option<luapool_protocol::RequestErrorKind> {
         out.clear();
-        let session = self.arena(scope.session).ok();
-        let home = self.arena(scope.home).ok();
-        let locked = match (&session, &home) {
-            (Some(s), h) => Some(Locked::lock(s, h.as_ref())),
-            (None, Some(h)) => Some(Locked::lock(h, None)),
-            (None, None) => None,
-        };
-        handle::handle_into(locked, scope, req, out)
+        self.with_scope(scope, |locked| handle::handle_into(locked, scope, req, out))
     }
 
     /// Mark-and-sweep `arena` from its roots; returns the tables freed. Call

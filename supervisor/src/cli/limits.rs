@@ -1,0 +1,40 @@
+//! The compute limits `run` and `serve` both take.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Args;
+use luapool_supervisor::Limits;
+
+/// Limits of each compute (a daemon's clients may lower or raise them per call).
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    /// Wall-clock limit per compute, in seconds; the worker is killed past it.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
+    /// Lua instruction budget per compute (0 = none); `pcall` cannot catch it.
+    #[arg(long, default_value_t = Limits::default().instructions, value_name = "N")]
+    instructions: u64,
+    /// Lua heap limit per worker, in MiB (0 = none).
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    memory: u64,
+}
+
+impl LimitArgs {
+    /// The limits, checked.
+    pub fn limits(&self) -> anyhow::Result<Limits> {
+        Ok(Limits {
+            timeout: seconds("timeout", self.timeout)?,
+            instructions: self.instructions,
+            memory: self.memory << 20,
+        })
+    }
+}
+
+/// A positive number of seconds given as option `--name`.
+fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow!("--{name} must be a positive number of seconds"))
+}
