@@ -107,8 +107,10 @@ impl PoolBuilder {
         self.config.worker_address_space = bytes;
         self
     }
-    /// Crash-loop guard: more than `restarts` worker restarts within
-    /// `period` stops respawning (default 10 in 10 s).
+    /// Crash-loop guard: more than `restarts` crashes within `period` that
+    /// no compute caused (a worker that fails to start, or dies while idle)
+    /// stop respawning; the pool then answers `Unavailable` (default 10 in
+    /// 10 s). Crashes during a compute, timeouts and cancels do not count.
     pub fn restart_intensity(mut self, restarts: usize, period: Duration) -> Self {
         self.config.restart_intensity = restarts;
         self.config.restart_period = period;

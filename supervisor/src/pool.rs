@@ -2,12 +2,15 @@
 //! queue, restarts of dead workers with a crash-loop guard, and the homes.
 //!
 //! A worker is replaced when it dies, breaks the protocol, or is killed on
-//! purpose (wall-clock limit, cancel). Only the first two are *crashes*: more
-//! than `restart_intensity` crashes within `restart_period` (Erlang's
-//! intensity and period) trip the crash-loop guard, after which the pool
-//! stops respawning and answers `Unavailable`, instead of spinning. A script
-//! that runs into its limits over and over therefore cannot take the pool
-//! down; a worker binary that keeps dying does.
+//! purpose (wall-clock limit, cancel). The first two are *crashes*. The
+//! crash-loop guard (Erlang's intensity and period) counts the crashes that
+//! no compute can be blamed for: a worker that fails to start, or dies or
+//! talks out of turn while idle. More than `restart_intensity` of those
+//! within `restart_period` and the pool stops respawning and answers
+//! `Unavailable`, instead of spinning. A crash during a compute costs that
+//! compute (`WorkerCrashed`) and is replaced on demand, but is not counted:
+//! otherwise a client with a script that crashes its worker (or runs into
+//! its limits) could take the whole pool down by repeating it.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -55,7 +58,8 @@ pub struct PoolStats {
     /// protocol violation).
     pub restarts: u64,
     /// Crashes since start: workers that died by themselves, broke the
-    /// protocol, or failed to start. These count towards the crash-loop guard.
+    /// protocol, or failed to start. Those outside a compute count towards
+    /// the crash-loop guard.
     pub crashes: u64,
     /// Computes finished (any result).
     pub computes: u64,
@@ -298,11 +302,25 @@ fn crash_loop_error() -> ComputeError {
     }
 }
 
+/// How a worker left the pool.
+#[derive(Clone, Copy)]
+enum End {
+    /// Killed on purpose (timeout, cancel).
+    Killed,
+    /// Died or broke the protocol during a compute: the compute's doing.
+    CrashedInCompute,
+    /// Died or talked out of turn with no compute running.
+    CrashedIdle,
+}
+
 impl Shared {
-    /// Records a crash; trips the crash-loop guard when there were more than
-    /// `restart_intensity` within `restart_period`.
-    fn note_crash(&self) {
+    /// Records a crash. One that no compute caused (`guard`) may trip the
+    /// crash-loop guard: more than `restart_intensity` within `restart_period`.
+    fn note_crash(&self, guard: bool) {
         self.crashes.fetch_add(1, Ordering::Relaxed);
+        if !guard {
+            return;
+        }
         let mut recent = self.recent_crashes.lock();
         let now = Instant::now();
         while recent
@@ -337,7 +355,7 @@ impl Shared {
             }
             Err(e) => {
                 eprintln!("luapool: {e}");
-                self.note_crash();
+                self.note_crash(true);
                 Err(ComputeError::Unavailable {
                     message: e.to_string(),
                 })
@@ -345,14 +363,15 @@ impl Shared {
         }
     }
 
-    /// Forgets a worker that is gone (or is being dropped); a crash is
-    /// recorded for the guard.
-    fn retire(&self, worker: &mut Option<WorkerProc>, crashed: bool) {
+    /// Forgets a worker that is gone (or is being dropped) and records how.
+    fn retire(&self, worker: &mut Option<WorkerProc>, end: End) {
         if let Some(w) = worker.take() {
             self.alive.fetch_sub(1, Ordering::Relaxed);
             self.pids.lock().retain(|&p| p != w.pid());
-            if crashed {
-                self.note_crash();
+            match end {
+                End::Killed => {}
+                End::CrashedInCompute => self.note_crash(false),
+                End::CrashedIdle => self.note_crash(true),
             }
         }
     }
@@ -369,7 +388,7 @@ impl Shared {
         };
         if let Some(why) = problem {
             eprintln!("luapool: worker {} {why}; replacing it", w.pid());
-            self.retire(worker, true);
+            self.retire(worker, End::CrashedIdle);
         }
     }
 
@@ -442,8 +461,8 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
         let served = serve(w, &shared.store, &mut job);
         match served.fate {
             Fate::Kept => {}
-            Fate::Killed => shared.retire(&mut worker, false),
-            Fate::Crashed => shared.retire(&mut worker, true),
+            Fate::Killed => shared.retire(&mut worker, End::Killed),
+            Fate::Crashed => shared.retire(&mut worker, End::CrashedInCompute),
         }
         shared.computes.fetch_add(1, Ordering::Relaxed);
         let _ = job.reply.send(served.result);

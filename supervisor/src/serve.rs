@@ -84,8 +84,8 @@ pub enum Fate {
     /// The supervisor killed it on purpose (wall-clock limit, cancel): it is
     /// replaced, but this is not a crash.
     Killed,
-    /// It died by itself or broke the protocol: it is replaced, and this
-    /// counts towards the crash-loop guard.
+    /// It died by itself or broke the protocol: it is replaced and counted
+    /// as a crash (one the compute caused, so not for the crash-loop guard).
     Crashed,
 }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 use luapool_supervisor::{ComputeError, ComputeOptions, HostValue, Limits, Pool, PoolError};
 
 use super::{
-    builder, expect_err, hostile_pool, int, kill, rss_kib, still_works, wait_for_full_pool,
-    wait_until, Hostile,
+    builder, expect_err, int, kill, rss_kib, still_works, wait_for_full_pool, wait_until, Hostile,
 };
 
 #[test]
@@ -206,7 +205,14 @@ fn timeouts_and_cancels_replace_workers_without_tripping_the_crash_guard() {
 
 #[test]
 fn a_worker_that_exits_mid_compute_costs_that_compute_and_is_replaced() {
-    let (_h, pool) = hostile_pool("exit", 1);
+    // Stands for a script that crashes its worker: repeating it must not
+    // take the pool down, even with a guard that trips at the second crash.
+    let h = Hostile::new("exit");
+    let pool = builder(1)
+        .worker_path(h.path())
+        .restart_intensity(1, Duration::from_secs(600))
+        .build()
+        .unwrap();
     let session = pool.session();
     for _ in 0..3 {
         let e = expect_err(session.compute("return 1"), "exit");
@@ -216,5 +222,10 @@ fn a_worker_that_exits_mid_compute_costs_that_compute_and_is_replaced() {
         );
     }
     wait_for_full_pool(&pool);
-    assert_eq!(pool.stats().crashes, 3);
+    let st = pool.stats();
+    assert_eq!(
+        (st.crashes, st.restarts, st.crash_loop),
+        (3, 3, false),
+        "{st:?}"
+    );
 }
