@@ -31,6 +31,11 @@ impl WorkerProc {
         if address_space > 0 {
             cmd.arg("--max-memory").arg(address_space.to_string());
         }
+        // A process group of its own: Ctrl-C in a terminal signals the
+        // foreground group, which must reach the supervisor (it drains and
+        // stops its workers) and not kill the workers under running
+        // computes. The worker still dies with its parent (PR_SET_PDEATHSIG).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .spawn()
             .map_err(|e| PoolError::Spawn(format!("{}: {e}", path.display())))?;
