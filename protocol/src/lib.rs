@@ -9,6 +9,9 @@
 //!   a ring is sent in chunks. Waiting spins briefly, then sleeps on a futex.
 //! - [`api`]: the host API's value and error types ([`api::HostValue`],
 //!   [`api::ComputeError`]), shared by the supervisor and its daemon clients.
+//! - [`mp`]: a zero-copy MessagePack reader for the hot paths that read
+//!   messages without building Rust values; [`IdMap`]/[`IdSet`] hash table
+//!   ids cheaply on the same paths.
 //!
 //! Every byte that arrives from the other side is treated as hostile: decoding
 //! returns typed errors and never panics, allocates without bound, or loops.

@@ -23,6 +23,10 @@
 //!   `set_input_field`, `get_output_field`, `set_metadata`, `clear_io`,
 //!   `io_table_id`, `table_info`, `compute`).
 //! - [`Store`]: every external table, in per-session and per-home arenas.
+//! - [`Daemon`]: `luapool serve`, the same sessions over a Unix socket
+//!   (MessagePack-RPC, `docs/protocol.md`).
+//!
+//! The `luapool` binary (`run`, `serve`) is a thin layer over this crate.
 #![deny(missing_docs)]
 
 mod config;
