@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use luapool_protocol::mp::Cursor;
 use luapool_protocol::{Key, Start, TableId, Value, WorkerLimits};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -16,7 +15,7 @@ use crate::error::{ComputeError, SessionError};
 use crate::host_value::{from_host, HostValue};
 use crate::pool::Pool;
 use crate::serve::{CancelToken, ComputeOutput, Job, LogSink};
-use crate::store::{ArenaId, Scope, Store, StoreError};
+use crate::store::{ArenaId, Scope, Store};
 
 /// Bytes an arena may grow to before a collection, at least.
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
@@ -310,10 +309,6 @@ impl Session {
     /// Loads one MessagePack value, which must be all of `bytes`, into the
     /// session's arena: no tree of Rust values is built on the way.
     fn load_msgpack(&self, bytes: &[u8], readonly: bool) -> Result<Value, SessionError> {
-        let mut c = Cursor::new(bytes);
-        if c.skip(usize::MAX).is_err() || !c.rest().is_empty() {
-            return Err(StoreError::Malformed.into());
-        }
         Ok(self.store().load_msgpack(self.arena, bytes, readonly)?)
     }
 

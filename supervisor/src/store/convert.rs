@@ -1,5 +1,6 @@
-//! Bringing data into an arena: host values ([`load`]), worker literals and
-//! values that may reference the other arena of a scope ([`store`]).
+//! Bringing a worker's data into an arena: literals and values that may
+//! reference the other arena of a scope ([`store`]). Host data is loaded by
+//! [`load_bytes`](super::load_bytes).
 //!
 //! Every operation first computes what it will add (an upper bound of the
 //! accounted bytes), checks the quota, and only then builds: a refused
@@ -8,9 +9,9 @@
 //! A table of another arena is deep-copied, preserving sharing and cycles
 //! (a graph copy, iterative, so a long chain cannot overflow the stack).
 //!
-//! Shape: a host array, and a worker literal with only an array part, make a
-//! table "created from an array" (empty, it converts back to `[]`); a worker's
-//! empty literal `{}` is a map (Lua cannot tell the two apart).
+//! Shape: a worker literal with only an array part makes a table "created
+//! from an array" (empty, it converts back to `[]`), as a host array does; a
+//! worker's empty literal `{}` is a map (Lua cannot tell the two apart).
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,81 +23,6 @@ use super::table::{
     array_entry_bytes, hash_entry_bytes, key_extra, value_extra, Table, SLOT_BYTES, TABLE_BYTES,
 };
 use super::{StoreError, MAX_NESTING};
-use crate::HostValue;
-
-/// Loads a host value into `arena`; see [`Store::load`](super::Store::load).
-pub(crate) fn load(arena: &mut Arena, v: &HostValue, readonly: bool) -> Result<Value, StoreError> {
-    arena.reserve(host_cost(v, 0)?)?;
-    build_host(arena, v, readonly)
-}
-
-fn host_scalar(v: &HostValue) -> Option<Value> {
-    Some(match v {
-        HostValue::Nil => Value::Nil,
-        HostValue::Bool(b) => Value::Bool(*b),
-        HostValue::Int(i) => Value::Int(*i),
-        HostValue::Float(f) => Value::Float(*f),
-        HostValue::Str(s) => Value::Str(s.clone()),
-        HostValue::Array(_) | HostValue::Map(_) => return None,
-    })
-}
-
-fn host_extra(v: &HostValue) -> u64 {
-    match v {
-        HostValue::Str(s) => s.len() as u64,
-        _ => 0,
-    }
-}
-
-/// Accounted bytes of the tables `v` would become (an upper bound).
-fn host_cost(v: &HostValue, depth: usize) -> Result<u64, StoreError> {
-    if depth > MAX_NESTING {
-        return Err(StoreError::TooDeep);
-    }
-    let mut cost = TABLE_BYTES;
-    match v {
-        HostValue::Array(items) => {
-            for item in items {
-                cost += SLOT_BYTES + host_extra(item) + host_cost(item, depth + 1)?;
-            }
-        }
-        HostValue::Map(entries) => {
-            for (k, item) in entries {
-                cost +=
-                    2 * SLOT_BYTES + key_extra(k) + host_extra(item) + host_cost(item, depth + 1)?;
-            }
-        }
-        _ => cost = 0,
-    }
-    Ok(cost)
-}
-
-fn build_host(arena: &mut Arena, v: &HostValue, readonly: bool) -> Result<Value, StoreError> {
-    if let Some(s) = host_scalar(v) {
-        return Ok(s);
-    }
-    let id = match v {
-        HostValue::Array(items) => {
-            let values = items
-                .iter()
-                .map(|i| build_host(arena, i, readonly))
-                .collect::<Result<Vec<_>, _>>()?;
-            let (t, bytes) = Table::from_array_values(values, readonly);
-            arena.insert(t, bytes)?
-        }
-        HostValue::Map(entries) => {
-            let id = arena.insert(Table::new(readonly, false), TABLE_BYTES)?;
-            for (k, item) in entries {
-                let value = build_host(arena, item, readonly)?;
-                arena.set_unchecked(id, k.clone(), value)?;
-            }
-            arena.compact(id)?;
-            id
-        }
-        _ => unreachable!("scalars returned above"),
-    };
-    Ok(Value::Table(id))
-}
 
 /// `table[key] = lit` in `arena` (the table's own arena). `other` is the
 /// other arena a table reference may come from (copied deeply); a reference to

@@ -22,6 +22,10 @@ use super::{StoreError, MAX_NESTING};
 pub(crate) fn load(arena: &mut Arena, bytes: &[u8], readonly: bool) -> Result<Value, StoreError> {
     let mut probe = Cursor::new(bytes);
     let cost = cost(&mut probe, 0)?;
+    // `bytes` is exactly one value: anything after it is malformed input.
+    if !probe.rest().is_empty() {
+        return Err(StoreError::Malformed);
+    }
     arena.reserve(cost)?;
     let mut c = Cursor::new(bytes);
     Ok(match build(arena, &mut c, readonly)? {

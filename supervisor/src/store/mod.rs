@@ -203,12 +203,16 @@ impl Store {
     /// read-only if `readonly`), scalars stay values. An array stays an array
     /// even when empty. Quota checked before anything is created.
     pub fn load(&self, arena: ArenaId, v: &HostValue, readonly: bool) -> Result<Value, StoreError> {
-        convert::load(&mut self.arena(arena)?.lock(), v, readonly)
+        // One loading path: a HostValue is encoded as the MessagePack it
+        // stands for and loaded like any other host data.
+        let bytes = rmp_serde::to_vec(v).map_err(|_| StoreError::Malformed)?;
+        self.load_msgpack(arena, &bytes, readonly)
     }
 
     /// Host-side loading of one MessagePack value (what `rmp_serde` writes,
     /// or a daemon client sent) into `arena`, without building Rust values
-    /// on the way; the same rules as [`load`](Self::load).
+    /// on the way; [`load`](Self::load)'s rules. `bytes` must be exactly one
+    /// value (trailing bytes are [`StoreError::Malformed`]).
     pub fn load_msgpack(
         &self,
         arena: ArenaId,

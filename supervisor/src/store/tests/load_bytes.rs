@@ -80,3 +80,17 @@ fn malformed_bad_keys_and_quota_change_nothing() {
         Err(StoreError::TooDeep)
     );
 }
+
+#[test]
+fn bytes_after_the_value_are_refused_before_anything_is_built() {
+    let store = Store::new();
+    let a = store.create_arena(0);
+    let before = store.arena_stats(a).unwrap();
+    let mut two = rmp_serde::to_vec(&vec![1, 2]).unwrap();
+    two.push(0x01);
+    assert_eq!(
+        store.load_msgpack(a, &two, false),
+        Err(StoreError::Malformed)
+    );
+    assert_eq!(store.arena_stats(a).unwrap(), before);
+}
