@@ -91,21 +91,22 @@ impl Worker {
         let tostring: Function = g.raw_get("tostring")?;
 
         let r = lua.create_table()?;
-        let (dkey, idkey) = crate::materialize::record_keys();
-        r.raw_set("dkey", dkey)?;
-        r.raw_set("idkey", idkey)?;
+        r.raw_set("idkey", crate::materialize::id_key())?;
+        let ext = Ext::new(conn);
+        let ro = crate::ro_meta::functions(&lua, &ext)?;
+        r.raw_set("ro_next", &ro.next)?;
+        r.raw_set("ro_info", &ro.info)?;
         let prelude: Table = lua
             .load(include_str!("prelude.lua"))
             .set_name("=luapool-prelude")
             .call(r.clone())?;
-        let fns = Fns {
+        ext.set_fns(Fns {
             newindex: prelude.raw_get("newindex")?,
             len: prelude.raw_get("len")?,
             pairs: prelude.raw_get("pairs_")?,
             make: prelude.raw_get("make")?,
-            row_mt: prelude.raw_get("row_mt")?,
-        };
-        let ext = Ext::new(conn, fns);
+        });
+        crate::ro_meta::install(&lua, &ro, prelude.raw_get("ud_mt")?)?;
         ext.install(&lua, &r)?;
 
         let print = {
@@ -127,6 +128,9 @@ impl Worker {
         let overrides = vec![
             ("print", mlua::Value::Function(print)),
             ("next", prelude.raw_get("next")?),
+            ("type", mlua::Value::Function(ro.type_.clone())),
+            ("rawget", prelude.raw_get("rawget")?),
+            ("rawlen", prelude.raw_get("rawlen")?),
             ("rawset", prelude.raw_get("rawset")?),
             ("getmetatable", prelude.raw_get("getmetatable")?),
             ("setmetatable", prelude.raw_get("setmetatable")?),

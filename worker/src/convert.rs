@@ -3,17 +3,17 @@
 use std::collections::HashSet;
 use std::ffi::c_void;
 
-use luapool_protocol::{Key, Literal, Value};
+use luapool_protocol::{Key, KeyError, Literal, Value};
 use mlua::Table;
 
 /// Deepest plain table a compute may copy into the store.
 pub const MAX_COPY_DEPTH: usize = 200;
 
-/// The table id of an external table's proxy, if `t` is one.
+/// The table id of a writable external table's proxy, if `t` is one.
 pub fn external_id(t: &Table) -> Option<i64> {
     // Every proxy, and nothing else, holds its id under a private key (see
     // prelude.lua): a plain table cannot pass for an external one.
-    t.raw_get::<Option<i64>>(crate::materialize::record_keys().1)
+    t.raw_get::<Option<i64>>(crate::materialize::id_key())
         .ok()
         .flatten()
 }
@@ -26,6 +26,8 @@ pub fn key_of(v: &mlua::Value) -> Result<Key, String> {
         mlua::Value::String(s) => Ok(Key::Str(s.as_bytes().to_vec())),
         mlua::Value::Boolean(b) => Ok(Key::Bool(*b)),
         mlua::Value::Nil => Err("table index is nil".into()),
+        // A read-only external table (ro_meta.rs).
+        mlua::Value::LightUserData(_) => Err(KeyError::Table.to_string()),
         other => Err(format!(
             "a {} cannot be a key of an external table",
             other.type_name()
@@ -102,6 +104,9 @@ fn literal(
             *bytes += b.len();
             Value::Str(b)
         }
+        // Every light userdata a script holds is a read-only external
+        // table: its pointer is the id (ro_meta.rs).
+        mlua::Value::LightUserData(p) => Value::Table(p.0 as u64),
         mlua::Value::Table(t) => {
             if let Some(id) = external_id(t) {
                 Value::Table(id as u64)

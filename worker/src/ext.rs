@@ -2,7 +2,7 @@
 //! buffering writes, lengths and batched iteration. The Lua half is
 //! `prelude.lua`; see it for how a proxy is laid out.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use luapool_protocol::{decode, Key, Reply, Request, TableId, ToWorker, Write};
@@ -11,6 +11,7 @@ use mlua::{Lua, MultiValue, Table};
 use crate::conn::{Conn, ConnError};
 use crate::convert::{key_of, literal_of};
 use crate::materialize::{self, Fns, Target};
+use crate::ro_cache::{Cell, LKey, RoCache, Values};
 use crate::wire::Reader;
 
 /// Keys of an array fetched per request when a loop walks it.
@@ -29,9 +30,11 @@ pub struct Ext {
     pub conn: RefCell<Conn>,
     /// Set when the ring broke mid-compute: the worker must exit after it.
     pub fatal: RefCell<Option<ConnError>>,
-    /// id → proxy, weak-valued; replaced per compute.
+    /// id → proxy of writable tables, weak-valued; replaced per compute.
     proxies: RefCell<Option<Table>>,
-    fns: Fns,
+    /// The contents of read-only tables read this compute (`ro_meta.rs`).
+    pub ro: RefCell<RoCache>,
+    fns: OnceCell<Fns>,
 }
 
 /// The result a callback hands back to Lua: values, or (nil, message).
@@ -43,14 +46,25 @@ fn lua_err(lua: &Lua, msg: String) -> mlua::Result<MultiValue> {
 }
 
 impl Ext {
-    /// Builds the shared state around the prelude's functions.
-    pub fn new(conn: Conn, fns: Fns) -> Rc<Ext> {
+    /// Builds the shared state; [`set_fns`](Self::set_fns) completes it.
+    pub fn new(conn: Conn) -> Rc<Ext> {
         Rc::new(Ext {
             conn: RefCell::new(conn),
             fatal: RefCell::new(None),
             proxies: RefCell::new(None),
-            fns,
+            ro: RefCell::new(RoCache::default()),
+            fns: OnceCell::new(),
         })
+    }
+
+    /// Hands over the prelude's functions (the prelude itself needs the
+    /// read-only functions, which need this `Ext`, so they come second).
+    pub fn set_fns(&self, fns: Fns) {
+        let _ = self.fns.set(fns);
+    }
+
+    fn fns(&self) -> &Fns {
+        self.fns.get().expect("set_fns() runs before any compute")
     }
 
     fn make(&self, lua: &Lua, id: TableId, complete: bool, io: bool) -> mlua::Result<Table> {
@@ -60,16 +74,15 @@ impl Ext {
         } else {
             mlua::Value::Nil
         };
-        let p: Table = self
-            .fns
-            .make
-            .call((id as i64, false, complete, len, d, io))?;
+        let p: Table = self.fns().make.call((id as i64, complete, len, d, io))?;
         self.proxies().raw_set(id as i64, &p)?;
         Ok(p)
     }
 
-    /// Starts a compute: forgets every proxy of the previous one.
+    /// Starts a compute: forgets every proxy and cached table of the
+    /// previous one (between computes the store may reuse ids).
     pub fn begin(&self, lua: &Lua) -> mlua::Result<()> {
+        self.ro.borrow_mut().clear();
         let proxies = lua.create_table()?;
         let mt = lua.create_table()?;
         mt.raw_set("__mode", "v")?;
@@ -97,13 +110,16 @@ impl Ext {
     }
 
     /// Sends a request whose reply carries table contents (`Fetched`,
-    /// `Entries`) and reads it in place. `Ok(Err(message))`: the supervisor
-    /// refused, which the script sees as a Lua error.
+    /// `Entries`) and reads it in place; the read-only tables it describes,
+    /// and its values as `values` says, go into the read-only cache (the
+    /// values from the returned cell index on). `Ok(Err(message))`: the
+    /// supervisor refused, which the script sees as a Lua error.
     fn request_contents<'c>(
         &self,
         conn: &'c mut Conn,
         req: Request,
-    ) -> mlua::Result<Result<Reader<'c>, String>> {
+        values: Values,
+    ) -> mlua::Result<Result<(Reader<'c>, u32), String>> {
         let bytes = match conn.request_raw(req) {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(Reply::Error(e))) => return Ok(Err(e.message)),
@@ -111,7 +127,10 @@ impl Ext {
             Err(e) => return Err(self.die(e)),
         };
         match Reader::parse(bytes) {
-            Ok(Some(reply)) => Ok(Ok(reply)),
+            Ok(Some(reply)) => {
+                let first = self.ro.borrow_mut().add(&reply, values);
+                Ok(Ok((reply, first)))
+            }
             Ok(None) => match decode::<ToWorker>(bytes) {
                 Ok(ToWorker::Reply(Reply::Error(e))) => Ok(Err(e.message)),
                 _ => Err(self.die(ConnError::Unexpected("expected table contents"))),
@@ -152,8 +171,8 @@ impl Ext {
             },
         };
         let mut conn = self.conn.borrow_mut();
-        let reply = match self.request_contents(&mut conn, req)? {
-            Ok(reply) => reply,
+        let reply = match self.request_contents(&mut conn, req, Values::None)? {
+            Ok((reply, _)) => reply,
             Err(message) => return lua_err(lua, message),
         };
         let count = (reply.values.0 + reply.inlined) as i64;
@@ -178,7 +197,7 @@ impl Ext {
             },
             None => Target::Key(&k),
         };
-        let result = materialize::fill(lua, &self.proxies(), &d, &self.fns, &reply, target)?;
+        let result = materialize::fill(lua, &self.proxies(), &d, self.fns(), &reply, target)?;
         drop(conn);
         m.raw_set("lp_n", cached + count)?;
         Ok(MultiValue::from_vec(vec![result]))
@@ -259,11 +278,11 @@ impl Ext {
             after,
             limit,
         };
-        let reply = match self.request_contents(&mut conn, next)? {
-            Ok(reply) => reply,
+        let reply = match self.request_contents(&mut conn, next, Values::None)? {
+            Ok((reply, _)) => reply,
             Err(message) => return self.batch_err(lua, message),
         };
-        let (keys, vals) = materialize::entries(lua, &self.proxies(), &self.fns, &reply)?;
+        let (keys, vals) = materialize::entries(lua, &self.proxies(), self.fns(), &reply)?;
         let (n, done) = (reply.values.0 as i64, reply.done);
         drop(conn);
         Ok(MultiValue::from_vec(vec![
@@ -283,6 +302,91 @@ impl Ext {
             mlua::Value::Boolean(true),
             msg,
         ]))
+    }
+
+    /// `t[key]` of a read-only table the cache could not answer: fetches a
+    /// window of its array part, or the one key. Runs no Lua code (the C
+    /// `__index` calls it); `Err`: the message of the Lua error to raise.
+    pub fn ro_fetch(&self, id: TableId, key: LKey) -> Result<Cell, String> {
+        let len = match (key, self.ro.borrow().len(id)) {
+            (LKey::Int(_), None) => Some(self.ro_len(id)?),
+            (_, len) => len,
+        };
+        let req = match (key, len) {
+            (LKey::Int(i), Some(n)) if n > SMALL && i >= 1 && i <= n => {
+                let start = (i - 1) / WINDOW * WINDOW + 1;
+                let count = (n - start + 1).min(WINDOW) as u32;
+                (
+                    Request::GetRange {
+                        table: id,
+                        start,
+                        count,
+                    },
+                    Values::Range { table: id, start },
+                    i - start,
+                )
+            }
+            _ => (
+                Request::Get {
+                    table: id,
+                    key: key.to_key(),
+                },
+                Values::Key { table: id, key },
+                0,
+            ),
+        };
+        let (req, values, offset) = req;
+        let mut conn = self.conn.borrow_mut();
+        match self.request_contents(&mut conn, req, values) {
+            Ok(Ok((_, first))) => Ok(self.ro.borrow().cell_at(first + offset as u32)),
+            Ok(Err(message)) => Err(message),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A border of a read-only table the cache does not know, from the supervisor.
+    pub fn ro_len(&self, id: TableId) -> Result<i64, String> {
+        match self.request(Request::Len { table: id }) {
+            Ok(Reply::Len(n)) => {
+                self.ro.borrow_mut().set_len(id, n);
+                Ok(n)
+            }
+            Ok(Reply::Error(e)) => Err(e.message),
+            Ok(_) => Err(self
+                .die(ConnError::Unexpected("expected a length"))
+                .to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `next(t, after)` of a read-only table: from the cache when it holds
+    /// the whole table, else one entry from the supervisor.
+    pub fn ro_next(
+        &self,
+        id: TableId,
+        after: Option<LKey>,
+    ) -> Result<Option<(Cell, Cell)>, String> {
+        if self.ro.borrow().is_complete(id) {
+            return self
+                .ro
+                .borrow()
+                .next_complete(id, after)
+                .map_err(|()| "invalid key to 'next'".to_string());
+        }
+        let req = Request::Next {
+            table: id,
+            after: after.map(LKey::to_key),
+            limit: 1,
+        };
+        let mut conn = self.conn.borrow_mut();
+        match self.request_contents(&mut conn, req, Values::Pairs) {
+            Ok(Ok((reply, first))) => Ok((reply.values.0 > 0).then(|| {
+                let ro = self.ro.borrow();
+                (ro.cell_at(first), ro.cell_at(first + 1))
+            })),
+            Ok(Err(message)) => Err(message),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// `ext.table()`: a new, empty, writable external table.

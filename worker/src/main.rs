@@ -12,6 +12,8 @@ mod conn;
 mod convert;
 mod ext;
 mod materialize;
+mod ro_cache;
+mod ro_meta;
 mod sandbox;
 mod wire;
 

@@ -1,9 +1,8 @@
 //! Building Lua values from a reply in bulk, through Lua's C API.
 //!
-//! A window of 1024 records becomes 2 tables per record when the records are
-//! read-only (the proxy, holding the cache and id under private keys, with
-//! one metatable shared by all records) and 3 otherwise (proxy, its own
-//! metatable, cache); see `prelude.lua`. Going through mlua's safe API costs a call per
+//! A writable table becomes 3 Lua tables (proxy, its own metatable, cache;
+//! see `prelude.lua`); a read-only one is only its id, as a light userdata
+//! (`ro_meta.rs`). Going through mlua's safe API costs a call per
 //! field, and decoding into Rust values first costs an allocation per field;
 //! this file reads the reply's bytes ([`Reader`]) and pushes the values
 //! straight onto the Lua stack.
@@ -23,18 +22,16 @@ const LEN: c_int = 4;
 const PAIRS: c_int = 5;
 const MAKE: c_int = 6;
 const KEY: c_int = 7;
-const ROW_MT: c_int = 8;
 // Pushed once per raw call: field names (`lua_setfield` would intern each C
-// string again per table) and the private keys of read-only records.
-const S_INDEX: c_int = 9;
-const S_NEWINDEX: c_int = 10;
-const S_LEN: c_int = 11;
-const S_PAIRS: c_int = 12;
-const S_NAME: c_int = 13;
-const S_EXTERNAL: c_int = 14;
-const S_ID: c_int = 15;
-const DATA_KEY: c_int = 16;
-const ID_KEY: c_int = 17;
+// string again per table) and the proxies' private key.
+const S_INDEX: c_int = 8;
+const S_NEWINDEX: c_int = 9;
+const S_LEN: c_int = 10;
+const S_PAIRS: c_int = 11;
+const S_NAME: c_int = 12;
+const S_EXTERNAL: c_int = 13;
+const S_ID: c_int = 14;
+const ID_KEY: c_int = 15;
 const NAMES: [&std::ffi::CStr; 7] = [
     c"__index",
     c"__newindex",
@@ -45,23 +42,14 @@ const NAMES: [&std::ffi::CStr; 7] = [
     c"lp_id",
 ];
 
-// Their addresses are the private keys under which a read-only record's
-// proxy holds its cache and its id: lightuserdata cannot be made from Lua,
-// so no script can name them.
-static DATA_KEY_ADDR: u8 = 0;
+// Its address is the private key under which a proxy holds its id:
+// lightuserdata cannot be made from Lua, so no script can name it.
 static ID_KEY_ADDR: u8 = 0;
 
-fn key_ptr(addr: &'static u8) -> *mut c_void {
-    addr as *const u8 as *mut c_void
-}
-
-/// The private keys `(data, id)` of read-only records, for `prelude.lua`
-/// (`R.dkey`, `R.idkey`) and for reading a record's id.
-pub fn record_keys() -> (LightUserData, LightUserData) {
-    (
-        LightUserData(key_ptr(&DATA_KEY_ADDR)),
-        LightUserData(key_ptr(&ID_KEY_ADDR)),
-    )
+/// The private key under which a writable table's proxy holds its id, for
+/// `prelude.lua` (`R.idkey`) and for reading a proxy's id.
+pub fn id_key() -> LightUserData {
+    LightUserData(&ID_KEY_ADDR as *const u8 as *mut c_void)
 }
 
 /// The prelude's functions and tables that proxies refer to.
@@ -75,8 +63,6 @@ pub struct Fns {
     pub pairs: mlua::Function,
     /// Builds a proxy whose cache fetches on a miss.
     pub make: mlua::Function,
-    /// The metatable every read-only record shares.
-    pub row_mt: Table,
 }
 
 impl Fns {
@@ -94,7 +80,6 @@ impl Fns {
             &self.pairs,
             &self.make,
             key,
-            &self.row_mt,
         )
     }
 }
@@ -195,17 +180,16 @@ pub fn entries(
     Ok((keys, vals))
 }
 
-/// Pushes the field names and record keys at their slots.
+/// Pushes the field names and the proxies' key at their slots.
 ///
 /// # Safety
-/// `l` is a raw-call stack holding exactly the 8 arguments.
+/// `l` is a raw-call stack holding exactly the 7 arguments.
 unsafe fn push_names(l: *mut ffi::lua_State) {
-    ffi::luaL_checkstack(l, NAMES.len() as c_int + 2, c"luapool: stack".as_ptr());
+    ffi::luaL_checkstack(l, NAMES.len() as c_int + 1, c"luapool: stack".as_ptr());
     for name in NAMES {
         ffi::lua_pushstring(l, name.as_ptr());
     }
-    ffi::lua_pushlightuserdata(l, key_ptr(&DATA_KEY_ADDR));
-    ffi::lua_pushlightuserdata(l, key_ptr(&ID_KEY_ADDR));
+    ffi::lua_pushlightuserdata(l, id_key().0);
 }
 
 /// Pushes a key or value; a table becomes its proxy (an existing one if
@@ -230,70 +214,62 @@ unsafe fn push_item(l: *mut ffi::lua_State, item: Item, reply: &Reader) {
 /// # Safety
 /// As for [`push_item`].
 unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
+    let view = reply.view(id);
+    if view.is_some_and(|v| v.readonly) {
+        // Read-only: the id itself (`ro_meta.rs`); the caller put the view
+        // into the read-only cache.
+        ffi::lua_pushlightuserdata(l, id as *mut c_void);
+        return;
+    }
     if ffi::lua_rawgeti(l, PROXIES, id as i64) != ffi::LUA_TNIL {
         return;
     }
     ffi::lua_pop(l, 1);
-    let view = match reply.view(id) {
+    let view = match view {
         Some(v) if v.complete => v,
         other => {
             // Known only by id (or too big to inline): the prelude's `make`
             // builds a proxy whose cache fetches on a miss.
-            let (ro, len) = other.map_or((false, None), |v| (v.readonly, Some(v.len)));
             ffi::lua_pushvalue(l, MAKE);
             ffi::lua_pushinteger(l, id as i64);
-            ffi::lua_pushboolean(l, ro as c_int);
             ffi::lua_pushboolean(l, 0);
-            match len {
-                Some(n) => ffi::lua_pushinteger(l, n),
+            match other {
+                Some(v) => ffi::lua_pushinteger(l, v.len),
                 None => ffi::lua_pushnil(l),
             }
             ffi::lua_createtable(l, 0, 0);
             ffi::lua_pushboolean(l, 0);
-            ffi::lua_call(l, 6, 1);
+            ffi::lua_call(l, 5, 1);
             ffi::lua_pushvalue(l, -1);
             ffi::lua_rawseti(l, PROXIES, id as i64);
             return;
         }
     };
-    // D: the cache, complete.
+    // D: the cache, complete; M: the table's own metatable; P: the proxy,
+    // holding only its id.
     let (narr, nhash) = view.counts;
     ffi::lua_createtable(l, narr as c_int, nhash as c_int);
     let d = ffi::lua_gettop(l);
-    if view.readonly {
-        // P = { [DATA_KEY] = D, [ID_KEY] = id }, with the shared record metatable.
-        ffi::lua_createtable(l, 0, 2);
-        ffi::lua_pushvalue(l, DATA_KEY);
-        ffi::lua_pushvalue(l, d);
+    ffi::lua_createtable(l, 0, 6);
+    let set = |key: c_int, value: c_int| {
+        ffi::lua_pushvalue(l, key);
+        ffi::lua_pushvalue(l, value);
         ffi::lua_rawset(l, -3);
-        ffi::lua_pushvalue(l, ID_KEY);
-        ffi::lua_pushinteger(l, id as i64);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_pushvalue(l, ROW_MT);
-        ffi::lua_setmetatable(l, -2);
-    } else {
-        // M: the table's own metatable; P: the proxy, holding only its id.
-        ffi::lua_createtable(l, 0, 6);
-        let set = |key: c_int, value: c_int| {
-            ffi::lua_pushvalue(l, key);
-            ffi::lua_pushvalue(l, value);
-            ffi::lua_rawset(l, -3);
-        };
-        set(S_INDEX, d);
-        set(S_NEWINDEX, NEWINDEX);
-        set(S_LEN, LEN);
-        set(S_PAIRS, PAIRS);
-        set(S_NAME, S_EXTERNAL);
-        ffi::lua_pushvalue(l, S_ID);
-        ffi::lua_pushinteger(l, id as i64);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_createtable(l, 0, 1);
-        ffi::lua_pushvalue(l, ID_KEY);
-        ffi::lua_pushinteger(l, id as i64);
-        ffi::lua_rawset(l, -3);
-        ffi::lua_rotate(l, -2, 1);
-        ffi::lua_setmetatable(l, -2);
-    }
+    };
+    set(S_INDEX, d);
+    set(S_NEWINDEX, NEWINDEX);
+    set(S_LEN, LEN);
+    set(S_PAIRS, PAIRS);
+    set(S_NAME, S_EXTERNAL);
+    ffi::lua_pushvalue(l, S_ID);
+    ffi::lua_pushinteger(l, id as i64);
+    ffi::lua_rawset(l, -3);
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_pushvalue(l, ID_KEY);
+    ffi::lua_pushinteger(l, id as i64);
+    ffi::lua_rawset(l, -3);
+    ffi::lua_rotate(l, -2, 1);
+    ffi::lua_setmetatable(l, -2);
     // Registered before the cache is filled, so a cycle among inlined
     // tables resolves to this proxy.
     ffi::lua_pushvalue(l, -1);

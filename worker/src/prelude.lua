@@ -12,12 +12,16 @@
 --      holds every entry the table is complete and D has no metatable;
 --      otherwise (M.lp_incomplete) D's metatable sends misses to R.fetch,
 --      which fills D.
--- Complete tables are built in bulk from Rust (materialize.rs): writable
--- ones with the same layout, M = { __index, __newindex, __len, __pairs,
--- __name, lp_id } (every other lp_* field defaults to nil); read-only ones
--- as records sharing ROW_MT (see below).
--- Reading t.k therefore costs two table lookups and no function call once
--- the entry is cached.
+-- Complete tables are built in bulk from Rust (materialize.rs) with the
+-- same layout, M = { __index, __newindex, __len, __pairs, __name, lp_id }
+-- (every other lp_* field defaults to nil). Reading t.k therefore costs two
+-- table lookups and no function call once the entry is cached.
+--
+-- That is for writable tables. A read-only table (the input and all it
+-- holds) is a light userdata whose pointer is its id; its contents stay in
+-- Rust (ro_cache.rs) and the metatable of all light userdata reads them
+-- (ro_meta.rs, with UD_NEWINDEX and UD_PAIRS from here). The sandbox's
+-- `type` calls them tables.
 local R = ...
 local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring =
       getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring
@@ -41,9 +45,6 @@ end
 
 local function NEWINDEX(p, k, v)
   local m = getmetatable(p)
-  if m.lp_ro then
-    error("_io.input is read-only: cannot write key " .. keystr(k), 2)
-  end
   if m.lp_io and k == "input" then
     error("_io.input is read-only: cannot replace it", 2)
   end
@@ -63,8 +64,8 @@ local function NEWINDEX(p, k, v)
   m.lp_len = nil
 end
 
--- __newindex of complete read-only tables (input records built in bulk).
-local function RO_NEWINDEX(_, k)
+-- __newindex of read-only tables.
+local function UD_NEWINDEX(_, k)
   error("_io.input is read-only: cannot write key " .. keystr(k), 2)
 end
 
@@ -82,14 +83,14 @@ local function LEN(p)
 end
 
 -- Iterates an incomplete table in batches fetched from the supervisor.
-local function batches(m)
+local function batches(id)
   local keys, vals, i, n, done, after = nil, nil, 0, 0, false, nil
   return function()
     i = i + 1
     if i > n then
       if done then return nil end
       local err
-      keys, vals, n, done, err = R.next_batch(m.lp_id, after, 512)
+      keys, vals, n, done, err = R.next_batch(id, after, 512)
       if err ~= nil then error(err, 2) end
       i = 1
       if n == 0 then return nil end
@@ -103,24 +104,22 @@ end
 local function PAIRS(p)
   local m = getmetatable(p)
   if not m.lp_incomplete then return next, m.__index, nil end
-  return batches(m), p, nil
+  return batches(m.lp_id), p, nil
 end
 
--- Read-only records (complete input tables, built in bulk) are lighter:
--- the proxy holds its cache D and its id under two private keys (Rust's
--- lightuserdata, which no script can make), and every record shares ROW_MT.
--- Two tables per record instead of three; a field read costs a call.
-local DKEY, IDKEY = R.dkey, R.idkey
-local function ROW_INDEX(p, k) return p[DKEY][k] end
-local function ROW_LEN(p) return rawlen(p[DKEY]) end
-local function ROW_PAIRS(p) return next, p[DKEY], nil end
-local ROW_MT = {
-  __index = ROW_INDEX, __newindex = RO_NEWINDEX, __len = ROW_LEN, __pairs = ROW_PAIRS,
-  __name = "external table", lp_rows = true,
-}
+local RO_NEXT, RO_INFO = R.ro_next, R.ro_info
 
--- An external table's proxy, and only one, holds its id under IDKEY: no
--- script can make that key, so no plain table passes for an external one.
+-- __pairs of read-only tables: from the cache when it holds the whole table.
+local function UD_PAIRS(u)
+  local id, complete = RO_INFO(u)
+  if complete then return RO_NEXT, u, nil end
+  return batches(id), u, nil
+end
+
+-- A writable external table's proxy, and only one, holds its id under
+-- IDKEY: no script can make that key, so no plain table passes for an
+-- external one.
+local IDKEY = R.idkey
 local function is_external(t)
   if type(t) ~= "table" or rawget(t, IDKEY) == nil then return nil end
   return getmetatable(t)
@@ -128,9 +127,9 @@ end
 
 -- The sandbox's next: external tables iterate their entries.
 local function NEXT(t, k)
+  if RO_INFO(t) then return RO_NEXT(t, k) end
   local m = is_external(t)
   if m == nil then return next(t, k) end
-  if m == ROW_MT then return next(t[DKEY], k) end
   if not m.lp_incomplete then return next(m.__index, k) end
   local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
   if err ~= nil then error(err, 2) end
@@ -142,7 +141,7 @@ end
 -- from every later read and write (they would no longer reach the
 -- metamethods) and bypass read-only input, so it is refused.
 local function RAWSET(t, k, v)
-  if is_external(t) then
+  if RO_INFO(t) or is_external(t) then
     error("rawset cannot write to an external table (assign t[k] = v)", 2)
   end
   return rawset(t, k, v)
@@ -153,8 +152,20 @@ local function GETMETATABLE(t)
   return getmetatable(t)
 end
 
+-- The sandbox's rawget and rawlen see a read-only table as they see a
+-- writable one's proxy: empty.
+local function RAWGET(t, k)
+  if RO_INFO(t) then return nil end
+  return rawget(t, k)
+end
+
+local function RAWLEN(t)
+  if RO_INFO(t) then return 0 end
+  return rawlen(t)
+end
+
 local function SETMETATABLE(t, mt)
-  if is_external(t) then
+  if RO_INFO(t) or is_external(t) then
     error("cannot change the metatable of an external table", 2)
   end
   return setmetatable(t, mt)
@@ -162,11 +173,11 @@ end
 
 -- Builds an external table: the proxy, its metatable and its cache.
 -- `d` is the cache, already filled by the caller when `complete`.
-local function make(id, ro, complete, len, d, io)
+local function make(id, complete, len, d, io)
   local m = {
     __index = d, __newindex = NEWINDEX, __len = LEN, __pairs = PAIRS,
     __name = "external table",
-    lp_id = id, lp_ro = ro or nil, lp_len = len, lp_io = io or nil,
+    lp_id = id, lp_len = len, lp_io = io or nil,
   }
   if not complete then incomplete(m) end
   return setmetatable({ [IDKEY] = id }, m)
@@ -187,6 +198,8 @@ local function RESUME(...) return recheck(resume(...)) end
 
 return {
   stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
-  make = make, row_mt = ROW_MT, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
+  make = make, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
   next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
+  rawget = RAWGET, rawlen = RAWLEN,
+  ud_mt = { __newindex = UD_NEWINDEX, __pairs = UD_PAIRS },
 }

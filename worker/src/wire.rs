@@ -166,6 +166,11 @@ impl<'a> Reader<'a> {
     pub fn view(&self, id: TableId) -> Option<View<'a>> {
         self.views.get(&id).copied()
     }
+
+    /// Every table view of the reply, in no particular order.
+    pub fn views(&self) -> impl Iterator<Item = (TableId, View<'a>)> + '_ {
+        self.views.iter().map(|(id, v)| (*id, *v))
+    }
 }
 
 /// Reads one `[key, value]` pair of a view's hash part or of `Entries`.
