@@ -1,10 +1,16 @@
 //! The worker's side of the conversation with the supervisor: one request,
 //! one reply, over the ring; writes are buffered and flushed in order before
 //! any read, so a compute observes its own writes.
+//!
+//! One request may be sent *ahead* (a prefetch of the next window of a
+//! read-only array): the supervisor answers it while Lua works on the
+//! current one. Its reply is read before anything else is sent, so the
+//! conversation stays in order and neither side can block the other with a
+//! message larger than the ring.
 
 use luapool_protocol::{
-    decode, encode_into, Endpoint, Outcome, Reply, Request, RingError, ToSupervisor, ToWorker,
-    Write,
+    decode, encode_into, Endpoint, Outcome, Reply, Request, RingError, TableId, ToSupervisor,
+    ToWorker, Write,
 };
 
 /// Writes buffered before a flush is forced.
@@ -26,6 +32,19 @@ pub enum ConnError {
     Unexpected(&'static str),
 }
 
+/// What a request sent ahead was for: a window of `table` from key `start`.
+pub type AheadTag = (TableId, i64);
+
+/// The request sent ahead, if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ahead {
+    None,
+    /// Sent; its reply not read yet.
+    Sent(AheadTag),
+    /// Its reply is in `ahead_buf`.
+    Ready(AheadTag),
+}
+
 /// The worker's connection: the ring plus reusable buffers and the write buffer.
 pub struct Conn {
     ring: Endpoint,
@@ -33,6 +52,8 @@ pub struct Conn {
     inb: Vec<u8>,
     writes: Vec<Write>,
     write_bytes: usize,
+    ahead: Ahead,
+    ahead_buf: Vec<u8>,
 }
 
 impl Conn {
@@ -44,6 +65,8 @@ impl Conn {
             inb: Vec::with_capacity(64 * 1024),
             writes: Vec::new(),
             write_bytes: 0,
+            ahead: Ahead::None,
+            ahead_buf: Vec::with_capacity(64 * 1024),
         }
     }
 
@@ -52,8 +75,9 @@ impl Conn {
         &self.ring
     }
 
-    /// Sends one message.
+    /// Sends one message (after reading the reply to a request sent ahead).
     pub fn send(&mut self, msg: &ToSupervisor) -> Result<(), ConnError> {
+        self.settle()?;
         self.out.clear();
         encode_into(msg, &mut self.out);
         self.ring.send(&self.out)?;
@@ -92,6 +116,33 @@ impl Conn {
         match self.recv()? {
             ToWorker::Reply(r) => Ok(r),
             _ => Err(ConnError::Unexpected("expected a reply")),
+        }
+    }
+
+    /// Sends `req` without waiting for its reply, which
+    /// [`take_ahead`](Self::take_ahead) returns later. At most one at a time:
+    /// a second one first settles the first.
+    pub fn send_ahead(&mut self, req: Request, tag: AheadTag) -> Result<(), ConnError> {
+        self.send(&ToSupervisor::Request(req))?;
+        self.ahead = Ahead::Sent(tag);
+        Ok(())
+    }
+
+    /// Reads the reply to the request sent ahead, if one is outstanding.
+    fn settle(&mut self) -> Result<(), ConnError> {
+        if let Ahead::Sent(tag) = self.ahead {
+            self.ring.recv(&mut self.ahead_buf, None)?;
+            self.ahead = Ahead::Ready(tag);
+        }
+        Ok(())
+    }
+
+    /// The reply to the request sent ahead (waiting for it if needed), once.
+    pub fn take_ahead(&mut self) -> Result<Option<(AheadTag, &[u8])>, ConnError> {
+        self.settle()?;
+        match std::mem::replace(&mut self.ahead, Ahead::None) {
+            Ahead::Ready(tag) => Ok(Some((tag, &self.ahead_buf))),
+            _ => Ok(None),
         }
     }
 

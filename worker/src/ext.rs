@@ -11,11 +11,16 @@ use mlua::{Lua, MultiValue, Table};
 use crate::conn::{Conn, ConnError};
 use crate::convert::{key_of, literal_of};
 use crate::materialize::{self, Fns, Target};
-use crate::ro_cache::{Cell, LKey, RoCache, Values};
+use crate::ro_cache::{Cell, Found, LKey, RoCache, Values};
 use crate::wire::Reader;
 
 /// Keys of an array fetched per request when a loop walks it.
 const WINDOW: i64 = 1024;
+/// The same for a read-only array. Smaller, so that a window of small
+/// records (~50 bytes each) fits the ring whole: the next one, fetched
+/// ahead while Lua walks this one, then waits in the ring, and the
+/// supervisor is not left blocked halfway through sending it.
+const RO_WINDOW: i64 = 512;
 /// Tables at most this long are fetched key by key, not by window.
 const SMALL: i64 = 32;
 /// Entries cached per table before its cache is dropped and refilled. The
@@ -83,6 +88,9 @@ impl Ext {
     /// previous one (between computes the store may reuse ids).
     pub fn begin(&self, lua: &Lua) -> mlua::Result<()> {
         self.ro.borrow_mut().clear();
+        if let Err(e) = self.conn.borrow_mut().take_ahead() {
+            return Err(self.die(e));
+        }
         let proxies = lua.create_table()?;
         let mt = lua.create_table()?;
         mt.raw_set("__mode", "v")?;
@@ -110,32 +118,74 @@ impl Ext {
     }
 
     /// Sends a request whose reply carries table contents (`Fetched`,
-    /// `Entries`) and reads it in place; the read-only tables it describes,
-    /// and its values as `values` says, go into the read-only cache (the
-    /// values from the returned cell index on). `Ok(Err(message))`: the
-    /// supervisor refused, which the script sees as a Lua error.
+    /// `Entries`) and reads it in place; the read-only tables it describes
+    /// also go into the read-only cache. `Ok(Err(message))`: the supervisor
+    /// refused, which the script sees as a Lua error.
     fn request_contents<'c>(
         &self,
         conn: &'c mut Conn,
         req: Request,
-        values: Values,
-    ) -> mlua::Result<Result<(Reader<'c>, u32), String>> {
-        let bytes = match conn.request_raw(req) {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(Reply::Error(e))) => return Ok(Err(e.message)),
-            Ok(Err(_)) => return Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
-            Err(e) => return Err(self.die(e)),
+    ) -> mlua::Result<Result<Reader<'c>, String>> {
+        let bytes = match self.send_for_contents(conn, req)? {
+            Ok(bytes) => bytes,
+            Err(message) => return Ok(Err(message)),
         };
-        match Reader::parse(bytes) {
-            Ok(Some(reply)) => {
-                let first = self.ro.borrow_mut().add(&reply, values);
-                Ok(Ok((reply, first)))
-            }
-            Ok(None) => match decode::<ToWorker>(bytes) {
-                Ok(ToWorker::Reply(Reply::Error(e))) => Ok(Err(e.message)),
-                _ => Err(self.die(ConnError::Unexpected("expected table contents"))),
-            },
-            Err(_) => Err(self.die(ConnError::Unexpected("malformed table contents"))),
+        match (
+            Reader::parse(bytes),
+            self.ro.borrow_mut().add(bytes, Values::None),
+        ) {
+            (Ok(Some(reply)), Ok(Some(_))) => Ok(Ok(reply)),
+            (Ok(None), _) => Ok(Err(self.refusal(bytes)?)),
+            _ => Err(self.die(ConnError::Unexpected("malformed table contents"))),
+        }
+    }
+
+    /// [`request_contents`](Self::request_contents) for a read-only table:
+    /// the reply goes into the read-only cache only, `values` saying where
+    /// its values go. Returns the cell index of the first value and how
+    /// many there are. Runs no Lua code; `Err`: the message of the error
+    /// to raise (the ring broke, or the supervisor refused).
+    fn request_ro(
+        &self,
+        conn: &mut Conn,
+        req: Request,
+        values: Values,
+    ) -> Result<(u32, usize), String> {
+        let bytes = match self.send_for_contents(conn, req) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(message)) => return Err(message),
+            Err(e) => return Err(e.to_string()),
+        };
+        match self.ro.borrow_mut().add(bytes, values) {
+            Ok(Some(got)) => Ok(got),
+            Ok(None) => Err(self.refusal(bytes).map_err(|e| e.to_string())?),
+            Err(_) => Err(self
+                .die(ConnError::Unexpected("malformed table contents"))
+                .to_string()),
+        }
+    }
+
+    /// Sends `req` and returns its reply's bytes, or the message of a failed
+    /// flush of buffered writes.
+    fn send_for_contents<'c>(
+        &self,
+        conn: &'c mut Conn,
+        req: Request,
+    ) -> mlua::Result<Result<&'c [u8], String>> {
+        match conn.request_raw(req) {
+            Ok(Ok(bytes)) => Ok(Ok(bytes)),
+            Ok(Err(Reply::Error(e))) => Ok(Err(e.message)),
+            Ok(Err(_)) => Err(self.die(ConnError::Unexpected("expected Ok after writes"))),
+            Err(e) => Err(self.die(e)),
+        }
+    }
+
+    /// The message of a reply that should have carried table contents and
+    /// is the supervisor's refusal instead.
+    fn refusal(&self, bytes: &[u8]) -> mlua::Result<String> {
+        match decode::<ToWorker>(bytes) {
+            Ok(ToWorker::Reply(Reply::Error(e))) => Ok(e.message),
+            _ => Err(self.die(ConnError::Unexpected("expected table contents"))),
         }
     }
 
@@ -171,8 +221,8 @@ impl Ext {
             },
         };
         let mut conn = self.conn.borrow_mut();
-        let reply = match self.request_contents(&mut conn, req, Values::None)? {
-            Ok((reply, _)) => reply,
+        let reply = match self.request_contents(&mut conn, req)? {
+            Ok(reply) => reply,
             Err(message) => return lua_err(lua, message),
         };
         let count = (reply.values.0 + reply.inlined) as i64;
@@ -278,8 +328,8 @@ impl Ext {
             after,
             limit,
         };
-        let reply = match self.request_contents(&mut conn, next, Values::None)? {
-            Ok((reply, _)) => reply,
+        let reply = match self.request_contents(&mut conn, next)? {
+            Ok(reply) => reply,
             Err(message) => return self.batch_err(lua, message),
         };
         let (keys, vals) = materialize::entries(lua, &self.proxies(), self.fns(), &reply)?;
@@ -312,36 +362,92 @@ impl Ext {
             (LKey::Int(_), None) => Some(self.ro_len(id)?),
             (_, len) => len,
         };
-        let req = match (key, len) {
+        let window = match (key, len) {
             (LKey::Int(i), Some(n)) if n > SMALL && i >= 1 && i <= n => {
-                let start = (i - 1) / WINDOW * WINDOW + 1;
-                let count = (n - start + 1).min(WINDOW) as u32;
-                (
-                    Request::GetRange {
-                        table: id,
-                        start,
-                        count,
-                    },
-                    Values::Range { table: id, start },
-                    i - start,
-                )
+                let start = (i - 1) / RO_WINDOW * RO_WINDOW + 1;
+                Some((start, i, n))
             }
-            _ => (
-                Request::Get {
-                    table: id,
-                    key: key.to_key(),
-                },
-                Values::Key { table: id, key },
-                0,
-            ),
+            _ => None,
         };
-        let (req, values, offset) = req;
+        let ahead = self.ingest_ahead()?;
+        let found = if ahead {
+            self.ro.borrow().get(id, key)
+        } else {
+            Found::Miss
+        };
         let mut conn = self.conn.borrow_mut();
-        match self.request_contents(&mut conn, req, values) {
-            Ok(Ok((_, first))) => Ok(self.ro.borrow().cell_at(first + offset as u32)),
-            Ok(Err(message)) => Err(message),
-            Err(e) => Err(e.to_string()),
+        let cell = match found {
+            Found::Value(c) => c,
+            Found::Miss => {
+                let (req, values, offset) = match window {
+                    Some((start, i, n)) => (
+                        Request::GetRange {
+                            table: id,
+                            start,
+                            count: (n - start + 1).min(RO_WINDOW) as u32,
+                        },
+                        Values::Range { table: id, start },
+                        (i - start) as u32,
+                    ),
+                    None => (
+                        Request::Get {
+                            table: id,
+                            key: key.to_key(),
+                        },
+                        Values::Key { table: id, key },
+                        0,
+                    ),
+                };
+                let (first, n) = self.request_ro(&mut conn, req, values)?;
+                if offset as usize >= n {
+                    return Err(self
+                        .die(ConnError::Unexpected("a window shorter than asked"))
+                        .to_string());
+                }
+                self.ro.borrow().cell_at(first + offset)
+            }
+        };
+        // A loop entering a window at its first key: fetch the next one
+        // while Lua walks this one.
+        if let Some((start, i, n)) = window {
+            let next = start + RO_WINDOW;
+            if i == start && next <= n {
+                let req = Request::GetRange {
+                    table: id,
+                    start: next,
+                    count: (n - next + 1).min(RO_WINDOW) as u32,
+                };
+                conn.send_ahead(req, (id, next))
+                    .map_err(|e| self.die(e).to_string())?;
+            }
         }
+        Ok(cell)
+    }
+
+    /// Takes the reply to a window fetched ahead into the read-only cache.
+    /// Returns whether there was one.
+    fn ingest_ahead(&self) -> Result<bool, String> {
+        let mut conn = self.conn.borrow_mut();
+        let ((table, start), bytes) = match conn.take_ahead() {
+            Ok(Some(x)) => x,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(self.die(e).to_string()),
+        };
+        // `Ok(None)`: refused (the supervisor's error reply); the fetch that
+        // needs the window asks again and raises the error then.
+        match self
+            .ro
+            .borrow_mut()
+            .add(bytes, Values::Range { table, start })
+        {
+            Ok(_) => {}
+            Err(_) => {
+                return Err(self
+                    .die(ConnError::Unexpected("malformed table contents"))
+                    .to_string())
+            }
+        }
+        Ok(true)
     }
 
     /// A border of a read-only table the cache does not know, from the supervisor.
@@ -379,14 +485,11 @@ impl Ext {
             limit: 1,
         };
         let mut conn = self.conn.borrow_mut();
-        match self.request_contents(&mut conn, req, Values::Pairs) {
-            Ok(Ok((reply, first))) => Ok((reply.values.0 > 0).then(|| {
-                let ro = self.ro.borrow();
-                (ro.cell_at(first), ro.cell_at(first + 1))
-            })),
-            Ok(Err(message)) => Err(message),
-            Err(e) => Err(e.to_string()),
-        }
+        let (first, n) = self.request_ro(&mut conn, req, Values::Pairs)?;
+        Ok((n > 0).then(|| {
+            let ro = self.ro.borrow();
+            (ro.cell_at(first), ro.cell_at(first + 1))
+        }))
     }
 
     /// `ext.table()`: a new, empty, writable external table.

@@ -56,6 +56,29 @@ fn expect_variant(c: &mut Cursor<'_>, name: &[u8]) -> Result<bool, Malformed> {
     Ok(c.bytes()? == name)
 }
 
+/// Reads up to the values of a `ToWorker::Reply(Fetched | Entries)`:
+/// `Some(true)` for `Entries`, `Some(false)` for `Fetched`; `None` for any
+/// other message, to decode the ordinary way.
+pub fn contents_header(c: &mut Cursor<'_>) -> Result<Option<bool>, Malformed> {
+    if !matches!(expect_variant(c, b"Reply"), Ok(true)) {
+        return Ok(None); // a unit variant such as `Shutdown`, or not a reply
+    }
+    let mut probe = *c;
+    if probe.map().is_err() {
+        return Ok(None); // a unit variant such as `Ok`
+    }
+    let entries = match probe.bytes()? {
+        b"Fetched" => false,
+        b"Entries" => true,
+        _ => return Ok(None),
+    };
+    *c = probe;
+    if c.array()? != if entries { 3 } else { 2 } {
+        return Err(Malformed);
+    }
+    Ok(Some(entries))
+}
+
 /// The contents of one table view, checked.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
@@ -89,22 +112,9 @@ impl<'a> Reader<'a> {
     /// message, to decode the ordinary way.
     pub fn parse(buf: &'a [u8]) -> Result<Option<Reader<'a>>, Malformed> {
         let mut c = Cursor::new(buf);
-        if !matches!(expect_variant(&mut c, b"Reply"), Ok(true)) {
-            return Ok(None); // a unit variant such as `Shutdown`, or not a reply
-        }
-        let mut probe = c;
-        if probe.map().is_err() {
-            return Ok(None); // a unit variant such as `Ok`
-        }
-        let entries = match probe.bytes()? {
-            b"Fetched" => false,
-            b"Entries" => true,
-            _ => return Ok(None),
+        let Some(entries) = contents_header(&mut c)? else {
+            return Ok(None);
         };
-        c = probe;
-        if c.array()? != if entries { 3 } else { 2 } {
-            return Err(Malformed);
-        }
         let n = c.array()?;
         let values = c;
         for _ in 0..n {
@@ -166,11 +176,6 @@ impl<'a> Reader<'a> {
     pub fn view(&self, id: TableId) -> Option<View<'a>> {
         self.views.get(&id).copied()
     }
-
-    /// Every table view of the reply, in no particular order.
-    pub fn views(&self) -> impl Iterator<Item = (TableId, View<'a>)> + '_ {
-        self.views.iter().map(|(id, v)| (*id, *v))
-    }
 }
 
 /// Reads one `[key, value]` pair of a view's hash part or of `Entries`.
@@ -179,6 +184,14 @@ pub fn pair<'a>(c: &mut Cursor<'a>) -> (Item<'a>, Item<'a>) {
     let k = item(c).unwrap_or(Item::Nil);
     let v = item(c).unwrap_or(Item::Nil);
     (k, v)
+}
+
+/// Reads one `[key, value]` pair, checked.
+pub fn pair_checked<'a>(c: &mut Cursor<'a>) -> Result<(Item<'a>, Item<'a>), Malformed> {
+    if c.array()? != 2 {
+        return Err(Malformed);
+    }
+    Ok((item(c)?, item(c)?))
 }
 
 /// Skips the hash part's header (after a view's array values).
