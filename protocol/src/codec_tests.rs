@@ -82,6 +82,17 @@ fn worker_bound_messages_round_trip() {
     round_trip(ToWorker::Shutdown);
     for reply in [
         Reply::Ok,
+        Reply::Records(Records {
+            keys: vec![Key::Int(1), Key::str("value")],
+            len: 1,
+            ids: vec![1 << 33, (1 << 33) + 1],
+            values: vec![
+                Value::Nil,
+                Value::Float(0.5),
+                Value::Int(2),
+                Value::Str(b"x".to_vec()),
+            ],
+        }),
         Reply::Len(5),
         Reply::NewTable(4),
         Reply::Fetched(Fetched {

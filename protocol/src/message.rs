@@ -67,6 +67,25 @@ pub struct Fetched {
     pub tables: Vec<TableView>,
 }
 
+/// A window of read-only records that all have the same keys, in the same
+/// order, and hold no tables: the flat answer to a `GetRange` over such an
+/// array (a loaded JSON array of objects, say). The keys travel once, and a
+/// record is its id and its values; the worker reads it without a view per
+/// record. Records are complete read-only tables, as a [`TableView`] would
+/// describe them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Records {
+    /// The keys of every record: the array part's `1..=n` first, then the rest.
+    pub keys: Vec<Key>,
+    /// A border of every record.
+    pub len: i64,
+    /// The records, one per value asked for, in order.
+    pub ids: Vec<TableId>,
+    /// Their values, record after record (`ids.len() * keys.len()`, nil for
+    /// a hole in an array part).
+    pub values: Vec<Value>,
+}
+
 /// A request from a worker to the supervisor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
@@ -78,7 +97,8 @@ pub enum Request {
         key: Key,
     },
     /// `table[start .. start+count-1]`, a window of the array part. Answered by
-    /// [`Reply::Fetched`] with `count` values (nil past the end).
+    /// [`Reply::Fetched`] with `count` values (nil past the end), or by
+    /// [`Reply::Records`] when those are read-only records of one shape.
     GetRange {
         /// The table read.
         table: TableId,
@@ -164,6 +184,9 @@ pub enum Reply {
     Ok,
     /// The values read.
     Fetched(Fetched),
+    /// The values read, when they are read-only records of one shape
+    /// (answers a `GetRange` only).
+    Records(Records),
     /// A border of the table.
     Len(i64),
     /// A batch of entries for `pairs`.

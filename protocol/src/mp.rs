@@ -59,11 +59,16 @@ impl<'a> Cursor<'a> {
         Ok(a)
     }
 
+    /// A big-endian unsigned integer of `n` (1, 2, 4 or 8) bytes.
     fn be(&mut self, n: usize) -> Result<u64, Malformed> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| acc << 8 | *b as u64))
+        let b = self.take(n)?;
+        Ok(match *b {
+            [x] => x as u64,
+            [a, b] => u16::from_be_bytes([a, b]) as u64,
+            [a, b, c, d] => u32::from_be_bytes([a, b, c, d]) as u64,
+            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => unreachable!("be() reads 1, 2, 4 or 8 bytes"),
+        })
     }
 
     fn len(&mut self, n: usize) -> Result<usize, Malformed> {

@@ -21,7 +21,9 @@ use std::collections::HashMap;
 
 use luapool_protocol::{IdMap, Key, TableId};
 
-use crate::wire::{contents_header, item, pair_checked, Cursor, Item, Malformed};
+use luapool_protocol::mp::Token;
+
+use crate::wire::{contents_header, item, pair_checked, Contents, Cursor, Item, Malformed};
 
 /// Cells kept before the cache is emptied (16 bytes each).
 pub const MAX_CELLS: usize = 128 * 1024;
@@ -78,13 +80,41 @@ impl LKey<'_> {
 }
 
 /// A complete table: `cells[first..first + narr]` is its array part, then
-/// `nhash` key/value pairs.
+/// come `nhash` key/value pairs, or, for a record of a shape, the values of
+/// the shape's other keys.
 #[derive(Clone, Copy)]
 struct Complete {
     len: i64,
     first: u32,
     narr: u32,
     nhash: u32,
+    /// Index in `shapes`, or [`PAIRS`]: keys and values alternate.
+    shape: u32,
+}
+
+/// `Complete::shape` of a table whose keys are among its cells.
+const PAIRS: u32 = u32::MAX;
+
+/// The records of one `Records` reply whose ids step evenly (as a loaded
+/// array's records do): found by arithmetic on the id, with no map entry
+/// per record.
+struct Run {
+    first_id: TableId,
+    step: u64,
+    n: u64,
+    /// Every record's `Complete`, but `first` is the first record's.
+    record: Complete,
+}
+
+impl Run {
+    fn find(&self, id: TableId) -> Option<Complete> {
+        let d = id.wrapping_sub(self.first_id);
+        let k = d / self.step;
+        (d.is_multiple_of(self.step) && k < self.n).then(|| Complete {
+            first: self.record.first + (k * u64::from(self.record.narr + self.record.nhash)) as u32,
+            ..self.record
+        })
+    }
 }
 
 /// A table too big to inline.
@@ -138,6 +168,11 @@ pub struct RoCache {
     tables: IdMap<Entry>,
     cells: Vec<Cell>,
     bytes: Vec<u8>,
+    /// The keys of the records of each `Records` reply, past their array part.
+    shapes: Vec<Vec<Cell>>,
+    runs: Vec<Run>,
+    /// The run that answered last: a loop reads its records one after another.
+    hint: std::cell::Cell<usize>,
     partials: usize,
 }
 
@@ -152,8 +187,34 @@ impl RoCache {
         &self.bytes[off as usize..off as usize + len as usize]
     }
 
+    /// The complete table `id` if the run that answered last holds it.
+    fn hinted(&self, id: TableId) -> Option<Complete> {
+        self.runs.get(self.hint.get()).and_then(|r| r.find(id))
+    }
+
+    /// The complete table `id` if some run holds it (remembered as the hint).
+    fn in_runs(&self, id: TableId) -> Option<Complete> {
+        self.runs.iter().enumerate().rev().find_map(|(i, r)| {
+            let c = r.find(id)?;
+            self.hint.set(i);
+            Some(c)
+        })
+    }
+
+    /// The complete table `id`, if cached.
+    fn complete(&self, id: TableId) -> Option<Complete> {
+        self.hinted(id).or_else(|| match self.tables.get(&id) {
+            Some(Entry::Complete(c)) => Some(*c),
+            Some(Entry::Partial(_)) => None,
+            None => self.in_runs(id),
+        })
+    }
+
     /// `table[key]`, if the cache can answer.
     pub fn get(&self, table: TableId, key: LKey) -> Found {
+        if let Some(c) = self.hinted(table) {
+            return Found::Value(self.get_complete(&c, key));
+        }
         match self.tables.get(&table) {
             Some(Entry::Complete(c)) => Found::Value(self.get_complete(c, key)),
             Some(Entry::Partial(p)) => {
@@ -167,7 +228,10 @@ impl RoCache {
                     None => Found::Miss,
                 }
             }
-            None => Found::Miss,
+            None => match self.in_runs(table) {
+                Some(c) => Found::Value(self.get_complete(&c, key)),
+                None => Found::Miss,
+            },
         }
     }
 
@@ -178,7 +242,15 @@ impl RoCache {
                 return self.cells[first + i as usize - 1];
             }
         }
-        let hash = &self.cells[first + c.narr as usize..][..2 * c.nhash as usize];
+        let rest = first + c.narr as usize;
+        if c.shape != PAIRS {
+            let keys = &self.shapes[c.shape as usize];
+            return match keys.iter().position(|k| self.key_is(*k, key)) {
+                Some(j) => self.cells[rest + j],
+                None => Cell::Nil,
+            };
+        }
+        let hash = &self.cells[rest..][..2 * c.nhash as usize];
         for kv in hash.chunks_exact(2) {
             if self.key_is(kv[0], key) {
                 return kv[1];
@@ -199,6 +271,9 @@ impl RoCache {
 
     /// A border of `table`, if known.
     pub fn len(&self, table: TableId) -> Option<i64> {
+        if let Some(c) = self.complete(table) {
+            return Some(c.len);
+        }
         match self.tables.get(&table)? {
             Entry::Complete(c) => Some(c.len),
             Entry::Partial(p) => p.len,
@@ -207,7 +282,7 @@ impl RoCache {
 
     /// Whether every entry of `table` is cached.
     pub fn is_complete(&self, table: TableId) -> bool {
-        matches!(self.tables.get(&table), Some(Entry::Complete(_)))
+        self.complete(table).is_some()
     }
 
     /// Records a border of a partial table learned from the supervisor.
@@ -237,18 +312,27 @@ impl RoCache {
         table: TableId,
         after: Option<LKey>,
     ) -> Result<Option<(Cell, Cell)>, ()> {
-        let Some(Entry::Complete(c)) = self.tables.get(&table) else {
+        let Some(c) = self.complete(table) else {
             return Err(());
         };
         let first = c.first as usize;
         let narr = c.narr as usize;
         let arr = &self.cells[first..first + narr];
-        let hash = &self.cells[first + narr..][..2 * c.nhash as usize];
+        // The hash part as (key, value) pairs, whichever way it is laid out.
+        let rest = &self.cells[first + narr..];
+        let pair = |j: usize| -> (Cell, Cell) {
+            if c.shape == PAIRS {
+                (rest[2 * j], rest[2 * j + 1])
+            } else {
+                (self.shapes[c.shape as usize][j], rest[j])
+            }
+        };
+        let nhash = c.nhash as usize;
         // Position to resume from: array index, or narr + hash pair index.
         let from = match after {
             None => 0,
             Some(LKey::Int(i)) if i >= 1 && i as usize <= narr => i as usize,
-            Some(k) => match hash.chunks_exact(2).position(|kv| self.key_is(kv[0], k)) {
+            Some(k) => match (0..nhash).position(|j| self.key_is(pair(j).0, k)) {
                 Some(p) => narr + p + 1,
                 None => return Err(()),
             },
@@ -259,7 +343,7 @@ impl RoCache {
             }
         }
         let skip = from.saturating_sub(narr);
-        Ok(hash.chunks_exact(2).nth(skip).map(|kv| (kv[0], kv[1])))
+        Ok((skip < nhash).then(|| pair(skip)))
     }
 
     /// Takes in a reply's bytes (`Fetched` or `Entries`), in one pass:
@@ -270,13 +354,13 @@ impl RoCache {
     /// before the bad bytes, consistently.
     pub fn add(&mut self, buf: &[u8], values: Values) -> Result<Option<(u32, usize)>, Malformed> {
         let mut c = Cursor::new(buf);
-        let Some(entries) = contents_header(&mut c)? else {
-            return Ok(None);
+        let entries = match contents_header(&mut c)? {
+            None => return Ok(None),
+            Some(Contents::Fetched) => false,
+            Some(Contents::Entries) => true,
+            Some(Contents::Records) => return self.add_records(c, values).map(Some),
         };
-        // About one cell per 8 bytes of reply.
-        if self.cells.len() + buf.len() / 8 > MAX_CELLS || self.bytes.len() > MAX_BYTES {
-            self.empty();
-        }
+        self.make_room(buf.len());
         let first = self.cells.len() as u32;
         let n = c.array()?;
         if matches!(values, Values::Key { .. }) && n != 1 {
@@ -336,6 +420,7 @@ impl RoCache {
                     first: at,
                     narr: narr as u32,
                     nhash: nhash as u32,
+                    shape: PAIRS,
                 };
                 if let Some(Entry::Partial(_)) = self.tables.insert(id, Entry::Complete(complete)) {
                     self.partials -= 1;
@@ -358,6 +443,100 @@ impl RoCache {
             Values::None | Values::Pairs => {}
         }
         Ok(Some((first, n)))
+    }
+
+    /// Empties the cache if a reply of `bytes` might take it past its bounds
+    /// (a reply makes about one cell per 8 bytes).
+    fn make_room(&mut self, bytes: usize) {
+        if self.cells.len() + bytes / 8 > MAX_CELLS || self.bytes.len() > MAX_BYTES {
+            self.empty();
+        }
+    }
+
+    /// The rest of [`add`](Self::add) for a `Records` reply (a window of
+    /// records of one shape): the window's cells name the records, each
+    /// record's values follow in shape order.
+    fn add_records(&mut self, mut c: Cursor, values: Values) -> Result<(u32, usize), Malformed> {
+        let Values::Range { table, start } = values else {
+            return Err(Malformed);
+        };
+        self.make_room(c.rest().len());
+        let nkeys = c.array()?;
+        let mut keys = Vec::with_capacity(nkeys);
+        for _ in 0..nkeys {
+            let k = item(&mut c)?;
+            if matches!(k, Item::Nil | Item::Table(_)) {
+                return Err(Malformed);
+            }
+            keys.push(self.cell(k));
+        }
+        // The array part: the leading keys 1, 2, 3, …
+        let narr = keys
+            .iter()
+            .enumerate()
+            .take_while(|(j, k)| **k == Cell::Int(*j as i64 + 1))
+            .count();
+        let len = c.int()?;
+        let n = c.array()?;
+        let first = self.cells.len() as u32;
+        for _ in 0..n {
+            let id = match c.token()? {
+                Token::Int(id) => id as TableId,
+                Token::BigUint(id) => id,
+                _ => return Err(Malformed),
+            };
+            self.cells.push(Cell::Table(id));
+        }
+        if Some(c.array()?) != n.checked_mul(nkeys) {
+            return Err(Malformed);
+        }
+        // Values first: nothing may name a cell before it exists (bad bytes
+        // stop the loop halfway).
+        let values_at = self.cells.len() as u32;
+        for _ in 0..n * nkeys {
+            let v = self.cell(item(&mut c)?);
+            self.cells.push(v);
+        }
+        let shape = self.shapes.len() as u32;
+        self.shapes.push(keys.split_off(narr));
+        let ids = &self.cells[first as usize..][..n];
+        let id_at = |r: usize| match ids[r] {
+            Cell::Table(id) => id,
+            _ => unreachable!("pushed as tables above"),
+        };
+        let step = if n > 1 {
+            id_at(1).wrapping_sub(id_at(0))
+        } else {
+            1
+        };
+        let evenly = step > 0
+            && (0..n).all(|r| id_at(r) == id_at(0).wrapping_add(step.wrapping_mul(r as u64)));
+        let record = |at: u32| Complete {
+            len,
+            first: at,
+            narr: narr as u32,
+            nhash: (nkeys - narr) as u32,
+            shape,
+        };
+        if evenly && n > 0 {
+            self.runs.push(Run {
+                first_id: id_at(0),
+                step,
+                n: n as u64,
+                record: record(values_at),
+            });
+        } else {
+            for r in 0..n {
+                let id = id_at(r);
+                let at = values_at + (r * nkeys) as u32;
+                if let Some(Entry::Partial(_)) = self.tables.insert(id, Entry::Complete(record(at)))
+                {
+                    self.partials -= 1;
+                }
+            }
+        }
+        self.partial(table).window = Some((start, first, n as u32));
+        Ok((first, n))
     }
 
     /// The cell at `index` (as returned by [`add`](Self::add)).
@@ -398,6 +577,9 @@ impl RoCache {
     fn empty(&mut self) {
         self.cells.clear();
         self.bytes.clear();
+        self.shapes.clear();
+        self.runs.clear();
+        self.hint.set(0);
         if self.partials > MAX_PARTIAL {
             self.tables.clear();
             self.partials = 0;

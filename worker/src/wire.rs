@@ -56,10 +56,21 @@ fn expect_variant(c: &mut Cursor<'_>, name: &[u8]) -> Result<bool, Malformed> {
     Ok(c.bytes()? == name)
 }
 
-/// Reads up to the values of a `ToWorker::Reply(Fetched | Entries)`:
-/// `Some(true)` for `Entries`, `Some(false)` for `Fetched`; `None` for any
-/// other message, to decode the ordinary way.
-pub fn contents_header(c: &mut Cursor<'_>) -> Result<Option<bool>, Malformed> {
+/// Which reply with table contents a message is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Contents {
+    /// `Fetched`: values, then views.
+    Fetched,
+    /// `Entries`: `[key, value]` pairs, views, done.
+    Entries,
+    /// `Records`: keys, len, ids, values.
+    Records,
+}
+
+/// Reads up to the first field of a `ToWorker::Reply(Fetched | Entries |
+/// Records)` and says which; `None` for any other message, to decode the
+/// ordinary way.
+pub fn contents_header(c: &mut Cursor<'_>) -> Result<Option<Contents>, Malformed> {
     if !matches!(expect_variant(c, b"Reply"), Ok(true)) {
         return Ok(None); // a unit variant such as `Shutdown`, or not a reply
     }
@@ -67,16 +78,17 @@ pub fn contents_header(c: &mut Cursor<'_>) -> Result<Option<bool>, Malformed> {
     if probe.map().is_err() {
         return Ok(None); // a unit variant such as `Ok`
     }
-    let entries = match probe.bytes()? {
-        b"Fetched" => false,
-        b"Entries" => true,
+    let (kind, fields) = match probe.bytes()? {
+        b"Fetched" => (Contents::Fetched, 2),
+        b"Entries" => (Contents::Entries, 3),
+        b"Records" => (Contents::Records, 4),
         _ => return Ok(None),
     };
     *c = probe;
-    if c.array()? != if entries { 3 } else { 2 } {
+    if c.array()? != fields {
         return Err(Malformed);
     }
-    Ok(Some(entries))
+    Ok(Some(kind))
 }
 
 /// The contents of one table view, checked.
@@ -112,8 +124,11 @@ impl<'a> Reader<'a> {
     /// message, to decode the ordinary way.
     pub fn parse(buf: &'a [u8]) -> Result<Option<Reader<'a>>, Malformed> {
         let mut c = Cursor::new(buf);
-        let Some(entries) = contents_header(&mut c)? else {
-            return Ok(None);
+        let entries = match contents_header(&mut c)? {
+            Some(Contents::Fetched) => false,
+            Some(Contents::Entries) => true,
+            // Only read-only windows come as records (ro_cache.rs).
+            Some(Contents::Records) | None => return Ok(None),
         };
         let n = c.array()?;
         let values = c;

@@ -51,6 +51,16 @@ impl KeyView<'_> {
             Key::Str(s) => KeyView::Str(s),
         }
     }
+
+    /// The protocol key.
+    pub fn to_key(self) -> Key {
+        match self {
+            KeyView::Int(i) => Key::Int(i),
+            KeyView::Bool(b) => Key::Bool(b),
+            KeyView::Float(f) => Key::Float(f),
+            KeyView::Str(s) => Key::Str(s.to_vec()),
+        }
+    }
 }
 
 impl SKey {
@@ -65,12 +75,7 @@ impl SKey {
     }
 
     pub fn to_key(&self) -> Key {
-        match self.view() {
-            KeyView::Int(i) => Key::Int(i),
-            KeyView::Bool(b) => Key::Bool(b),
-            KeyView::Float(f) => Key::Float(f),
-            KeyView::Str(s) => Key::Str(s.to_vec()),
-        }
+        self.view().to_key()
     }
 }
 

@@ -11,7 +11,8 @@ use rmp::encode as mp;
 
 use super::arena::Arena;
 use super::cell::{KeyView, SKey, SValue};
-use super::inline::plan;
+use super::inline::{plan, INLINE_MAX_ENTRIES};
+use super::table::Table;
 
 /// `{"Reply": {"Fetched": [` … and `{"Reply": {"Entries": [` …
 fn envelope(out: &mut Vec<u8>, variant: &str, fields: u32) {
@@ -118,6 +119,70 @@ pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Value]) {
         value(out, v);
     }
     views(out, arena, values.iter().filter_map(table_id));
+}
+
+/// The tables behind `values` if they are read-only records of one shape
+/// (the same keys in the same order, at most [`INLINE_MAX_ENTRIES`] of
+/// them, no table among their values): what [`Reply::Records`] carries.
+///
+/// [`Reply::Records`]: luapool_protocol::Reply::Records
+pub(crate) fn record_shape<'a>(arena: &'a Arena, values: &[Value]) -> Option<Vec<&'a Table>> {
+    let tables = values
+        .iter()
+        .map(|v| match v {
+            Value::Table(id) => arena.table(*id).ok().filter(|t| t.readonly),
+            _ => None,
+        })
+        .collect::<Option<Vec<&Table>>>()?;
+    let first = tables.first()?;
+    let same_shape = |t: &Table| {
+        t.array().len() == first.array().len()
+            && t.hash_live()
+                .map(|(k, _)| k)
+                .eq(first.hash_live().map(|(k, _)| k))
+    };
+    let flat = |t: &Table| t.entry_count() <= INLINE_MAX_ENTRIES && t.children().next().is_none();
+    tables
+        .iter()
+        .all(|t| flat(t) && same_shape(t))
+        .then_some(tables)
+}
+
+/// The keys of a record shape: the array part's `1..=n`, then the hash part's.
+pub(crate) fn shape_keys(t: &Table) -> impl Iterator<Item = KeyView<'_>> {
+    (1..=t.array().len() as i64)
+        .map(KeyView::Int)
+        .chain(t.hash_live().map(|(k, _)| k.view()))
+}
+
+/// A record's values in the order of [`shape_keys`].
+pub(crate) fn shape_values(t: &Table) -> impl Iterator<Item = &SValue> {
+    t.array().iter().chain(t.hash_live().map(|(_, v)| v))
+}
+
+/// Writes `ToWorker::Reply(Reply::Records(..))` for the records `tables`
+/// (from [`record_shape`]), which `ids` name.
+pub(crate) fn records(out: &mut Vec<u8>, tables: &[&Table], ids: &[Value]) {
+    let first = tables[0];
+    envelope(out, "Records", 4);
+    let per = shape_keys(first).count();
+    let _ = mp::write_array_len(out, per as u32);
+    for k in shape_keys(first) {
+        key_view(out, k);
+    }
+    int(out, first.border());
+    let _ = mp::write_array_len(out, ids.len() as u32);
+    for v in ids {
+        if let Value::Table(id) = v {
+            let _ = mp::write_uint(out, *id);
+        }
+    }
+    let _ = mp::write_array_len(out, (tables.len() * per) as u32);
+    for t in tables {
+        for v in shape_values(t) {
+            svalue(out, v);
+        }
+    }
 }
 
 /// Writes `ToWorker::Reply(Reply::Entries { entries, tables, done })`.

@@ -6,11 +6,14 @@
 //! check the quota before applying. Nothing here panics on any input.
 
 use luapool_protocol::{
-    encode_into, Fetched, Key, Reply, Request, RequestErrorKind, TableId, ToWorker, Value, Write,
+    encode_into, Fetched, Key, Records, Reply, Request, RequestErrorKind, TableId, ToWorker, Value,
+    Write,
 };
 
 use super::arena::{arena_of, Arena};
+use super::cell::{KeyView, SValue};
 use super::inline::views;
+use super::table::Table;
 use super::{convert, encode, Locked, Scope, StoreError};
 
 /// The most values a `GetRange` returns.
@@ -86,7 +89,10 @@ pub(crate) fn handle_into(
 ) -> Option<RequestErrorKind> {
     let reply = match read(&locked, scope, &req) {
         Some(Ok(Read::Values(arena, values))) => {
-            encode::fetched(out, arena, &values);
+            match records_of(&req, arena, &values) {
+                Some(tables) => encode::records(out, &tables, &values),
+                None => encode::fetched(out, arena, &values),
+            }
             return None;
         }
         Some(Ok(Read::Entries(arena, entries, done))) => {
@@ -121,9 +127,36 @@ fn scoped<'a>(
         .ok_or(StoreError::UnknownTable(table))
 }
 
+/// The records a `GetRange` reply carries flat ([`Reply::Records`]), if it
+/// can.
+fn records_of<'a>(req: &Request, arena: &'a Arena, values: &[Value]) -> Option<Vec<&'a Table>> {
+    match req {
+        Request::GetRange { .. } => encode::record_shape(arena, values),
+        _ => None,
+    }
+}
+
 fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<Reply, StoreError> {
     match read(&locked, scope, &req) {
         Some(Ok(Read::Values(arena, values))) => {
+            if let Some(tables) = records_of(&req, arena, &values) {
+                let first = tables[0];
+                return Ok(Reply::Records(Records {
+                    keys: encode::shape_keys(first).map(KeyView::to_key).collect(),
+                    len: first.border(),
+                    ids: values
+                        .iter()
+                        .filter_map(|v| match v {
+                            Value::Table(id) => Some(*id),
+                            _ => None,
+                        })
+                        .collect(),
+                    values: tables
+                        .iter()
+                        .flat_map(|t| encode::shape_values(t).map(SValue::to_value))
+                        .collect(),
+                }));
+            }
             let tables = views(arena, &values);
             return Ok(Reply::Fetched(Fetched { values, tables }));
         }

@@ -115,3 +115,58 @@ fn direct_encoding_matches_the_codec_for_every_read() {
     );
     same_reply(&store, &sc, Request::Len { table: items });
 }
+
+#[test]
+fn a_window_of_flat_records_of_one_shape_travels_as_records() {
+    let store = crate::Store::new();
+    let a = store.create_arena(0);
+    let data = json!({
+        "items": (0..40).map(|i| json!({"id": i, "name": format!("n{i}"), "v": i as f64 / 3.0, "ok": null}))
+                        .collect::<Vec<_>>(),
+        "rows": [[1, 2], [3, 4]],
+        "mixed": [{"a": 1}, {"b": 1}],
+        "nested": [{"a": {"b": 1}}],
+    });
+    let luapool_protocol::Value::Table(id) = store.load(a, &super::j(data), true).unwrap() else {
+        panic!("not a table")
+    };
+    let sc = only(a);
+    let table = |k: &str| match store.host_get(id, &Key::str(k)).unwrap() {
+        luapool_protocol::Value::Table(t) => t,
+        other => panic!("{other:?}"),
+    };
+    let range = |t, count| Request::GetRange {
+        table: t,
+        start: 1,
+        count,
+    };
+    for (name, count, flat) in [
+        ("items", 40, true),
+        ("items", 41, false), // a nil past the end
+        ("rows", 2, true),
+        ("mixed", 2, false),
+        ("nested", 1, false),
+    ] {
+        let req = range(table(name), count);
+        same_reply(&store, &sc, req.clone());
+        match (store.handle(&sc, req), flat) {
+            (luapool_protocol::Reply::Records(r), true) => {
+                assert_eq!(r.ids.len(), count as usize, "{name}");
+                assert_eq!(r.values.len(), r.ids.len() * r.keys.len(), "{name}");
+            }
+            (luapool_protocol::Reply::Fetched(_), false) => {}
+            (other, _) => panic!("{name} {count}: {other:?}"),
+        }
+    }
+    // `{"id", "name", "v"}`: the null is no key at all.
+    match store.handle(&sc, range(table("items"), 2)) {
+        luapool_protocol::Reply::Records(r) => {
+            assert_eq!(
+                r.keys,
+                vec![Key::str("id"), Key::str("name"), Key::str("v")]
+            );
+            assert_eq!(r.values[3], luapool_protocol::Value::Int(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}
