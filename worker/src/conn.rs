@@ -2,11 +2,14 @@
 //! one reply, over the ring; writes are buffered and flushed in order before
 //! any read, so a compute observes its own writes.
 //!
-//! One request may be sent *ahead* (a prefetch of the next window of a
-//! read-only array): the supervisor answers it while Lua works on the
-//! current one. Its reply is read before anything else is sent, so the
-//! conversation stays in order and neither side can block the other with a
-//! message larger than the ring.
+//! Up to [`MAX_AHEAD`] requests may be sent *ahead* (prefetches of the next
+//! windows of a read-only array): the supervisor answers them while Lua
+//! works on the current window. Their replies are read in order, and all of
+//! them before anything else is sent, so the conversation stays in order
+//! and neither side can block the other with a message larger than the
+//! ring (a request sent ahead is a few bytes).
+
+use std::collections::VecDeque;
 
 use luapool_protocol::{
     decode, encode_into, Endpoint, Outcome, Reply, Request, RingError, TableId, ToSupervisor,
@@ -35,15 +38,8 @@ pub enum ConnError {
 /// What a request sent ahead was for: a window of `table` from key `start`.
 pub type AheadTag = (TableId, i64);
 
-/// The request sent ahead, if any.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ahead {
-    None,
-    /// Sent; its reply not read yet.
-    Sent(AheadTag),
-    /// Its reply is in `ahead_buf`.
-    Ready(AheadTag),
-}
+/// The most requests sent ahead at once.
+pub const MAX_AHEAD: usize = 2;
 
 /// The worker's connection: the ring plus reusable buffers and the write buffer.
 pub struct Conn {
@@ -52,8 +48,13 @@ pub struct Conn {
     inb: Vec<u8>,
     writes: Vec<Write>,
     write_bytes: usize,
-    ahead: Ahead,
-    ahead_buf: Vec<u8>,
+    /// Requests sent ahead whose replies are not read yet, oldest first.
+    sent_ahead: VecDeque<AheadTag>,
+    /// Replies read but not taken, oldest first (buffers reused).
+    ready: VecDeque<(AheadTag, Vec<u8>)>,
+    /// The buffer of the reply taken last, and spare buffers.
+    taken: Vec<u8>,
+    spare: Vec<Vec<u8>>,
 }
 
 impl Conn {
@@ -65,8 +66,10 @@ impl Conn {
             inb: Vec::with_capacity(64 * 1024),
             writes: Vec::new(),
             write_bytes: 0,
-            ahead: Ahead::None,
-            ahead_buf: Vec::with_capacity(64 * 1024),
+            sent_ahead: VecDeque::new(),
+            ready: VecDeque::new(),
+            taken: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -120,30 +123,51 @@ impl Conn {
     }
 
     /// Sends `req` without waiting for its reply, which
-    /// [`take_ahead`](Self::take_ahead) returns later. At most one at a time:
-    /// a second one first settles the first.
+    /// [`take_ahead`](Self::take_ahead) returns later, in order. At most
+    /// [`MAX_AHEAD`] at once (see [`ahead`](Self::ahead)).
     pub fn send_ahead(&mut self, req: Request, tag: AheadTag) -> Result<(), ConnError> {
-        self.send(&ToSupervisor::Request(req))?;
-        self.ahead = Ahead::Sent(tag);
+        debug_assert!(self.ahead() < MAX_AHEAD);
+        self.out.clear();
+        encode_into(&ToSupervisor::Request(req), &mut self.out);
+        self.ring.send(&self.out)?;
+        self.sent_ahead.push_back(tag);
         Ok(())
     }
 
-    /// Reads the reply to the request sent ahead, if one is outstanding.
+    /// Requests sent ahead and not taken yet.
+    pub fn ahead(&self) -> usize {
+        self.sent_ahead.len() + self.ready.len()
+    }
+
+    /// Reads the replies to every request sent ahead.
     fn settle(&mut self) -> Result<(), ConnError> {
-        if let Ahead::Sent(tag) = self.ahead {
-            self.ring.recv(&mut self.ahead_buf, None)?;
-            self.ahead = Ahead::Ready(tag);
+        while !self.sent_ahead.is_empty() {
+            self.read_one_ahead()?;
         }
         Ok(())
     }
 
-    /// The reply to the request sent ahead (waiting for it if needed), once.
-    pub fn take_ahead(&mut self) -> Result<Option<(AheadTag, &[u8])>, ConnError> {
-        self.settle()?;
-        match std::mem::replace(&mut self.ahead, Ahead::None) {
-            Ahead::Ready(tag) => Ok(Some((tag, &self.ahead_buf))),
-            _ => Ok(None),
+    fn read_one_ahead(&mut self) -> Result<(), ConnError> {
+        if let Some(tag) = self.sent_ahead.pop_front() {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            self.ring.recv(&mut buf, None)?;
+            self.ready.push_back((tag, buf));
         }
+        Ok(())
+    }
+
+    /// The reply to the oldest request sent ahead (waiting for it, but not
+    /// for later ones), once.
+    pub fn take_ahead(&mut self) -> Result<Option<(AheadTag, &[u8])>, ConnError> {
+        if self.ready.is_empty() {
+            self.read_one_ahead()?;
+        }
+        let Some((tag, buf)) = self.ready.pop_front() else {
+            return Ok(None);
+        };
+        let old = std::mem::replace(&mut self.taken, buf);
+        self.spare.push(old);
+        Ok(Some((tag, &self.taken)))
     }
 
     /// Buffers a write; flushes when the buffer is full. Returns the error

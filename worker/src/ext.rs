@@ -2,13 +2,13 @@
 //! buffering writes, lengths and batched iteration. The Lua half is
 //! `prelude.lua`; see it for how a proxy is laid out.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell as StdCell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use luapool_protocol::{decode, Key, Reply, Request, TableId, ToWorker, Write};
 use mlua::{Lua, MultiValue, Table};
 
-use crate::conn::{Conn, ConnError};
+use crate::conn::{Conn, ConnError, MAX_AHEAD};
 use crate::convert::{key_of, literal_of};
 use crate::materialize::{self, Fns, Target};
 use crate::ro_cache::{Cell, Found, LKey, RoCache, Values};
@@ -39,6 +39,9 @@ pub struct Ext {
     proxies: RefCell<Option<Table>>,
     /// The contents of read-only tables read this compute (`ro_meta.rs`).
     pub ro: RefCell<RoCache>,
+    /// How far windows of a read-only array were asked for ahead: the
+    /// table and the first key not asked for yet.
+    ahead_end: StdCell<(TableId, i64)>,
     fns: OnceCell<Fns>,
 }
 
@@ -58,6 +61,7 @@ impl Ext {
             fatal: RefCell::new(None),
             proxies: RefCell::new(None),
             ro: RefCell::new(RoCache::default()),
+            ahead_end: StdCell::new((0, 0)),
             fns: OnceCell::new(),
         })
     }
@@ -88,8 +92,13 @@ impl Ext {
     /// previous one (between computes the store may reuse ids).
     pub fn begin(&self, lua: &Lua) -> mlua::Result<()> {
         self.ro.borrow_mut().clear();
-        if let Err(e) = self.conn.borrow_mut().take_ahead() {
-            return Err(self.die(e));
+        self.ahead_end.set((0, 0));
+        loop {
+            match self.conn.borrow_mut().take_ahead() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(self.die(e)),
+            }
         }
         let proxies = lua.create_table()?;
         let mt = lua.create_table()?;
@@ -407,18 +416,28 @@ impl Ext {
                 self.ro.borrow().cell_at(first + offset)
             }
         };
-        // A loop entering a window at its first key: fetch the next one
-        // while Lua walks this one.
+        // A loop entering a window at its first key: have the next windows
+        // fetched while Lua walks this one.
         if let Some((start, i, n)) = window {
-            let next = start + RO_WINDOW;
-            if i == start && next <= n {
-                let req = Request::GetRange {
-                    table: id,
-                    start: next,
-                    count: (n - next + 1).min(RO_WINDOW) as u32,
-                };
-                conn.send_ahead(req, (id, next))
-                    .map_err(|e| self.die(e).to_string())?;
+            if i == start {
+                let (t, mut next) = self.ahead_end.get();
+                if t != id || next <= start || next > start + (MAX_AHEAD as i64 + 1) * RO_WINDOW {
+                    next = start + RO_WINDOW;
+                }
+                while next <= n
+                    && next <= start + MAX_AHEAD as i64 * RO_WINDOW
+                    && conn.ahead() < MAX_AHEAD
+                {
+                    let req = Request::GetRange {
+                        table: id,
+                        start: next,
+                        count: (n - next + 1).min(RO_WINDOW) as u32,
+                    };
+                    conn.send_ahead(req, (id, next))
+                        .map_err(|e| self.die(e).to_string())?;
+                    next += RO_WINDOW;
+                }
+                self.ahead_end.set((id, next));
             }
         }
         Ok(cell)

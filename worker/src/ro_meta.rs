@@ -113,8 +113,11 @@ unsafe fn key_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<LKey<'a>> {
             Some(LKey::Str(std::slice::from_raw_parts(p.cast(), n)))
         }
         ffi::LUA_TNUMBER => {
-            if ffi::lua_isinteger(l, idx) != 0 {
-                return Some(LKey::Int(ffi::lua_tointegerx(l, idx, std::ptr::null_mut())));
+            // An integer, or a float with an integral value (Lua's key rule).
+            let mut is_int = 0;
+            let i = ffi::lua_tointegerx(l, idx, &mut is_int);
+            if is_int != 0 {
+                return Some(LKey::Int(i));
             }
             let f = ffi::lua_tonumberx(l, idx, std::ptr::null_mut());
             match Key::from_f64(f) {
