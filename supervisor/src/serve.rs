@@ -146,6 +146,13 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
         }
         if cancel_sent.is_none() && job.cancel.is_cancelled() {
             w.ring.set_cancel(true);
+            if job.start.limits.instructions == 0 {
+                // No instruction budget: the worker runs Lua without a
+                // hook, and this signal makes it look at the flag.
+                // SAFETY: kill(2) has no memory preconditions; the pid is
+                // our child's (a dead one's at worst: ESRCH, ignored).
+                unsafe { libc::kill(w.pid() as libc::pid_t, libc::SIGUSR1) };
+            }
             cancel_sent = Some(now);
         }
         if let Some(at) = cancel_sent {

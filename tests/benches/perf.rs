@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use luapool_supervisor::{Pool, Session};
+use luapool_supervisor::{ComputeOptions, Pool, Session};
 use mlua::{Lua, LuaSerdeExt};
 use serde_json::{json, Value};
 
@@ -79,6 +79,15 @@ fn time<T>(f: impl FnMut() -> T) -> (Duration, T) {
         times.push(t.elapsed());
     }
     (median(times), last.expect("at least one run"))
+}
+
+/// A compute with no instruction budget: no VM hook runs (see
+/// `worker/src/budget.rs`); the wall-time limit still holds.
+fn unbudgeted() -> ComputeOptions {
+    ComputeOptions {
+        instructions: Some(0),
+        ..ComputeOptions::default()
+    }
 }
 
 /// luapool: set input, run the steps, get output.
@@ -281,6 +290,12 @@ fn main() {
             lp_loop,
             None,
         );
+        let (lp_free, _) = time(|| session.compute_with(PATTERN2, unbudgeted()).unwrap());
+        row(
+            "    Pattern 2 loop alone, luapool, no instruction budget",
+            lp_free,
+            None,
+        );
         return;
     }
     let (floor, native_out) = time(|| native_e2e(&p2, &[PATTERN2]));
@@ -290,6 +305,7 @@ fn main() {
     let (json, _) = time(|| json_in_lua(&p2, PATTERN2));
     session.set_input(&p2).unwrap();
     let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
+    let (lp_free, _) = time(|| session.compute_with(PATTERN2, unbudgeted()).unwrap());
     let nat_loop = native_loop(&p2, PATTERN2);
     row(
         "(b) Pattern 2, native Lua table built from the data (floor)",
@@ -322,6 +338,11 @@ fn main() {
     row(
         "    Pattern 2 loop alone, luapool compute (input set)",
         lp_loop,
+        Some(nat_loop),
+    );
+    row(
+        "    Pattern 2 loop alone, luapool, no instruction budget",
+        lp_free,
         Some(nat_loop),
     );
 

@@ -12,6 +12,7 @@ use mlua::{
     ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, VmState,
 };
 
+use crate::budget::Budget;
 use crate::conn::{Conn, ConnError};
 use crate::convert::literal_of;
 use crate::ext::Ext;
@@ -35,6 +36,9 @@ struct Stop {
     /// The most Lua heap any compute may have: below the OS address-space
     /// limit, so Lua fails an allocation before the OS does (0: no cap).
     heap_cap: Cell<usize>,
+    /// Whether the running compute has an instruction budget (else the
+    /// hook runs only when a cancel signal turned it on; see budget.rs).
+    counting: Cell<bool>,
 }
 
 impl Stop {
@@ -63,6 +67,7 @@ pub struct Worker {
     traceback: Rc<RefCell<String>>,
     ext_table: Function,
     chunks: HashMap<u64, Function>,
+    budget: Budget,
 }
 
 impl Worker {
@@ -183,6 +188,11 @@ impl Worker {
                             .try_borrow()
                             .map(|c| c.ring().cancel_requested())
                             .unwrap_or(false);
+                        if !cancelled && !stop.counting.get() {
+                            // A cancel signal that came after its compute.
+                            crate::budget::off_from_hook();
+                            return Ok(VmState::Continue);
+                        }
                         let left = stop.remaining.get().saturating_sub(HOOK_EVERY as u64);
                         stop.remaining.set(left);
                         let reason = if cancelled {
@@ -203,6 +213,7 @@ impl Worker {
                 },
             )?;
         }
+        let budget = Budget::capture(&lua, HOOK_EVERY)?;
         drop(g);
         Ok(Worker {
             lua,
@@ -216,6 +227,7 @@ impl Worker {
             traceback,
             ext_table,
             chunks: HashMap::new(),
+            budget,
         })
     }
 
@@ -233,12 +245,14 @@ impl Worker {
 
     /// Runs one compute. An `Err` means the ring broke: the worker must exit.
     pub fn run(&mut self, start: &Start) -> Result<Outcome, ConnError> {
-        let budget = if start.limits.instructions == 0 {
-            u64::MAX
-        } else {
+        let counting = start.limits.instructions != 0;
+        self.stop.remaining.set(if counting {
             start.limits.instructions
-        };
-        self.stop.remaining.set(budget);
+        } else {
+            u64::MAX
+        });
+        self.stop.counting.set(counting);
+        self.budget.set(counting);
         self.stop.reason.set(None);
         let _ = self.stop_table.raw_set("reason", mlua::Value::Nil);
         self.traceback.borrow_mut().clear();

@@ -7,6 +7,7 @@
 //! serve from its per-compute cache becomes a request on the ring. The worker
 //! exits when told to, when its parent dies, or when the ring breaks.
 
+mod budget;
 mod compute;
 mod conn;
 mod convert;

@@ -79,6 +79,10 @@ fn cancelling_a_compute_stuck_in_a_c_call_kills_the_worker_after_the_grace() {
             session.compute_with(code, spinning(started_tx, Some(cancel.clone())))
         });
         started.recv_timeout(Duration::from_secs(30)).unwrap();
+        // A cancel that lands between `print` and the call stops the compute
+        // at once (the signal turns the hook on for the next instruction):
+        // give it time to be inside the call.
+        std::thread::sleep(Duration::from_millis(300));
         cancel.cancel();
         let e = expect_err(stuck.join().unwrap(), "stuck");
         assert!(matches!(e, ComputeError::Cancelled), "{e:?}");
