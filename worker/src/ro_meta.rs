@@ -11,12 +11,13 @@
 //! No script can make a light userdata, so every one it holds is an id the
 //! supervisor gave this compute.
 //!
-//! The C functions reach the worker's [`Ext`] through their first upvalue.
+//! The C functions reach the worker's [`Ext`] through a static pointer.
 //! They hold no Rust value that needs dropping while they call into Lua (a
 //! Lua error unwinds them with `longjmp`), and borrow the cache only
 //! between Lua calls.
 
 use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use luapool_protocol::{Key, TableId};
 use mlua::{ffi, Function, Lua};
@@ -39,19 +40,24 @@ pub struct RoFunctions {
     pub type_: Function,
 }
 
-/// Builds the C closures over `ext` (which must outlive `lua`'s use of them:
-/// the worker holds both).
+/// The worker's `Ext`, for the C functions (a worker process has one Lua
+/// state and one `Ext`, which outlives it).
+static EXT: AtomicPtr<Ext> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Builds the C functions over `ext` (which must outlive `lua`'s use of
+/// them: the worker holds both).
 pub fn functions(lua: &Lua, ext: &std::rc::Rc<Ext>) -> mlua::Result<RoFunctions> {
-    let ptr = std::rc::Rc::as_ptr(ext) as *mut c_void;
+    // SYNC POINT: stored before any of the functions can run (Release);
+    // `ext()` loads it (Acquire). One thread uses it.
+    EXT.store(std::rc::Rc::as_ptr(ext) as *mut Ext, Ordering::Release);
     let fs: [ffi::lua_CFunction; 5] = [ro_index, ro_len, ro_next, ro_info, lp_type];
-    // SAFETY: pushes five closures (stack space checked); nothing here can
+    // SAFETY: pushes five functions (stack space checked); nothing here can
     // raise except allocation, which unwinds only this closure.
     let (index, len, next, info, type_) = unsafe {
         lua.exec_raw::<(Function, Function, Function, Function, Function)>((), |l| {
             ffi::luaL_checkstack(l, 6, c"luapool: stack".as_ptr());
             for f in fs {
-                ffi::lua_pushlightuserdata(l, ptr);
-                ffi::lua_pushcclosure(l, f, 1);
+                ffi::lua_pushcfunction(l, f);
             }
         })?
     };
@@ -83,12 +89,13 @@ pub fn install(lua: &Lua, fs: &RoFunctions, mt: mlua::Table) -> mlua::Result<()>
     }
 }
 
-/// The `Ext` of a C closure.
+/// The worker's `Ext`.
 ///
 /// # Safety
-/// Called only from the closures [`functions`] made, while the worker lives.
-unsafe fn ext<'a>(l: *mut ffi::lua_State) -> &'a Ext {
-    &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Ext)
+/// Called only from the functions [`functions`] made, while the worker lives.
+unsafe fn ext<'a>() -> &'a Ext {
+    // SYNC POINT: pairs with the Release store in `functions`.
+    &*EXT.load(Ordering::Acquire)
 }
 
 /// The table id a read-only table's value carries.
@@ -169,8 +176,11 @@ unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
-    let ext = ext(l);
-    let (Some(id), Some(key)) = (id_at(l, 1), key_at(l, 2)) else {
+    let ext = ext();
+    // Only light userdata have this metamethod (and no script can reach
+    // it otherwise), so argument 1 is one.
+    let id = ffi::lua_touserdata(l, 1) as TableId;
+    let Some(key) = key_at(l, 2) else {
         ffi::lua_pushnil(l);
         return 1;
     };
@@ -187,11 +197,9 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ro_len(l: *mut ffi::lua_State) -> c_int {
-    let ext = ext(l);
-    let Some(id) = id_at(l, 1) else {
-        ffi::lua_pushinteger(l, 0);
-        return 1;
-    };
+    let ext = ext();
+    // As in ro_index, argument 1 is a light userdata.
+    let id = ffi::lua_touserdata(l, 1) as TableId;
     let cached = ext.ro.borrow().len(id);
     let n = match cached {
         Some(n) => n,
@@ -205,7 +213,7 @@ unsafe extern "C-unwind" fn ro_len(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ro_next(l: *mut ffi::lua_State) -> c_int {
-    let ext = ext(l);
+    let ext = ext();
     let Some(id) = id_at(l, 1) else {
         return raise(l, "next: not a read-only external table".into());
     };
@@ -236,7 +244,7 @@ unsafe extern "C-unwind" fn ro_next(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ro_info(l: *mut ffi::lua_State) -> c_int {
-    let ext = ext(l);
+    let ext = ext();
     match id_at(l, 1) {
         Some(id) => {
             let complete = ext.ro.borrow().is_complete(id);
