@@ -11,7 +11,7 @@ use mlua::{Lua, MultiValue, Table};
 use crate::conn::{Conn, ConnError, MAX_AHEAD};
 use crate::convert::{key_of, literal_of};
 use crate::materialize::{self, Fns, Target};
-use crate::ro_cache::{Cell, Found, LKey, RoCache, Values};
+use crate::ro_cache::{Cell, LKey, RoCache, Values};
 use crate::wire::Reader;
 
 /// Keys of an array fetched per request when a loop walks it.
@@ -371,76 +371,70 @@ impl Ext {
             (LKey::Int(_), None) => Some(self.ro_len(id)?),
             (_, len) => len,
         };
-        let window = match (key, len) {
-            (LKey::Int(i), Some(n)) if n > SMALL && i >= 1 && i <= n => {
-                let start = (i - 1) / RO_WINDOW * RO_WINDOW + 1;
-                Some((start, i, n))
-            }
-            _ => None,
-        };
-        let ahead = self.ingest_ahead()?;
-        let found = if ahead {
-            self.ro.borrow().get(id, key)
-        } else {
-            Found::Miss
-        };
-        let mut conn = self.conn.borrow_mut();
-        let cell = match found {
-            Found::Value(c) => c,
-            Found::Miss => {
-                let (req, values, offset) = match window {
-                    Some((start, i, n)) => (
-                        Request::GetRange {
-                            table: id,
-                            start,
-                            count: (n - start + 1).min(RO_WINDOW) as u32,
-                        },
-                        Values::Range { table: id, start },
-                        (i - start) as u32,
-                    ),
-                    None => (
-                        Request::Get {
-                            table: id,
-                            key: key.to_key(),
-                        },
-                        Values::Key { table: id, key },
-                        0,
-                    ),
-                };
-                let (first, n) = self.request_ro(&mut conn, req, values)?;
-                if offset as usize >= n {
-                    return Err(self
-                        .die(ConnError::Unexpected("a window shorter than asked"))
-                        .to_string());
-                }
-                self.ro.borrow().cell_at(first + offset)
-            }
-        };
-        // A loop entering a window at its first key: have the next windows
-        // fetched while Lua walks this one.
-        if let Some((start, i, n)) = window {
-            if i == start {
-                let (t, mut next) = self.ahead_end.get();
-                if t != id || next <= start || next > start + (MAX_AHEAD as i64 + 1) * RO_WINDOW {
-                    next = start + RO_WINDOW;
-                }
-                while next <= n
-                    && next <= start + MAX_AHEAD as i64 * RO_WINDOW
-                    && conn.ahead() < MAX_AHEAD
-                {
-                    let req = Request::GetRange {
-                        table: id,
-                        start: next,
-                        count: (n - next + 1).min(RO_WINDOW) as u32,
-                    };
-                    conn.send_ahead(req, (id, next))
-                        .map_err(|e| self.die(e).to_string())?;
-                    next += RO_WINDOW;
-                }
-                self.ahead_end.set((id, next));
+        if let (LKey::Int(i), Some(n)) = (key, len) {
+            if n > SMALL && i >= 1 && i <= n {
+                let (start, first, _) = self.ro_window(id, i, n)?;
+                return Ok(self.ro.borrow().cell_at(first + (i - start) as u32));
             }
         }
-        Ok(cell)
+        let req = Request::Get {
+            table: id,
+            key: key.to_key(),
+        };
+        let mut conn = self.conn.borrow_mut();
+        let (first, _) = self.request_ro(&mut conn, req, Values::Key { table: id, key })?;
+        Ok(self.ro.borrow().cell_at(first))
+    }
+
+    /// The window of the read-only array `id` (border `n`) that holds key
+    /// `i`: its first key, first cell and length. From the cache, a reply
+    /// fetched ahead, or the supervisor; a loop entering a window at its
+    /// first key has the next windows fetched while Lua walks this one.
+    /// Runs no Lua code; `Err`: the message of the Lua error to raise.
+    fn ro_window(&self, id: TableId, i: i64, n: i64) -> Result<(i64, u32, usize), String> {
+        let mut win = self.ro.borrow().window_holding(id, i);
+        while win.is_none() && self.ingest_ahead()? {
+            win = self.ro.borrow().window_holding(id, i);
+        }
+        let mut conn = self.conn.borrow_mut();
+        let (start, first, count) = match win {
+            Some(w) => w,
+            None => {
+                let start = (i - 1) / RO_WINDOW * RO_WINDOW + 1;
+                let req = Request::GetRange {
+                    table: id,
+                    start,
+                    count: (n - start + 1).min(RO_WINDOW) as u32,
+                };
+                let (first, count) =
+                    self.request_ro(&mut conn, req, Values::Range { table: id, start })?;
+                (start, first, count)
+            }
+        };
+        if i - start >= count as i64 {
+            return Err(self
+                .die(ConnError::Unexpected("a window shorter than asked"))
+                .to_string());
+        }
+        if i == start {
+            let (t, mut next) = self.ahead_end.get();
+            let furthest = start + count as i64 + (MAX_AHEAD as i64 - 1) * RO_WINDOW;
+            if t != id || next <= start || next > furthest + RO_WINDOW {
+                next = start + count as i64;
+            }
+            while next <= n && next <= furthest && conn.ahead() < MAX_AHEAD {
+                let req = Request::GetRange {
+                    table: id,
+                    start: next,
+                    count: (n - next + 1).min(RO_WINDOW) as u32,
+                };
+                conn.send_ahead(req, (id, next))
+                    .map_err(|e| self.die(e).to_string())?;
+                next += RO_WINDOW;
+            }
+            self.ahead_end.set((id, next));
+        }
+        Ok((start, first, count))
     }
 
     /// Takes the reply to a window fetched ahead into the read-only cache.

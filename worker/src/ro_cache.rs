@@ -278,6 +278,22 @@ impl RoCache {
         }
     }
 
+    /// The cached window of the partial table `table` if it holds key `i`:
+    /// its first key, first cell and length.
+    pub fn window_holding(&self, table: TableId, i: i64) -> Option<(i64, u32, usize)> {
+        match self.tables.get(&table) {
+            Some(Entry::Partial(p)) => {
+                let (start, first, count) = p.window?;
+                (i >= start && i - start < i64::from(count)).then_some((
+                    start,
+                    first,
+                    count as usize,
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// A border of `table`, if known.
     pub fn len(&self, table: TableId) -> Option<i64> {
         if let Some(c) = self.complete(table) {
