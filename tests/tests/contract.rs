@@ -581,6 +581,38 @@ fn identity_holds_beyond_the_worker_cache() {
     assert_eq!(v, json!([39_999 * 40_000 / 2, true]));
 }
 
+#[test]
+fn read_only_rows_read_again_after_the_worker_cache_dropped_them() {
+    // Enough rows that the worker's read-only cache is emptied on the way
+    // (128 Ki values): the rows kept are then read again through the
+    // supervisor, by integer key, by string key, by length and by pairs.
+    let rows: Vec<Value> = (0..60_000)
+        .map(|i| json!([i, -i, { "s": format!("r{i}") }]))
+        .collect();
+    let s = pool().session();
+    s.set_input(&json!({ "rows": rows })).unwrap();
+    let v = eval(
+        &s,
+        "local rows = _io.input.rows
+         local kept = {}
+         for i = 1, #rows, 997 do kept[i] = rows[i] end
+         local sum = 0
+         for i = 1, #rows do sum = sum + rows[i][1] end
+         local ok = 0
+         for i, r in pairs(kept) do
+           -- r itself first: reading rows[i] would bring its window back.
+           local a, b, c, len = r[1], r[2], r[3].s, #r
+           local n = 0
+           for _ in pairs(r) do n = n + 1 end
+           if a == i - 1 and b == 1 - i and c == 'r' .. (i - 1) and len == 3 and n == 3
+              and r == rows[i] then ok = ok + 1 end
+         end
+         local n = 0; for _ in pairs(kept) do n = n + 1 end
+         return { sum, ok, n }",
+    );
+    assert_eq!(v, json!([59_999i64 * 60_000 / 2, 61, 61]));
+}
+
 // ----------------------------------------------------- 7. read-only input
 
 #[test]

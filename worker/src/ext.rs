@@ -367,7 +367,10 @@ impl Ext {
     /// window of its array part, or the one key. Runs no Lua code (the C
     /// `__index` calls it); `Err`: the message of the Lua error to raise.
     pub fn ro_fetch(&self, id: TableId, key: LKey) -> Result<Cell, String> {
-        let len = match (key, self.ro.borrow().len(id)) {
+        // Not `match (key, self.ro.borrow()…)`: the borrow would live
+        // through the match, and ro_len updates the cache.
+        let cached = self.ro.borrow().len(id);
+        let len = match (key, cached) {
             (LKey::Int(_), None) => Some(self.ro_len(id)?),
             (_, len) => len,
         };
