@@ -95,20 +95,56 @@ struct Complete {
 /// `Complete::shape` of a table whose keys are among its cells.
 const PAIRS: u32 = u32::MAX;
 
-/// The records of one `Records` reply whose ids step evenly (as a loaded
-/// array's records do): found by arithmetic on the id, with no map entry
+/// The records of one `Records` reply whose ids step evenly, up or down
+/// (a loaded array's records do: up in a fresh arena, down where the store
+/// reuses freed slots): found by arithmetic on the id, with no map entry
 /// per record.
 struct Run {
     first_id: TableId,
+    /// The distance between neighbours' ids (at least 1).
     step: u64,
+    /// Whether the ids go down.
+    down: bool,
     n: u64,
     /// Every record's `Complete`, but `first` is the first record's.
     record: Complete,
 }
 
 impl Run {
-    fn find(&self, id: TableId) -> Option<Complete> {
-        let d = id.wrapping_sub(self.first_id);
+    /// The run of `ids`, if they step evenly (without wrapping around).
+    fn of(ids: impl Iterator<Item = TableId> + Clone, record: Complete) -> Option<Run> {
+        let mut it = ids.clone();
+        let first_id = it.next()?;
+        let second = it.next().unwrap_or(first_id.wrapping_add(1));
+        let step = first_id.abs_diff(second);
+        if step == 0 {
+            return None;
+        }
+        let mut run = Run {
+            first_id,
+            step,
+            down: second < first_id,
+            n: u64::MAX,
+            record,
+        };
+        let mut n = 0;
+        for (k, id) in ids.enumerate() {
+            if run.index(id) != Some(k as u64) {
+                return None;
+            }
+            n += 1;
+        }
+        run.n = n;
+        Some(run)
+    }
+
+    /// The position of `id` in the run, if it is there.
+    fn index(&self, id: TableId) -> Option<u64> {
+        let d = if self.down {
+            self.first_id.checked_sub(id)?
+        } else {
+            id.checked_sub(self.first_id)?
+        };
         // Consecutive ids, the common case, need no division.
         let k = if self.step == 1 {
             d
@@ -117,7 +153,12 @@ impl Run {
         } else {
             return None;
         };
-        (k < self.n).then(|| Complete {
+        (k < self.n).then_some(k)
+    }
+
+    fn find(&self, id: TableId) -> Option<Complete> {
+        let k = self.index(id)?;
+        Some(Complete {
             first: self.record.first + (k * u64::from(self.record.narr + self.record.nhash)) as u32,
             ..self.record
         })
@@ -535,13 +576,6 @@ impl RoCache {
             Cell::Table(id) => id,
             _ => unreachable!("pushed as tables above"),
         };
-        let step = if n > 1 {
-            id_at(1).wrapping_sub(id_at(0))
-        } else {
-            1
-        };
-        let evenly = step > 0
-            && (0..n).all(|r| id_at(r) == id_at(0).wrapping_add(step.wrapping_mul(r as u64)));
         let record = |at: u32| Complete {
             len,
             first: at,
@@ -549,20 +583,16 @@ impl RoCache {
             nhash: (nkeys - narr) as u32,
             shape,
         };
-        if evenly && n > 0 {
-            self.runs.push(Run {
-                first_id: id_at(0),
-                step,
-                n: n as u64,
-                record: record(values_at),
-            });
-        } else {
-            for r in 0..n {
-                let id = id_at(r);
-                let at = values_at + (r * nkeys) as u32;
-                if let Some(Entry::Partial(_)) = self.tables.insert(id, Entry::Complete(record(at)))
-                {
-                    self.partials -= 1;
+        match Run::of((0..n).map(id_at), record(values_at)) {
+            Some(run) => self.runs.push(run),
+            None => {
+                for r in 0..n {
+                    let at = values_at + (r * nkeys) as u32;
+                    if let Some(Entry::Partial(_)) =
+                        self.tables.insert(id_at(r), Entry::Complete(record(at)))
+                    {
+                        self.partials -= 1;
+                    }
                 }
             }
         }
@@ -817,6 +847,39 @@ mod tests {
             }
             assert_eq!(seen.len(), 5, "{seen:?}");
             assert_eq!(seen[0], Cell::Int(2));
+        }
+    }
+
+    #[test]
+    fn every_record_is_found_whatever_its_ids() {
+        let base = 5u64 << 32;
+        let patterns: Vec<Vec<TableId>> = vec![
+            (0..6).map(|k| base + k).collect(),          // up by one
+            (0..6).map(|k| base + 100 - k).collect(),    // down by one (reused slots)
+            (0..6).map(|k| base + 3 * k).collect(),      // up by three
+            (0..6).map(|k| base + 50 - 7 * k).collect(), // down by seven
+            vec![base + 9, base + 3, base + 4, base + 1, base + 20, base + 2], // no pattern
+            vec![base + 9, base + 3, base + 4],          // starts like a run, is not one
+            vec![u64::MAX - 1, u64::MAX, 0],             // would wrap
+            vec![base],
+        ];
+        for ids in patterns {
+            let values = (0..ids.len()).map(|k| Value::Int(k as i64 * 10)).collect();
+            let mut c = RoCache::default();
+            c.add(
+                &records(&ids, vec![Key::str("x")], values),
+                Values::Range { table: 1, start: 1 },
+            )
+            .unwrap()
+            .unwrap();
+            for (k, id) in ids.iter().enumerate() {
+                assert_eq!(
+                    c.get(*id, LKey::Str(b"x")),
+                    Found::Value(Cell::Int(k as i64 * 10)),
+                    "{ids:?} record {k}"
+                );
+            }
+            assert_eq!(c.get(base + 1000, LKey::Str(b"x")), Found::Miss, "{ids:?}");
         }
     }
 
