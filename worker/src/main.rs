@@ -6,6 +6,15 @@
 //! sent. External tables live in the supervisor: every read the worker cannot
 //! serve from its per-compute cache becomes a request on the ring. The worker
 //! exits when told to, when its parent dies, or when the ring breaks.
+//!
+//! Where things are: `compute.rs` runs a compute (sandbox: `sandbox.rs`,
+//! `sandbox.lua`; the instruction-budget hook: `budget.rs`). Writable
+//! external tables are Lua proxies (`prelude.lua`, `ext.rs`,
+//! `materialize.rs`); read-only ones (the input) are light userdata over a
+//! Rust cache (`ro_meta.rs`, `ro_cache.rs`). `conn.rs` talks to the
+//! supervisor (requests, buffered writes, windows fetched ahead); `wire.rs`
+//! reads replies from their bytes; `convert.rs` turns Lua values into
+//! protocol values.
 
 mod budget;
 mod compute;
