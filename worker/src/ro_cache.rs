@@ -911,30 +911,28 @@ mod tests {
         assert!(RoCache::default().add(&good, Values::Pairs).is_err());
     }
 
-    #[test]
-    #[ignore = "a measurement: cargo test --release -p luapool-worker -- --ignored --nocapture"]
-    fn add_records_speed() {
-        let base = 1u64 << 32;
-        let n = 512u64;
-        let ids: Vec<TableId> = (0..n).map(|i| base + 10 + i).collect();
-        let values = (0..n)
-            .flat_map(|i| [Value::Int(i as i64), Value::Float(i as f64 / 3.0)])
-            .collect();
-        let bytes = records(&ids, vec![Key::str("id"), Key::str("value")], values);
+    /// Nanoseconds per record of taking in `bytes`, a window of 512.
+    fn ns_per_record(bytes: &[u8]) -> f64 {
         let mut c = RoCache::default();
         let t = std::time::Instant::now();
         let reps = 2000;
         for r in 0..reps {
-            c.add(
-                &bytes,
-                Values::Range {
-                    table: 7,
-                    start: 1 + 512 * r,
-                },
-            )
-            .unwrap();
+            let start = 1 + 512 * r;
+            c.add(bytes, Values::Range { table: 7, start }).unwrap();
         }
-        let per = t.elapsed().as_nanos() as f64 / (reps * 512) as f64;
+        t.elapsed().as_nanos() as f64 / (reps * 512) as f64
+    }
+
+    #[test]
+    #[ignore = "a measurement: cargo test --release -p luapool-worker -- --ignored --nocapture"]
+    fn add_records_speed() {
+        let base = 1u64 << 32;
+        let ids: Vec<TableId> = (0..512).map(|i| base + 10 + i).collect();
+        let values = (0..512)
+            .flat_map(|i| [Value::Int(i), Value::Float(i as f64 / 3.0)])
+            .collect();
+        let bytes = records(&ids, vec![Key::str("id"), Key::str("value")], values);
+        let per = ns_per_record(&bytes);
         println!(
             "add records: {per:.1} ns per record ({} bytes per window)",
             bytes.len()
@@ -945,20 +943,7 @@ mod tests {
     #[ignore = "a measurement: cargo test --release -p luapool-worker -- --ignored --nocapture"]
     fn add_speed() {
         let bytes = window(512);
-        let mut c = RoCache::default();
-        let t = std::time::Instant::now();
-        let reps = 2000;
-        for r in 0..reps {
-            c.add(
-                &bytes,
-                Values::Range {
-                    table: 7,
-                    start: 1 + 512 * r,
-                },
-            )
-            .unwrap();
-        }
-        let per = t.elapsed().as_nanos() as f64 / (reps * 512) as f64;
+        let per = ns_per_record(&bytes);
         println!(
             "add: {per:.1} ns per record ({} bytes per window)",
             bytes.len()
