@@ -13,6 +13,8 @@ pub struct Limits {
     /// Wall-clock time before the worker is killed (`Timeout`).
     pub timeout: Duration,
     /// Lua VM instructions before the compute is stopped (`Timeout`); 0 = none.
+    /// Counting runs a Lua hook on every VM instruction (about a third of a
+    /// tight loop's time); with 0 no hook runs at all.
     pub instructions: u64,
     /// Lua heap bytes per worker (`MemoryLimit`); 0 = none.
     pub memory: u64,

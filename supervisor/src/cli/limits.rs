@@ -12,7 +12,9 @@ pub struct LimitArgs {
     /// Wall-clock limit per compute, in seconds; the worker is killed past it.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     timeout: f64,
-    /// Lua instruction budget per compute (0 = none); `pcall` cannot catch it.
+    /// Lua instruction budget per compute; `pcall` cannot catch it. Counting
+    /// costs about a third of a tight loop's time: 0 = no budget and no
+    /// counting (the wall-clock limit still holds).
     #[arg(long, default_value_t = Limits::default().instructions, value_name = "N")]
     instructions: u64,
     /// Lua heap limit per worker, in MiB (0 = none).
