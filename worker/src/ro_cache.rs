@@ -911,6 +911,75 @@ mod tests {
         assert!(RoCache::default().add(&good, Values::Pairs).is_err());
     }
 
+    #[test]
+    fn mutated_replies_never_panic_and_leave_the_cache_readable() {
+        // A valid Records window and a valid Fetched window (strings, holes,
+        // nested tables), each with bytes flipped at random, many times.
+        let base = 3u64 << 32;
+        let ids: Vec<TableId> = (0..20).map(|i| base + 40 - i).collect();
+        let values = (0..20)
+            .flat_map(|i| {
+                [
+                    Value::Int(i),
+                    Value::Str(format!("v{i}").into_bytes()),
+                    Value::Nil,
+                ]
+            })
+            .collect();
+        let flat = records(
+            &ids,
+            vec![Key::Int(1), Key::str("s"), Key::str("n")],
+            values,
+        );
+        let nested = window(20);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let mut bytes = if round % 2 == 0 {
+                flat.clone()
+            } else {
+                nested.clone()
+            };
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate(bytes.len() - (next() % 8) as usize);
+            let values = match round % 4 {
+                0 | 1 => Values::Range { table: 1, start: 1 },
+                2 => Values::Pairs,
+                _ => Values::None,
+            };
+            let mut c = RoCache::default();
+            let _ = c.add(&bytes, values);
+            for id in ids.iter().copied().chain([base + 10, 1]) {
+                for key in [
+                    LKey::Int(1),
+                    LKey::Int(2),
+                    LKey::Str(b"s"),
+                    LKey::Str(b"value"),
+                ] {
+                    if let Found::Value(Cell::Str { off, len }) = c.get(id, key) {
+                        let _ = c.str(off, len);
+                    }
+                }
+                let _ = c.len(id);
+                let mut after = None;
+                for _ in 0..8 {
+                    match c.next_complete(id, after) {
+                        Ok(Some((Cell::Int(k), _))) => after = Some(LKey::Int(k)),
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+
     /// Nanoseconds per record of taking in `bytes`, a window of 512.
     fn ns_per_record(bytes: &[u8]) -> f64 {
         let mut c = RoCache::default();
