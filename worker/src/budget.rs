@@ -12,13 +12,16 @@
 //! such a compute by the supervisor's kill after the grace period.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use mlua::{ffi, Lua};
 
 /// The main Lua state and mlua's hook function, for the signal handler.
 static MAIN: AtomicPtr<ffi::lua_State> = AtomicPtr::new(std::ptr::null_mut());
 static HOOK: AtomicUsize = AtomicUsize::new(0);
+/// Whether the running compute counts instructions: then the count hook is
+/// already on, and a stray signal must not shorten its count.
+static COUNTING: AtomicBool = AtomicBool::new(true);
 
 /// The hook of a worker, captured after `set_global_hook` installed it.
 pub struct Budget {
@@ -67,6 +70,9 @@ impl Budget {
 
     /// Before a compute: the count hook on if it has a budget, else off.
     pub fn set(&self, counting: bool) {
+        // SYNC POINT: read by the signal handler on this same thread; no
+        // other memory hangs on it.
+        COUNTING.store(counting, Ordering::Relaxed);
         // SAFETY: between computes no Lua code runs; `main` lives as long as
         // the worker's Lua state, which owns this.
         unsafe {
@@ -91,10 +97,11 @@ pub fn off_from_hook() {
 }
 
 extern "C" fn on_cancel_signal(_: c_int) {
-    // SYNC POINT: pairs with the Release stores in `capture`.
+    // SYNC POINT: pairs with the Release stores in `capture` and the
+    // Relaxed store in `set` (same thread).
     let main = MAIN.load(Ordering::Acquire);
     let hook = HOOK.load(Ordering::Acquire);
-    if main.is_null() || hook == 0 {
+    if main.is_null() || hook == 0 || COUNTING.load(Ordering::Relaxed) {
         return;
     }
     // SAFETY: `hook` is the function pointer lua_gethook returned (a

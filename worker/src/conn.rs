@@ -78,7 +78,8 @@ impl Conn {
         &self.ring
     }
 
-    /// Sends one message (after reading the reply to a request sent ahead).
+    /// Sends one message (after reading the replies to the requests sent
+    /// ahead).
     pub fn send(&mut self, msg: &ToSupervisor) -> Result<(), ConnError> {
         self.settle()?;
         self.out.clear();
