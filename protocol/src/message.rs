@@ -68,8 +68,9 @@ pub struct Fetched {
 }
 
 /// A window of read-only records that all have the same keys, in the same
-/// order, and hold no tables: the flat answer to a `GetRange` over such an
-/// array (a loaded JSON array of objects, say). The keys travel once, and a
+/// order, and hold no tables: the flat answer to a `GetRange` over such a
+/// read-only array (a loaded JSON array of objects, say; never over a
+/// writable table). The keys travel once, and a
 /// record is its id and its values; the worker reads it without a view per
 /// record. Records are complete read-only tables, as a [`TableView`] would
 /// describe them.
@@ -185,7 +186,7 @@ pub enum Reply {
     /// The values read.
     Fetched(Fetched),
     /// The values read, when they are read-only records of one shape
-    /// (answers a `GetRange` only).
+    /// (answers a `GetRange` of a read-only table only).
     Records(Records),
     /// A border of the table.
     Len(i64),

@@ -613,6 +613,32 @@ fn read_only_rows_read_again_after_the_worker_cache_dropped_them() {
     assert_eq!(v, json!([59_999i64 * 60_000 / 2, 61, 61]));
 }
 
+#[test]
+fn a_writable_array_of_input_records_reads_back_in_a_later_compute() {
+    // A writable table holding references to read-only records: the next
+    // compute fetches it by windows, whose values are those records.
+    let rows: Vec<Value> = (0..100).map(|i| json!({ "id": i, "v": i * 2 })).collect();
+    let s = pool().session();
+    s.set_input(&json!({ "rows": rows })).unwrap();
+    run(
+        &s,
+        "local t = ext.table()
+         for i = 1, #_io.input.rows do t[i] = _io.input.rows[i] end
+         _io.output = { kept = t }",
+    );
+    let v = eval(
+        &s,
+        "local t, sum, same = _io.output.kept, 0, 0
+         for i = 1, #t do
+           sum = sum + t[i].v
+           if t[i] == _io.input.rows[i] then same = same + 1 end
+         end
+         local ok = pcall(function() t[1].v = 0 end)
+         return { sum, same, ok }",
+    );
+    assert_eq!(v, json!([99 * 100, 100, false]));
+}
+
 // ----------------------------------------------------- 7. read-only input
 
 #[test]

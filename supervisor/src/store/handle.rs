@@ -128,10 +128,14 @@ fn scoped<'a>(
 }
 
 /// The records a `GetRange` reply carries flat ([`Reply::Records`]), if it
-/// can.
+/// can: only for a read-only table, which the worker reads into its
+/// read-only cache (a writable array holding input records is answered
+/// with views, as any writable table).
 fn records_of<'a>(req: &Request, arena: &'a Arena, values: &[Value]) -> Option<Vec<&'a Table>> {
     match req {
-        Request::GetRange { .. } => encode::record_shape(arena, values),
+        Request::GetRange { table, .. } if arena.table(*table).is_ok_and(|t| t.readonly) => {
+            encode::record_shape(arena, values)
+        }
         _ => None,
     }
 }

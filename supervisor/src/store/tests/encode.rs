@@ -158,6 +158,29 @@ fn a_window_of_flat_records_of_one_shape_travels_as_records() {
             (other, _) => panic!("{name} {count}: {other:?}"),
         }
     }
+    // The same records in a writable array: views, as for any writable table.
+    let ids = match store.handle(&sc, range(table("items"), 3)) {
+        luapool_protocol::Reply::Records(r) => r.ids,
+        other => panic!("{other:?}"),
+    };
+    let luapool_protocol::Value::Table(w) = store.load(a, &super::j(json!([])), false).unwrap()
+    else {
+        panic!("not a table")
+    };
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .host_set(
+                w,
+                Key::Int(i as i64 + 1),
+                luapool_protocol::Value::Table(*id),
+            )
+            .unwrap();
+    }
+    same_reply(&store, &sc, range(w, 3));
+    assert!(matches!(
+        store.handle(&sc, range(w, 3)),
+        luapool_protocol::Reply::Fetched(_)
+    ));
     // `{"id", "name", "v"}`: the null is no key at all.
     match store.handle(&sc, range(table("items"), 2)) {
         luapool_protocol::Reply::Records(r) => {
