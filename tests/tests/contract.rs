@@ -634,9 +634,12 @@ fn a_writable_array_of_input_records_reads_back_in_a_later_compute() {
            if t[i] == _io.input.rows[i] then same = same + 1 end
          end
          local ok = pcall(function() t[1].v = 0 end)
-         return { sum, same, ok }",
+         local n, psum = 0, 0
+         for k, r in pairs(_io.output.kept) do n = n + 1; psum = psum + r.id end
+         local k1, r1 = next(_io.output.kept)
+         return { sum, same, ok, n, psum, k1, r1 == _io.input.rows[1] }",
     );
-    assert_eq!(v, json!([99 * 100, 100, false]));
+    assert_eq!(v, json!([99 * 100, 100, false, 100, 99 * 100 / 2, 1, true]));
 }
 
 // ----------------------------------------------------- 7. read-only input
