@@ -642,6 +642,38 @@ fn a_writable_array_of_input_records_reads_back_in_a_later_compute() {
     assert_eq!(v, json!([99 * 100, 100, false, 100, 99 * 100 / 2, 1, true]));
 }
 
+#[test]
+fn input_tables_stored_in_the_output_read_back_and_convert_in_later_computes() {
+    let rows: Vec<Value> = (0..50)
+        .map(|i| json!({ "id": i, "tags": ["a", i] }))
+        .collect();
+    let s = pool().session();
+    s.set_input(&json!({ "rows": rows, "name": "n" })).unwrap();
+    run(
+        &s,
+        "_io.output = { whole = _io.input, rows = _io.input.rows, first = _io.input.rows[1] }",
+    );
+    let v = eval(
+        &s,
+        "local o = _io.output
+         local n, ids = 0, 0
+         for i, r in ipairs(o.rows) do n = n + 1; ids = ids + r.id end
+         local keys = 0
+         for k in pairs(o.whole) do keys = keys + 1 end
+         return { n, ids, #o.rows, keys, o.whole.name, o.first == o.rows[1],
+                  o.whole.rows == o.rows, o.rows[50].tags[2], type(o.first.tags) }",
+    );
+    assert_eq!(
+        v,
+        json!([50, 49 * 50 / 2, 50, 2, "n", true, true, 49, "table"])
+    );
+    // And the host reads them back as data.
+    let out: Value = s.get_output().unwrap();
+    assert_eq!(out["first"], json!({ "id": 0, "tags": ["a", 0] }));
+    assert_eq!(out["rows"].as_array().map(Vec::len), Some(50));
+    assert_eq!(out["whole"]["name"], json!("n"));
+}
+
 // ----------------------------------------------------- 7. read-only input
 
 #[test]
