@@ -198,7 +198,7 @@ local function RESUME(...) return recheck(resume(...)) end
 
 return {
   stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
-  make = make, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS, incomplete = incomplete, is_external = is_external,
+  make = make, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS,
   next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
   rawget = RAWGET, rawlen = RAWLEN,
   ud_mt = { __newindex = UD_NEWINDEX, __pairs = UD_PAIRS },
