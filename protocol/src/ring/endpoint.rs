@@ -109,6 +109,10 @@ impl Endpoint {
         self.check_self_open()?;
         let ring = self.inbound();
         let mut partial = self.partial.borrow_mut();
+        // Read before pumping: once the peer's close is seen, everything it
+        // published before closing is visible (see peer_closed), so one
+        // pump drains it.
+        let closed = self.peer_closed();
         if self
             .rx
             .pump(ring, self.max_message, &mut partial)?
@@ -117,16 +121,7 @@ impl Endpoint {
             std::mem::swap(buf, &mut partial);
             return Ok(Some(()));
         }
-        if self.peer_closed() {
-            // The peer published everything before it closed; drain it.
-            if self
-                .rx
-                .pump(ring, self.max_message, &mut partial)?
-                .is_some()
-            {
-                std::mem::swap(buf, &mut partial);
-                return Ok(Some(()));
-            }
+        if closed {
             return Err(RingError::Closed);
         }
         Ok(None)
