@@ -139,14 +139,16 @@ impl Ext {
             Ok(bytes) => bytes,
             Err(message) => return Ok(Err(message)),
         };
-        match (
-            Reader::parse(bytes),
-            self.ro.borrow_mut().add(bytes, Values::None),
-        ) {
-            (Ok(Some(reply)), Ok(Some(_))) => Ok(Ok(reply)),
-            (Ok(None), _) => Ok(Err(self.refusal(bytes)?)),
-            _ => Err(self.die(ConnError::Unexpected("malformed table contents"))),
+        let reply = match Reader::parse(bytes) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Ok(Err(self.refusal(bytes)?)),
+            Err(_) => return Err(self.die(ConnError::Unexpected("malformed table contents"))),
+        };
+        // Only a reply that describes read-only tables is read a second time.
+        if reply.any_readonly && self.ro.borrow_mut().add(bytes, Values::None).is_err() {
+            return Err(self.die(ConnError::Unexpected("malformed table contents")));
         }
+        Ok(Ok(reply))
     }
 
     /// [`request_contents`](Self::request_contents) for a read-only table:

@@ -23,7 +23,9 @@ use luapool_protocol::{IdMap, Key, TableId};
 
 use luapool_protocol::mp::Token;
 
-use crate::wire::{contents_header, item, pair_checked, Contents, Cursor, Item, Malformed};
+use crate::wire::{
+    contents_header, item, pair_checked, view_head, Contents, Cursor, Item, Malformed,
+};
 
 /// Cells kept before the cache is emptied (16 bytes each).
 pub const MAX_CELLS: usize = 128 * 1024;
@@ -454,13 +456,7 @@ impl RoCache {
             }
         }
         for _ in 0..c.array()? {
-            if c.array()? != 6 {
-                return Err(Malformed);
-            }
-            let id = c.int()? as TableId;
-            let readonly = c.bool()?;
-            let len = c.int()?;
-            let complete = c.bool()?;
+            let (id, readonly, len, complete) = view_head(&mut c)?;
             let keep = readonly && complete;
             let at = self.cells.len() as u32;
             let narr = c.array()?;

@@ -116,6 +116,9 @@ pub struct Reader<'a> {
     /// to the worker's memory beyond the values themselves (a record costs
     /// a proxy, a metatable and a cache, and its fields).
     pub inlined: usize,
+    /// Whether it describes a read-only table (then the read-only cache
+    /// wants it too).
+    pub any_readonly: bool,
     views: IdMap<View<'a>>,
 }
 
@@ -144,14 +147,10 @@ impl<'a> Reader<'a> {
         let nviews = c.array()?;
         let mut views = IdMap::with_capacity_and_hasher(nviews.min(1 << 16), Default::default());
         let mut inlined = 0;
+        let mut any_readonly = false;
         for _ in 0..nviews {
-            if c.array()? != 6 {
-                return Err(Malformed);
-            }
-            let id = c.int()? as u64;
-            let readonly = c.bool()?;
-            let len = c.int()?;
-            let complete = c.bool()?;
+            let (id, readonly, len, complete) = view_head(&mut c)?;
+            any_readonly |= readonly;
             let narr = c.array()?;
             let body = c;
             for _ in 0..narr {
@@ -170,11 +169,7 @@ impl<'a> Reader<'a> {
                 },
             );
             for _ in 0..nhash {
-                if c.array()? != 2 {
-                    return Err(Malformed);
-                }
-                item(&mut c)?;
-                item(&mut c)?;
+                pair_checked(&mut c)?;
             }
         }
         let done = if entries { c.bool()? } else { false };
@@ -182,6 +177,7 @@ impl<'a> Reader<'a> {
             values: (n, values),
             done,
             inlined,
+            any_readonly,
             views,
         }))
     }
@@ -199,6 +195,15 @@ pub fn pair<'a>(c: &mut Cursor<'a>) -> (Item<'a>, Item<'a>) {
     let k = item(c).unwrap_or(Item::Nil);
     let v = item(c).unwrap_or(Item::Nil);
     (k, v)
+}
+
+/// Reads the head of a table view: `[id, readonly, len, complete, …` (the
+/// array values and hash pairs follow).
+pub fn view_head(c: &mut Cursor<'_>) -> Result<(TableId, bool, i64, bool), Malformed> {
+    if c.array()? != 6 {
+        return Err(Malformed);
+    }
+    Ok((c.int()? as TableId, c.bool()?, c.int()?, c.bool()?))
 }
 
 /// Reads one `[key, value]` pair, checked.
