@@ -1,4 +1,5 @@
-//! Finding frame boundaries in a MessagePack byte stream without trusting it.
+//! Finding frame boundaries in a MessagePack byte stream without trusting it
+//! (the daemon's socket framing; the fuzz target `socket_frames` runs it).
 //!
 //! MessagePack-RPC has no length prefix: a frame is one complete MessagePack
 //! value. [`FrameScanner`] walks the headers of the bytes received so far and

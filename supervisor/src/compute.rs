@@ -12,9 +12,10 @@ use luapool_protocol::{
     TableId, ToSupervisor, ToWorker, Value,
 };
 
+use luapool_protocol::api::HostValue;
+use luapool_store::{Scope, Store, MAX_NESTING};
+
 use crate::error::ComputeError;
-use crate::host_value::HostValue;
-use crate::store::{Scope, Store};
 use crate::worker_proc::WorkerProc;
 
 /// How long a worker gets to stop by itself after a cancel before it is killed.
@@ -289,7 +290,7 @@ fn literal_to_host(
     lit: Literal,
     depth: usize,
 ) -> Result<HostValue, String> {
-    if depth > crate::store::MAX_NESTING {
+    if depth > MAX_NESTING {
         return Err("result nested too deep".into());
     }
     match lit {

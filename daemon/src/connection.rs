@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -19,31 +19,16 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::calls::{self, Call};
-use super::frame::{FrameScanner, Scan};
 use super::listen::Stream;
 use super::outbox::Outbox;
+use super::rpc::{self, Incoming, Request, RpcError};
 use super::runner::Runner;
-use super::wire::{self, Incoming, Request, RpcError};
-use crate::host_value::{to_host, HostValue};
-use crate::pool::Pool;
+use super::shared::Shared;
+use luapool_protocol::stream::{FrameScanner, Scan};
+use luapool_supervisor::{to_host, HostValue};
 
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 64 << 10;
-
-/// State shared by the daemon and all its connections.
-pub(crate) struct Shared {
-    pub pool: Arc<Pool>,
-    /// The token TCP clients must present with `auth`.
-    pub token: Option<String>,
-    pub max_frame: usize,
-    pub next_session: AtomicU64,
-    pub sessions: AtomicUsize,
-    pub connections: AtomicUsize,
-    /// Set when the daemon stops accepting: end-of-file is then ours, not the client's.
-    pub draining: AtomicBool,
-    /// Set when the grace period is over: queued computes are not started.
-    pub force_stop: AtomicBool,
-}
 
 /// A connection as the daemon sees it from outside.
 pub(crate) struct Conn {
@@ -132,13 +117,13 @@ pub(crate) fn serve_connection(
                         shared.max_frame
                     );
                     r.outbox
-                        .send(wire::response(None, Err(RpcError::bad_request(msg))));
+                        .send(rpc::response(None, Err(RpcError::bad_request(msg))));
                     break 'read;
                 }
                 Scan::Invalid(why) => {
                     let msg = format!("not MessagePack ({why}); closing the connection");
                     r.outbox
-                        .send(wire::response(None, Err(RpcError::bad_request(msg))));
+                        .send(rpc::response(None, Err(RpcError::bad_request(msg))));
                     break 'read;
                 }
             }
@@ -162,11 +147,11 @@ pub(crate) fn serve_connection(
 impl Reader {
     fn reply(&self, msgid: u32, result: Result<HostValue, RpcError>) {
         self.outbox
-            .send(wire::response(Some(msgid), result.map(Into::into)));
+            .send(rpc::response(Some(msgid), result.map(Into::into)));
     }
 
     fn frame(&mut self, frame: &[u8]) -> Flow {
-        match wire::decode(frame) {
+        match rpc::decode(frame) {
             Incoming::Request(req) => self.request(req),
             Incoming::Notification => Flow::Continue,
             Incoming::Bad {
@@ -180,7 +165,7 @@ impl Reader {
                 msgid: None,
                 message,
             } => {
-                self.outbox.send(wire::response(
+                self.outbox.send(rpc::response(
                     None,
                     Err(RpcError::bad_request(format!(
                         "{message}; closing the connection"
@@ -228,7 +213,7 @@ impl Reader {
     fn auth(&mut self, msgid: u32, params: &[&[u8]]) -> Flow {
         let token = params
             .first()
-            .map(|p| wire::value(p).and_then(|v| calls::string(v, "token")));
+            .map(|p| rpc::value(p).and_then(|v| calls::string(v, "token")));
         let given = match token {
             Some(Ok(t)) => t,
             _ => String::new(),
@@ -255,7 +240,7 @@ impl Reader {
                 "session.open takes at most one param (the home name)",
             ));
         }
-        let home = match params.first().map(|p| wire::value(p)).transpose()? {
+        let home = match params.first().map(|p| rpc::value(p)).transpose()? {
             None | Some(HostValue::Nil) => None,
             Some(v) => Some(calls::string(v, "home")?),
         };
@@ -284,7 +269,7 @@ impl Reader {
                 "the first param must be the session id",
             ));
         };
-        match wire::value(first)? {
+        match rpc::value(first)? {
             HostValue::Int(i) if i >= 0 => Ok((i as u64, rest)),
             _ => Err(RpcError::bad_request(
                 "the session id must be a non-negative integer",

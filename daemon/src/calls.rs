@@ -10,10 +10,10 @@ use std::time::Duration;
 use luapool_protocol::Key;
 
 use super::outbox::Outbox;
-use super::wire::{self, log_notification, Answer, RpcError};
-use crate::host_value::HostValue;
-use crate::serve::CancelToken;
-use crate::session::{ComputeOptions, Session};
+use super::rpc::{self, log_notification, Answer, RpcError};
+use luapool_supervisor::CancelToken;
+use luapool_supervisor::HostValue;
+use luapool_supervisor::{ComputeOptions, Session};
 
 /// A session method with its arguments (the session id already taken off);
 /// data arguments are the bytes of one MessagePack value each.
@@ -88,11 +88,11 @@ pub(crate) fn parse(method: &str, args: &[&[u8]]) -> Result<Call, RpcError> {
         }
         "set_input_field" => {
             arity(2, 2)?;
-            Call::SetInputField(string(wire::value(raw())?, "key")?, raw().to_vec())
+            Call::SetInputField(string(rpc::value(raw())?, "key")?, raw().to_vec())
         }
         "get_output_field" => {
             arity(1, 1)?;
-            Call::GetOutputField(string(wire::value(raw())?, "key")?)
+            Call::GetOutputField(string(rpc::value(raw())?, "key")?)
         }
         "set_metadata" => {
             arity(1, 1)?;
@@ -104,10 +104,10 @@ pub(crate) fn parse(method: &str, args: &[&[u8]]) -> Result<Call, RpcError> {
         }
         "compute" => {
             arity(1, 2)?;
-            let code = string(wire::value(raw())?, "code")?;
+            let code = string(rpc::value(raw())?, "code")?;
             Call::Compute {
                 code,
-                options: options(wire::value(raw())?)?,
+                options: options(rpc::value(raw())?)?,
             }
         }
         "session.close" => {
@@ -241,7 +241,7 @@ fn compute(
     logs: LogRoute<'_>,
     cancel: Option<CancelToken>,
 ) -> Result<HostValue, RpcError> {
-    let on_log: Option<crate::LogSink> = if o.no_stream {
+    let on_log: Option<luapool_supervisor::LogSink> = if o.no_stream {
         None
     } else {
         let (outbox, sid, msgid) = (logs.outbox.clone(), logs.session, logs.msgid);

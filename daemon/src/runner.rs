@@ -11,12 +11,12 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::calls::{self, Call, LogRoute};
-use super::conn::Shared;
 use super::outbox::Outbox;
-use super::wire::{self, RpcError};
-use crate::error::ComputeError;
-use crate::serve::CancelToken;
-use crate::session::Session;
+use super::rpc::{self, RpcError};
+use super::shared::Shared;
+use luapool_supervisor::CancelToken;
+use luapool_supervisor::ComputeError;
+use luapool_supervisor::Session;
 
 /// Stack of a session thread: loading nested data recurses (bounded by the
 /// frame scanner and the store).
@@ -96,7 +96,7 @@ impl Runner {
                         }
                         call => calls::execute(&mine, call, route, None),
                     };
-                    outbox.send(wire::response(Some(q.msgid), result));
+                    outbox.send(rpc::response(Some(q.msgid), result));
                     if close {
                         break;
                     }

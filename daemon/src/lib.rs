@@ -1,9 +1,10 @@
-//! The daemon behind `luapool serve`: a pool served over a Unix socket (and
+//! `luapool-daemon`: the daemon behind `luapool serve`: a pool served over a Unix socket (and
 //! optionally loopback TCP with a token) with MessagePack-RPC. The wire
 //! protocol is documented in `docs/protocol.md`.
 //!
 //! ```no_run
-//! use luapool_supervisor::{Daemon, Pool};
+//! use luapool_daemon::Daemon;
+//! use luapool_supervisor::Pool;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let daemon = Daemon::builder("/tmp/luapool.sock").bind()?; // before the pool: fails fast
 //! let pool = Pool::builder().workers(2).build()?;
@@ -11,20 +12,28 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Where things are: `listen.rs` binds the sockets, `connection.rs` reads
+//! a connection's requests (`luapool_protocol::stream` finds frame
+//! boundaries, `rpc.rs` decodes requests and encodes responses, `calls.rs` parses and
+//! runs session methods), `runner.rs` is a session's thread, `outbox.rs`
+//! a connection's writer, `signals.rs` the wake-up pipe and SIGTERM.
+//!
 //! Threads: one accept loop (the caller of [`Daemon::run`]), per connection a
 //! reader and a writer, per open session one thread running its calls in
 //! order. Shutdown: stop accepting and remove the socket file, stop reading
 //! requests, let every request already read finish within the grace period,
 //! then cancel what still runs, close the connections and stop the pool.
 
+#![deny(missing_docs)]
+
 mod calls;
-mod conn;
-mod frame;
+mod connection;
 mod listen;
 mod outbox;
+mod rpc;
 mod runner;
+mod shared;
 mod signals;
-mod wire;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -34,12 +43,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use conn::{serve_connection, Conn, Shared};
+use connection::{serve_connection, Conn};
 use listen::{accept_tcp, accept_unix, bind_tcp, Stream, UnixSocket};
+use shared::Shared;
 pub use signals::DaemonStopper;
 use signals::{poll, WakePipe};
 
-use crate::pool::Pool;
+use luapool_supervisor::Pool;
 
 /// The largest request frame a client may send; a larger one closes its connection.
 pub const DEFAULT_MAX_FRAME: usize = 256 << 20;

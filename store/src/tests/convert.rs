@@ -4,7 +4,8 @@ use luapool_protocol::{Key, Value};
 use serde_json::json;
 
 use super::{j, loaded};
-use crate::{HostValue, Store, StoreError};
+use crate::{Store, StoreError};
+use luapool_protocol::api::HostValue;
 
 #[test]
 fn nested_data_round_trips_through_load_and_extract() {

@@ -4,7 +4,8 @@ use luapool_protocol::{Key, Literal, Reply, Request, RequestErrorKind, Value, Wr
 use serde_json::json;
 
 use super::{fetched, get, j, loaded, only, s};
-use crate::{HostValue, Scope, Store, StoreError};
+use crate::{Scope, Store, StoreError};
+use luapool_protocol::api::HostValue;
 
 fn error_kind(reply: Reply) -> (RequestErrorKind, String) {
     match reply {

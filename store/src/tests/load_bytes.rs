@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::{to_host, Store, StoreError};
+use crate::{Store, StoreError};
+use luapool_protocol::api::to_host;
 
 #[test]
 fn loading_bytes_matches_loading_host_values() {
@@ -49,7 +50,8 @@ fn integer_and_float_keys_follow_lua_rules() {
     map.extend(2.5f64.to_be_bytes());
     map.extend([0xa1, b'c']);
     let v = store.load_msgpack(a, &map, false).unwrap();
-    let out: serde_json::Value = crate::from_host(store.extract(&v).unwrap()).unwrap();
+    let out: serde_json::Value =
+        luapool_protocol::api::from_host(store.extract(&v).unwrap()).unwrap();
     assert_eq!(out, json!({"1": "a", "2": "b", "2.5": "c"}));
 }
 

@@ -4,7 +4,8 @@
 use luapool_protocol::{Key, Literal, Reply, Request, Value, Write};
 
 use super::only;
-use crate::{HostValue, Store};
+use crate::Store;
+use luapool_protocol::api::HostValue;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -1,4 +1,4 @@
-//! The command line: `luapool run`, `luapool serve`, `luapool bench`.
+//! The command line: `luapool run` and `luapool serve`.
 
 mod limits;
 mod run;

@@ -11,7 +11,8 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 
 use super::limits::LimitArgs;
-use luapool_supervisor::{Daemon, Pool};
+use luapool_daemon::Daemon;
+use luapool_supervisor::Pool;
 
 /// Arguments of `luapool serve`.
 #[derive(Args, Debug)]

@@ -10,9 +10,9 @@ use luapool_protocol::mp::{Cursor, Token};
 use luapool_protocol::Key;
 use serde::de::IgnoredAny;
 
-use crate::error::{ComputeError, SessionError};
-use crate::host_value::{to_host, HostValue};
-use crate::store::StoreError;
+use luapool_supervisor::StoreError;
+use luapool_supervisor::{to_host, HostValue};
+use luapool_supervisor::{ComputeError, SessionError};
 
 /// A decoded request. Its params stay MessagePack: each is the bytes of one
 /// value inside the frame (already checked to be plain data), so data params

@@ -1,4 +1,4 @@
-//! The table store: it owns every external table.
+//! `luapool-store`: the table store. It owns every external table.
 //!
 //! Tables live in *arenas* (one per session, one per home). Each arena has
 //! its own lock, byte quota and GC roots; dropping an arena drops all its
@@ -11,6 +11,16 @@
 //!
 //! Locks: the arena map is a read-write lock held only to look arenas up;
 //! an operation locks at most two arenas, always in address order.
+//!
+//! Where things are: [`Store`] (this file) looks arenas up and locks them;
+//! `arena.rs` holds one arena's tables, quota and collector; `table.rs` one
+//! table (array and hash parts, `cell.rs` the stored keys and values);
+//! `handle.rs` serves a worker's requests within a [`Scope`], `encode.rs`
+//! writes read replies straight from the cells and `inline.rs` picks the
+//! small tables that travel with them; `convert.rs` stores worker
+//! literals and copies across arenas; `load_bytes.rs` loads host data from
+//! MessagePack, `extract.rs` reads it back out.
+#![deny(missing_docs)]
 
 mod arena;
 mod cell;
@@ -41,7 +51,7 @@ pub use inline::{
 };
 pub use table::{SLOT_BYTES, TABLE_BYTES};
 
-use crate::HostValue;
+use luapool_protocol::api::HostValue;
 
 /// Identifies an arena: the tables of one session or one home.
 pub type ArenaId = u32;

@@ -16,7 +16,7 @@ use super::arena::Arena;
 use super::cell::SValue;
 use super::table::{Table, SLOT_BYTES};
 use super::{StoreError, MAX_NESTING};
-use crate::HostValue;
+use luapool_protocol::api::HostValue;
 
 /// A result may hold at least this many values, whatever the arena's size.
 const EXTRACT_MIN_LIMIT: u64 = 1 << 20;

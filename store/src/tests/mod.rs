@@ -12,7 +12,7 @@ mod writes;
 use luapool_protocol::{Fetched, Key, Reply, Request, TableId, Value};
 
 use super::{ArenaId, Scope, Store};
-use crate::HostValue;
+use luapool_protocol::api::HostValue;
 
 /// JSON as host data.
 pub(super) fn j(v: serde_json::Value) -> HostValue {
