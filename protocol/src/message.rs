@@ -236,6 +236,8 @@ pub enum FailureKind {
     MemoryLimit,
     /// The supervisor asked the compute to stop.
     Cancelled,
+    /// A return value could not be converted (a function, a cycle, a thread).
+    BadResult,
 }
 
 /// A message from the supervisor to a worker.

@@ -68,16 +68,8 @@ pub struct Scope {
     pub home: ArenaId,
 }
 
-/// Totals over every arena.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Arenas alive.
-    pub arenas: usize,
-    /// Tables alive.
-    pub tables: usize,
-    /// Bytes accounted.
-    pub bytes: u64,
-}
+/// Totals over every arena (the shared host-API type).
+pub use luapool_protocol::api::StoreStats;
 
 /// Counts for one arena.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

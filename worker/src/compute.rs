@@ -340,7 +340,7 @@ impl Worker {
                 Err(e) => {
                     return Ok(Outcome::Failed(self.failure(
                         format!("cannot return this value: {e}"),
-                        FailureKind::LuaError,
+                        FailureKind::BadResult,
                     )))
                 }
             }
