@@ -3,8 +3,24 @@
 //! runs one on a session. Data params (input, an input field, metadata)
 //! stay MessagePack bytes all the way to the store.
 
+use std::time::Duration;
+
 use luapool_protocol::rpc::{self, Answer, ErrorKind, Request, RpcError};
-use luapool_supervisor::{HostValue, Session, SessionError, StoreError};
+use luapool_supervisor::{
+    CancelToken, ComputeOptions, HostValue, Limits, LogSink, Session, SessionError, StoreError,
+};
+
+/// A call in its session's queue.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub msgid: u32,
+    pub call: Call,
+    /// The session's cancel epoch when it arrived: a compute queued before a
+    /// `cancel` does not start.
+    pub epoch: u64,
+    /// Its payload's bytes, counted against the queue's bound.
+    pub bytes: usize,
+}
 
 /// A call waiting for its session's turn (the session id taken off).
 #[derive(Debug)]
@@ -71,4 +87,77 @@ pub(crate) fn execute(session: &Session, call: Call) -> Result<Answer, RpcError>
         Call::Compute { .. } => unreachable!("computes run through the compute path"),
     }
     .map_err(session_error)
+}
+
+/// Checks a compute's options against the operator's maxima: a compute may
+/// ask for less, never more, and for no limit only where the maximum is
+/// none (0).
+pub(crate) fn check_options(o: &rpc::ComputeOptions, max: &Limits) -> Result<(), RpcError> {
+    // Destructured, so a limit added to `Limits` must be handled here.
+    let Limits {
+        timeout,
+        instructions,
+        memory,
+    } = *max;
+    let over = |name: &str, value: u64, what: String| {
+        Err(RpcError::limit(
+            ErrorKind::LimitReached,
+            name,
+            value,
+            format!("{name}: {what}"),
+        ))
+    };
+    let max_ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
+    if let Some(ms) = o.timeout_ms {
+        if ms > max_ms {
+            return over(
+                "timeout_ms",
+                max_ms,
+                format!("{ms} is above the daemon's maximum of {max_ms}"),
+            );
+        }
+    }
+    for (name, asked, max) in [
+        ("instructions", o.instructions, instructions),
+        ("memory", o.memory, memory),
+    ] {
+        match asked {
+            Some(0) if max != 0 => {
+                return over(
+                    name,
+                    max,
+                    format!("no limit is not allowed (the maximum is {max})"),
+                )
+            }
+            Some(n) if max != 0 && n > max => {
+                return over(
+                    name,
+                    max,
+                    format!("{n} is above the daemon's maximum of {max}"),
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The supervisor's options for a compute (checked already).
+pub(crate) fn options(
+    o: rpc::ComputeOptions,
+    cancel: CancelToken,
+    on_log: Option<LogSink>,
+) -> ComputeOptions {
+    ComputeOptions {
+        timeout: o.timeout_ms.map(Duration::from_millis),
+        instructions: o.instructions,
+        memory: o.memory,
+        cancel: Some(cancel),
+        on_log: if o.stream_logs == Some(false) {
+            None
+        } else {
+            on_log
+        },
+        chunk_name: o.chunk_name,
+    }
 }

@@ -15,10 +15,10 @@ use luapool_protocol::api::{from_host, HostValue};
 use luapool_store::{ArenaId, Scope, Store};
 
 use crate::compute::{CancelToken, ComputeOutput, Job, LogSink, Reply};
-use crate::turn::{Turn, TurnGuard};
 use crate::error::{ComputeError, SessionError};
 use crate::home::Home;
 use crate::pool::Pool;
+use crate::turn::{Turn, TurnGuard};
 
 /// Bytes an arena may grow to before a collection, at least.
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
@@ -321,31 +321,40 @@ impl State {
     ) {
         let limits = state.pool.shared.config.limits;
         let pool = state.pool.clone();
-        let me = state.clone();
         let token = cancel.clone();
+        let (io, home_root, scope) = (
+            state.io,
+            state.home.root,
+            Scope {
+                session: state.arena,
+                home: state.home.arena,
+            },
+        );
         let job = Job {
             start: Start {
                 compute: 0,
                 code,
                 chunk_name: opts.chunk_name.unwrap_or_else(|| "=compute".into()),
-                io: state.io,
-                home: state.home.root,
+                io,
+                home: home_root,
                 limits: WorkerLimits {
                     instructions: opts.instructions.unwrap_or(limits.instructions),
                     memory: opts.memory.unwrap_or(limits.memory),
                 },
             },
-            scope: Scope {
-                session: state.arena,
-                home: state.home.arena,
-            },
+            scope,
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
             on_log: opts.on_log,
             reply: Box::new(move |out| {
-                me.after_compute(&out);
+                let state = state;
+                state.after_compute(&out);
                 drop(turns);
-                me.finish_waiting(&token, done, out);
+                // The session's tables go with its last handle: none is
+                // held here once the caller has its answer.
+                state.forget_running(&token);
+                drop(state);
+                done(out);
             }),
         };
         pool.submit(job);
@@ -367,20 +376,23 @@ impl State {
         maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
     }
 
-    /// Forgets the compute's token (unless a later compute set its own)
-    /// and answers.
+    /// Forgets the compute's token (unless a later compute set its own).
+    fn forget_running(&self, token: &CancelToken) {
+        let mut running = self.running.lock();
+        if running.as_ref().is_some_and(|r| r.same(token)) {
+            *running = None;
+        }
+    }
+
+    /// A compute that never started (cancelled while waiting) is answered.
     fn finish_waiting(
-        &self,
+        self: Arc<Self>,
         token: &CancelToken,
         done: Reply,
         out: Result<ComputeOutput, ComputeError>,
     ) {
-        {
-            let mut running = self.running.lock();
-            if running.as_ref().is_some_and(|r| r.same(token)) {
-                *running = None;
-            }
-        }
+        self.forget_running(token);
+        drop(self);
         done(out);
     }
 

@@ -89,12 +89,7 @@ impl Turn {
             if !s.held && s.waiters.is_empty() {
                 s.held = true;
                 drop(s);
-                return run_grant(
-                    grant,
-                    TurnGuard {
-                        turn: self.clone(),
-                    },
-                );
+                return run_grant(grant, TurnGuard { turn: self.clone() });
             }
             let id = s.next;
             s.next += 1;
@@ -151,12 +146,7 @@ impl Turn {
             }
         };
         if let Some(grant) = next {
-            run_grant(
-                grant,
-                TurnGuard {
-                    turn: self.clone(),
-                },
-            );
+            run_grant(grant, TurnGuard { turn: self.clone() });
         }
     }
 }
@@ -205,6 +195,9 @@ mod tests {
             turn.acquire(None, Box::new(move |g| tx.send((i, g.is_ok())).unwrap()));
         }
         drop(first);
-        assert_eq!(rx.iter().take(200_000).filter(|(_, ok)| *ok).count(), 200_000);
+        assert_eq!(
+            rx.iter().take(200_000).filter(|(_, ok)| *ok).count(),
+            200_000
+        );
     }
 }

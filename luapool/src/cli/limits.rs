@@ -6,7 +6,8 @@ use anyhow::anyhow;
 use clap::Args;
 use luapool_supervisor::Limits;
 
-/// Limits of each compute (a daemon's clients may lower or raise them per call).
+/// Limits of each compute (a daemon's clients may lower them per call, and
+/// raise them up to the `--max-*` maxima).
 #[derive(Args, Debug)]
 pub struct LimitArgs {
     /// Wall-clock limit per compute, in seconds; the worker is killed past it.

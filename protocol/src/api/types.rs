@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::HostValue;
+use super::{from_host, HostValue, HostValueError};
 use crate::TableId;
 
 /// What a successful compute produced.
@@ -14,6 +14,13 @@ pub struct ComputeOutput {
     pub values: Vec<HostValue>,
     /// The lines it printed (up to 1 MiB of them; a log sink sees all).
     pub logs: Vec<String>,
+}
+
+impl ComputeOutput {
+    /// Return value `i` (from 0) as `T`; nil if the chunk returned fewer.
+    pub fn value<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, HostValueError> {
+        from_host(self.values.get(i).cloned().unwrap_or(HostValue::Nil))
+    }
 }
 
 /// Ids and sizes of a session's tables (`getTableInfo`).

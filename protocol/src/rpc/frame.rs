@@ -211,8 +211,7 @@ fn encoded_response(msgid: Option<u32>, value: &[u8]) -> Vec<u8> {
 
 /// Encodes the notification `[2, "log", [session, msgid, line]]`.
 pub fn encode_log(session: u64, msgid: u32, line: &str) -> Vec<u8> {
-    rmp_serde::to_vec(&(2u8, LOG_NOTIFICATION, (session, msgid, line)))
-        .expect("a log line encodes")
+    rmp_serde::to_vec(&(2u8, LOG_NOTIFICATION, (session, msgid, line))).expect("a log line encodes")
 }
 
 /// A message from the daemon, as a client reads it.

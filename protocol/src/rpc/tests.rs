@@ -41,7 +41,10 @@ fn every_request_encodes_and_decodes_back_to_itself() {
             home: Some("h".into()),
         },
         Request::SessionClose { sid: 1 },
-        Request::SetInput { sid: 2, data: &data },
+        Request::SetInput {
+            sid: 2,
+            data: &data,
+        },
         Request::GetOutput { sid: 3 },
         Request::SetInputField {
             sid: 4,
@@ -52,7 +55,10 @@ fn every_request_encodes_and_decodes_back_to_itself() {
             sid: 5,
             key: "k".into(),
         },
-        Request::SetMetadata { sid: 6, meta: &data },
+        Request::SetMetadata {
+            sid: 6,
+            meta: &data,
+        },
         Request::ClearIo { sid: 7 },
         Request::GetIoTableId { sid: 8 },
         Request::GetTableInfo { sid: 9 },
@@ -146,7 +152,8 @@ fn nil_options_and_nil_values_count_as_absent() {
 
 #[test]
 fn data_params_are_the_exact_bytes_of_their_value() {
-    let input = serde_json::json!({"rows": [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": []}], "n": null});
+    let input =
+        serde_json::json!({"rows": [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": []}], "n": null});
     let frame = rmp_serde::to_vec(&(0u8, 3u32, "set_input", (7u64, &input))).unwrap();
     let r = request(&frame);
     let Request::SetInput { sid, data } = Request::decode(&r.method, &r.params).unwrap() else {
