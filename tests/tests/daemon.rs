@@ -3,6 +3,7 @@
 //! example. Every test starts its own daemon (two workers) on its own socket.
 
 mod api;
+mod bounds;
 mod faults;
 mod harness;
 mod lifecycle;

@@ -339,3 +339,35 @@ impl Raw {
         }
     }
 }
+
+impl Raw {
+    /// The whole response to `msgid` (`[1, msgid, error, result]`), skipping
+    /// notifications and keeping other responses for later.
+    pub fn response(&mut self, msgid: u32) -> Vec<Value> {
+        if let Some(i) = self.early.iter().position(|m| m[1] == Value::from(msgid)) {
+            return self.early.remove(i);
+        }
+        while let Some(msg) = self.next() {
+            let Value::Array(m) = msg else {
+                panic!("not an array: {msg}")
+            };
+            if m[0] == Value::from(2) {
+                continue;
+            }
+            if m[1] == Value::from(msgid) {
+                return m;
+            }
+            self.early.push(m);
+        }
+        panic!("the connection closed before the response to {msgid}")
+    }
+
+    /// The `limit` an error response names, with its `value`.
+    pub fn limit_of(response: &[Value]) -> (String, u64) {
+        let e = &response[2];
+        (
+            e["limit"].as_str().expect("a limit name").to_owned(),
+            e["value"].as_u64().expect("a limit value"),
+        )
+    }
+}
