@@ -47,13 +47,8 @@ fn compute(raw: &mut Raw, msgid: u32, sid: &Value, code: &str) {
 
 /// Reads until the first log line of a compute: it runs.
 fn wait_started(raw: &mut Raw) {
-    loop {
-        let msg = raw.next().expect("a log notification");
-        if msg[0] == Value::from(2) {
-            return;
-        }
-        panic!("a response before the compute printed: {msg}");
-    }
+    let msg = raw.next().expect("a log notification");
+    assert_eq!(msg[0], Value::from(2), "a response before the compute printed: {msg}");
 }
 
 /// Sets up `state`; returns the target session and the msgids of the
