@@ -131,14 +131,15 @@ impl Outbox {
         out.read_paused
     }
 
-    /// Whether reading may go on again (the client has read down to half
-    /// the bound, or is gone); clears the pause.
+    /// Whether a paused read may go on now (the client has read down to
+    /// half the bound, or is gone); clears the pause.
     pub fn resume_reading(&self) -> bool {
         let mut out = self.out.lock();
-        if out.unsent <= self.limit / 2 || out.broken {
+        let resume = out.read_paused && (out.unsent <= self.limit / 2 || out.broken);
+        if resume {
             out.read_paused = false;
         }
-        !out.read_paused
+        resume
     }
 
     /// Whether a parked session or a paused read waits for room that is
@@ -153,13 +154,14 @@ impl Outbox {
         self.out.lock().unsent
     }
 
-    /// Forgets what waits: the client is gone.
+    /// Forgets what waits, parked sessions included: the client is gone.
     pub fn break_off(&self) {
-        let mut out = self.out.lock();
-        out.broken = true;
-        out.frames.clear();
-        out.unsent = 0;
-        out.head = 0;
+        let parked = {
+            let mut out = self.out.lock();
+            broken(&mut out);
+            std::mem::take(&mut out.parked)
+        };
+        drop(parked); // outside the lock: dropping a session may free much
     }
 }
 
@@ -201,6 +203,8 @@ fn write_out(out: &mut Out, stream: &Stream) -> Flush {
 }
 
 fn broken(out: &mut Out) -> Flush {
+    // Parked sessions stay until the event loop breaks the connection off
+    // (they hold the connection: the loop must drop them).
     out.broken = true;
     out.frames.clear();
     out.unsent = 0;

@@ -8,3 +8,4 @@ mod faults;
 mod harness;
 mod lifecycle;
 mod races;
+mod soak;

@@ -48,7 +48,11 @@ fn compute(raw: &mut Raw, msgid: u32, sid: &Value, code: &str) {
 /// Reads until the first log line of a compute: it runs.
 fn wait_started(raw: &mut Raw) {
     let msg = raw.next().expect("a log notification");
-    assert_eq!(msg[0], Value::from(2), "a response before the compute printed: {msg}");
+    assert_eq!(
+        msg[0],
+        Value::from(2),
+        "a response before the compute printed: {msg}"
+    );
 }
 
 /// Sets up `state`; returns the target session and the msgids of the
