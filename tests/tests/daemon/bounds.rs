@@ -329,3 +329,66 @@ fn a_compute_may_ask_for_less_than_the_maxima_and_never_more() {
         7
     );
 }
+
+/// Raises this process's soft limit on open files to the hard one.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the live struct above.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    lim.rlim_cur as u64
+}
+
+/// Idle connections, each with an open session, cost the daemon memory
+/// and no threads. CI holds 1 000; by hand:
+/// `LUAPOOL_IDLE_CONNECTIONS=10000 cargo test -p luapool-tests --test e2e idle -- --nocapture`.
+#[test]
+fn idle_connections_with_a_session_each_cost_no_threads() {
+    let n: usize = std::env::var("LUAPOOL_IDLE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let fds = raise_fd_limit() as usize;
+    assert!(fds > n + 100, "raise the open-file limit above {n}");
+    let max = (n + 16).to_string();
+    let d = Daemon::start(&["--max-connections", &max, "--max-sessions", &max]);
+    d.workers_are_free();
+    let (threads, before) = (d.status("Threads"), d.status("VmRSS"));
+    let mut conns: Vec<std::os::unix::net::UnixStream> = Vec::with_capacity(n);
+    let open = rmp_serde_open();
+    for _ in 0..n {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        s.write_all(&open).unwrap();
+        conns.push(s);
+    }
+    // Each got its session.
+    for s in &mut conns {
+        let mut r = Raw::new(s.try_clone().unwrap());
+        assert!(matches!(r.answer(1), Answer::Ok(_)));
+    }
+    assert_eq!(d.operator().stats().unwrap().sessions, n);
+    let (after_threads, after) = (d.status("Threads"), d.status("VmRSS"));
+    eprintln!(
+        "{n} idle connections with a session each: daemon threads {threads} -> {after_threads}, RSS {} -> {} MiB ({} bytes per connection)",
+        mib(before),
+        mib(after),
+        (after.saturating_sub(before) * 1024) / n as u64
+    );
+    assert_eq!(after_threads, threads);
+    // Still serving.
+    d.workers_are_free();
+}
+
+/// `[0, 1, "session.open", []]`.
+fn rmp_serde_open() -> Vec<u8> {
+    let mut b = vec![0x94, 0x00, 0x01, 0xac];
+    b.extend_from_slice(b"session.open");
+    b.push(0x90);
+    b
+}
