@@ -87,6 +87,7 @@ impl Requests {
             }),
             Request::GetIoTableId { sid } => self
                 .session(sid, false)
+                // Table ids are below 2^53 (arena ids below 2^21): an Int.
                 .map(|s| HostValue::Int(s.session().io_table_id().raw() as i64)),
             Request::GetTableInfo { sid } => self.session(sid, false).and_then(|s| {
                 to_host(&s.session().table_info())

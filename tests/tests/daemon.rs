@@ -6,6 +6,7 @@ mod api;
 mod bounds;
 mod faults;
 mod harness;
+mod isolation;
 mod lifecycle;
 mod races;
 mod soak;
