@@ -41,35 +41,44 @@ const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 const utf8Lossy = new TextDecoder("utf-8");
 
-const extensions: ExtensionCodecType<undefined> = {
-  tryToEncode(object: unknown): ExtData | null {
-    if (object instanceof ExtData) return object; // made by prepare()
-    if (object instanceof LuaFunction) return new ExtData(EXT_FUNCTION, utf8.encode(object.source));
-    return null;
-  },
-  decode(data: Uint8Array, type: number): unknown {
-    switch (type) {
-      case EXT_BIGINT: {
-        const text = utf8Lossy.decode(data);
-        if (!/^-?[0-9]+$/.test(text)) {
-          throw clientError("DecodeError", `ext type 1 (big integer) holds ${JSON.stringify(text)}, not a decimal integer`);
+/** An ext-1 integer met while decoding exactly: kept apart from 64-bit
+ * ints so narrowing leaves it a BigInt. */
+class BigExt {
+  constructor(readonly value: bigint) {}
+}
+
+/** The ext types: `wrapBig` marks ext-1 integers for `narrow`. */
+function extensions(wrapBig: boolean): ExtensionCodecType<undefined> {
+  return {
+    tryToEncode(object: unknown): ExtData | null {
+      if (object instanceof ExtData) return object; // made by prepare()
+      if (object instanceof LuaFunction) return new ExtData(EXT_FUNCTION, utf8.encode(object.source));
+      return null;
+    },
+    decode(data: Uint8Array, type: number): unknown {
+      switch (type) {
+        case EXT_BIGINT: {
+          const text = utf8Lossy.decode(data);
+          if (!/^-?[0-9]+$/.test(text)) {
+            throw clientError("DecodeError", `ext type 1 (big integer) holds ${JSON.stringify(text)}, not a decimal integer`);
+          }
+          return wrapBig ? new BigExt(BigInt(text)) : BigInt(text);
         }
-        return BigInt(text);
+        case EXT_FUNCTION:
+          try {
+            return new LuaFunction(utf8Strict.decode(data));
+          } catch {
+            throw clientError("DecodeError", "ext type 2 (Lua function) holds source that is not UTF-8");
+          }
+        default:
+          throw clientError("DecodeError", `unknown MessagePack ext type ${type} (luapool uses 1 and 2)`);
       }
-      case EXT_FUNCTION:
-        try {
-          return new LuaFunction(utf8Strict.decode(data));
-        } catch {
-          throw clientError("DecodeError", "ext type 2 (Lua function) holds source that is not UTF-8");
-        }
-      default:
-        throw clientError("DecodeError", `unknown MessagePack ext type ${type} (luapool uses 1 and 2)`);
-    }
-  },
-};
+    },
+  };
+}
 
 const encoder = new Encoder({
-  extensionCodec: extensions,
+  extensionCodec: extensions(false),
   useBigInt64: true,
   ignoreUndefined: true,
   maxDepth: MAX_DEPTH + 16,
@@ -81,8 +90,8 @@ function mapKey(key: unknown): string | number {
   return String(key);
 }
 
-const plainDecoder = new Decoder({ extensionCodec: extensions, mapKeyConverter: mapKey });
-const bigDecoder = new Decoder({ extensionCodec: extensions, mapKeyConverter: mapKey, useBigInt64: true });
+const plainDecoder = new Decoder({ extensionCodec: extensions(false), mapKeyConverter: mapKey });
+const bigDecoder = new Decoder({ extensionCodec: extensions(true), mapKeyConverter: mapKey, useBigInt64: true });
 
 /** Encodes a value that `prepare` has checked (or that holds no data). */
 export function encode(value: unknown): Uint8Array {
@@ -103,8 +112,10 @@ export function decode(bytes: Uint8Array, wide = true): unknown {
   }
 }
 
-/** Safe-integer bigints become numbers, in place (the value is fresh). */
+/** Safe-integer bigints become numbers, in place (the value is fresh);
+ * ext-1 integers stay bigints. */
 function narrow(v: unknown): unknown {
+  if (v instanceof BigExt) return v.value;
   if (typeof v === "bigint") {
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   }
@@ -134,8 +145,9 @@ function fail(path: (string | number)[], why: string): never {
 }
 
 function describe(v: object): string {
-  const name = v.constructor?.name;
-  return name ? `a ${name}` : "an object with a prototype";
+  const name: unknown = v.constructor?.name;
+  if (typeof name !== "string" || name === "") return "an object with a prototype";
+  return /^[AEIOU]/.test(name) ? `an ${name}` : `a ${name}`;
 }
 
 function walk(v: unknown, depth: number, open: Set<object>, path: (string | number)[]): unknown {

@@ -99,12 +99,13 @@ export class Connection {
     });
   }
 
-  /** Closes the connection; calls still waiting fail with ConnectionClosed. */
+  /** Closes the connection. Calls still waiting fail at once with
+   * ConnectionClosed; resolves when the socket has closed. */
   close(): Promise<void> {
-    if (this.ended && this.socket.destroyed) return Promise.resolve();
     return new Promise((resolve) => {
       this.closeWaiters.push(resolve);
-      this.cause = "closed by the client";
+      this.cause = "the client closed it";
+      this.end();
       this.socket.end();
       // The daemon answers the half-close by closing; don't wait on it forever.
       setTimeout(() => this.socket.destroy(), 1000).unref();

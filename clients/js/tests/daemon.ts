@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, type Client } from "../src/index.js";
+import { connect, type Client, type LuapoolError } from "../src/index.js";
 
 /** The repository's root (this file runs from clients/js/dist/tests/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -93,6 +93,17 @@ export async function eventually(what: string, f: () => boolean | Promise<boolea
     if (Date.now() > end) throw new Error(`never happened: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The error `p` rejects with (handled at once, so it is never "unhandled");
+ * throws if `p` resolves. */
+export async function failure(p: Promise<unknown>): Promise<LuapoolError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as LuapoolError;
+  }
+  throw new Error("expected the call to fail, and it succeeded");
 }
 
 /** `n` deterministic records `{id, value}` with values in [0, 100) (the Rust tests' generator). */
