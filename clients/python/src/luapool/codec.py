@@ -220,6 +220,8 @@ def _walk(v: Any, depth: int, open_ids: set, path: List[Any]) -> Any:
         return bytes(v)
     is_list = isinstance(v, (list, tuple))
     if not is_list and not isinstance(v, dict):
+        if callable(v) and not isinstance(v, type):
+            _fail(path, "a function cannot cross the wire (send Lua source as a LuaFunction)")
         _fail(path, f"a {type(v).__name__} cannot cross the wire (use dict, list, tuple, str, bytes, int, float, bool or None)")
     if depth >= MAX_DEPTH:
         _fail(path, f"nested more than {MAX_DEPTH} levels deep")
