@@ -48,12 +48,38 @@ export class Frames {
     for (;;) {
       const at = this.start + this.pos;
       if (at >= this.end) return null;
-      const h = header(b, at, this.end);
-      if (h === null) return null;
-      const [size, items, wide] = h;
+      // The header at `at`: its size with its payload, and the items after it.
+      const m = b[at];
+      let size = 1;
+      let items = 0;
+      if (m <= 0x7f || m >= 0xe0 || m === 0xc0 || m === 0xc2 || m === 0xc3) {
+        // one byte
+      } else if (m <= 0x8f) {
+        items = 2 * (m & 0x0f);
+      } else if (m <= 0x9f) {
+        items = m & 0x0f;
+      } else if (m <= 0xbf) {
+        size = 1 + (m & 0x1f);
+      } else {
+        const f = FORMATS[m - 0xc0];
+        if (f === undefined) throw new Error(`byte 0x${m.toString(16)} is not MessagePack`);
+        const [fixed, lengthBytes, perItem] = f;
+        if (lengthBytes === 0) {
+          size = fixed;
+        } else {
+          if (at + 1 + lengthBytes > this.end) return null;
+          const len = be(b, at + 1, lengthBytes);
+          if (perItem > 0) {
+            size = 1 + lengthBytes;
+            items = perItem * len;
+          } else {
+            size = fixed + len;
+          }
+        }
+        if (m === 0xcf || m === 0xd3) this.wide = true;
+      }
       if (at + size > this.end) return null;
       this.pos += size;
-      if (wide) this.wide = true;
       if (items > 0) {
         this.open.push(items);
         continue;
@@ -66,7 +92,7 @@ export class Frames {
           this.start += this.pos;
           this.pos = 0;
           this.wide = false;
-          if (this.start === this.end) this.start = this.end = 0;
+          if (this.start === this.end) this.reset();
           return frame;
         }
         if (--this.open[n - 1] > 0) break;
@@ -74,7 +100,15 @@ export class Frames {
       }
     }
   }
+
+  /** Empties the buffer, giving back the memory a large reply took. */
+  private reset(): void {
+    this.start = this.end = 0;
+    if (this.buf.length > INITIAL) this.buf = new Uint8Array(INITIAL);
+  }
 }
+
+const INITIAL = 64 * 1024;
 
 /** Reads `n` big-endian bytes at `at` as a number. */
 function be(b: Uint8Array, at: number, n: number): number {
@@ -84,42 +118,41 @@ function be(b: Uint8Array, at: number, n: number): number {
 }
 
 /**
- * The header at `at`: [bytes of header and payload, items that follow,
- * whether it is a 64-bit integer], or null if the header is incomplete.
+ * Markers 0xc0..0xdf: [header bytes (with the payload when the length is
+ * fixed), bytes of the length that follows, items per counted element
+ * (0: the length counts payload bytes)]; undefined for 0xc1.
  */
-function header(b: Uint8Array, at: number, end: number): [number, number, boolean] | null {
-  const m = b[at];
-  // A length of `n` bytes after the marker, `skip` more header bytes, then a payload.
-  const sized = (n: number, skip: number): [number, number, boolean] | null =>
-    at + 1 + n > end ? null : [1 + n + skip + be(b, at + 1, n), 0, false];
-  const count = (n: number, per: number): [number, number, boolean] | null =>
-    at + 1 + n > end ? null : [1 + n, per * be(b, at + 1, n), false];
-  if (m <= 0x7f || m >= 0xe0 || m === 0xc0 || m === 0xc2 || m === 0xc3) return [1, 0, false];
-  if (m <= 0x8f) return [1, 2 * (m & 0x0f), false];
-  if (m <= 0x9f) return [1, m & 0x0f, false];
-  if (m <= 0xbf) return [1 + (m & 0x1f), 0, false];
-  switch (m) {
-    case 0xc4: case 0xd9: return sized(1, 0);
-    case 0xc5: case 0xda: return sized(2, 0);
-    case 0xc6: case 0xdb: return sized(4, 0);
-    case 0xc7: return sized(1, 1);
-    case 0xc8: return sized(2, 1);
-    case 0xc9: return sized(4, 1);
-    case 0xca: return [5, 0, false];
-    case 0xcb: return [9, 0, false];
-    case 0xcc: case 0xd0: return [2, 0, false];
-    case 0xcd: case 0xd1: return [3, 0, false];
-    case 0xce: case 0xd2: return [5, 0, false];
-    case 0xcf: case 0xd3: return [9, 0, true];
-    case 0xd4: return [3, 0, false];
-    case 0xd5: return [4, 0, false];
-    case 0xd6: return [6, 0, false];
-    case 0xd7: return [10, 0, false];
-    case 0xd8: return [18, 0, false];
-    case 0xdc: return count(2, 1);
-    case 0xdd: return count(4, 1);
-    case 0xde: return count(2, 2);
-    case 0xdf: return count(4, 2);
-  }
-  throw new Error(`byte 0x${m.toString(16)} is not MessagePack`);
-}
+const FORMATS: ([number, number, number] | undefined)[] = [
+  [1, 0, 0], // c0 nil
+  undefined, // c1 never used
+  [1, 0, 0], // c2 false
+  [1, 0, 0], // c3 true
+  [2, 1, 0], // c4 bin 8
+  [3, 2, 0], // c5 bin 16
+  [5, 4, 0], // c6 bin 32
+  [3, 1, 0], // c7 ext 8 (length, type)
+  [4, 2, 0], // c8 ext 16
+  [6, 4, 0], // c9 ext 32
+  [5, 0, 0], // ca float 32
+  [9, 0, 0], // cb float 64
+  [2, 0, 0], // cc uint 8
+  [3, 0, 0], // cd uint 16
+  [5, 0, 0], // ce uint 32
+  [9, 0, 0], // cf uint 64
+  [2, 0, 0], // d0 int 8
+  [3, 0, 0], // d1 int 16
+  [5, 0, 0], // d2 int 32
+  [9, 0, 0], // d3 int 64
+  [3, 0, 0], // d4 fixext 1
+  [4, 0, 0], // d5 fixext 2
+  [6, 0, 0], // d6 fixext 4
+  [10, 0, 0], // d7 fixext 8
+  [18, 0, 0], // d8 fixext 16
+  [2, 1, 0], // d9 str 8
+  [3, 2, 0], // da str 16
+  [5, 4, 0], // db str 32
+  [3, 2, 1], // dc array 16
+  [5, 4, 1], // dd array 32
+  [3, 2, 2], // de map 16
+  [5, 4, 2], // df map 32
+];

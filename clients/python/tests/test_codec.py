@@ -104,7 +104,8 @@ def test_any_other_ext_type_is_an_error_that_names_the_type():
             luapool.decode(ext(code, b"xy"))
     # The MessagePack timestamp (ext -1), which msgpack would decode itself.
     ts = msgpack.packb(msgpack.Timestamp(1, 0))
-    for data in [ts, msgpack.packb([1, {"t": msgpack.Timestamp(5, 7)}])]:
+    ts_key = b"\x81" + ts + b"\x90"  # {timestamp: []}
+    for data in [ts, msgpack.packb([1, {"t": msgpack.Timestamp(5, 7)}]), ts_key]:
         with pytest.raises(luapool.DecodeError, match="ext type -1 "):
             luapool.decode(data)
     # The same header bytes inside a string are only a string.

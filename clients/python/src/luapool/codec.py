@@ -109,17 +109,38 @@ def _unpacker(ext: _Ext) -> msgpack.Unpacker:
 
 
 def _check_timestamps(value: Any) -> None:
-    """Raises DecodeError if ``value`` holds a MessagePack timestamp."""
+    """Raises DecodeError if ``value`` holds a MessagePack timestamp (which
+    msgpack decodes itself, without the ext hook)."""
+    ts = msgpack.Timestamp
+    if type(value) is ts:
+        raise DecodeError("unknown MessagePack ext type -1 (luapool uses 1 and 2)")
     stack = [value]
+    push, pop = stack.append, stack.pop
     while stack:
-        v = stack.pop()
-        if isinstance(v, msgpack.Timestamp):
-            raise DecodeError("unknown MessagePack ext type -1 (luapool uses 1 and 2)")
-        if isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
+        v = pop()
+        if type(v) is list:
+            for x in v:
+                tx = type(x)
+                if tx is list or tx is dict:
+                    push(x)
+                elif tx is ts:
+                    break
+            else:
+                continue
+        elif type(v) is dict:
+            for k, x in v.items():
+                tx = type(x)
+                if tx is list or tx is dict:
+                    push(x)
+                elif tx is ts:
+                    break
+                if type(k) is ts:
+                    break
+            else:
+                continue
+        else:
+            continue
+        raise DecodeError("unknown MessagePack ext type -1 (luapool uses 1 and 2)")
 
 
 def decode(data: bytes) -> Any:
@@ -173,7 +194,48 @@ def prepare(value: Any, what: str) -> Any:
     the value itself, or (copied where needed) with tuples as lists, big
     integers as ext values and bytes-likes as bytes. ``what`` names the value
     in the error ("input", "metadata")."""
+    if _plain(value, 0, set()):
+        return value
     return _walk(value, 0, set(), [what])
+
+
+def _plain(v: Any, depth: int, open_ids: set) -> bool:
+    """Whether ``v`` goes as it is: only the common types, exactly (no
+    subclasses), ints in range, good keys, no cycle, not too deep. A fast
+    check without paths; anything else takes the careful :func:`_walk`."""
+    t = type(v)
+    if t is str or t is float or t is bool or v is None or t is bytes or t is LuaFunction:
+        return True
+    if t is int:
+        return _INT_MIN <= v < _INT_END
+    if t is not dict and t is not list:
+        return False
+    if depth >= MAX_DEPTH or id(v) in open_ids:
+        return False
+    open_ids.add(id(v))
+    if t is dict:
+        for k, x in v.items():
+            tk = type(k)
+            if not (tk is str or (tk is int and _INT_MIN <= k < _INT_END) or tk is bool or (tk is float and k == k)):
+                return False
+            tx = type(x)
+            if tx is str or tx is float or tx is bool or x is None:
+                continue
+            if tx is int and _INT_MIN <= x < _INT_END:
+                continue
+            if not _plain(x, depth + 1, open_ids):
+                return False
+    else:
+        for x in v:
+            tx = type(x)
+            if tx is str or tx is float or tx is bool or x is None:
+                continue
+            if tx is int and _INT_MIN <= x < _INT_END:
+                continue
+            if not _plain(x, depth + 1, open_ids):
+                return False
+    open_ids.discard(id(v))
+    return True
 
 
 def _where(path: List[Any]) -> str:
