@@ -124,15 +124,25 @@ export class Session extends EventEmitter {
       wire[wireName] = value;
     }
     const onLog = options.onLog;
+    // A listener that throws does not stop the compute: its first error is
+    // thrown from here once the compute is over.
+    let thrown: { error: unknown } | undefined;
     const route = {
       session: this.id,
       onLog: (line: string, msgid: number) => {
-        this.emit("log", line, msgid);
-        onLog?.(line);
+        if (thrown) return;
+        try {
+          this.emit("log", line, msgid);
+          onLog?.(line);
+        } catch (error) {
+          thrown = { error };
+        }
       },
     };
     const params = [this.id, code, prepare(wire, "compute options")];
-    return (await this.conn.call("compute", params, route)) as ComputeResult;
+    const result = (await this.conn.call("compute", params, route)) as ComputeResult;
+    if (thrown) throw thrown.error;
+    return result;
   }
 
   /** Cancels the running compute and the computes queued before this call. */

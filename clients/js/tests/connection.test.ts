@@ -76,6 +76,22 @@ test("print lines reach the compute that printed them, in order, as they run", a
   assert.ok(beforeReply);
 });
 
+test("a log listener that throws fails its compute after it ran, and nothing else", async () => {
+  const s = await session();
+  const lines: string[] = [];
+  const e = await failure(
+    s.compute("print('x') print('y') _io.output = 'ran'", {
+      onLog: (line) => {
+        lines.push(line);
+        throw new Error("a bug in the listener");
+      },
+    }),
+  );
+  assert.equal(e.message, "a bug in the listener");
+  assert.deepEqual(lines, ["x"]);
+  assert.equal(await s.getOutput(), "ran");
+});
+
 test("a value refused before sending leaves the connection and session working", async () => {
   const s = await session();
   await s.setInput({ kept: true });

@@ -74,10 +74,19 @@ def test_print_lines_reach_the_compute_that_printed_them_in_order(client):
 
 def test_a_callback_that_raises_or_calls_back_does_not_stop_the_reader(client):
     with client.session() as s:
+        lines = []
+
         def bad(line):
+            lines.append(line)
             raise RuntimeError("a bug in the callback")
 
-        assert s.compute("print('x') return 1", on_log=bad).values == [1]
+        # The compute runs to its end; the callback's error comes out after.
+        with pytest.raises(RuntimeError, match="a bug in the callback"):
+            s.compute("print('x') print('y') _io.output = 'ran'", on_log=bad)
+        assert lines == ["x"] and s.get_output() == "ran"
+        # Through submit, a raising callback is logged and the call goes on.
+        f = client.submit("compute", s.id, "print('z') return 1", on_log=bad)
+        assert f.result(timeout=HANG)["values"] == [1]
         errors = []
 
         def reentrant(line):

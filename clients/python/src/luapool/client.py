@@ -165,13 +165,23 @@ class Session:
             if value is not None
         }
         sinks = [s for s in (self._on_log, on_log) if s is not None]
+        # A callback that raises does not stop the compute: its first error
+        # is raised from here once the compute is over.
+        raised: List[BaseException] = []
 
         def route(line: str) -> None:
-            for sink in sinks:
-                sink(line)
+            if raised:
+                return
+            try:
+                for sink in sinks:
+                    sink(line)
+            except Exception as e:
+                raised.append(e)
 
         result = self._client._call_checked("compute", [self.id, code, prepare(options, "compute options")],
                                             self.id, route if sinks else None)
+        if raised:
+            raise raised[0]
         return ComputeResult(values=result.get("values", []), logs=result.get("logs", []))
 
     def cancel(self) -> None:
