@@ -213,27 +213,21 @@ def _plain(v: Any, depth: int, open_ids: set) -> bool:
     if depth >= MAX_DEPTH or id(v) in open_ids:
         return False
     open_ids.add(id(v))
+    items = v
     if t is dict:
-        for k, x in v.items():
+        for k in v:
             tk = type(k)
             if not (tk is str or (tk is int and _INT_MIN <= k < _INT_END) or tk is bool or (tk is float and k == k)):
                 return False
-            tx = type(x)
-            if tx is str or tx is float or tx is bool or x is None:
-                continue
-            if tx is int and _INT_MIN <= x < _INT_END:
-                continue
-            if not _plain(x, depth + 1, open_ids):
-                return False
-    else:
-        for x in v:
-            tx = type(x)
-            if tx is str or tx is float or tx is bool or x is None:
-                continue
-            if tx is int and _INT_MIN <= x < _INT_END:
-                continue
-            if not _plain(x, depth + 1, open_ids):
-                return False
+        items = v.values()
+    for x in items:
+        tx = type(x)
+        if tx is str or tx is float or tx is bool or x is None:
+            continue
+        if tx is int and _INT_MIN <= x < _INT_END:
+            continue
+        if not _plain(x, depth + 1, open_ids):
+            return False
     open_ids.discard(id(v))
     return True
 
