@@ -1,5 +1,4 @@
-//! The daemon's socket framing (`supervisor/src/daemon/frame.rs`, compiled
-//! here from its source: it is pure and crate-private) on hostile bytes.
+//! The daemon's socket framing (`luapool_protocol::stream`) on hostile bytes.
 //!
 //! - It never panics, and `Complete(n)` never points past the bytes.
 //! - Scanning the bytes as they arrive in arbitrary slices gives the same
@@ -11,11 +10,7 @@
 //!   contents, e.g. invalid UTF-8, which the scanner does not look at).
 #![no_main]
 
-#[path = "../../supervisor/src/daemon/frame.rs"]
-#[allow(dead_code)]
-mod frame;
-
-use frame::{FrameScanner, Scan, MAX_DEPTH};
+use luapool_protocol::stream::{FrameScanner, Scan, MAX_DEPTH};
 use libfuzzer_sys::fuzz_target;
 
 /// Small, so inputs of libFuzzer's usual sizes reach the limit.

@@ -9,6 +9,8 @@
 //!   a ring is sent in chunks. Waiting spins briefly, then sleeps on a futex.
 //! - [`api`]: the host API's value and error types ([`api::HostValue`],
 //!   [`api::ComputeError`]), shared by the supervisor and its daemon clients.
+//! - [`stream`]: where one MessagePack value ends in a byte stream (the
+//!   daemon's socket framing), without trusting the bytes.
 //! - [`mp`]: a zero-copy MessagePack reader for the hot paths that read
 //!   messages without building Rust values; [`IdMap`]/[`IdSet`] hash table
 //!   ids cheaply on the same paths.
@@ -24,6 +26,7 @@ mod codec_tests;
 mod message;
 pub mod mp;
 mod ring;
+pub mod stream;
 mod sync;
 mod value;
 

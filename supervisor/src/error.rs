@@ -3,7 +3,7 @@
 
 pub use luapool_protocol::api::ComputeError;
 
-use crate::store::StoreError;
+use luapool_store::StoreError;
 
 /// Why a session operation (other than compute) failed.
 #[derive(Debug, thiserror::Error)]

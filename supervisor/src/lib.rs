@@ -1,5 +1,7 @@
 //! `luapool-supervisor`: runs untrusted Lua 5.4 in a pool of isolated worker
-//! processes against data that stays here, in the supervisor's table store.
+//! processes against data that stays here, in the table store
+//! (`luapool-store`). This is the library an embedder uses; the daemon
+//! (`luapool-daemon`) and the `luapool` binary are built on it.
 //!
 //! ```no_run
 //! use luapool_supervisor::Pool;
@@ -17,34 +19,35 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`Pool`]: worker processes (each a Lua state behind a 64 KiB
-//!   shared-memory ring), a job queue, restarts with a crash-loop guard.
-//! - [`Session`]: the reference API (`set_input`, `get_output`,
-//!   `set_input_field`, `get_output_field`, `set_metadata`, `clear_io`,
-//!   `io_table_id`, `table_info`, `compute`).
-//! - [`Store`]: every external table, in per-session and per-home arenas.
-//! - [`Daemon`]: `luapool serve`, the same sessions over a Unix socket
-//!   (MessagePack-RPC, `docs/protocol.md`).
-//!
-//! The `luapool` binary (`run`, `serve`) is a thin layer over this crate.
+//! - [`Pool`] (`pool.rs`, built by [`PoolBuilder`] in `builder.rs` from the
+//!   [`Limits`] and configuration in `config.rs`): worker processes
+//!   (`worker_proc.rs`), each a Lua state behind a 64 KiB shared-memory
+//!   ring, one serving thread each, a job queue, restarts with a
+//!   crash-loop guard.
+//! - [`Session`] (`session.rs`): the reference API (`set_input`,
+//!   `get_output`, `set_input_field`, `get_output_field`, `set_metadata`,
+//!   `clear_io`, `io_table_id`, `table_info`, `compute`), bound to a
+//!   `_home` (`home.rs`).
+//! - `compute.rs`: one compute's conversation with its worker, answering
+//!   its table requests from the store within the session's scope.
 #![deny(missing_docs)]
 
+mod builder;
+mod compute;
 mod config;
-mod daemon;
 mod error;
-mod host_value;
+mod home;
 mod pool;
-mod serve;
 mod session;
-mod store;
 mod worker_proc;
 
-pub use config::{Limits, PoolBuilder};
-pub use daemon::{Daemon, DaemonBuilder, DaemonError, DaemonStopper, DEFAULT_MAX_FRAME};
+pub use builder::PoolBuilder;
+pub use compute::{CancelToken, ComputeOutput, LogSink};
+pub use config::Limits;
 pub use error::{PoolError, SessionError};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
+pub use luapool_protocol::TableId;
+pub use luapool_store::{StoreError, StoreStats};
 pub use pool::{Pool, PoolStats};
-pub use serve::{CancelToken, ComputeOutput, LogSink};
 pub use session::{ComputeOptions, Session, TableInfo};
-pub use store::*;

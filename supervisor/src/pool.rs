@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 
-use crate::config::{Config, PoolBuilder};
+use luapool_store::{Store, StoreStats};
+
+use crate::compute::{serve, ComputeOutput, Fate, Job};
+use crate::config::Config;
 use crate::error::{ComputeError, PoolError};
-use crate::serve::{serve, ComputeOutput, Fate, Job};
-use crate::session::{Home, Session};
-use crate::store::{Store, StoreStats};
+use crate::home::Home;
 use crate::worker_proc::{find_worker, WorkerProc};
 
 /// How often an idle serving thread checks that its worker is alive.
@@ -95,16 +96,10 @@ pub struct Pool {
     jobs: Mutex<Option<Sender<Queued>>>,
     queue: Receiver<Queued>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    homes: Mutex<HashMap<String, Arc<Home>>>,
+    pub(crate) homes: Mutex<HashMap<String, Arc<Home>>>,
 }
 
 impl Pool {
-    /// A builder with defaults: one worker per CPU, 30 s per compute, 256 MiB
-    /// of Lua heap per worker, 1 GiB of store per session.
-    pub fn builder() -> PoolBuilder {
-        PoolBuilder::default()
-    }
-
     /// Starts the serving threads; each starts its worker, so that every
     /// worker's parent thread lives as long as the worker does (a worker asks
     /// for SIGKILL when the *thread* that spawned it exits: spawned from the
@@ -165,32 +160,6 @@ impl Pool {
             }
         }
         Ok(pool)
-    }
-
-    /// A new session with its own, private `_home`.
-    pub fn session(self: &Arc<Self>) -> Session {
-        let home = Arc::new(Home::new(
-            self.shared.store.clone(),
-            self.shared.config.home_quota,
-        ));
-        Session::new(self.clone(), home)
-    }
-
-    /// A new session bound to the named home: every session naming it shares
-    /// one `_home`, which lives as long as the pool.
-    pub fn session_with_home(self: &Arc<Self>, name: &str) -> Session {
-        let home = self
-            .homes
-            .lock()
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Home::new(
-                    self.shared.store.clone(),
-                    self.shared.config.home_quota,
-                ))
-            })
-            .clone();
-        Session::new(self.clone(), home)
     }
 
     /// The table store (for inspection).

@@ -11,45 +11,42 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use luapool_protocol::api::{from_host, HostValue};
+use luapool_store::{ArenaId, Scope, Store};
+
+use crate::compute::{CancelToken, ComputeOutput, Job, LogSink};
 use crate::error::{ComputeError, SessionError};
-use crate::host_value::{from_host, HostValue};
+use crate::home::Home;
 use crate::pool::Pool;
-use crate::serve::{CancelToken, ComputeOutput, Job, LogSink};
-use crate::store::{ArenaId, Scope, Store};
 
 /// Bytes an arena may grow to before a collection, at least.
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
 
-/// A `_home`: an arena with one root table and a lock that serializes the
-/// computes using it.
-pub struct Home {
-    store: Arc<Store>,
-    arena: ArenaId,
-    root: TableId,
-    lock: Mutex<()>,
-    live_bytes: Mutex<u64>,
-}
-
-impl Home {
-    pub(crate) fn new(store: Arc<Store>, quota: u64) -> Home {
-        let arena = store.create_arena(quota);
-        let root = store
-            .new_table(arena)
-            .expect("a new arena has room for its root");
-        store.add_root(root);
-        Home {
-            store,
-            arena,
-            root,
-            lock: Mutex::new(()),
-            live_bytes: Mutex::new(0),
-        }
+impl Pool {
+    /// A new session with its own, private `_home`.
+    pub fn session(self: &Arc<Self>) -> Session {
+        let home = Arc::new(Home::new(
+            self.shared.store.clone(),
+            self.shared.config.home_quota,
+        ));
+        Session::new(self.clone(), home)
     }
-}
 
-impl Drop for Home {
-    fn drop(&mut self) {
-        self.store.drop_arena(self.arena);
+    /// A new session bound to the named home: every session naming it shares
+    /// one `_home`, which lives as long as the pool.
+    pub fn session_with_home(self: &Arc<Self>, name: &str) -> Session {
+        let home = self
+            .homes
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Home::new(
+                    self.shared.store.clone(),
+                    self.shared.config.home_quota,
+                ))
+            })
+            .clone();
+        Session::new(self.clone(), home)
     }
 }
 

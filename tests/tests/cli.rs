@@ -1,6 +1,6 @@
 //! `luapool run` on the examples: JSON on stdout, print lines on stderr,
 //! one-line errors with a non-zero exit. Runs the real `luapool` binary
-//! (built by `cargo test --workspace`; `supervisor/tests/cli.rs` makes cargo
+//! (built by `cargo test --workspace`; `luapool/tests/cli.rs` makes cargo
 //! build it).
 
 use std::io::Write;

@@ -152,7 +152,7 @@ impl Hostile {
     }
 
     /// Tells the attacker which table to go after.
-    pub fn set_victim(&self, id: u64) {
+    pub fn set_victim(&self, id: luapool_protocol::TableId) {
         let dir = self.dir.parent().expect("a directory");
         std::fs::write(dir.join("victim"), id.to_string()).expect("victim file");
     }

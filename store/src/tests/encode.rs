@@ -1,0 +1,195 @@
+//! `handle_into` writes exactly what encoding `handle`'s reply writes.
+
+use luapool_protocol::{decode, Key, Request, TableId, ToWorker};
+use serde_json::json;
+
+use super::{loaded, only};
+
+fn same_reply(store: &crate::Store, scope: &crate::Scope, req: Request) {
+    let mut out = Vec::new();
+    store.handle_into(scope, req.clone(), &mut out);
+    let direct: ToWorker = decode(&out).expect("handle_into writes a message the codec reads");
+    assert_eq!(direct, ToWorker::Reply(store.handle(scope, req)));
+}
+
+#[test]
+fn direct_encoding_matches_the_codec_for_every_read() {
+    let (store, a, id) = loaded(json!({
+        "items": (0..300).map(|i| json!({"id": i, "name": format!("n{i}"), "v": i as f64 / 3.0, "ok": i % 2 == 0,
+                                          "tags": [i, -i, "x"], "big": if i == 7 { json!((0..100).collect::<Vec<_>>()) } else { json!(null) }}))
+                         .collect::<Vec<_>>(),
+        "long": "y".repeat(70_000),
+        "nested": {"a": {"b": {"c": {"d": 1}}}},
+        "2.5": 1, "t": true
+    }));
+    let sc = only(a);
+    let items = match store.host_get(id, &Key::str("items")).unwrap() {
+        luapool_protocol::Value::Table(t) => t,
+        other => panic!("{other:?}"),
+    };
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("items"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("long"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("nested"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Get {
+            table: id,
+            key: Key::str("absent"),
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::GetRange {
+            table: items,
+            start: 1,
+            count: 1024,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::GetRange {
+            table: items,
+            start: -5,
+            count: 10,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Next {
+            table: id,
+            after: None,
+            limit: 3,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Next {
+            table: items,
+            after: Some(Key::Int(250)),
+            limit: 100,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::Next {
+            table: id,
+            after: Some(Key::str("no such key")),
+            limit: 1,
+        },
+    );
+    same_reply(
+        &store,
+        &sc,
+        Request::GetRange {
+            table: TableId::from_raw(12345),
+            start: 1,
+            count: 1,
+        },
+    );
+    same_reply(&store, &sc, Request::Len { table: items });
+}
+
+#[test]
+fn a_window_of_flat_records_of_one_shape_travels_as_records() {
+    let store = crate::Store::new();
+    let a = store.create_arena(0);
+    let data = json!({
+        "items": (0..40).map(|i| json!({"id": i, "name": format!("n{i}"), "v": i as f64 / 3.0, "ok": null}))
+                        .collect::<Vec<_>>(),
+        "rows": [[1, 2], [3, 4]],
+        "mixed": [{"a": 1}, {"b": 1}],
+        "nested": [{"a": {"b": 1}}],
+    });
+    let luapool_protocol::Value::Table(id) = store.load(a, &super::j(data), true).unwrap() else {
+        panic!("not a table")
+    };
+    let sc = only(a);
+    let table = |k: &str| match store.host_get(id, &Key::str(k)).unwrap() {
+        luapool_protocol::Value::Table(t) => t,
+        other => panic!("{other:?}"),
+    };
+    let range = |t, count| Request::GetRange {
+        table: t,
+        start: 1,
+        count,
+    };
+    for (name, count, flat) in [
+        ("items", 40, true),
+        ("items", 41, false), // a nil past the end
+        ("rows", 2, true),
+        ("mixed", 2, false),
+        ("nested", 1, false),
+    ] {
+        let req = range(table(name), count);
+        same_reply(&store, &sc, req.clone());
+        match (store.handle(&sc, req), flat) {
+            (luapool_protocol::Reply::Records(r), true) => {
+                assert_eq!(r.ids.len(), count as usize, "{name}");
+                assert_eq!(r.values.len(), r.ids.len() * r.keys.len(), "{name}");
+            }
+            (luapool_protocol::Reply::Fetched(_), false) => {}
+            (other, _) => panic!("{name} {count}: {other:?}"),
+        }
+    }
+    // The same records in a writable array: views, as for any writable table.
+    let ids = match store.handle(&sc, range(table("items"), 3)) {
+        luapool_protocol::Reply::Records(r) => r.ids,
+        other => panic!("{other:?}"),
+    };
+    let luapool_protocol::Value::Table(w) = store.load(a, &super::j(json!([])), false).unwrap()
+    else {
+        panic!("not a table")
+    };
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .host_set(
+                w,
+                Key::Int(i as i64 + 1),
+                luapool_protocol::Value::Table(*id),
+            )
+            .unwrap();
+    }
+    same_reply(&store, &sc, range(w, 3));
+    assert!(matches!(
+        store.handle(&sc, range(w, 3)),
+        luapool_protocol::Reply::Fetched(_)
+    ));
+    // `{"id", "name", "v"}`: the null is no key at all.
+    match store.handle(&sc, range(table("items"), 2)) {
+        luapool_protocol::Reply::Records(r) => {
+            assert_eq!(
+                r.keys,
+                vec![Key::str("id"), Key::str("name"), Key::str("v")]
+            );
+            assert_eq!(r.values[3], luapool_protocol::Value::Int(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,100 @@
+//! [`PoolBuilder`]: a [`Pool`] with sane defaults, `Pool::builder().workers(4).build()`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Limits};
+use crate::error::PoolError;
+use crate::pool::Pool;
+
+impl Pool {
+    /// A builder with defaults: one worker per CPU, 30 s per compute, 256 MiB
+    /// of Lua heap per worker, 1 GiB of store per session.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+}
+
+/// Builds a [`Pool`]: `Pool::builder().workers(4).build()`.
+#[derive(Debug, Clone)]
+pub struct PoolBuilder {
+    config: Config,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> PoolBuilder {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        PoolBuilder {
+            config: Config {
+                workers,
+                queue: 1024,
+                limits: Limits::default(),
+                session_quota: 1 << 30,
+                home_quota: 1 << 30,
+                worker_path: None,
+                worker_address_space: 4 << 30,
+                restart_intensity: 10,
+                restart_period: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// Worker processes (default: the number of CPUs).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+    /// Computes that may wait for a worker before `Busy` (default 1024).
+    pub fn queue(mut self, n: usize) -> Self {
+        self.config.queue = n;
+        self
+    }
+    /// Default limits of every compute.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+    /// Bytes of external store per session (default 1 GiB; 0 = none).
+    pub fn session_quota(mut self, bytes: u64) -> Self {
+        self.config.session_quota = bytes;
+        self
+    }
+    /// Bytes of external store per home (default 1 GiB; 0 = none).
+    pub fn home_quota(mut self, bytes: u64) -> Self {
+        self.config.home_quota = bytes;
+        self
+    }
+    /// The worker binary (default: `$LUAPOOL_WORKER`, else `luapool-worker`
+    /// next to the running executable or one directory up).
+    pub fn worker_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.worker_path = Some(path.into());
+        self
+    }
+    /// The OS address-space limit of each worker, the backstop behind the
+    /// Lua heap limit (default 4 GiB; 0 = none).
+    pub fn worker_address_space(mut self, bytes: u64) -> Self {
+        self.config.worker_address_space = bytes;
+        self
+    }
+    /// Crash-loop guard: more than `restarts` crashes within `period` that
+    /// no compute caused (a worker that fails to start, or dies while idle)
+    /// stop respawning; the pool then answers `Unavailable` (default 10 in
+    /// 10 s). Crashes during a compute, timeouts and cancels do not count.
+    pub fn restart_intensity(mut self, restarts: usize, period: Duration) -> Self {
+        self.config.restart_intensity = restarts;
+        self.config.restart_period = period;
+        self
+    }
+    /// Starts the workers and returns the pool.
+    pub fn build(self) -> Result<Arc<Pool>, PoolError> {
+        if self.config.workers == 0 {
+            return Err(PoolError::Config("workers must be at least 1".into()));
+        }
+        Pool::start(self.config)
+    }
+}

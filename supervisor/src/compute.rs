@@ -1,0 +1,328 @@
+//! Serving one compute: send `Start`, answer the worker's requests from the
+//! store within the compute's scope, collect its log lines, and turn how it
+//! ended into a result. A worker that times out, breaks the protocol or dies
+//! is reported so the caller replaces it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use luapool_protocol::{
+    decode, encode_into, FailureKind, Literal, Outcome, RequestErrorKind, RingError, Start,
+    TableId, ToSupervisor, ToWorker, Value,
+};
+
+use luapool_protocol::api::HostValue;
+use luapool_store::{Scope, Store, MAX_NESTING};
+
+use crate::error::ComputeError;
+use crate::worker_proc::WorkerProc;
+
+/// How long a worker gets to stop by itself after a cancel before it is killed.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+/// How often the serving thread looks at the cancel token while it waits.
+const POLL: Duration = Duration::from_millis(20);
+/// How long a worker that closed its ring gets to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// Log bytes kept per compute in the result (streaming sees all of them).
+const MAX_KEPT_LOG_BYTES: usize = 1 << 20;
+
+/// Cancels a queued or running compute; clones share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A new token, not cancelled.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    /// Asks the compute to stop; it ends with [`ComputeError::Cancelled`].
+    pub fn cancel(&self) {
+        // SYNC POINT: pairs with the Acquire load in is_cancelled(); nothing
+        // else is published through this flag.
+        self.0.store(true, Ordering::Release);
+    }
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        // SYNC POINT: pairs with the Release store in cancel().
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Receives each line a compute prints, as it prints it.
+pub type LogSink = Box<dyn FnMut(&str) + Send>;
+
+/// What a successful compute produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputeOutput {
+    /// The chunk's return values, converted like output.
+    pub values: Vec<HostValue>,
+    /// The lines it printed (up to 1 MiB; all of them reach a log sink).
+    pub logs: Vec<String>,
+}
+
+/// A compute waiting for a worker.
+pub struct Job {
+    /// What the worker runs (the pool fills in the compute number).
+    pub start: Start,
+    /// The arenas the compute may touch.
+    pub scope: Scope,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+    /// Cancellation.
+    pub cancel: CancelToken,
+    /// Streaming of print lines.
+    pub on_log: Option<LogSink>,
+    /// Where the result goes.
+    pub reply: crossbeam_channel::Sender<Result<ComputeOutput, ComputeError>>,
+}
+
+/// What became of the worker after a compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It is healthy and ready for the next compute.
+    Kept,
+    /// The supervisor killed it on purpose (wall-clock limit, cancel): it is
+    /// replaced, but this is not a crash.
+    Killed,
+    /// It died by itself or broke the protocol: it is replaced and counted
+    /// as a crash (one the compute caused, so not for the crash-loop guard).
+    Crashed,
+}
+
+/// How serving a compute ended.
+pub struct Served {
+    /// The compute's result.
+    pub result: Result<ComputeOutput, ComputeError>,
+    /// Whether the worker can be reused.
+    pub fate: Fate,
+}
+
+fn killed(w: &mut WorkerProc, e: ComputeError) -> Served {
+    w.kill();
+    Served {
+        result: Err(e),
+        fate: Fate::Killed,
+    }
+}
+
+fn lost(w: &mut WorkerProc, what: &str) -> Served {
+    Served {
+        result: Err(crashed(w, what)),
+        fate: Fate::Crashed,
+    }
+}
+
+fn wall_clock(timeout: Duration) -> ComputeError {
+    ComputeError::Timeout {
+        message: format!("wall-clock limit of {timeout:?} reached; worker killed"),
+    }
+}
+
+/// Runs `job` on `w`, answering its requests from `store`. Every byte from the
+/// worker is hostile: a message that does not fit the conversation, a table
+/// id outside the compute's scope in its result, or a ring error ends the
+/// compute with `WorkerCrashed` and the worker is killed; nothing here waits
+/// past the compute's deadline (plus the cancel grace).
+pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
+    let deadline = Instant::now() + job.timeout;
+    let mut out = Vec::with_capacity(4096);
+    let mut inb = Vec::with_capacity(4096);
+    let mut logs = Vec::new();
+    let mut kept_log_bytes = 0;
+    let mut quota_hit = false;
+    let mut cancel_sent: Option<Instant> = None;
+
+    w.ring.set_cancel(false);
+    encode_into(&ToWorker::Start(job.start.clone()), &mut out);
+    match w.ring.send_deadline(&out, Some(deadline)) {
+        Ok(()) => {}
+        Err(RingError::Timeout) => return killed(w, wall_clock(job.timeout)),
+        Err(e) => return lost(w, &format!("could not start the compute: {e}")),
+    }
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return killed(w, wall_clock(job.timeout));
+        }
+        if cancel_sent.is_none() && job.cancel.is_cancelled() {
+            w.ring.set_cancel(true);
+            if job.start.limits.instructions == 0 {
+                // No instruction budget: the worker runs Lua without a
+                // hook, and this signal makes it look at the flag.
+                // SAFETY: kill(2) has no memory preconditions; the pid is
+                // our child's (a dead one's at worst: ESRCH, ignored).
+                unsafe { libc::kill(w.pid() as libc::pid_t, libc::SIGUSR1) };
+            }
+            cancel_sent = Some(now);
+        }
+        if let Some(at) = cancel_sent {
+            if now >= at + CANCEL_GRACE {
+                return killed(w, ComputeError::Cancelled);
+            }
+        }
+        match w.ring.recv(&mut inb, Some(deadline.min(now + POLL))) {
+            Ok(()) => {}
+            Err(RingError::Timeout) => continue,
+            Err(e @ (RingError::PeerGone | RingError::Closed)) => {
+                // It is exiting or gone: let it finish, to report how it ended.
+                let status = w.reap_within(EXIT_GRACE);
+                return Served {
+                    result: Err(ComputeError::WorkerCrashed {
+                        message: format!("{e} (worker {status})"),
+                    }),
+                    fate: Fate::Crashed,
+                };
+            }
+            Err(e) => return lost(w, &format!("protocol violation: {e}")),
+        }
+        let msg = match decode::<ToSupervisor>(&inb) {
+            Ok(m) => m,
+            Err(e) => return lost(w, &format!("protocol violation: {e}")),
+        };
+        match msg {
+            ToSupervisor::Request(req) => {
+                let error = store.handle_into(&job.scope, req, &mut out);
+                quota_hit |= error == Some(RequestErrorKind::Quota);
+                match w.ring.send_deadline(&out, Some(deadline)) {
+                    Ok(()) => {}
+                    Err(RingError::Timeout) => return killed(w, wall_clock(job.timeout)),
+                    Err(e) => return lost(w, &e.to_string()),
+                }
+            }
+            ToSupervisor::Log(line) => {
+                let line = String::from_utf8_lossy(&line).into_owned();
+                if let Some(sink) = job.on_log.as_mut() {
+                    sink(&line);
+                }
+                if kept_log_bytes + line.len() <= MAX_KEPT_LOG_BYTES {
+                    kept_log_bytes += line.len();
+                    logs.push(line);
+                }
+            }
+            ToSupervisor::Done(outcome) => {
+                if let Some(id) = foreign_table(&outcome, &job.scope) {
+                    return lost(w, &format!("protocol violation: the result names table {id}, outside the compute's scope"));
+                }
+                let result = finish(store, &job.scope, outcome, quota_hit, logs);
+                return Served {
+                    result,
+                    fate: Fate::Kept,
+                };
+            }
+            ToSupervisor::Ready { .. } => {
+                return lost(w, "protocol violation: Ready during a compute")
+            }
+        }
+    }
+}
+
+/// The first table id in a worker's result that lies outside `scope`. A
+/// worker only ever learns ids of its compute's session and home, so any
+/// other id is forged. Iterative: the depth of a decoded message is bounded,
+/// but this must not rely on it.
+fn foreign_table(outcome: &Outcome, scope: &Scope) -> Option<TableId> {
+    let Outcome::Returned(lits) = outcome else {
+        return None;
+    };
+    let mut stack: Vec<&Literal> = lits.iter().collect();
+    while let Some(lit) = stack.pop() {
+        match lit {
+            Literal::Value(Value::Table(id)) => {
+                let arena = id.arena();
+                if arena != scope.session && arena != scope.home {
+                    return Some(*id);
+                }
+            }
+            Literal::Value(_) => {}
+            Literal::Table { array, hash } => {
+                stack.extend(array.iter());
+                stack.extend(hash.iter().map(|(_, l)| l));
+            }
+        }
+    }
+    None
+}
+
+/// Kills the worker (if it still runs) and describes the crash.
+fn crashed(w: &mut WorkerProc, what: &str) -> ComputeError {
+    let status = w.kill();
+    ComputeError::WorkerCrashed {
+        message: format!("{what} (worker {status})"),
+    }
+}
+
+fn finish(
+    store: &Store,
+    scope: &Scope,
+    outcome: Outcome,
+    quota_hit: bool,
+    logs: Vec<String>,
+) -> Result<ComputeOutput, ComputeError> {
+    match outcome {
+        Outcome::Returned(lits) => {
+            let values = lits
+                .into_iter()
+                .map(|l| literal_to_host(store, scope, l, 0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|message| ComputeError::BadResult { message })?;
+            Ok(ComputeOutput { values, logs })
+        }
+        Outcome::Failed(f) => Err(match f.kind {
+            FailureKind::LuaError if quota_hit || f.message.contains("quota exceeded") => {
+                ComputeError::QuotaExceeded { message: f.message }
+            }
+            FailureKind::LuaError => ComputeError::LuaError {
+                message: f.message,
+                traceback: f.traceback,
+            },
+            FailureKind::InstructionLimit => ComputeError::Timeout { message: f.message },
+            FailureKind::MemoryLimit => ComputeError::MemoryLimit { message: f.message },
+            FailureKind::Cancelled => ComputeError::Cancelled,
+        }),
+    }
+}
+
+/// Converts a returned value; table references must be in the compute's scope.
+fn literal_to_host(
+    store: &Store,
+    scope: &Scope,
+    lit: Literal,
+    depth: usize,
+) -> Result<HostValue, String> {
+    if depth > MAX_NESTING {
+        return Err("result nested too deep".into());
+    }
+    match lit {
+        Literal::Value(Value::Table(id)) => {
+            let arena = id.arena();
+            if arena != scope.session && arena != scope.home {
+                return Err(format!("unknown table {id}"));
+            }
+            store.extract(&Value::Table(id)).map_err(|e| e.to_string())
+        }
+        Literal::Value(v) => store.extract(&v).map_err(|e| e.to_string()),
+        Literal::Table { array, hash } => {
+            if hash.is_empty() && !array.is_empty() {
+                let items = array
+                    .into_iter()
+                    .map(|l| literal_to_host(store, scope, l, depth + 1));
+                return Ok(HostValue::Array(items.collect::<Result<_, _>>()?));
+            }
+            let mut map = Vec::with_capacity(array.len() + hash.len());
+            for (i, l) in array.into_iter().enumerate() {
+                map.push((
+                    luapool_protocol::Key::Int(i as i64 + 1),
+                    literal_to_host(store, scope, l, depth + 1)?,
+                ));
+            }
+            for (k, l) in hash {
+                let v = literal_to_host(store, scope, l, depth + 1)?;
+                if v != HostValue::Nil {
+                    map.push((k, v));
+                }
+            }
+            Ok(HostValue::Map(map))
+        }
+    }
+}
