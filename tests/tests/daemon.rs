@@ -4,5 +4,5 @@
 
 mod api;
 mod faults;
-mod harness;
+pub mod harness;
 mod lifecycle;
