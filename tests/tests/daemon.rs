@@ -5,5 +5,5 @@
 
 mod api;
 mod faults;
-mod harness;
+pub mod harness;
 mod lifecycle;

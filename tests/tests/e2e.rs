@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod contract;
 mod daemon;
+mod examples;
 mod faults;
 mod reference;
 mod sandbox;
