@@ -107,6 +107,15 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// This process's RSS once the allocator has handed back what it keeps
+/// free (glibc keeps freed blocks per thread arena): what it really holds,
+/// not how its allocator happened to fragment.
+pub fn own_rss_kib() -> u64 {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe { libc::malloc_trim(0) };
+    rss_kib(std::process::id())
+}
+
 /// Sends SIGKILL to a worker.
 pub fn kill(pid: u32) {
     // SAFETY: kill(2) with a pid of one of our pool's children and SIGKILL.
