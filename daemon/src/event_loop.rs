@@ -84,6 +84,9 @@ pub(crate) struct EventLoop {
     pub wake: WakePipe,
     pub grace: Duration,
     readers: HashMap<usize, Reader>,
+    /// Connections other than the operator's (the `connections` bound
+    /// counts these: an attacker cannot lock the operator out).
+    tenants: usize,
     next_token: usize,
     /// Readers with more to read than one turn took.
     backlog: Vec<usize>,
@@ -118,6 +121,7 @@ impl EventLoop {
             wake,
             grace,
             readers: HashMap::new(),
+            tenants: 0,
             next_token: FIRST_CONN,
             backlog: Vec::new(),
             paused: Vec::new(),
@@ -272,7 +276,7 @@ impl EventLoop {
 
     fn add(&mut self, stream: Stream, operator: bool, tcp: bool) {
         let limits = &self.shared.limits;
-        if self.readers.len() >= limits.connections {
+        if !operator && self.tenants >= limits.connections {
             let e = RpcError::limit(
                 ErrorKind::LimitReached,
                 "connections",
@@ -304,6 +308,7 @@ impl EventLoop {
             limits.max_frame
         };
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.tenants += usize::from(!operator);
         self.readers.insert(
             token,
             Reader {
@@ -415,6 +420,7 @@ impl EventLoop {
         conn.stream.shutdown_both();
         release(&self.shared, r.reserved);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        self.tenants -= usize::from(!conn.operator);
     }
 
     /// A protocol error: the client gets its error reply, then the connection closes.

@@ -9,7 +9,8 @@ use luapool_supervisor::Limits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonLimits {
     /// Client connections open at once (`connections`); one more is
-    /// answered `LimitReached` and closed.
+    /// answered `LimitReached` and closed. The operator's socket is not
+    /// counted, so no client can lock the operator out.
     pub connections: usize,
     /// Sessions open on one connection (`sessions_per_connection`).
     pub sessions_per_connection: usize,

@@ -156,6 +156,8 @@ fn sessions_and_connections_are_bounded() {
     assert_eq!(r[2]["kind"].as_str(), Some("LimitReached"), "{r}");
     assert_eq!(r[2]["limit"].as_str(), Some("connections"));
     assert!(c5.closed());
+    // The operator's socket does not count: nobody can lock it out.
+    assert_eq!(d.operator().stats().unwrap().connections, Some(5));
     drop(_c3);
     eventually("a freed connection slot is usable", || {
         let mut c = d.raw();
