@@ -9,10 +9,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::listen::Stream;
-use crate::outbox::{Flush, Outbox};
+use crate::outbox::{Flush, Interest, Outbox};
 use crate::session::DaemonSession;
 use crate::shared::Shared;
 use luapool_protocol::rpc::{encode_response, Answer, RpcError};
+use std::os::fd::AsRawFd;
 
 /// A client connection.
 pub(crate) struct Conn {
@@ -29,11 +30,22 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(token: usize, stream: Stream, unsent_bytes: usize, operator: bool) -> Conn {
+    pub fn new(
+        token: usize,
+        stream: Stream,
+        unsent_bytes: usize,
+        operator: bool,
+        registry: Arc<mio::Registry>,
+    ) -> Conn {
+        let poll = Interest {
+            registry,
+            fd: stream.as_raw_fd(),
+            token,
+        };
         Conn {
             token,
             stream,
-            outbox: Outbox::new(unsent_bytes),
+            outbox: Outbox::new(unsent_bytes, poll),
             sessions: Mutex::new(HashMap::new()),
             next_sid: AtomicU64::new(1),
             gone: AtomicBool::new(false),

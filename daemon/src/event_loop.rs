@@ -79,6 +79,8 @@ enum Phase {
 
 pub(crate) struct EventLoop {
     pub poll: Poll,
+    /// A handle on the poll's registry for the outboxes.
+    registry: Arc<mio::Registry>,
     pub shared: Arc<Shared>,
     pub listeners: Option<Listeners>,
     pub wake: WakePipe,
@@ -92,6 +94,8 @@ pub(crate) struct EventLoop {
     backlog: Vec<usize>,
     /// Readers paused for the daemon-wide buffer bound or a full outbox.
     paused: Vec<usize>,
+    /// Readers closing after a protocol error.
+    closing: Vec<usize>,
     accept_retry: Option<Instant>,
 }
 
@@ -114,8 +118,10 @@ impl EventLoop {
         if let Some(tcp) = &listeners.tcp {
             reg.register(&mut SourceFd(&tcp.as_raw_fd()), TCP, Interest::READABLE)?;
         }
+        let registry = Arc::new(reg.try_clone()?);
         Ok(EventLoop {
             poll,
+            registry,
             shared,
             listeners: Some(listeners),
             wake,
@@ -125,6 +131,7 @@ impl EventLoop {
             next_token: FIRST_CONN,
             backlog: Vec::new(),
             paused: Vec::new(),
+            closing: Vec::new(),
             accept_retry: None,
         })
     }
@@ -142,7 +149,7 @@ impl EventLoop {
             } else if !matches!(phase, Phase::Serving)
                 || !self.paused.is_empty()
                 || self.accept_retry.is_some()
-                || self.readers.values().any(|r| r.closing.is_some())
+                || !self.closing.is_empty()
             {
                 Some(TICK)
             } else {
@@ -292,12 +299,18 @@ impl EventLoop {
         let token = self.next_token;
         self.next_token += 1;
         let fd = stream.as_raw_fd();
-        let conn = Arc::new(Conn::new(token, stream, limits.unsent_bytes, operator));
-        let registered = self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(token),
-            Interest::READABLE | Interest::WRITABLE,
-        );
+        let conn = Arc::new(Conn::new(
+            token,
+            stream,
+            limits.unsent_bytes,
+            operator,
+            self.registry.clone(),
+        ));
+        // Writability is asked for only while replies wait (the outbox does).
+        let registered =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
         if let Err(e) = registered {
             eprintln!("luapool: cannot serve a connection: {e}");
             return;
@@ -428,21 +441,25 @@ impl EventLoop {
         if let Some(r) = self.readers.get_mut(&n) {
             r.closing = Some(Instant::now() + CLOSE_WAIT);
             r.req.conn.abandon(true);
+            self.closing.push(n);
         }
         self.close_lingering();
     }
 
     fn close_lingering(&mut self) {
+        if self.closing.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        let done: Vec<usize> = self
-            .readers
-            .iter()
-            .filter(|(_, r)| {
-                r.closing
-                    .is_some_and(|end| now >= end || r.req.conn.outbox.unsent() == 0)
-            })
-            .map(|(n, _)| *n)
-            .collect();
+        let readers = &self.readers;
+        let (done, waiting): (Vec<usize>, Vec<usize>) =
+            self.closing.iter().partition(|n| match readers.get(n) {
+                Some(r) => r
+                    .closing
+                    .is_some_and(|end| now >= end || r.req.conn.outbox.unsent() == 0),
+                None => true,
+            });
+        self.closing = waiting;
         for n in done {
             self.disconnect(n);
         }

@@ -45,6 +45,8 @@ struct Out {
     parked: Vec<Arc<DaemonSession>>,
     /// The event loop stopped reading the client's requests for room.
     read_paused: bool,
+    /// The socket is polled for writability.
+    want_writable: bool,
 }
 
 /// One connection's queue of outgoing frames.
@@ -52,14 +54,47 @@ pub(crate) struct Outbox {
     out: Mutex<Out>,
     /// The bound on unsent bytes.
     limit: usize,
+    /// Where the event loop polls the socket: it asks to hear of
+    /// writability only while something waits (else every reply the client
+    /// reads would wake the loop for nothing).
+    poll: Interest,
+}
+
+/// The socket's registration with the event loop.
+pub(crate) struct Interest {
+    pub registry: Arc<mio::Registry>,
+    pub fd: std::os::fd::RawFd,
+    pub token: usize,
 }
 
 impl Outbox {
-    pub fn new(limit: usize) -> Outbox {
+    pub fn new(limit: usize, poll: Interest) -> Outbox {
         Outbox {
             out: Mutex::new(Out::default()),
             limit,
+            poll,
         }
+    }
+
+    /// Watches the socket for writability while frames wait, and only
+    /// then. Under the queue's lock, so the last writer's view wins.
+    fn settle(&self, out: &mut Out, flush: Flush) -> Flush {
+        let want = flush == Flush::Pending;
+        if want != out.want_writable {
+            out.want_writable = want;
+            let interest = if want {
+                mio::Interest::READABLE | mio::Interest::WRITABLE
+            } else {
+                mio::Interest::READABLE
+            };
+            // A connection already deregistered (gone) answers ENOENT: moot.
+            let _ = self.poll.registry.reregister(
+                &mut mio::unix::SourceFd(&self.poll.fd),
+                mio::Token(self.poll.token),
+                interest,
+            );
+        }
+        flush
     }
 
     /// Queues a response (always, whatever the bound) and writes what the
@@ -71,7 +106,8 @@ impl Outbox {
         }
         out.unsent += frame.len();
         out.frames.push_back(frame);
-        write_out(&mut out, stream)
+        let flush = write_out(&mut out, stream);
+        self.settle(&mut out, flush)
     }
 
     /// Queues a log notification unless the client is past the bound.
@@ -85,7 +121,8 @@ impl Outbox {
         }
         out.unsent += frame.len();
         out.frames.push_back(frame);
-        write_out(&mut out, stream)
+        let flush = write_out(&mut out, stream);
+        self.settle(&mut out, flush)
     }
 
     /// Writes what waits (the socket became writable).
@@ -94,7 +131,8 @@ impl Outbox {
         if out.broken {
             return Flush::Broken;
         }
-        write_out(&mut out, stream)
+        let flush = write_out(&mut out, stream);
+        self.settle(&mut out, flush)
     }
 
     /// Parks `session` if the client is past the bound (true), so it starts
