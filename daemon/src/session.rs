@@ -140,41 +140,37 @@ impl DaemonSession {
 
     /// The client is gone: drop what is queued, cancel what runs.
     pub fn abandon(&self) {
-        let (dropped, running) = {
-            let mut line = self.line.lock();
-            line.epoch += 1;
-            line.bytes = 0;
-            (std::mem::take(&mut line.calls), line.running.clone())
-        };
-        for q in dropped {
-            self.unqueued(&q);
-        }
-        if let Some(t) = running {
-            t.cancel();
-        }
+        drop(self.empty_and_cancel());
     }
 
     /// Shutdown's grace is over: queued calls are answered (`Cancelled`
     /// for computes, `ShuttingDown` for the rest), the running compute is
     /// cancelled.
     pub fn stop(self: &Arc<Self>) {
-        let (dropped, running) = {
-            let mut line = self.line.lock();
-            line.epoch += 1;
-            line.bytes = 0;
-            (std::mem::take(&mut line.calls), line.running.clone())
-        };
-        for q in dropped {
-            self.unqueued(&q);
+        for q in self.empty_and_cancel() {
             let e = match q.call {
                 Call::Compute { .. } => RpcError::Compute(ComputeError::Cancelled),
                 _ => RpcError::new(ErrorKind::ShuttingDown, "the daemon is shutting down"),
             };
             self.conn.reply(&self.shared, Some(q.msgid), Err(e));
         }
+    }
+
+    /// Takes every queued call off the queue and cancels the running compute.
+    fn empty_and_cancel(&self) -> VecDeque<Queued> {
+        let (dropped, running) = {
+            let mut line = self.line.lock();
+            line.epoch += 1;
+            line.bytes = 0;
+            (std::mem::take(&mut line.calls), line.running.clone())
+        };
+        for q in &dropped {
+            self.unqueued(q);
+        }
         if let Some(t) = running {
             t.cancel();
         }
+        dropped
     }
 
     fn unqueued(&self, q: &Queued) {

@@ -199,14 +199,7 @@ fn threads_do_not_grow_with_connections_or_sessions() {
 #[test]
 fn an_unauthenticated_tcp_client_is_cut_off_after_a_few_kib() {
     let d = Daemon::start(&["--tcp", "127.0.0.1:0", "--token", "s3cret"]);
-    let addr = d
-        .stderr()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("luapool: listening on tcp ")
-                .map(str::to_owned)
-        })
-        .expect("tcp address");
+    let addr = d.tcp_addr();
     let before = d.status("VmRSS");
     // An auth request whose token claims 200 MB: refused on sight.
     let mut s = TcpStream::connect(&addr).unwrap();

@@ -346,3 +346,16 @@ impl Raw {
         )
     }
 }
+
+impl Daemon {
+    /// The TCP address the daemon said it listens on (`--tcp`).
+    pub fn tcp_addr(&self) -> String {
+        self.stderr()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("luapool: listening on tcp ")
+                    .map(str::to_owned)
+            })
+            .expect("tcp address")
+    }
+}

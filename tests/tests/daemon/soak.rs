@@ -20,6 +20,26 @@ use super::harness::{Answer, Daemon, Raw};
 /// The daemon's peak RSS under the soak, in MiB (stated in docs/faults.md).
 const RSS_BOUND_MIB: u64 = 256;
 const HONEST: usize = 6;
+/// The soak's daemon: TCP for the unauthenticated floods, short limits so
+/// runaways end soon, tight bounds so the attacks reach them.
+const FLAGS: &[&str] = &[
+    "--tcp",
+    "127.0.0.1:0",
+    "--token",
+    "t",
+    "--timeout",
+    "10",
+    "--instructions",
+    "20000000",
+    "--memory",
+    "64",
+    "--max-unsent-mib",
+    "4",
+    "--max-queued-calls",
+    "64",
+    "--max-sessions-per-connection",
+    "64",
+];
 const HOSTILE: usize = 2;
 
 /// A small deterministic generator (xorshift).
@@ -234,32 +254,8 @@ fn honest_tenants_get_correct_answers_while_hostile_ones_attack() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let d = Daemon::start(&[
-        "--tcp",
-        "127.0.0.1:0",
-        "--token",
-        "t",
-        "--timeout",
-        "10",
-        "--instructions",
-        "20000000",
-        "--memory",
-        "64",
-        "--max-unsent-mib",
-        "4",
-        "--max-queued-calls",
-        "64",
-        "--max-sessions-per-connection",
-        "64",
-    ]);
-    let tcp = d
-        .stderr()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("luapool: listening on tcp ")
-                .map(str::to_owned)
-        })
-        .expect("tcp address");
+    let d = Daemon::start(FLAGS);
+    let tcp = d.tcp_addr();
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let (honest_rounds, attacks, kills) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
@@ -332,32 +328,8 @@ fn honest_tenants_get_correct_answers_while_hostile_ones_attack() {
 
 #[test]
 fn every_attack_leaves_nothing_behind_when_its_client_is_gone() {
-    let d = Daemon::start(&[
-        "--tcp",
-        "127.0.0.1:0",
-        "--token",
-        "t",
-        "--timeout",
-        "10",
-        "--instructions",
-        "20000000",
-        "--memory",
-        "64",
-        "--max-unsent-mib",
-        "4",
-        "--max-queued-calls",
-        "64",
-        "--max-sessions-per-connection",
-        "64",
-    ]);
-    let tcp = d
-        .stderr()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("luapool: listening on tcp ")
-                .map(str::to_owned)
-        })
-        .expect("tcp address");
+    let d = Daemon::start(FLAGS);
+    let tcp = d.tcp_addr();
     let baseline = d.tables().0;
     for kind in 0..ATTACKS {
         attack(&d, &tcp, kind);
