@@ -16,7 +16,8 @@ pub struct DaemonLimits {
     pub sessions_per_connection: usize,
     /// Sessions open in the whole daemon (`sessions`).
     pub sessions: usize,
-    /// Calls waiting in one session's queue (`queued_calls`); one more is `Busy`.
+    /// Calls waiting in one session's queue (`queued_calls`); one more is
+    /// `Busy` (`session.close` is always taken).
     pub queued_calls: usize,
     /// Bytes of requests waiting in one session's queue (`queued_bytes`);
     /// one more is `Busy` (a call into an empty queue is always taken).

@@ -17,7 +17,7 @@
 //! while its `session.close` waits behind its other calls.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use luapool_protocol::rpc::{encode_log, Answer, ErrorKind, RpcError};
@@ -91,7 +91,8 @@ impl DaemonSession {
             if line.closing {
                 return Err(RpcError::unknown_session(self.sid));
             }
-            if line.calls.len() >= limits.queued_calls {
+            let close = matches!(call, Call::Close);
+            if line.calls.len() >= limits.queued_calls && !close {
                 return Err(RpcError::limit(
                     ErrorKind::Busy,
                     "queued_calls",
@@ -99,7 +100,7 @@ impl DaemonSession {
                     format!("session {} has {} calls queued", self.sid, line.calls.len()),
                 ));
             }
-            if !line.calls.is_empty() && line.bytes + bytes > limits.queued_bytes {
+            if !line.calls.is_empty() && line.bytes + bytes > limits.queued_bytes && !close {
                 return Err(RpcError::limit(
                     ErrorKind::Busy,
                     "queued_bytes",
@@ -110,7 +111,7 @@ impl DaemonSession {
                     ),
                 ));
             }
-            line.closing = matches!(call, Call::Close);
+            line.closing = close;
             let epoch = line.epoch;
             line.calls.push_back(Queued {
                 msgid,
@@ -209,7 +210,13 @@ impl DaemonSession {
             };
             match q.call {
                 Call::Compute { code, options } => match token {
-                    Some(token) => return self.start_compute(q.msgid, code, options, token),
+                    Some(token) => {
+                        if self.start_compute(q.msgid, code, options, token) {
+                            return;
+                        }
+                        // It ended at once (Busy, say): go on here, not
+                        // one stack frame deeper per queued compute.
+                    }
                     None => {
                         self.reply(q.msgid, Err(RpcError::Compute(ComputeError::Cancelled)));
                         self.ended();
@@ -247,22 +254,29 @@ impl DaemonSession {
         self.ended();
     }
 
+    /// Starts a compute; true if it goes on elsewhere (the thread that
+    /// ends it starts the session's next call), false if it already ended
+    /// here and the caller goes on.
     fn start_compute(
         self: &Arc<Self>,
         msgid: u32,
         code: String,
         options: luapool_protocol::rpc::ComputeOptions,
         token: CancelToken,
-    ) {
+    ) -> bool {
         let (conn, shared, sid) = (self.conn.clone(), self.shared.clone(), self.sid);
         let on_log: luapool_supervisor::LogSink =
             Box::new(move |line: &str| conn.log(&shared, encode_log(sid, msgid, line)));
         let opts = calls::options(options, token, Some(on_log));
-        let me = self.clone();
+        // Whoever of this thread (after compute_async returns) and the
+        // finishing thread swaps it second starts the next call.
+        let starting = Arc::new(AtomicBool::new(true));
+        let me = (self.clone(), starting.clone());
         self.session.compute_async(
             &code,
             opts,
             Box::new(move |result| {
+                let (me, starting) = me;
                 let result = result.map_err(RpcError::Compute).and_then(|out| {
                     rmp_serde::to_vec_named(&out)
                         .map(Answer::Encoded)
@@ -270,9 +284,15 @@ impl DaemonSession {
                 });
                 me.reply(msgid, result);
                 me.ended();
-                me.run(false);
+                // SYNC POINT: AcqRel swap; pairs with the swap after
+                // compute_async below.
+                if !starting.swap(false, Ordering::AcqRel) {
+                    me.run(false);
+                }
             }),
         );
+        // SYNC POINT: AcqRel swap; pairs with the swap in the reply above.
+        starting.swap(false, Ordering::AcqRel)
     }
 
     fn reply(&self, msgid: u32, result: Result<Answer, RpcError>) {
