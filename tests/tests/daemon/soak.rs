@@ -197,8 +197,12 @@ fn attack(d: &Daemon, tcp: &str, kind: u64) -> u64 {
             // A runaway and a memory bomb.
             let mut raw = d.raw();
             let sid = raw.open(1, None);
+            // (The killer thread may hit either: WorkerCrashed.)
             let r = raw.call(2, "compute", vec![sid.clone(), "while true do end".into()]);
-            assert_eq!(r, Answer::Err("Timeout".into()));
+            assert!(
+                r == Answer::Err("Timeout".into()) || r == Answer::Err("WorkerCrashed".into()),
+                "{r:?}"
+            );
             let r = raw.call(
                 3,
                 "compute",
