@@ -47,7 +47,7 @@ impl Default for DaemonLimits {
             connections: 4096,
             sessions_per_connection: 256,
             sessions: 16384,
-            queued_calls: 256,
+            queued_calls: 4096,
             queued_bytes: 64 << 20,
             unsent_bytes: 64 << 20,
             buffered_bytes: 1 << 30,
