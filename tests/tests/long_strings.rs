@@ -5,9 +5,9 @@
 use luapool_supervisor::{ComputeError, ComputeOptions, Session};
 use serde_json::json;
 
+use crate::common::eval;
 use crate::common::pool;
 use crate::faults::heavy;
-use crate::reference::eval;
 
 /// `code` with a Lua heap limit of `mib` MiB.
 fn eval_with(s: &Session, mib: u64, code: &str) -> serde_json::Value {

@@ -8,8 +8,8 @@
 use luapool_supervisor::ComputeError;
 use serde_json::json;
 
+use crate::common::eval;
 use crate::common::pool;
-use crate::reference::eval;
 
 /// Runs `code`; any failure but a Lua error (a lost worker above all) fails the test.
 fn lua_outcome(s: &luapool_supervisor::Session, code: &str) -> Result<serde_json::Value, String> {

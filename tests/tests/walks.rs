@@ -8,8 +8,8 @@
 use luapool_supervisor::ComputeError;
 use serde_json::json;
 
+use crate::common::eval;
 use crate::common::pool;
-use crate::reference::eval;
 
 const WALK: &str = include_str!("walks.lua");
 
