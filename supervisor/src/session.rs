@@ -328,6 +328,7 @@ impl State {
             Scope {
                 session: state.arena,
                 home: state.home.arena,
+                io: Some(state.io),
             },
         );
         let job = Job {
