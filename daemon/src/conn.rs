@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::listen::Stream;
 use crate::outbox::{Flush, Interest, Outbox};
 use crate::session::DaemonSession;
-use crate::shared::Shared;
+use crate::shared::{Budget, Shared};
 use luapool_protocol::rpc::{encode_response, Answer, RpcError};
 use std::os::fd::AsRawFd;
 
@@ -36,6 +36,7 @@ impl Conn {
         unsent_bytes: usize,
         operator: bool,
         registry: Arc<mio::Registry>,
+        budget: Arc<Budget>,
     ) -> Conn {
         let poll = Interest {
             registry,
@@ -45,7 +46,7 @@ impl Conn {
         Conn {
             token,
             stream,
-            outbox: Outbox::new(unsent_bytes, poll),
+            outbox: Outbox::new(unsent_bytes, poll, budget),
             sessions: Mutex::new(HashMap::new()),
             next_sid: AtomicU64::new(1),
             gone: AtomicBool::new(false),

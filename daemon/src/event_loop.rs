@@ -5,10 +5,11 @@
 //! finishes a call.
 //!
 //! Bounds kept here: connections (`connections`), bytes before `auth` on
-//! TCP (`unauthenticated_bytes`), the frame size (`max_frame`), the bytes
-//! held for all clients (`buffered_bytes`: reading pauses past it), and a
-//! client that does not read (`unsent_bytes`: its requests stop being read
-//! and its sessions park until it reads).
+//! TCP (`unauthenticated_bytes`), the frame size (`max_frame`), the request
+//! bytes held for all clients (`buffered_bytes`: reading pauses past it),
+//! and clients that do not read (`unsent_bytes` each, `unsent_total_bytes`
+//! together: their requests stop being read and their sessions park until
+//! they read).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -63,7 +64,8 @@ struct Reader {
     scanner: FrameScanner,
     /// The scanner takes only frames of `unauthenticated_bytes` (before auth).
     small_frames: bool,
-    /// Bytes of `shared.buffered` this reader holds.
+    /// Bytes of `shared.buffered` this reader holds (its buffer past the
+    /// first chunk, and what the last read may have added).
     reserved: usize,
     /// No more reading: shutdown, or closing after a protocol error (then
     /// closed once its last reply is out, or at the deadline).
@@ -305,6 +307,7 @@ impl EventLoop {
             limits.unsent_bytes,
             operator,
             self.registry.clone(),
+            self.shared.unsent.clone(),
         ));
         // Writability is asked for only while replies wait (the outbox does).
         let registered =
@@ -362,19 +365,19 @@ impl EventLoop {
         let Some(r) = self.readers.get_mut(&n) else {
             return;
         };
+        if hung_up && r.closing.is_none() {
+            // The client is gone (or half-closed, which counts as gone):
+            // what it sent last would be cancelled at once; and a reader
+            // paused for room must not wait for room to notice.
+            return self.disconnect(n);
+        }
         if r.stopped || r.closing.is_some() {
-            if hung_up && r.closing.is_none() {
-                self.disconnect(n);
-            }
             return;
         }
         let mut taken = 0;
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             if r.req.conn.outbox.pause_reading_if_full() {
-                if hung_up {
-                    return self.disconnect(n);
-                }
                 return; // the loop resumes it when the client reads
             }
             let want = if r.req.authed {
@@ -385,6 +388,8 @@ impl EventLoop {
                     .saturating_sub(r.buf.len())
                     .clamp(1, READ_CHUNK)
             };
+            // The first chunk of a request is free: a client is never kept
+            // from sending a small request (say, its operator's `stats`).
             if r.buf.len() + want > READ_CHUNK && !reserve(&shared, r, want) {
                 self.paused.push(n);
                 return;
@@ -407,12 +412,7 @@ impl EventLoop {
                         return;
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if hung_up {
-                        self.disconnect(n);
-                    }
-                    return;
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return self.disconnect(n),
             }
@@ -517,16 +517,10 @@ fn frames(shared: &Arc<Shared>, r: &mut Reader) -> Flow {
     flow
 }
 
-/// Takes `more` bytes of the daemon-wide buffer bound for `r`; false if
-/// the bound is reached (the reader pauses until others release).
+/// Takes `more` bytes of the daemon-wide bound for `r`; false if the bound
+/// is reached (the reader pauses until others give back).
 fn reserve(shared: &Shared, r: &mut Reader, more: usize) -> bool {
-    let limit = shared.limits.buffered_bytes;
-    let ok = shared
-        .buffered
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-            (b + more <= limit).then_some(b + more)
-        })
-        .is_ok();
+    let ok = shared.buffered.try_take(more);
     if ok {
         r.reserved += more;
     }
@@ -534,7 +528,5 @@ fn reserve(shared: &Shared, r: &mut Reader, more: usize) -> bool {
 }
 
 fn release(shared: &Shared, bytes: usize) {
-    if bytes > 0 {
-        shared.buffered.fetch_sub(bytes, Ordering::AcqRel);
-    }
+    shared.buffered.give_back(bytes);
 }

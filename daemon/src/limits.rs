@@ -27,8 +27,13 @@ pub struct DaemonLimits {
     /// are dropped until it reads.
     pub unsent_bytes: usize,
     /// Bytes of requests the daemon holds for all clients together, read
-    /// but not yet run (`buffered_bytes`): past it, reading pauses.
+    /// but not yet run (`buffered_bytes`): past it, reading pauses for
+    /// clients whose request needs more than the first 64 KiB.
     pub buffered_bytes: usize,
+    /// Bytes of responses waiting for all clients together
+    /// (`unsent_total_bytes`): past it, no call starts on a connection
+    /// that has anything unsent, until it reads it.
+    pub unsent_total_bytes: usize,
     /// The largest request frame (`max_frame`); a larger one closes the connection.
     pub max_frame: usize,
     /// Bytes a TCP client may send before `auth` (`unauthenticated_bytes`).
@@ -51,6 +56,7 @@ impl Default for DaemonLimits {
             queued_bytes: 64 << 20,
             unsent_bytes: 64 << 20,
             buffered_bytes: 1 << 30,
+            unsent_total_bytes: 1 << 30,
             max_frame: 256 << 20,
             unauthenticated_bytes: 4 << 10,
             call_threads: 2,

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use crate::listen::Stream;
 use crate::session::DaemonSession;
+use crate::shared::Budget;
 
 /// Frames written per system call, at most.
 const IOV_MAX: usize = 64;
@@ -58,6 +59,9 @@ pub(crate) struct Outbox {
     /// writability only while something waits (else every reply the client
     /// reads would wake the loop for nothing).
     poll: Interest,
+    /// The daemon-wide bound the unsent bytes count against: past it, a
+    /// connection with anything unsent starts no call either.
+    budget: Arc<Budget>,
 }
 
 /// The socket's registration with the event loop.
@@ -68,12 +72,24 @@ pub(crate) struct Interest {
 }
 
 impl Outbox {
-    pub fn new(limit: usize, poll: Interest) -> Outbox {
+    pub fn new(limit: usize, poll: Interest, budget: Arc<Budget>) -> Outbox {
         Outbox {
             out: Mutex::new(Out::default()),
             limit,
             poll,
+            budget,
         }
+    }
+
+    /// Whether `out` is past its bound, or holds anything while the
+    /// daemon-wide bound is passed.
+    fn full(&self, out: &Out) -> bool {
+        !out.broken && (out.unsent > self.limit || (out.unsent > 0 && self.budget.over()))
+    }
+
+    /// Whether the client has read enough for parked work to go on.
+    fn roomy(&self, out: &Out) -> bool {
+        out.broken || (out.unsent <= self.limit / 2 && (out.unsent == 0 || !self.budget.over()))
     }
 
     /// Watches the socket for writability while frames wait, and only
@@ -104,10 +120,10 @@ impl Outbox {
         if out.broken {
             return Flush::Broken;
         }
+        self.budget.take(frame.len());
         out.unsent += frame.len();
         out.frames.push_back(frame);
-        let flush = write_out(&mut out, stream);
-        self.settle(&mut out, flush)
+        self.write(&mut out, stream)
     }
 
     /// Queues a log notification unless the client is past the bound.
@@ -116,13 +132,13 @@ impl Outbox {
         if out.broken {
             return Flush::Broken;
         }
-        if out.unsent > self.limit {
+        if self.full(&out) {
             return Flush::Pending;
         }
+        self.budget.take(frame.len());
         out.unsent += frame.len();
         out.frames.push_back(frame);
-        let flush = write_out(&mut out, stream);
-        self.settle(&mut out, flush)
+        self.write(&mut out, stream)
     }
 
     /// Writes what waits (the socket became writable).
@@ -131,15 +147,23 @@ impl Outbox {
         if out.broken {
             return Flush::Broken;
         }
-        let flush = write_out(&mut out, stream);
-        self.settle(&mut out, flush)
+        self.write(&mut out, stream)
+    }
+
+    /// Writes what the socket takes, gives the written bytes back to the
+    /// daemon-wide bound, and settles the poll interest.
+    fn write(&self, out: &mut Out, stream: &Stream) -> Flush {
+        let before = out.unsent;
+        let flush = write_out(out, stream);
+        self.budget.give_back(before - out.unsent);
+        self.settle(out, flush)
     }
 
     /// Parks `session` if the client is past the bound (true), so it starts
     /// no call until [`unpark`](Self::unpark) hands it back.
     pub fn park_if_full(&self, session: &Arc<DaemonSession>) -> bool {
         let mut out = self.out.lock();
-        if out.unsent <= self.limit || out.broken {
+        if !self.full(&out) {
             return false;
         }
         if !out.parked.iter().any(|s| Arc::ptr_eq(s, session)) {
@@ -152,7 +176,7 @@ impl Outbox {
     /// bound (or is gone).
     pub fn unpark(&self) -> Vec<Arc<DaemonSession>> {
         let mut out = self.out.lock();
-        if out.unsent <= self.limit / 2 || out.broken {
+        if self.roomy(&out) {
             std::mem::take(&mut out.parked)
         } else {
             Vec::new()
@@ -163,7 +187,7 @@ impl Outbox {
     /// pauses (true) until [`resume_reading`](Self::resume_reading).
     pub fn pause_reading_if_full(&self) -> bool {
         let mut out = self.out.lock();
-        if out.unsent > self.limit && !out.broken {
+        if self.full(&out) {
             out.read_paused = true;
         }
         out.read_paused
@@ -173,7 +197,7 @@ impl Outbox {
     /// half the bound, or is gone); clears the pause.
     pub fn resume_reading(&self) -> bool {
         let mut out = self.out.lock();
-        let resume = out.read_paused && (out.unsent <= self.limit / 2 || out.broken);
+        let resume = out.read_paused && self.roomy(&out);
         if resume {
             out.read_paused = false;
         }
@@ -184,7 +208,7 @@ impl Outbox {
     /// there now (the event loop should look).
     pub fn room_awaited(&self) -> bool {
         let out = self.out.lock();
-        (out.read_paused || !out.parked.is_empty()) && out.unsent <= self.limit / 2
+        (out.read_paused || !out.parked.is_empty()) && self.roomy(&out)
     }
 
     /// Bytes not yet written.
@@ -196,6 +220,7 @@ impl Outbox {
     pub fn break_off(&self) {
         let parked = {
             let mut out = self.out.lock();
+            self.budget.give_back(out.unsent);
             broken(&mut out);
             std::mem::take(&mut out.parked)
         };

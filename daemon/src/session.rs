@@ -121,7 +121,7 @@ impl DaemonSession {
             });
             line.bytes += bytes;
             self.shared.queued_calls.fetch_add(1, Ordering::SeqCst);
-            self.shared.buffered.fetch_add(bytes, Ordering::Relaxed);
+            self.shared.buffered.take(bytes);
         }
         self.run(false);
         Ok(())
@@ -176,7 +176,7 @@ impl DaemonSession {
 
     fn unqueued(&self, q: &Queued) {
         self.shared.queued_calls.fetch_sub(1, Ordering::SeqCst);
-        self.shared.buffered.fetch_sub(q.bytes, Ordering::Relaxed);
+        self.shared.buffered.give_back(q.bytes);
     }
 
     /// Starts the next calls while the session is idle. On a call thread

@@ -35,12 +35,44 @@ pub(crate) struct Shared {
     /// Calls running (a compute from its start to its reply).
     pub active_calls: AtomicUsize,
     /// Request bytes held: read buffers past their first chunk, and the
-    /// payloads of queued calls.
-    pub buffered: AtomicUsize,
+    /// payloads of queued calls (`buffered_bytes`).
+    pub buffered: Arc<Budget>,
+    /// Response bytes not yet sent, all clients together (`unsent_total_bytes`).
+    pub unsent: Arc<Budget>,
     /// Set when the daemon stops reading requests.
     pub draining: AtomicBool,
     /// Set when the grace period is over: nothing more starts.
     pub force_stop: AtomicBool,
+}
+
+/// A daemon-wide bound on bytes held for clients.
+pub(crate) struct Budget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    /// Takes `bytes` if they fit under the bound.
+    pub fn try_take(&self, bytes: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                (h + bytes <= self.limit).then_some(h + bytes)
+            })
+            .is_ok()
+    }
+    /// Takes `bytes` whatever the bound (what must be held: a response).
+    pub fn take(&self, bytes: usize) {
+        self.held.fetch_add(bytes, Ordering::AcqRel);
+    }
+    pub fn give_back(&self, bytes: usize) {
+        if bytes > 0 {
+            self.held.fetch_sub(bytes, Ordering::AcqRel);
+        }
+    }
+    /// Whether the bound is passed.
+    pub fn over(&self) -> bool {
+        self.held.load(Ordering::Acquire) > self.limit
+    }
 }
 
 impl Shared {
@@ -51,6 +83,16 @@ impl Shared {
         calls: Sender<CallJob>,
         waker: mio::Waker,
     ) -> Shared {
+        let budget = |limit| {
+            Arc::new(Budget {
+                held: AtomicUsize::new(0),
+                limit,
+            })
+        };
+        let (buffered, unsent) = (
+            budget(limits.buffered_bytes),
+            budget(limits.unsent_total_bytes),
+        );
         Shared {
             pool,
             limits,
@@ -62,7 +104,8 @@ impl Shared {
             sessions: AtomicUsize::new(0),
             queued_calls: AtomicUsize::new(0),
             active_calls: AtomicUsize::new(0),
-            buffered: AtomicUsize::new(0),
+            buffered,
+            unsent,
             draining: AtomicBool::new(false),
             force_stop: AtomicBool::new(false),
         }

@@ -47,6 +47,9 @@ const ABANDONED: u8 = 2;
 /// Who answers a queued job.
 struct Ticket {
     state: AtomicU8,
+    /// The pool's count of jobs waiting for a worker: a job leaves it when
+    /// it is taken or cancelled, so a cancelled job frees its place at once.
+    waiting: Arc<AtomicUsize>,
     reply: Mutex<Option<Reply>>,
     /// The cancel hook, removed once the job is taken (a token may serve
     /// many computes).
@@ -58,9 +61,14 @@ impl Ticket {
     fn claim(&self, to: u8) -> bool {
         // SYNC POINT: AcqRel; pairs with the other claim (the slot's or the
         // cancel hook's): exactly one side leaves QUEUED.
-        self.state
+        let left = self
+            .state
             .compare_exchange(QUEUED, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if left {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        left
     }
     /// Calls the reply (the first time only), outside the lock.
     fn answer(&self, result: Result<ComputeOutput, ComputeError>) {
@@ -119,7 +127,8 @@ pub(crate) struct Shared {
 pub struct Pool {
     pub(crate) shared: Arc<Shared>,
     jobs: Mutex<Option<Sender<Queued>>>,
-    queue: Receiver<Queued>,
+    /// Jobs waiting for a worker (the queue's bound counts these).
+    waiting: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) homes: Mutex<HashMap<String, Arc<Home>>>,
 }
@@ -132,7 +141,9 @@ impl Pool {
     pub(crate) fn start(config: Config) -> Result<Arc<Pool>, PoolError> {
         let worker_path = find_worker(config.worker_path.as_deref())?;
         let n = config.workers;
-        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        // Unbounded: the bound is `waiting`, which a cancelled job leaves at
+        // once (the channel keeps it until a slot skips it).
+        let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             store: Arc::new(Store::new()),
             worker_path,
@@ -171,7 +182,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             shared,
             jobs: Mutex::new(Some(tx)),
-            queue: rx,
+            waiting: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(threads),
             homes: Mutex::new(HashMap::new()),
         });
@@ -201,7 +212,7 @@ impl Pool {
             restarts: s.restarts.load(Ordering::Relaxed),
             crashes: s.crashes.load(Ordering::Relaxed),
             computes: s.computes.load(Ordering::Relaxed),
-            queued: self.queue.len(),
+            queued: self.waiting.load(Ordering::Relaxed),
             crash_loop: s.crash_loop.load(Ordering::Relaxed),
             store: s.store.stats(),
         }
@@ -222,6 +233,7 @@ impl Pool {
         let reply = std::mem::replace(&mut job.reply, Box::new(drop));
         let ticket = Arc::new(Ticket {
             state: AtomicU8::new(QUEUED),
+            waiting: self.waiting.clone(),
             reply: Mutex::new(Some(reply)),
             hook: Mutex::new(None),
         });
@@ -250,12 +262,23 @@ impl Pool {
                 message: "the pool is shutting down".into(),
             });
         };
+        let cap = self.shared.config.queue;
+        let room = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w < cap).then_some(w + 1)
+            });
+        if room.is_err() {
+            return Err(ComputeError::Busy);
+        }
         match tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(ComputeError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(ComputeError::Unavailable {
-                message: "the pool stopped".into(),
-            }),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                Err(ComputeError::Unavailable {
+                    message: "the pool stopped".into(),
+                })
+            }
         }
     }
 

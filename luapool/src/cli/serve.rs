@@ -70,6 +70,10 @@ struct BoundArgs {
     /// MiB of requests held for all clients together; past it, reading pauses.
     #[arg(long, default_value_t = DaemonLimits::default().buffered_bytes >> 20, value_name = "MIB")]
     max_buffered_mib: usize,
+    /// MiB of responses waiting for all clients together; past it, a
+    /// client with anything unsent starts no call until it reads.
+    #[arg(long, default_value_t = DaemonLimits::default().unsent_total_bytes >> 20, value_name = "MIB")]
+    max_unsent_total_mib: usize,
     /// MiB of the largest request; a larger one closes its connection.
     #[arg(long, default_value_t = DaemonLimits::default().max_frame >> 20, value_name = "MIB")]
     max_frame_mib: usize,
@@ -125,6 +129,7 @@ impl BoundArgs {
             queued_bytes: self.max_queued_mib << 20,
             unsent_bytes: self.max_unsent_mib << 20,
             buffered_bytes: self.max_buffered_mib << 20,
+            unsent_total_bytes: self.max_unsent_total_mib << 20,
             max_frame: self.max_frame_mib << 20,
             unauthenticated_bytes: self.max_auth_bytes,
             call_threads: self.call_threads.max(1),

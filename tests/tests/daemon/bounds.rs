@@ -387,3 +387,50 @@ fn rmp_serde_open() -> Vec<u8> {
     b.push(0x90);
     b
 }
+
+#[test]
+fn many_clients_that_never_read_are_bounded_together() {
+    // Each may leave 8 MiB unread; all together no more than 16 MiB (plus
+    // the one reply each call in flight may add).
+    let d = Daemon::start(&[
+        "--max-unsent-mib",
+        "8",
+        "--max-unsent-total-mib",
+        "16",
+        "--max-queued-calls",
+        "1000",
+    ]);
+    let before = d.status("VmRSS");
+    let n = 40;
+    let attackers: Vec<Raw> = (0..n)
+        .map(|_| {
+            let mut raw = d.raw();
+            let sid = raw.open(1, None);
+            raw.request(
+                2,
+                "compute",
+                vec![sid.clone(), "_io.output = string.rep('y', 2^20)".into()],
+            );
+            for i in 0..40 {
+                raw.request(100 + i, "get_output", vec![sid.clone()]);
+            }
+            raw
+        })
+        .collect();
+    eventually("the attackers' calls park", || {
+        d.operator().stats().unwrap().queued_calls > n * 30
+    });
+    // An honest client is still served.
+    let s = d.client().session().unwrap();
+    assert_eq!(s.compute("return 5").unwrap().value::<i64>(0).unwrap(), 5);
+    let peak = d.status("VmHWM");
+    eprintln!(
+        "{n} clients never reading 40 x 1 MiB each: daemon RSS {} MiB before, peak {} MiB",
+        mib(before),
+        mib(peak)
+    );
+    // Unbounded together, they would hold 1.6 GB; each alone 8 MiB (320 MiB).
+    assert!(mib(peak) < mib(before) + 160, "peak {} MiB", mib(peak));
+    drop((attackers, s));
+    eventually("the attackers' sessions are freed", || d.tables().1 == 0);
+}
