@@ -55,9 +55,12 @@ impl Pool {
 pub struct ComputeOptions {
     /// Wall-clock limit.
     pub timeout: Option<Duration>,
+    /// CPU-time limit (`Duration::ZERO` = none).
+    pub cpu_time: Option<Duration>,
     /// Instruction budget (0 = none).
     pub instructions: Option<u64>,
-    /// Lua heap limit in bytes (0 = none).
+    /// Memory limit in bytes: what the compute allocates above what its
+    /// worker held when it started (0 = none).
     pub memory: Option<u64>,
     /// Cancels this compute when cancelled.
     pub cancel: Option<CancelToken>,
@@ -267,6 +270,7 @@ impl Session {
                 home: self.home.root,
                 limits: WorkerLimits {
                     instructions: opts.instructions.unwrap_or(limits.instructions),
+                    cpu_time_ms: millis(opts.cpu_time.unwrap_or(limits.cpu_time)),
                     memory: opts.memory.unwrap_or(limits.memory),
                 },
             },
@@ -369,5 +373,14 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.cancel();
         self.store().drop_arena(self.arena);
+    }
+}
+
+/// A CPU-time limit in whole milliseconds (at least 1 unless zero).
+fn millis(d: Duration) -> u64 {
+    if d.is_zero() {
+        0
+    } else {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 }

@@ -16,16 +16,27 @@
 //! reads replies from their bytes; `convert.rs` turns Lua values into
 //! protocol values.
 
-mod budget;
+mod chunks;
 mod compute;
 mod conn;
 mod convert;
+mod coroutines;
+mod cpu;
 mod ext;
 mod materialize;
+mod memory;
 mod ro_cache;
 mod ro_meta;
 mod sandbox;
+mod setup;
+mod statics;
+mod stop;
 mod wire;
+
+/// Every allocation is counted, so a compute's memory includes its Rust
+/// buffers (`memory.rs`).
+#[global_allocator]
+static ALLOCATOR: memory::Counting = memory::Counting;
 
 use std::process::ExitCode;
 
@@ -72,7 +83,7 @@ fn main() -> ExitCode {
     let mut worker = match Worker::new(Conn::new(ring)) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("luapool-worker: cannot set up Lua: {e}");
+            eprintln!("luapool-worker: {e}");
             return ExitCode::from(3);
         }
     };

@@ -183,21 +183,7 @@ local function make(id, complete, len, d, io)
   return setmetatable({ [IDKEY] = id }, m)
 end
 
--- The sandbox's pcall, xpcall and coroutine.resume: once a compute is being
--- stopped (instruction budget, cancel), a caught error is raised again, so
--- no pcall can swallow the stop.
-local STOP = { reason = nil }
-local pcall, xpcall, resume, select = pcall, xpcall, coroutine.resume, select
-local function recheck(ok, ...)
-  if not ok and STOP.reason ~= nil then error(STOP.reason, 0) end
-  return ok, ...
-end
-local function PCALL(...) return recheck(pcall(...)) end
-local function XPCALL(...) return recheck(xpcall(...)) end
-local function RESUME(...) return recheck(resume(...)) end
-
 return {
-  stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
   make = make, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS,
   next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
   rawget = RAWGET, rawlen = RAWLEN,

@@ -25,6 +25,7 @@ fn string_and_table_bombs_fail_with_memory_limit_even_inside_pcall() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 32 << 20,
         })
@@ -53,6 +54,7 @@ fn the_os_address_space_limit_is_the_backstop_behind_the_heap_limit() {
         .worker_address_space(256 << 20)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })
@@ -87,6 +89,7 @@ fn memory_outside_the_lua_heap_hits_the_os_limit_and_costs_only_that_compute() {
         .worker_address_space(128 << 20)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })

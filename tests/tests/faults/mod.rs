@@ -173,6 +173,7 @@ pub fn hostile_pool(attack: &str, workers: usize) -> (Hostile, Arc<Pool>) {
         .worker_path(h.path())
         .limits(luapool_supervisor::Limits {
             timeout: Duration::from_secs(5),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })

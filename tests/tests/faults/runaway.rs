@@ -34,6 +34,7 @@ fn runaway_loops_stop_at_the_instruction_budget_even_inside_pcall() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 2_000_000,
             memory: 64 << 20,
         })
@@ -96,6 +97,7 @@ fn pool_limits_are_the_defaults_and_a_compute_can_override_them() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_millis(400),
+            cpu_time: Duration::ZERO,
             instructions: 1_000_000,
             memory: 64 << 20,
         })
