@@ -38,6 +38,7 @@ impl Default for PoolBuilder {
                 worker_address_space: 4 << 30,
                 restart_intensity: 10,
                 restart_period: Duration::from_secs(10),
+                cancel_grace: Duration::from_secs(1),
             },
         }
     }
@@ -88,6 +89,13 @@ impl PoolBuilder {
     pub fn restart_intensity(mut self, restarts: usize, period: Duration) -> Self {
         self.config.restart_intensity = restarts;
         self.config.restart_period = period;
+        self
+    }
+    /// How long a cancelled compute gets to stop by itself before its
+    /// worker is killed (default 1 s; a cancel normally stops the compute
+    /// at its next Lua instruction).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.config.cancel_grace = grace;
         self
     }
     /// Starts the workers and returns the pool.

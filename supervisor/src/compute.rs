@@ -18,8 +18,6 @@ use luapool_store::{Scope, Store, MAX_NESTING};
 use crate::error::ComputeError;
 use crate::worker_proc::WorkerProc;
 
-/// How long a worker gets to stop by itself after a cancel before it is killed.
-const CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How often the serving thread looks at the cancel token while it waits.
 const POLL: Duration = Duration::from_millis(20);
 /// How long a worker that closed its ring gets to exit before it is killed.
@@ -71,6 +69,9 @@ pub struct Job {
     pub timeout: Duration,
     /// Cancellation.
     pub cancel: CancelToken,
+    /// How long the worker gets to stop by itself after a cancel before it
+    /// is killed.
+    pub cancel_grace: Duration,
     /// Streaming of print lines.
     pub on_log: Option<LogSink>,
     /// Where the result goes.
@@ -157,7 +158,7 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
             cancel_sent = Some(now);
         }
         if let Some(at) = cancel_sent {
-            if now >= at + CANCEL_GRACE {
+            if now >= at + job.cancel_grace {
                 return killed(w, ComputeError::Cancelled);
             }
         }

@@ -280,6 +280,7 @@ impl Session {
             },
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
+            cancel_grace: self.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
             reply,
         };

@@ -9,6 +9,7 @@
 
 mod backpressure;
 mod crashes;
+mod escapes;
 mod hostile;
 mod memory;
 mod runaway;
