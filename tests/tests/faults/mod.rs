@@ -8,6 +8,7 @@
 //! and never assert a duration.
 
 mod backpressure;
+mod confined;
 mod crashes;
 mod escapes;
 mod hostile;
