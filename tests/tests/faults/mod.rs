@@ -9,6 +9,7 @@
 
 mod backpressure;
 mod confined;
+mod conversion;
 mod crashes;
 mod escapes;
 mod hostile;
