@@ -9,8 +9,9 @@ use crate::error::PoolError;
 use crate::pool::Pool;
 
 impl Pool {
-    /// A builder with defaults: one worker per CPU, 30 s per compute, 256 MiB
-    /// of Lua heap per worker, 1 GiB of store per session.
+    /// A builder with defaults: one worker per CPU, 30 s of wall clock and
+    /// 10 s of CPU time per compute, 256 MiB of memory per compute, 1 GiB
+    /// of store per session.
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
