@@ -301,7 +301,7 @@ impl Reader {
                 runner.cancel();
                 Ok(HostValue::Nil)
             }
-            "get_io_table_id" => Ok(HostValue::Int(session.io_table_id() as i64)),
+            "get_io_table_id" => Ok(HostValue::Int(session.io_table_id().raw() as i64)),
             _ => {
                 to_host(&session.table_info()).map_err(|e| RpcError::new("Internal", e.to_string()))
             }

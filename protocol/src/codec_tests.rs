@@ -29,7 +29,7 @@ fn view(id: TableId) -> TableView {
         array: vec![Value::Int(1), Value::Str(binary_string())],
         hash: vec![
             (Key::str("value"), Value::Float(0.5)),
-            (Key::Bool(true), Value::Table(9)),
+            (Key::Bool(true), Value::Table(TableId::from_raw(9))),
         ],
     }
 }
@@ -46,7 +46,7 @@ fn values_and_keys_round_trip() {
         Value::Str(Vec::new()),
         Value::Str(binary_string()),
         Value::Str(big_string()),
-        Value::Table(u64::MAX),
+        Value::Table(TableId::from_raw(u64::MAX)),
     ] {
         round_trip(v);
     }
@@ -72,8 +72,8 @@ fn worker_bound_messages_round_trip() {
         compute: 7,
         code: b"return 1\0\xff".to_vec(),
         chunk_name: "=script.lua".into(),
-        io: 1,
-        home: 2,
+        io: TableId::from_raw(1),
+        home: TableId::from_raw(2),
         limits: WorkerLimits {
             instructions: 10,
             cpu_time_ms: 15,
@@ -86,7 +86,7 @@ fn worker_bound_messages_round_trip() {
         Reply::Records(Records {
             keys: vec![Key::Int(1), Key::str("value")],
             len: 1,
-            ids: vec![1 << 33, (1 << 33) + 1],
+            ids: vec![TableId::from_raw(1 << 33), TableId::from_raw((1 << 33) + 1)],
             values: vec![
                 Value::Nil,
                 Value::Float(0.5),
@@ -95,14 +95,14 @@ fn worker_bound_messages_round_trip() {
             ],
         }),
         Reply::Len(5),
-        Reply::NewTable(4),
+        Reply::NewTable(TableId::from_raw(4)),
         Reply::Fetched(Fetched {
-            values: vec![Value::Table(3), Value::Str(big_string())],
-            tables: vec![view(3)],
+            values: vec![Value::Table(TableId::from_raw(3)), Value::Str(big_string())],
+            tables: vec![view(TableId::from_raw(3))],
         }),
         Reply::Entries {
             entries: vec![(Key::Int(1), Value::Nil)],
-            tables: vec![view(1)],
+            tables: vec![view(TableId::from_raw(1))],
             done: true,
         },
         Reply::Error(RequestError {
@@ -128,27 +128,29 @@ fn supervisor_bound_messages_round_trip() {
     };
     for req in [
         Request::Get {
-            table: 1,
+            table: TableId::from_raw(1),
             key: Key::str("items"),
         },
         Request::GetRange {
-            table: 1,
+            table: TableId::from_raw(1),
             start: 1,
             count: 1024,
         },
-        Request::Len { table: 1 },
+        Request::Len {
+            table: TableId::from_raw(1),
+        },
         Request::Next {
-            table: 1,
+            table: TableId::from_raw(1),
             after: None,
             limit: 64,
         },
         Request::Next {
-            table: 1,
+            table: TableId::from_raw(1),
             after: Some(Key::Float(0.5f64.to_bits())),
             limit: 64,
         },
         Request::Write(vec![Write {
-            table: 2,
+            table: TableId::from_raw(2),
             key: Key::Int(1),
             value: nested.clone(),
         }]),

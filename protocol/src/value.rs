@@ -9,8 +9,43 @@ use std::fmt;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Identifies one external table in the supervisor's store.
-pub type TableId = u64;
+/// Identifies one external table in the supervisor's store: the arena
+/// (a session's or a home's tables) in the high 32 bits, the table's slot in
+/// that arena in the low 32. On the wire it is the plain `u64`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct TableId(u64);
+
+impl TableId {
+    /// The id of table `slot` of `arena`.
+    pub const fn new(arena: u32, slot: u32) -> TableId {
+        TableId(((arena as u64) << 32) | slot as u64)
+    }
+    /// The id a wire value names (any `u64`; the store checks it exists).
+    pub const fn from_raw(raw: u64) -> TableId {
+        TableId(raw)
+    }
+    /// The wire form.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+    /// The arena the table lives in.
+    pub const fn arena(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// The table's slot in its arena.
+    pub const fn slot(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// Hashes table ids (already well spread: arena and slot) with one
 /// multiplication, for the maps and sets on the hot paths: SipHash is a
@@ -143,7 +178,7 @@ impl Serialize for Value {
             Value::Int(i) => s.serialize_i64(*i),
             Value::Float(f) => s.serialize_f64(*f),
             Value::Str(b) => s.serialize_bytes(b),
-            Value::Table(id) => [*id].serialize(s),
+            Value::Table(id) => [id.raw()].serialize(s),
         }
     }
 }
@@ -204,13 +239,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Str(b))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let id: TableId = seq
+        let id: u64 = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &"[table id]"))?;
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(2, &"[table id]"));
         }
-        Ok(Value::Table(id))
+        Ok(Value::Table(TableId(id)))
     }
 }
 

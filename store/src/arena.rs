@@ -13,7 +13,7 @@ use super::{ArenaId, ArenaStats, StoreError};
 
 /// The arena part of a table id.
 pub(crate) fn arena_of(id: TableId) -> ArenaId {
-    (id >> 32) as ArenaId
+    id.arena()
 }
 
 /// The tables of one arena.
@@ -58,7 +58,7 @@ impl Arena {
     }
 
     fn slot(&self, id: TableId) -> Option<usize> {
-        let slot = (id & 0xFFFF_FFFF) as usize;
+        let slot = id.slot() as usize;
         (arena_of(id) == self.id && slot != 0 && matches!(self.slots.get(slot), Some(Some(_))))
             .then_some(slot)
     }
@@ -112,7 +112,7 @@ impl Arena {
         };
         self.live += 1;
         self.bytes += bytes;
-        Ok(((self.id as u64) << 32) | slot as u64)
+        Ok(TableId::new(self.id, slot))
     }
 
     /// Fills a placeholder (an empty table inserted with 0 bytes) with

@@ -50,7 +50,10 @@ pub(crate) fn store(
         (Some(src), false) => Some(CopyPlan::new(src, &foreign)?),
         (None, false) => return Err(StoreError::UnknownTable(foreign[0])),
     };
-    let delta = arena.table(table)?.set_delta(&key, &Value::Table(0)).max(0) as u64;
+    let delta = arena
+        .table(table)?
+        .set_delta(&key, &Value::Table(TableId::default()))
+        .max(0) as u64;
     arena.reserve(lit_cost + plan.as_ref().map_or(0, |p| p.cost) + delta)?;
     let copies = match (plan, other) {
         (Some(plan), Some(src)) => plan.apply(src, arena)?,

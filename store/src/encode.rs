@@ -29,7 +29,7 @@ fn int(out: &mut Vec<u8>, i: i64) {
 
 fn table_ref(out: &mut Vec<u8>, id: TableId) {
     let _ = mp::write_array_len(out, 1);
-    let _ = mp::write_uint(out, id);
+    let _ = mp::write_uint(out, id.raw());
 }
 
 fn value(out: &mut Vec<u8>, v: &Value) {
@@ -81,7 +81,7 @@ fn views(out: &mut Vec<u8>, arena: &Arena, roots: impl IntoIterator<Item = Table
     for (id, complete) in plan {
         let Ok(t) = arena.table(id) else { continue };
         let _ = mp::write_array_len(out, 6);
-        let _ = mp::write_uint(out, id);
+        let _ = mp::write_uint(out, id.raw());
         let _ = mp::write_bool(out, t.readonly);
         int(out, t.border());
         let _ = mp::write_bool(out, complete);
@@ -174,7 +174,7 @@ pub(crate) fn records(out: &mut Vec<u8>, tables: &[&Table], ids: &[Value]) {
     let _ = mp::write_array_len(out, ids.len() as u32);
     for v in ids {
         if let Value::Table(id) = v {
-            let _ = mp::write_uint(out, *id);
+            let _ = mp::write_uint(out, id.raw());
         }
     }
     let _ = mp::write_array_len(out, (tables.len() * per) as u32);

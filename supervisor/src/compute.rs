@@ -242,7 +242,7 @@ fn foreign_table(outcome: &Outcome, scope: &Scope) -> Option<TableId> {
     while let Some(lit) = stack.pop() {
         match lit {
             Literal::Value(Value::Table(id)) => {
-                let arena = (id >> 32) as u32;
+                let arena = id.arena();
                 if arena != scope.session && arena != scope.home {
                     return Some(*id);
                 }
@@ -315,7 +315,7 @@ fn literal_to_host(
     }
     match lit {
         Literal::Value(Value::Table(id)) => {
-            let arena = (id >> 32) as u32;
+            let arena = id.arena();
             if arena != scope.session && arena != scope.home {
                 return Err(format!("unknown table {id}"));
             }

@@ -1,10 +1,12 @@
 //! End-to-end tests: real worker processes (and, for the daemon, a real
 //! `luapool serve` process). One test binary; one module per area.
 
+mod bigint;
 mod cli;
 mod common;
 mod contract;
 mod daemon;
+mod examples;
 mod faults;
 mod reference;
 mod sandbox;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ffi::c_void;
 
-use luapool_protocol::{Key, KeyError, Literal, Value};
+use luapool_protocol::{Key, KeyError, Literal, TableId, Value};
 use mlua::Table;
 
 use crate::memory::{self, OutOfMemory};
@@ -172,10 +172,10 @@ fn literal(
         }
         // Every light userdata a script holds is a read-only external
         // table: its pointer is the id (ro_meta.rs).
-        mlua::Value::LightUserData(p) => Value::Table(p.0 as u64),
+        mlua::Value::LightUserData(p) => Value::Table(TableId::from_raw(p.0 as u64)),
         mlua::Value::Table(t) => {
             if let Some(id) = external_id(t) {
-                Value::Table(id as u64)
+                Value::Table(TableId::from_raw(id as u64))
             } else {
                 return copy_table(t, path, depth, bytes);
             }

@@ -61,7 +61,7 @@ impl Ext {
             fatal: RefCell::new(None),
             proxies: RefCell::new(None),
             ro: RefCell::new(RoCache::default()),
-            ahead_end: StdCell::new((0, 0)),
+            ahead_end: StdCell::new((TableId::default(), 0)),
             fns: OnceCell::new(),
         })
     }
@@ -83,8 +83,11 @@ impl Ext {
         } else {
             mlua::Value::Nil
         };
-        let p: Table = self.fns().make.call((id as i64, complete, len, d, io))?;
-        self.proxies().raw_set(id as i64, &p)?;
+        let p: Table = self
+            .fns()
+            .make
+            .call((id.raw() as i64, complete, len, d, io))?;
+        self.proxies().raw_set(id.raw() as i64, &p)?;
         Ok(p)
     }
 
@@ -92,7 +95,7 @@ impl Ext {
     /// previous one (between computes the store may reuse ids).
     pub fn begin(&self, lua: &Lua) -> mlua::Result<()> {
         self.ro.borrow_mut().clear();
-        self.ahead_end.set((0, 0));
+        self.ahead_end.set((TableId::default(), 0));
         loop {
             match self.conn.borrow_mut().take_ahead() {
                 Ok(Some(_)) => {}
@@ -222,12 +225,12 @@ impl Ext {
         };
         let req = match window {
             Some((start, count)) => Request::GetRange {
-                table: id as u64,
+                table: TableId::from_raw(id as u64),
                 start,
                 count: count as u32,
             },
             None => Request::Get {
-                table: id as u64,
+                table: TableId::from_raw(id as u64),
                 key: key.clone(),
             },
         };
@@ -288,7 +291,7 @@ impl Ext {
         // A table id's high 32 bits name its arena (the store's id layout):
         // a reference within one arena is stored as it is, so its proxy stays
         // valid; the store copies anything else.
-        let same_arena = |t: u64| t >> 32 == (id as u64) >> 32;
+        let same_arena = |t: TableId| t.arena() == TableId::from_raw(id as u64).arena();
         let cacheable = match &value {
             luapool_protocol::Literal::Value(luapool_protocol::Value::Table(t)) => same_arena(*t),
             luapool_protocol::Literal::Value(_) => true,
@@ -296,7 +299,7 @@ impl Ext {
         };
         let r = self.conn.borrow_mut().write(
             Write {
-                table: id as u64,
+                table: TableId::from_raw(id as u64),
                 key,
                 value,
             },
@@ -310,7 +313,9 @@ impl Ext {
 
     /// `R.len(id)`: a border of the table, from the supervisor.
     fn len(&self, lua: &Lua, id: i64) -> mlua::Result<MultiValue> {
-        match self.request(Request::Len { table: id as u64 })? {
+        match self.request(Request::Len {
+            table: TableId::from_raw(id as u64),
+        })? {
             Reply::Len(n) => Ok(MultiValue::from_vec(vec![mlua::Value::Integer(n)])),
             Reply::Error(e) => lua_err(lua, e.message),
             _ => Err(self.die(ConnError::Unexpected("expected a length"))),
@@ -335,7 +340,7 @@ impl Ext {
         };
         let mut conn = self.conn.borrow_mut();
         let next = Request::Next {
-            table: id as u64,
+            table: TableId::from_raw(id as u64),
             after,
             limit,
         };

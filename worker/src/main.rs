@@ -20,6 +20,7 @@
 //! reads replies from their bytes; `convert.rs` turns Lua values into
 //! protocol values.
 
+mod bigint;
 mod chunks;
 mod compute;
 mod conn;

@@ -218,10 +218,10 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     if view.is_some_and(|v| v.readonly) {
         // Read-only: the id itself (`ro_meta.rs`); the caller put the view
         // into the read-only cache.
-        ffi::lua_pushlightuserdata(l, id as *mut c_void);
+        ffi::lua_pushlightuserdata(l, id.raw() as *mut c_void);
         return;
     }
-    if ffi::lua_rawgeti(l, PROXIES, id as i64) != ffi::LUA_TNIL {
+    if ffi::lua_rawgeti(l, PROXIES, id.raw() as i64) != ffi::LUA_TNIL {
         return;
     }
     ffi::lua_pop(l, 1);
@@ -231,7 +231,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
             // Known only by id (or too big to inline): the prelude's `make`
             // builds a proxy whose cache fetches on a miss.
             ffi::lua_pushvalue(l, MAKE);
-            ffi::lua_pushinteger(l, id as i64);
+            ffi::lua_pushinteger(l, id.raw() as i64);
             ffi::lua_pushboolean(l, 0);
             match other {
                 Some(v) => ffi::lua_pushinteger(l, v.len),
@@ -241,7 +241,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_call(l, 5, 1);
             ffi::lua_pushvalue(l, -1);
-            ffi::lua_rawseti(l, PROXIES, id as i64);
+            ffi::lua_rawseti(l, PROXIES, id.raw() as i64);
             return;
         }
     };
@@ -262,18 +262,18 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     set(S_PAIRS, PAIRS);
     set(S_NAME, S_EXTERNAL);
     ffi::lua_pushvalue(l, S_ID);
-    ffi::lua_pushinteger(l, id as i64);
+    ffi::lua_pushinteger(l, id.raw() as i64);
     ffi::lua_rawset(l, -3);
     ffi::lua_createtable(l, 0, 1);
     ffi::lua_pushvalue(l, ID_KEY);
-    ffi::lua_pushinteger(l, id as i64);
+    ffi::lua_pushinteger(l, id.raw() as i64);
     ffi::lua_rawset(l, -3);
     ffi::lua_rotate(l, -2, 1);
     ffi::lua_setmetatable(l, -2);
     // Registered before the cache is filled, so a cycle among inlined
     // tables resolves to this proxy.
     ffi::lua_pushvalue(l, -1);
-    ffi::lua_rawseti(l, PROXIES, id as i64);
+    ffi::lua_rawseti(l, PROXIES, id.raw() as i64);
     let mut body = view.body;
     for i in 0..narr {
         let x = item(&mut body).unwrap_or(Item::Nil);

@@ -102,7 +102,7 @@ const PAIRS: u32 = u32::MAX;
 /// reuses freed slots): found by arithmetic on the id, with no map entry
 /// per record.
 struct Run {
-    first_id: TableId,
+    first_id: u64,
     /// The distance between neighbours' ids (at least 1).
     step: u64,
     /// Whether the ids go down.
@@ -116,8 +116,8 @@ impl Run {
     /// The run of `ids`, if they step evenly (without wrapping around).
     fn of(ids: impl Iterator<Item = TableId> + Clone, record: Complete) -> Option<Run> {
         let mut it = ids.clone();
-        let first_id = it.next()?;
-        let second = it.next().unwrap_or(first_id.wrapping_add(1));
+        let first_id = it.next()?.raw();
+        let second = it.next().map_or(first_id.wrapping_add(1), TableId::raw);
         let step = first_id.abs_diff(second);
         if step == 0 {
             return None;
@@ -142,6 +142,7 @@ impl Run {
 
     /// The position of `id` in the run, if it is there.
     fn index(&self, id: TableId) -> Option<u64> {
+        let id = id.raw();
         let d = if self.down {
             self.first_id.checked_sub(id)?
         } else {
@@ -545,11 +546,11 @@ impl RoCache {
             let id = match fixed(c.rest()) {
                 Some((Fixed::U64(id), used)) => {
                     c = Cursor::new(&c.rest()[used..]);
-                    id
+                    TableId::from_raw(id)
                 }
                 _ => match c.token()? {
-                    Token::Int(id) => id as TableId,
-                    Token::BigUint(id) => id,
+                    Token::Int(id) => TableId::from_raw(id as u64),
+                    Token::BigUint(id) => TableId::from_raw(id),
                     _ => return Err(Malformed),
                 },
             };
@@ -732,7 +733,7 @@ mod tests {
         let base = 1u64 << 32;
         let views = (0..n)
             .map(|i| TableView {
-                id: base + 10 + i,
+                id: TableId::from_raw(base + 10 + i),
                 readonly: true,
                 len: 0,
                 complete: true,
@@ -744,7 +745,9 @@ mod tests {
             })
             .collect();
         encode(&ToWorker::Reply(Reply::Fetched(Fetched {
-            values: (0..n).map(|i| Value::Table(base + 10 + i)).collect(),
+            values: (0..n)
+                .map(|i| Value::Table(TableId::from_raw(base + 10 + i)))
+                .collect(),
             tables: views,
         })))
     }
@@ -790,14 +793,14 @@ mod tests {
             Key::str("name"),
             Key::Bool(true),
         ];
-        for ids in [[base + 3, base + 4], [base + 9, base + 3]] {
+        for ids in [[base + 3, base + 4], [base + 9, base + 3]].map(|p| p.map(TableId::from_raw)) {
             let mut c = RoCache::default();
             let bytes = records(&ids, keys.clone(), values.clone());
             let (first, n) = c
                 .add(
                     &bytes,
                     Values::Range {
-                        table: 1,
+                        table: TableId::from_raw(1),
                         start: 11,
                     },
                 )
@@ -805,7 +808,10 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 2);
             assert_eq!(c.cell_at(first + 1), Cell::Table(ids[1]));
-            assert_eq!(c.get(1, LKey::Int(12)), Found::Value(Cell::Table(ids[1])));
+            assert_eq!(
+                c.get(TableId::from_raw(1), LKey::Int(12)),
+                Found::Value(Cell::Table(ids[1]))
+            );
             let (a, b) = (ids[0], ids[1]);
             assert_eq!(c.get(a, LKey::Int(1)), Found::Value(Cell::Int(7)));
             assert_eq!(c.get(a, LKey::Int(2)), Found::Value(Cell::Int(-70000)));
@@ -850,21 +856,41 @@ mod tests {
     fn every_record_is_found_whatever_its_ids() {
         let base = 5u64 << 32;
         let patterns: Vec<Vec<TableId>> = vec![
-            (0..6).map(|k| base + k).collect(),          // up by one
-            (0..6).map(|k| base + 100 - k).collect(),    // down by one (reused slots)
-            (0..6).map(|k| base + 3 * k).collect(),      // up by three
-            (0..6).map(|k| base + 50 - 7 * k).collect(), // down by seven
-            vec![base + 9, base + 3, base + 4, base + 1, base + 20, base + 2], // no pattern
-            vec![base + 9, base + 3, base + 4],          // starts like a run, is not one
-            vec![u64::MAX - 1, u64::MAX, 0],             // would wrap
-            vec![base],
+            (0..6).map(|k| TableId::from_raw(base + k)).collect(), // up by one
+            (0..6).map(|k| TableId::from_raw(base + 100 - k)).collect(), // down by one (reused slots)
+            (0..6).map(|k| TableId::from_raw(base + 3 * k)).collect(),   // up by three
+            (0..6)
+                .map(|k| TableId::from_raw(base + 50 - 7 * k))
+                .collect(), // down by seven
+            vec![
+                TableId::from_raw(base + 9),
+                TableId::from_raw(base + 3),
+                TableId::from_raw(base + 4),
+                TableId::from_raw(base + 1),
+                TableId::from_raw(base + 20),
+                TableId::from_raw(base + 2),
+            ], // no pattern
+            vec![
+                TableId::from_raw(base + 9),
+                TableId::from_raw(base + 3),
+                TableId::from_raw(base + 4),
+            ], // starts like a run, is not one
+            vec![
+                TableId::from_raw(u64::MAX - 1),
+                TableId::from_raw(u64::MAX),
+                TableId::from_raw(0),
+            ], // would wrap
+            vec![TableId::from_raw(base)],
         ];
         for ids in patterns {
             let values = (0..ids.len()).map(|k| Value::Int(k as i64 * 10)).collect();
             let mut c = RoCache::default();
             c.add(
                 &records(&ids, vec![Key::str("x")], values),
-                Values::Range { table: 1, start: 1 },
+                Values::Range {
+                    table: TableId::from_raw(1),
+                    start: 1,
+                },
             )
             .unwrap()
             .unwrap();
@@ -875,7 +901,11 @@ mod tests {
                     "{ids:?} record {k}"
                 );
             }
-            assert_eq!(c.get(base + 1000, LKey::Str(b"x")), Found::Miss, "{ids:?}");
+            assert_eq!(
+                c.get(TableId::from_raw(base + 1000), LKey::Str(b"x")),
+                Found::Miss,
+                "{ids:?}"
+            );
         }
     }
 
@@ -883,25 +913,41 @@ mod tests {
     fn bad_records_are_malformed_and_leave_nothing_dangling() {
         let base = 5u64 << 32;
         let good = records(
-            &[base, base + 1],
+            &[TableId::from_raw(base), TableId::from_raw(base + 1)],
             vec![Key::str("v")],
             vec![Value::Int(1), Value::Int(2)],
         );
         for cut in 0..good.len() {
             let mut c = RoCache::default();
-            if c.add(&good[..cut], Values::Range { table: 1, start: 1 })
-                .is_err()
+            if c.add(
+                &good[..cut],
+                Values::Range {
+                    table: TableId::from_raw(1),
+                    start: 1,
+                },
+            )
+            .is_err()
             {
                 // Whatever was kept, reading it is safe.
-                let _ = c.get(base, LKey::Str(b"v"));
-                let _ = c.get(base + 1, LKey::Str(b"v"));
-                let _ = c.get(1, LKey::Int(2));
+                let _ = c.get(TableId::from_raw(base), LKey::Str(b"v"));
+                let _ = c.get(TableId::from_raw(base + 1), LKey::Str(b"v"));
+                let _ = c.get(TableId::from_raw(1), LKey::Int(2));
             }
         }
         // Values count not ids x keys.
-        let bad = records(&[base, base + 1], vec![Key::str("v")], vec![Value::Int(1)]);
+        let bad = records(
+            &[TableId::from_raw(base), TableId::from_raw(base + 1)],
+            vec![Key::str("v")],
+            vec![Value::Int(1)],
+        );
         assert!(RoCache::default()
-            .add(&bad, Values::Range { table: 1, start: 1 })
+            .add(
+                &bad,
+                Values::Range {
+                    table: TableId::from_raw(1),
+                    start: 1
+                }
+            )
             .is_err());
         // Records answer only a window.
         assert!(RoCache::default().add(&good, Values::Pairs).is_err());
@@ -912,7 +958,7 @@ mod tests {
         // A valid Records window and a valid Fetched window (strings, holes,
         // nested tables), each with bytes flipped at random, many times.
         let base = 3u64 << 32;
-        let ids: Vec<TableId> = (0..20).map(|i| base + 40 - i).collect();
+        let ids: Vec<TableId> = (0..20).map(|i| TableId::from_raw(base + 40 - i)).collect();
         let values = (0..20)
             .flat_map(|i| {
                 [
@@ -947,13 +993,20 @@ mod tests {
             }
             bytes.truncate(bytes.len() - (next() % 8) as usize);
             let values = match round % 4 {
-                0 | 1 => Values::Range { table: 1, start: 1 },
+                0 | 1 => Values::Range {
+                    table: TableId::from_raw(1),
+                    start: 1,
+                },
                 2 => Values::Pairs,
                 _ => Values::None,
             };
             let mut c = RoCache::default();
             let _ = c.add(&bytes, values);
-            for id in ids.iter().copied().chain([base + 10, 1]) {
+            for id in ids
+                .iter()
+                .copied()
+                .chain([TableId::from_raw(base + 10), TableId::from_raw(1)])
+            {
                 for key in [
                     LKey::Int(1),
                     LKey::Int(2),
@@ -983,7 +1036,14 @@ mod tests {
         let reps = 2000;
         for r in 0..reps {
             let start = 1 + 512 * r;
-            c.add(bytes, Values::Range { table: 7, start }).unwrap();
+            c.add(
+                bytes,
+                Values::Range {
+                    table: TableId::from_raw(7),
+                    start,
+                },
+            )
+            .unwrap();
         }
         t.elapsed().as_nanos() as f64 / (reps * 512) as f64
     }
@@ -992,7 +1052,7 @@ mod tests {
     #[ignore = "a measurement: cargo test --release -p luapool-worker -- --ignored --nocapture"]
     fn add_records_speed() {
         let base = 1u64 << 32;
-        let ids: Vec<TableId> = (0..512).map(|i| base + 10 + i).collect();
+        let ids: Vec<TableId> = (0..512).map(|i| TableId::from_raw(base + 10 + i)).collect();
         let values = (0..512)
             .flat_map(|i| [Value::Int(i), Value::Float(i as f64 / 3.0)])
             .collect();

@@ -100,7 +100,7 @@ unsafe fn ext<'a>() -> &'a Ext {
 /// `idx` is a valid stack index.
 unsafe fn id_at(l: *mut ffi::lua_State, idx: c_int) -> Option<TableId> {
     (ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA)
-        .then(|| ffi::lua_touserdata(l, idx) as TableId)
+        .then(|| TableId::from_raw(ffi::lua_touserdata(l, idx) as u64))
 }
 
 /// The key at `idx`, with Lua's rules (an integral float is the integer);
@@ -144,7 +144,7 @@ unsafe fn push_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
         Cell::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
         Cell::Int(i) => ffi::lua_pushinteger(l, i),
         Cell::Float(f) => ffi::lua_pushnumber(l, f),
-        Cell::Table(id) => ffi::lua_pushlightuserdata(l, id as *mut c_void),
+        Cell::Table(id) => ffi::lua_pushlightuserdata(l, id.raw() as *mut c_void),
         Cell::Str { off, len } => {
             // The borrow ends before Lua runs (it may raise); the bytes stay
             // put until the cache next changes, which only Rust code does.
@@ -175,7 +175,7 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
     let ext = ext();
     // Only light userdata have this metamethod (and no script can reach
     // it otherwise), so argument 1 is one.
-    let id = ffi::lua_touserdata(l, 1) as TableId;
+    let id = TableId::from_raw(ffi::lua_touserdata(l, 1) as u64);
     let Some(key) = key_at(l, 2) else {
         ffi::lua_pushnil(l);
         return 1;
@@ -195,7 +195,7 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn ro_len(l: *mut ffi::lua_State) -> c_int {
     let ext = ext();
     // As in ro_index, argument 1 is a light userdata.
-    let id = ffi::lua_touserdata(l, 1) as TableId;
+    let id = TableId::from_raw(ffi::lua_touserdata(l, 1) as u64);
     let cached = ext.ro.borrow().len(id);
     let n = match cached {
         Some(n) => n,
@@ -244,7 +244,7 @@ unsafe extern "C-unwind" fn ro_info(l: *mut ffi::lua_State) -> c_int {
     match id_at(l, 1) {
         Some(id) => {
             let complete = ext.ro.borrow().is_complete(id);
-            ffi::lua_pushinteger(l, id as i64);
+            ffi::lua_pushinteger(l, id.raw() as i64);
             ffi::lua_pushboolean(l, complete as c_int);
             2
         }

@@ -102,6 +102,7 @@ impl Worker {
                 g.raw_get::<Table>("table")?.raw_get::<Function>("pack")?,
             ))?;
         let tostring: Function = g.raw_get("tostring")?;
+        g.raw_set("bigint", crate::bigint::library(&lua)?)?;
 
         let r = lua.create_table()?;
         r.raw_set("idkey", crate::materialize::id_key())?;

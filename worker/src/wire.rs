@@ -41,8 +41,8 @@ pub fn item<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
         Token::Float(f) => Item::Float(f),
         Token::Str(b) | Token::Bin(b) => Item::Str(b),
         Token::Array(1) => match c.token()? {
-            Token::Int(id) => Item::Table(id as TableId),
-            Token::BigUint(id) => Item::Table(id),
+            Token::Int(id) => Item::Table(TableId::from_raw(id as u64)),
+            Token::BigUint(id) => Item::Table(TableId::from_raw(id)),
             _ => return Err(Malformed),
         },
         _ => return Err(Malformed),
@@ -203,7 +203,12 @@ pub fn view_head(c: &mut Cursor<'_>) -> Result<(TableId, bool, i64, bool), Malfo
     if c.array()? != 6 {
         return Err(Malformed);
     }
-    Ok((c.int()? as TableId, c.bool()?, c.int()?, c.bool()?))
+    Ok((
+        TableId::from_raw(c.int()? as u64),
+        c.bool()?,
+        c.int()?,
+        c.bool()?,
+    ))
 }
 
 /// Reads one `[key, value]` pair, checked.
@@ -227,19 +232,19 @@ mod tests {
     #[test]
     fn reads_what_the_codec_writes() {
         let view = TableView {
-            id: 1 << 40,
+            id: TableId::from_raw(1 << 40),
             readonly: true,
             len: 2,
             complete: true,
             array: vec![Value::Int(-5), Value::Str(vec![0xff; 300])],
             hash: vec![
                 (Key::str("value"), Value::Float(0.25)),
-                (Key::Int(70000), Value::Table(3)),
+                (Key::Int(70000), Value::Table(TableId::from_raw(3))),
             ],
         };
         let msg = ToWorker::Reply(Reply::Fetched(Fetched {
             values: vec![
-                Value::Table(1 << 40),
+                Value::Table(TableId::from_raw(1 << 40)),
                 Value::Nil,
                 Value::Int(i64::MIN),
                 Value::Bool(true),
@@ -254,13 +259,13 @@ mod tests {
         assert_eq!(
             items,
             vec![
-                Item::Table(1 << 40),
+                Item::Table(TableId::from_raw(1 << 40)),
                 Item::Nil,
                 Item::Int(i64::MIN),
                 Item::Bool(true)
             ]
         );
-        let v = r.view(1 << 40).unwrap();
+        let v = r.view(TableId::from_raw(1 << 40)).unwrap();
         assert!(v.readonly && v.complete);
         assert_eq!((v.len, v.counts), (2, (2, 2)));
         let mut b = v.body;
@@ -268,7 +273,10 @@ mod tests {
         assert_eq!(item(&mut b).unwrap(), Item::Str(&[0xff; 300][..]));
         hash_header(&mut b);
         assert_eq!(pair(&mut b), (Item::Str(b"value"), Item::Float(0.25)));
-        assert_eq!(pair(&mut b), (Item::Int(70000), Item::Table(3)));
+        assert_eq!(
+            pair(&mut b),
+            (Item::Int(70000), Item::Table(TableId::from_raw(3)))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! load / extract: host data in and out of the store.
 
-use luapool_protocol::{Key, Value};
+use luapool_protocol::{Key, TableId, Value};
 use serde_json::json;
 
 use super::{j, loaded};
@@ -165,7 +165,7 @@ fn scalars_load_and_extract_as_themselves() {
         HostValue::Float(1.5)
     );
     assert_eq!(
-        store.extract(&Value::Table(12345)),
-        Err(StoreError::UnknownTable(12345))
+        store.extract(&Value::Table(TableId::from_raw(12345))),
+        Err(StoreError::UnknownTable(TableId::from_raw(12345)))
     );
 }

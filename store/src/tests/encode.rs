@@ -1,6 +1,6 @@
 //! `handle_into` writes exactly what encoding `handle`'s reply writes.
 
-use luapool_protocol::{decode, Key, Request, ToWorker};
+use luapool_protocol::{decode, Key, Request, TableId, ToWorker};
 use serde_json::json;
 
 use super::{loaded, only};
@@ -108,7 +108,7 @@ fn direct_encoding_matches_the_codec_for_every_read() {
         &store,
         &sc,
         Request::GetRange {
-            table: 12345,
+            table: TableId::from_raw(12345),
             start: 1,
             count: 1,
         },

@@ -2,14 +2,14 @@
 
 use std::collections::HashSet;
 
-use luapool_protocol::{Key, Literal, Reply, Request, RequestErrorKind, Value, Write};
+use luapool_protocol::{Key, Literal, Reply, Request, RequestErrorKind, TableId, Value, Write};
 use serde_json::json;
 
 use super::{loaded, only};
 use crate::{ArenaId, Store};
 
 /// A table with an array part 1..=50 and 30 hash keys (past the small-vector size).
-fn mixed() -> (Store, ArenaId, u64) {
+fn mixed() -> (Store, ArenaId, TableId) {
     let (store, a, id) = loaded(json!((1..=50).collect::<Vec<i64>>()));
     for i in 0..30 {
         store
@@ -26,7 +26,7 @@ fn mixed() -> (Store, ArenaId, u64) {
 fn iterate(
     store: &Store,
     a: ArenaId,
-    id: u64,
+    id: TableId,
     limit: u32,
     mut clear: impl FnMut(&[(Key, Value)]),
 ) -> Vec<Key> {

@@ -1,12 +1,12 @@
 //! Get, GetRange, Len and inlining.
 
-use luapool_protocol::{Key, Reply, Request, TableView, Value};
+use luapool_protocol::{Key, Reply, Request, TableId, TableView, Value};
 use serde_json::json;
 
 use super::{fetched, get, loaded, only, s};
 use crate::{INLINE_BUDGET_ENTRIES, INLINE_MAX_DEPTH, INLINE_MAX_ENTRIES, MAX_RANGE};
 
-fn len(store: &crate::Store, scope: &crate::Scope, table: u64) -> i64 {
+fn len(store: &crate::Store, scope: &crate::Scope, table: TableId) -> i64 {
     match store.handle(scope, Request::Len { table }) {
         Reply::Len(n) => n,
         other => panic!("expected Len, got {other:?}"),
@@ -103,7 +103,7 @@ fn get_range_returns_a_window_with_nil_past_the_end() {
     assert_eq!(f.values.len(), MAX_RANGE as usize);
 }
 
-fn view(views: &[TableView], id: u64) -> &TableView {
+fn view(views: &[TableView], id: TableId) -> &TableView {
     views
         .iter()
         .find(|v| v.id == id)

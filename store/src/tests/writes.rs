@@ -1,6 +1,6 @@
 //! Scoping, writes, read-only tables, quotas, cross-arena copies.
 
-use luapool_protocol::{Key, Literal, Reply, Request, RequestErrorKind, Value, Write};
+use luapool_protocol::{Key, Literal, Reply, Request, RequestErrorKind, TableId, Value, Write};
 use serde_json::json;
 
 use super::{fetched, get, j, loaded, only, s};
@@ -14,7 +14,7 @@ fn error_kind(reply: Reply) -> (RequestErrorKind, String) {
     }
 }
 
-fn set(table: u64, key: &str, value: Literal) -> Request {
+fn set(table: TableId, key: &str, value: Literal) -> Request {
     Request::Write(vec![Write {
         table,
         key: Key::str(key),
@@ -46,10 +46,15 @@ fn forged_ids_with_a_valid_arena_are_unknown_tables() {
     let a = store.create_arena(0);
     let freed = store.new_table(a).unwrap();
     assert_eq!(store.collect(a), 1);
-    let base = (a as u64) << 32;
-    for forged in [freed, base, base | 0xFFFF_FFFF, 0, u64::MAX] {
+    for forged in [
+        freed,
+        TableId::new(a, 0),
+        TableId::new(a, u32::MAX),
+        TableId::from_raw(0),
+        TableId::from_raw(u64::MAX),
+    ] {
         let (kind, _) = error_kind(store.handle(&only(a), Request::Len { table: forged }));
-        assert_eq!(kind, RequestErrorKind::UnknownTable, "{forged:#x}");
+        assert_eq!(kind, RequestErrorKind::UnknownTable, "{forged}");
     }
 }
 
@@ -137,7 +142,7 @@ fn earlier_writes_in_a_batch_stay_applied() {
             value: Literal::Value(Value::Int(1)),
         },
         Write {
-            table: 999,
+            table: TableId::from_raw(999),
             key: Key::str("b"),
             value: Literal::Value(Value::Int(2)),
         },
@@ -186,7 +191,7 @@ fn new_table_lives_in_the_session_arena() {
     let Reply::NewTable(id) = store.handle(&Scope { session, home }, Request::NewTable) else {
         panic!()
     };
-    assert_eq!((id >> 32) as u32, session);
+    assert_eq!(id.arena(), session);
     assert_eq!(store.arena_stats(session).unwrap().tables, 1);
 }
 
@@ -213,7 +218,7 @@ fn cross_arena_writes_copy_deeply_and_survive_dropping_the_source() {
     let Value::Table(copy) = store.host_get(root, &Key::str("data")).unwrap() else {
         panic!()
     };
-    assert_eq!((copy >> 32) as u32, home);
+    assert_eq!(copy.arena(), home);
     assert_eq!(
         store.host_get(copy, &Key::str("self")).unwrap(),
         Value::Table(copy)
@@ -262,9 +267,9 @@ fn handle_never_panics_on_odd_requests() {
     for _ in 0..5000 {
         let table = match next() % 4 {
             0 => t,
-            1 => next(),
-            2 => t + next() % 8,
-            _ => (a as u64) << 32,
+            1 => TableId::from_raw(next()),
+            2 => TableId::from_raw(t.raw() + next() % 8),
+            _ => TableId::new(a, 0),
         };
         let key = match next() % 4 {
             0 => Key::Int(next() as i64 % 8),

@@ -142,7 +142,7 @@ impl Hostile {
             .victim_file
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok());
-        text.and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+        TableId::from_raw(text.and_then(|t| t.trim().parse().ok()).unwrap_or(0))
     }
 
     fn send(&self, msg: &ToSupervisor) -> Result<(), luapool_protocol::RingError> {
@@ -270,17 +270,17 @@ impl Hostile {
                 for req in forged_requests(victim, start.io) {
                     seen.push(self.ask(req));
                 }
-                let arena = victim >> 32;
+                let arena = victim.arena();
                 for slot in 0..256 {
                     seen.push(self.ask(Request::Get {
-                        table: arena << 32 | slot,
+                        table: TableId::new(arena, slot),
                         key: Key::str("input"),
                     }));
                 }
-                for arena in 0..64u64 {
+                for arena in 0..64 {
                     for slot in 0..8 {
-                        let id = arena << 32 | slot;
-                        if id >> 32 != start.io >> 32 && id >> 32 != start.home >> 32 {
+                        let id = TableId::new(arena, slot);
+                        if arena != start.io.arena() && arena != start.home.arena() {
                             seen.push(self.ask(Request::Len { table: id }));
                         }
                     }

@@ -16,6 +16,7 @@ mod hostile;
 mod memory;
 mod runaway;
 
+use crate::common::HANG;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,8 +38,11 @@ pub fn builder(workers: usize) -> PoolBuilder {
         .restart_intensity(1000, Duration::from_secs(60))
 }
 
-/// Polls `cond` every 10 ms until it holds; panics after `within`.
+/// Polls `cond` every 10 ms until it holds; panics after `within`, or after
+/// [`HANG`] if that is longer: a busy machine must not fail a test that only
+/// waits for something to happen.
 pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let within = within.max(HANG);
     let end = Instant::now() + within;
     while !cond() {
         assert!(Instant::now() < end, "not within {within:?}: {what}");
@@ -106,6 +110,15 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// This process's RSS once the allocator has handed back what it keeps
+/// free (glibc keeps freed blocks per thread arena): what it really holds,
+/// not how its allocator happened to fragment.
+pub fn own_rss_kib() -> u64 {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe { libc::malloc_trim(0) };
+    rss_kib(std::process::id())
+}
+
 /// Sends SIGKILL to a worker.
 pub fn kill(pid: u32) {
     // SAFETY: kill(2) with a pid of one of our pool's children and SIGKILL.
@@ -155,7 +168,7 @@ impl Hostile {
     }
 
     /// Tells the attacker which table to go after.
-    pub fn set_victim(&self, id: u64) {
+    pub fn set_victim(&self, id: luapool_protocol::TableId) {
         let dir = self.dir.parent().expect("a directory");
         std::fs::write(dir.join("victim"), id.to_string()).expect("victim file");
     }
