@@ -144,6 +144,13 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_exit_group,
 ];
 
+/// A system call number as seccompiler takes it (`c_long` is `i64` on the
+/// 64-bit targets, narrower elsewhere).
+#[allow(clippy::useless_conversion)]
+fn nr(n: libc::c_long) -> i64 {
+    i64::from(n)
+}
+
 fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, ConfineError> {
     SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)
         .map_err(|e| ConfineError::Seccomp(e.to_string()))
@@ -158,18 +165,18 @@ fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, ConfineError> {
 /// `tgkill` of this process only (abort).
 fn filter() -> Result<BpfProgram, ConfineError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        ALLOWED.iter().map(|&n| (n as i64, Vec::new())).collect();
+        ALLOWED.iter().map(|&n| (nr(n), Vec::new())).collect();
     let no_exec = || cond(2, SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64), 0);
-    rules.insert(libc::SYS_mmap as i64, vec![rule(vec![no_exec()?])?]);
-    rules.insert(libc::SYS_mprotect as i64, vec![rule(vec![no_exec()?])?]);
+    rules.insert(nr(libc::SYS_mmap), vec![rule(vec![no_exec()?])?]);
+    rules.insert(nr(libc::SYS_mprotect), vec![rule(vec![no_exec()?])?]);
     rules.insert(
-        libc::SYS_write as i64,
+        nr(libc::SYS_write),
         vec![rule(vec![cond(0, SeccompCmpOp::Eq, 2)?])?],
     );
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u64;
     rules.insert(
-        libc::SYS_tgkill as i64,
+        nr(libc::SYS_tgkill),
         vec![rule(vec![cond(0, SeccompCmpOp::Eq, pid)?])?],
     );
     let arch = std::env::consts::ARCH

@@ -32,9 +32,10 @@ pub struct LimitArgs {
 impl LimitArgs {
     /// The limits, checked.
     pub fn limits(&self) -> anyhow::Result<Limits> {
-        let cpu_time = match self.cpu_time {
-            s if s == 0.0 => Duration::ZERO,
-            s => seconds("cpu-time", s)?,
+        let cpu_time = if self.cpu_time == 0.0 {
+            Duration::ZERO
+        } else {
+            seconds("cpu-time", self.cpu_time)?
         };
         Ok(Limits {
             timeout: seconds("timeout", self.timeout)?,
