@@ -475,3 +475,21 @@ fn errors_of_rust_callbacks_are_plain_strings_at_the_script_line() {
         assert!(!line.contains(leak), "{leak} in {line}");
     }
 }
+
+#[test]
+fn errors_raised_by_any_rust_callback_are_caught_as_their_message() {
+    // bigint's operators are Rust callbacks: what pcall, an xpcall handler,
+    // coroutine.resume and coroutine.wrap hand the script is the message.
+    let out = values(
+        r#"
+        local div = function() return bigint.new(1) // bigint.new(0) end
+        local _, a = pcall(div)
+        local _, b = xpcall(div, function(e) return e end)
+        local _, c = coroutine.resume(coroutine.create(div))
+        local _, d = pcall(coroutine.wrap(div))
+        return a, b, c, d
+        "#,
+    );
+    let msg = s("bigint: division by zero");
+    assert_eq!(out, vec![msg.clone(), msg.clone(), msg.clone(), msg]);
+}

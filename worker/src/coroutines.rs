@@ -105,6 +105,40 @@ unsafe fn auxresume(l: *mut lua_State, co: *mut lua_State, narg: c_int) -> c_int
     }
 }
 
+/// The registry key of `plain(e)` (`sandbox.lua`), which turns an error
+/// raised by a Rust callback into its message.
+static PLAIN_KEY: u8 = 0;
+
+/// Registers `plain` for the functions here.
+pub fn set_plain(lua: &mlua::Lua, plain: &mlua::Function) -> mlua::Result<()> {
+    // SAFETY: stores the one argument in the registry.
+    unsafe {
+        lua.exec_raw::<()>(plain, |l| {
+            ffi::lua_rawsetp(
+                l,
+                ffi::LUA_REGISTRYINDEX,
+                &PLAIN_KEY as *const u8 as *const _,
+            );
+        })
+    }
+}
+
+/// Replaces the error value on top of `l` by `plain(e)` when it is a
+/// userdata (what a Rust callback raised).
+unsafe fn plain_top(l: *mut lua_State) {
+    if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA {
+        return;
+    }
+    ffi::luaL_checkstack(l, 2, std::ptr::null());
+    ffi::lua_rawgetp(
+        l,
+        ffi::LUA_REGISTRYINDEX,
+        &PLAIN_KEY as *const u8 as *const _,
+    );
+    ffi::lua_insert(l, -2);
+    ffi::lua_call(l, 1, 1);
+}
+
 /// Raises the stop, if the compute is being stopped.
 unsafe fn restop(l: *mut lua_State) {
     if let Some(r) = stop::reason() {
@@ -126,6 +160,7 @@ unsafe extern "C-unwind" fn co_resume(l: *mut lua_State) -> c_int {
     let r = auxresume(l, co, ffi::lua_gettop(l) - 1);
     restop(l);
     if r < 0 {
+        plain_top(l);
         ffi::lua_pushboolean(l, 0);
         ffi::lua_insert(l, -2);
         2
@@ -157,6 +192,7 @@ unsafe extern "C-unwind" fn auxwrap(l: *mut lua_State) -> c_int {
         restop(l);
         ffi::lua_xmove(co, l, 1);
     }
+    plain_top(l);
     if stat != ffi::LUA_ERRMEM && ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
         ffi::luaL_where(l, 1);
         ffi::lua_insert(l, -2);
@@ -208,6 +244,7 @@ unsafe extern "C-unwind" fn co_close(l: *mut lua_State) -> c_int {
             } else {
                 ffi::lua_pushboolean(l, 0);
                 ffi::lua_xmove(co, l, 1);
+                plain_top(l);
                 2
             }
         }

@@ -10,12 +10,16 @@
 -- when the error came from the hook, so after a stop the script's handler
 -- is not called at all.
 --
--- Rust callbacks never raise: they return `true, results...` or
--- `false, message`, and `checked` raises the message as a plain Lua string
--- at the script's line. (An error raised inside mlua's callbacks reaches
--- Lua as opaque userdata whose text holds a Rust traceback.)
+-- Error values stay what the script raised. An error raised by a Rust
+-- callback through mlua reaches Lua as opaque userdata whose text holds a
+-- Rust traceback with internal chunk names. So the worker's own callbacks
+-- never raise: they return `true, results...` or `false, message`, and
+-- `checked` raises the message as a plain Lua string at the script's line.
+-- For any other Rust callback (bigint's, the external tables'), every place
+-- a script can catch an error (pcall, xpcall's handler, coroutine.resume,
+-- wrap and close) hands it `plain(e)`: such userdata becomes its message.
 local F = ...
-local xpcall, load, setmetatable = F.xpcall, load, F.setmetatable
+local pcall, xpcall, load, setmetatable, plain = pcall, F.xpcall, load, F.setmetatable, F.plain
 local select, error, tostring, type, rawget, next = select, error, tostring, type, rawget, next
 local stopped, clock, count, randomseed, entropy, log =
       F.stopped, F.clock, F.count, F.randomseed, F.entropy, F.log
@@ -30,11 +34,20 @@ local function checked(f)
   return function(...) return check(f(...)) end
 end
 
+local function caught(ok, ...)
+  if ok then return ok, ... end
+  return ok, plain((...))
+end
+
+local function PCALL(...)
+  return caught(pcall(...))
+end
+
 local function XPCALL(f, handler, ...)
-  return xpcall(f, function(...)
+  return xpcall(f, function(e, ...)
     local s = stopped()
     if s ~= nil then return s end
-    return handler(...)
+    return handler(plain(e), ...)
   end, ...)
 end
 
@@ -99,7 +112,7 @@ local function new_env(base, libs, s1, s2)
 end
 
 return {
-  xpcall = XPCALL, setmetatable = SETMETATABLE, print = PRINT,
+  pcall = PCALL, xpcall = XPCALL, setmetatable = SETMETATABLE, print = PRINT,
   collectgarbage = COLLECTGARBAGE, randomseed = RANDOMSEED, clock = clock,
   checked = checked, new_env = new_env,
 }

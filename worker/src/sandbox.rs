@@ -16,8 +16,8 @@ use mlua::{ffi, Function, Lua, Table};
 
 /// Base functions copied as they are.
 const BASE: &[&str] = &[
-    "assert", "error", "ipairs", "pairs", "pcall", "select", "tonumber", "tostring", "type",
-    "rawequal", "rawget", "rawset", "rawlen", "_VERSION",
+    "assert", "error", "ipairs", "pairs", "select", "tonumber", "tostring", "type", "rawequal",
+    "rawget", "rawset", "rawlen", "_VERSION",
 ];
 /// Libraries copied per compute, with the functions they keep (`None`: all).
 const LIBS: &[(&str, Option<&[&str]>)] = &[
@@ -157,6 +157,16 @@ impl Sandbox {
             lua.create_function(move |_, ()| Ok(e.borrow_mut().pair()))?,
         )?;
         f.raw_set("log", log)?;
+        let plain = lua.create_function(|lua, v: mlua::Value| {
+            Ok(match v {
+                mlua::Value::Error(e) => {
+                    mlua::Value::String(lua.create_string(crate::compute::message_of(&e))?)
+                }
+                other => other,
+            })
+        })?;
+        crate::coroutines::set_plain(lua, &plain)?;
+        f.raw_set("plain", plain)?;
         let wrapped: Table = lua
             .load(include_str!("sandbox.lua"))
             .set_name("=luapool-sandbox")
@@ -172,7 +182,7 @@ impl Sandbox {
             };
             base.push((name, v));
         }
-        for name in ["xpcall", "print", "collectgarbage"] {
+        for name in ["pcall", "xpcall", "print", "collectgarbage"] {
             base.push((name, wrapped.raw_get(name)?));
         }
         let libs = lua.create_table()?;
