@@ -73,6 +73,7 @@ impl Chunks {
             return;
         }
         let key = self.key(code, name);
+        self.clock += 1;
         if let Some(old) = self.map.remove(&key) {
             self.bytes -= old.bytes;
         }
@@ -100,5 +101,53 @@ impl Chunks {
                 used: self.clock,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(lua: &mlua::Lua, code: &str) -> Function {
+        lua.load(code).into_function().unwrap()
+    }
+
+    #[test]
+    fn a_hash_collision_is_a_miss_never_the_other_script() {
+        let lua = mlua::Lua::new();
+        let mut c = Chunks::new();
+        c.insert(b"return 1", "=a", f(&lua, "return 1"), 100);
+        // Another script filed under the key of "return 2" (a collision).
+        let key = c.key(b"return 2", "=a");
+        let e = c.map.remove(&c.key(b"return 1", "=a")).unwrap();
+        c.map.insert(key, e);
+        assert!(c.get(b"return 2", "=a").is_none());
+        // The same code under another chunk name is another chunk.
+        c.insert(b"return 3", "=a", f(&lua, "return 3"), 100);
+        assert!(c.get(b"return 3", "=b").is_none());
+        assert!(c.get(b"return 3", "=a").is_some());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_bytes_and_count_dropping_the_least_recent() {
+        let lua = mlua::Lua::new();
+        let mut c = Chunks::new();
+        let g = f(&lua, "return 0");
+        for i in 0..MAX_ENTRIES + 10 {
+            c.insert(format!("return {i}").as_bytes(), "=x", g.clone(), 10);
+        }
+        assert_eq!(c.map.len(), MAX_ENTRIES);
+        assert!(c.get(b"return 0", "=x").is_none(), "oldest dropped");
+        assert!(c.get(b"return 10", "=x").is_some(), "newer kept");
+        let big = MAX_BYTES / 4 - 100;
+        for i in 0..5 {
+            c.insert(format!("big {i}").as_bytes(), "=x", g.clone(), big);
+        }
+        assert!(c.bytes <= MAX_BYTES, "{} bytes kept", c.bytes);
+        assert!(c.get(b"big 4", "=x").is_some());
+        assert!(c.get(b"big 0", "=x").is_none(), "evicted for bytes");
+        // Too large for a quarter of the cache: not kept at all.
+        c.insert(b"huge", "=x", g.clone(), MAX_BYTES);
+        assert!(c.get(b"huge", "=x").is_none());
     }
 }

@@ -44,6 +44,8 @@ pub struct Worker {
     /// `ext.table`, wrapped by the sandbox.
     pub(crate) ext_table: Function,
     pub(crate) chunks: Chunks,
+    /// The environment a cached chunk holds between computes (empty).
+    pub(crate) no_env: Table,
     pub(crate) cpu: CpuTimer,
     /// The heap after the last full collection.
     pub(crate) clean: usize,
@@ -127,7 +129,10 @@ impl Worker {
             Err(e) => return Err(e),
         };
         f.set_environment(env)?;
-        let packed: Table = self.xpcall.call((f, self.handler.clone()))?;
+        let packed = self.xpcall.call::<Table>((&f, self.handler.clone()));
+        // The cached chunk must not keep this compute's globals alive.
+        f.set_environment(self.no_env.clone())?;
+        let packed = packed?;
         let n: i64 = packed.raw_get("n")?;
         let mut results = (1..=n)
             .map(|i| packed.raw_get::<mlua::Value>(i))

@@ -20,7 +20,7 @@ use std::sync::atomic::{compiler_fence, Ordering};
 
 use mlua::ffi::{self, lua_State};
 
-use crate::statics::{RUNNING, RUNNING_DEPTH};
+use crate::statics::{PLAIN_KEY, RUNNING, RUNNING_DEPTH};
 use crate::stop;
 
 /// The C functions, in the order `functions` pushes them.
@@ -105,11 +105,8 @@ unsafe fn auxresume(l: *mut lua_State, co: *mut lua_State, narg: c_int) -> c_int
     }
 }
 
-/// The registry key of `plain(e)` (`sandbox.lua`), which turns an error
-/// raised by a Rust callback into its message.
-static PLAIN_KEY: u8 = 0;
-
-/// Registers `plain` for the functions here.
+/// Registers `plain(e)` (`sandbox.lua`), which turns an error raised by a
+/// Rust callback into its message, for the functions here.
 pub fn set_plain(lua: &mlua::Lua, plain: &mlua::Function) -> mlua::Result<()> {
     // SAFETY: stores the one argument in the registry.
     unsafe {

@@ -163,6 +163,7 @@ impl Worker {
             sandbox.checked(raw)?
         };
         drop(g);
+        let no_env = lua.create_table()?;
         Ok(Worker {
             lua,
             ext,
@@ -173,6 +174,7 @@ impl Worker {
             traceback,
             ext_table,
             chunks: Chunks::new(),
+            no_env,
             cpu,
             clean: memory::allocated(),
         })

@@ -75,3 +75,10 @@ pub static HEAP_CAP: AtomicUsize = AtomicUsize::new(0);
 /// retry after an emergency collection may be): a key of the request, or
 /// 0 (`memory.rs`).
 pub static REFUSED: AtomicUsize = AtomicUsize::new(0);
+
+/// Registry keys by address (their values never change): the stop
+/// strings, one per `stop::Reason` (`stop.rs`), and `plain`
+/// (`coroutines.rs`).
+pub static STOP_KEYS: [u8; 5] = [0; 5];
+/// See [`STOP_KEYS`].
+pub static PLAIN_KEY: u8 = 0;

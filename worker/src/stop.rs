@@ -98,8 +98,7 @@ impl Reason {
 
     /// The registry key of the Lua string [`text`](Self::text).
     fn key(self) -> *const c_void {
-        static KEYS: [u8; 5] = [0; 5];
-        &KEYS[self as usize - 1] as *const u8 as *const c_void
+        &crate::statics::STOP_KEYS[self as usize - 1] as *const u8 as *const c_void
     }
 }
 
