@@ -82,3 +82,7 @@ pub static REFUSED: AtomicUsize = AtomicUsize::new(0);
 pub static STOP_KEYS: [u8; 5] = [0; 5];
 /// See [`STOP_KEYS`].
 pub static PLAIN_KEY: u8 = 0;
+/// Its address is the private key under which a writable external table's
+/// proxy holds its id (`materialize.rs`): a light userdata, which no
+/// script can make.
+pub static ID_KEY_ADDR: u8 = 0;

@@ -21,6 +21,12 @@
 //! Attacks that probe the supervisor (`forge`, `bad-requests`, `pipelined`)
 //! end the compute normally and return, as a string, what the supervisor
 //! answered, so a test sees exactly what an attacker would have learnt.
+//!
+//! The `confined-*` attacks (`open`, `socket`, `execve`) apply the real
+//! worker's confinement (`luapool_worker::confine`) before saying ready,
+//! then try that system call mid-compute, as a script that escaped the Lua
+//! sandbox would: the seccomp filter kills the process, or the call fails
+//! and the compute returns `blocked: …` (`escaped: …` if it worked).
 
 use std::process::ExitCode;
 use std::time::Duration;
