@@ -67,7 +67,6 @@ impl Worker {
     /// Runs one compute. An `Err` means the ring broke: the worker must exit.
     pub fn run(&mut self, start: &Start) -> Result<Outcome, ConnError> {
         let limits = start.limits;
-        memory::begin(usize::try_from(limits.memory).unwrap_or(usize::MAX));
         cpu::start_clock();
         self.cpu.arm(Duration::from_millis(limits.cpu_time_ms));
         stop::begin(limits.instructions);
@@ -79,6 +78,7 @@ impl Worker {
         // no instruction ran after it to stop it.
         let reason = stop::reason().or(memory::refused().then_some(Reason::Memory));
         stop::end();
+        memory::end();
         let outcome = match (reason, outcome) {
             // A stop ends the compute whatever Lua made of it (a `__close`
             // handler that caught it, a result returned after it).
@@ -109,7 +109,10 @@ impl Worker {
     }
 
     fn call(&mut self, start: &Start) -> mlua::Result<Outcome> {
+        // Drops the previous compute's read-only cache first, so that its
+        // memory is not counted from inside this one.
         self.ext.begin(&self.lua)?;
+        memory::begin(usize::try_from(start.limits.memory).unwrap_or(usize::MAX));
         let io = self.ext.bare(&self.lua, start.io, true)?;
         let home = self.ext.bare(&self.lua, start.home, false)?;
         let ext = self.lua.create_table()?;

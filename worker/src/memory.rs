@@ -101,6 +101,11 @@ pub fn begin(limit: usize) {
     REFUSED.store(0, Ordering::Relaxed);
 }
 
+/// Ends a compute's limit (the cap stays).
+pub fn end() {
+    COMPUTE_LIMIT.store(0, Ordering::Relaxed);
+}
+
 /// The running compute's memory: what the heap holds above where it started.
 pub fn used() -> usize {
     allocated().saturating_sub(COMPUTE_BASE.load(Ordering::Relaxed))
