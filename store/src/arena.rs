@@ -146,6 +146,18 @@ impl Arena {
         Ok(())
     }
 
+    /// `table[key] = table[key] .. bytes` for a string value, in place,
+    /// quota checked before applying; no read-only check.
+    pub fn append_str(&mut self, id: TableId, key: &Key, bytes: &[u8]) -> Result<(), StoreError> {
+        self.reserve(bytes.len() as u64)?;
+        let delta = self
+            .table_mut(id)?
+            .append_str(super::cell::KeyView::of(key), bytes)
+            .ok_or_else(|| StoreError::NotAString(key.clone()))?;
+        self.adjust(delta);
+        Ok(())
+    }
+
     /// Drops the tombstones of a freshly built table.
     pub fn compact(&mut self, id: TableId) -> Result<(), StoreError> {
         let freed = self.table_mut(id)?.compact();

@@ -277,6 +277,7 @@ impl Session {
             scope: Scope {
                 session: self.arena,
                 home: self.home.arena,
+                io: Some(self.io),
             },
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,

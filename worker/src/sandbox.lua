@@ -13,8 +13,9 @@
 -- Error values stay what the script raised. An error raised by a Rust
 -- callback through mlua reaches Lua as opaque userdata whose text holds a
 -- Rust traceback with internal chunk names. So the worker's own callbacks
--- never raise: they return `true, results...` or `false, message`, and
--- `checked` raises the message as a plain Lua string at the script's line.
+-- never raise: they return `true, results...` or `false, message` (or
+-- `nil, message`), and Lua raises the message as a plain string at the
+-- script's line (`check` here, `fail` in the prelude).
 -- For any other Rust callback (bigint's, the external tables'), every place
 -- a script can catch an error (pcall, xpcall's handler, coroutine.resume,
 -- wrap and close) hands it `plain(e)`: such userdata becomes its message.
@@ -27,11 +28,6 @@ local stopped, clock, count, randomseed, entropy, log =
 local function check(ok, ...)
   if not ok then error((...), 2) end
   return ...
-end
-
--- Wraps a Rust function that returns `true, ...` or `false, message`.
-local function checked(f)
-  return function(...) return check(f(...)) end
 end
 
 local function caught(ok, ...)
@@ -114,5 +110,5 @@ end
 return {
   pcall = PCALL, xpcall = XPCALL, setmetatable = SETMETATABLE, print = PRINT,
   collectgarbage = COLLECTGARBAGE, randomseed = RANDOMSEED, clock = clock,
-  checked = checked, new_env = new_env,
+  new_env = new_env,
 }

@@ -83,8 +83,6 @@ pub struct Sandbox {
     libs: Table,
     /// `sandbox.lua`'s `new_env(base, libs, s1, s2)`.
     new_env: Function,
-    /// `sandbox.lua`'s `checked(f)`.
-    checked: Function,
     entropy: Rc<RefCell<Entropy>>,
 }
 
@@ -232,15 +230,8 @@ impl Sandbox {
             base: base_table,
             libs,
             new_env: wrapped.raw_get("new_env")?,
-            checked: wrapped.raw_get("checked")?,
             entropy,
         })
-    }
-
-    /// Wraps a Rust function that returns `true, ...` or `false, message`
-    /// into one that returns `...` or raises `message` as a Lua string.
-    pub fn checked(&self, f: Function) -> mlua::Result<Function> {
-        self.checked.call(f)
     }
 
     /// A fresh global environment with `extra` globals (`_io`, `_home`, …).

@@ -1,7 +1,6 @@
 //! Building a worker's Lua state once: the allocator that counts, the stop
 //! hook's registry entries and signal handlers, the CPU-time timer, the
-//! external-table layer, the sandbox, and the two Rust callbacks a script
-//! can call (`print`'s line sink and `ext.table`).
+//! external-table layer, the sandbox, and `print`'s line sink.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -30,7 +29,7 @@ pub enum SetupError {
 }
 
 /// What a Rust callback hands back: `true, values...` or `false, message`
-/// (`sandbox.lua`'s `checked` raises the message as a plain string).
+/// (`sandbox.lua`'s `check` raises the message as a plain string).
 fn checked_result(lua: &Lua, r: Result<MultiValue, String>) -> mlua::Result<MultiValue> {
     let (ok, mut rest) = match r {
         Ok(v) => (true, v),
@@ -131,6 +130,7 @@ impl Worker {
         };
         let overrides = vec![
             ("next", prelude.raw_get("next")?),
+            ("pairs", prelude.raw_get("pairs")?),
             ("type", mlua::Value::Function(ro.type_.clone())),
             ("rawget", prelude.raw_get("rawget")?),
             ("rawlen", prelude.raw_get("rawlen")?),
@@ -151,17 +151,8 @@ impl Worker {
                 Ok(msg)
             })?
         };
-        let ext_table = {
-            let ext = ext.clone();
-            let raw = lua.create_function(move |lua, ()| {
-                let t = ext
-                    .new_table(lua)
-                    .map(|t| MultiValue::from_vec(vec![mlua::Value::Table(t)]))
-                    .map_err(|e| message_of(&e));
-                checked_result(lua, t)
-            })?;
-            sandbox.checked(raw)?
-        };
+        // `ext.table`: the prelude raises its errors as plain strings.
+        let ext_table: Function = prelude.raw_get("ext_table")?;
         drop(g);
         let no_env = lua.create_table()?;
         Ok(Worker {

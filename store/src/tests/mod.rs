@@ -34,6 +34,7 @@ pub(super) fn only(arena: ArenaId) -> Scope {
     Scope {
         session: arena,
         home: arena,
+        io: None,
     }
 }
 
