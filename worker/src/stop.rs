@@ -213,7 +213,14 @@ pub unsafe fn sync(l: *mut lua_State) {
                 ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, EVERY);
             }
         }
-        Mode::Armed => ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1),
+        Mode::Armed => {}
+    }
+    // SYNC POINT: a signal handler that armed the hook while the writes
+    // above were half done left `l` in a mixed state; it set the mode first
+    // (arm), so reading it after them is enough (same thread).
+    compiler_fence(Ordering::SeqCst);
+    if mode() == Mode::Armed {
+        ffi::lua_sethook(l, Some(hook), ffi::LUA_MASKCOUNT, 1);
     }
 }
 
