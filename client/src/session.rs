@@ -105,6 +105,9 @@ pub struct Session {
 pub struct ComputeOptions {
     /// Wall-clock limit (sent in whole milliseconds, at least 1).
     pub timeout: Option<Duration>,
+    /// CPU-time limit on the worker's own CPU clock (zero = none; sent in
+    /// whole milliseconds, at least 1 otherwise).
+    pub cpu_time: Option<Duration>,
     /// Instruction budget (0 = none).
     pub instructions: Option<u64>,
     /// Lua heap limit in bytes (0 = none).
@@ -205,6 +208,13 @@ impl Session {
     ) -> Result<ComputeOutput, ClientError> {
         let options = rpc::ComputeOptions {
             timeout_ms: opts.timeout.map(|t| (t.as_millis() as u64).max(1)),
+            cpu_time_ms: opts.cpu_time.map(|t| {
+                if t.is_zero() {
+                    0
+                } else {
+                    (t.as_millis() as u64).max(1)
+                }
+            }),
             instructions: opts.instructions,
             memory: opts.memory,
             chunk_name: opts.chunk_name,

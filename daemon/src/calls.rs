@@ -96,6 +96,7 @@ pub(crate) fn check_options(o: &rpc::ComputeOptions, max: &Limits) -> Result<(),
     // Destructured, so a limit added to `Limits` must be handled here.
     let Limits {
         timeout,
+        cpu_time,
         instructions,
         memory,
     } = *max;
@@ -107,17 +108,20 @@ pub(crate) fn check_options(o: &rpc::ComputeOptions, max: &Limits) -> Result<(),
             format!("{name}: {what}"),
         ))
     };
-    let max_ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
-    if let Some(ms) = o.timeout_ms {
-        if ms > max_ms {
+    let ms = |d: Duration| d.as_millis().min(u128::from(u64::MAX)) as u64;
+    let max_ms = ms(timeout);
+    if let Some(asked) = o.timeout_ms {
+        if asked > max_ms {
             return over(
                 "timeout_ms",
                 max_ms,
-                format!("{ms} is above the daemon's maximum of {max_ms}"),
+                format!("{asked} is above the daemon's maximum of {max_ms}"),
             );
         }
     }
+    // For these, 0 is "none": allowed only where the maximum is none.
     for (name, asked, max) in [
+        ("cpu_time_ms", o.cpu_time_ms, ms(cpu_time)),
         ("instructions", o.instructions, instructions),
         ("memory", o.memory, memory),
     ] {
@@ -150,6 +154,7 @@ pub(crate) fn options(
 ) -> ComputeOptions {
     ComputeOptions {
         timeout: o.timeout_ms.map(Duration::from_millis),
+        cpu_time: o.cpu_time_ms.map(Duration::from_millis),
         instructions: o.instructions,
         memory: o.memory,
         cancel: Some(cancel),

@@ -87,6 +87,10 @@ struct BoundArgs {
     /// (default: --timeout).
     #[arg(long, value_name = "SECONDS")]
     max_timeout: Option<f64>,
+    /// The longest CPU-time limit a compute may ask for, in seconds; 0 lets
+    /// a compute run without one (default: --cpu-time).
+    #[arg(long, value_name = "SECONDS")]
+    max_cpu_time: Option<f64>,
     /// The largest instruction budget a compute may ask for; 0 lets a
     /// compute run without one (default: --instructions).
     #[arg(long, value_name = "N")]
@@ -107,18 +111,27 @@ impl BoundArgs {
                 .ok_or_else(|| anyhow!("--max-timeout must be a positive number of seconds"))?,
             None => defaults.timeout,
         };
+        let max_cpu_time = match self.max_cpu_time {
+            Some(s) if s == 0.0 => Duration::ZERO,
+            Some(s) => Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow!("--max-cpu-time must be a number of seconds (0: none)"))?,
+            None => defaults.cpu_time,
+        };
         let maxima = Limits {
             timeout: max_timeout,
+            cpu_time: max_cpu_time,
             instructions: self.max_instructions.unwrap_or(defaults.instructions),
             memory: self.max_memory.map_or(defaults.memory, |m| m << 20),
         };
         let within = |d: u64, m: u64| m == 0 || (d != 0 && d <= m);
+        let ms = |d: Duration| d.as_millis() as u64;
         if defaults.timeout > maxima.timeout
+            || !within(ms(defaults.cpu_time), ms(maxima.cpu_time))
             || !within(defaults.instructions, maxima.instructions)
             || !within(defaults.memory, maxima.memory)
         {
             return Err(anyhow!(
-                "the default compute limits (--timeout, --instructions, --memory) must be within the maxima (--max-*)"
+                "the default compute limits (--timeout, --cpu-time, --instructions, --memory) must be within the maxima (--max-*)"
             ));
         }
         Ok(DaemonLimits {

@@ -34,8 +34,10 @@ pub enum ErrorKind {
     LuaError,
     /// Compute: instruction budget or wall clock.
     Timeout,
-    /// Compute: the Lua heap limit.
+    /// Compute: the memory limit.
     MemoryLimit,
+    /// Compute: a value copied out of Lua passed the conversion limit.
+    TooLarge,
     /// Compute: the worker died.
     WorkerCrashed,
     /// Compute: cancelled (by `cancel`, a disconnect or shutdown).
@@ -51,7 +53,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -64,6 +66,7 @@ impl ErrorKind {
         ErrorKind::LuaError,
         ErrorKind::Timeout,
         ErrorKind::MemoryLimit,
+        ErrorKind::TooLarge,
         ErrorKind::WorkerCrashed,
         ErrorKind::Cancelled,
         ErrorKind::Busy,
@@ -86,6 +89,7 @@ impl ErrorKind {
             ErrorKind::LuaError => "LuaError",
             ErrorKind::Timeout => "Timeout",
             ErrorKind::MemoryLimit => "MemoryLimit",
+            ErrorKind::TooLarge => "TooLarge",
             ErrorKind::WorkerCrashed => "WorkerCrashed",
             ErrorKind::Cancelled => "Cancelled",
             ErrorKind::Busy => "Busy",
@@ -100,6 +104,7 @@ impl ErrorKind {
             ComputeError::LuaError { .. } => ErrorKind::LuaError,
             ComputeError::Timeout { .. } => ErrorKind::Timeout,
             ComputeError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+            ComputeError::TooLarge { .. } => ErrorKind::TooLarge,
             ComputeError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             ComputeError::WorkerCrashed { .. } => ErrorKind::WorkerCrashed,
             ComputeError::Cancelled => ErrorKind::Cancelled,

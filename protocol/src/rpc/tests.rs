@@ -29,6 +29,7 @@ fn every_request_encodes_and_decodes_back_to_itself() {
     let data = rmp_serde::to_vec(&serde_json::json!({"rows": [1, 2, {"a": null}]})).unwrap();
     let options = ComputeOptions {
         timeout_ms: Some(5),
+        cpu_time_ms: Some(0),
         instructions: Some(0),
         memory: None,
         chunk_name: Some("=x".into()),

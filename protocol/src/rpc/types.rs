@@ -14,6 +14,10 @@ pub struct ComputeOptions {
     /// Wall-clock limit in milliseconds (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// CPU-time limit in milliseconds on the worker's own CPU clock; 0 =
+    /// none (if the operator allows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time_ms: Option<u64>,
     /// Lua instruction budget; 0 = none (if the operator allows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<u64>,
