@@ -112,7 +112,7 @@ impl BoundArgs {
             None => defaults.timeout,
         };
         let max_cpu_time = match self.max_cpu_time {
-            Some(s) if s == 0.0 => Duration::ZERO,
+            // 0 gives Duration::ZERO: none.
             Some(s) => Duration::try_from_secs_f64(s)
                 .map_err(|_| anyhow!("--max-cpu-time must be a number of seconds (0: none)"))?,
             None => defaults.cpu_time,
