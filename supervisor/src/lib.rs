@@ -30,6 +30,9 @@
 //!   `_home` (`home.rs`).
 //! - `compute.rs`: one compute's conversation with its worker, answering
 //!   its table requests from the store within the session's scope.
+//! - `metrics.rs`: what [`PoolStats`] measures besides counters: wait and
+//!   run times ([`ComputeTimes`], fixed-size [`Histogram`]s), errors by
+//!   kind, each worker's state.
 #![deny(missing_docs)]
 
 mod builder;
@@ -37,6 +40,7 @@ mod compute;
 mod config;
 mod error;
 mod home;
+mod metrics;
 mod pool;
 mod session;
 mod turn;
@@ -48,7 +52,9 @@ pub use config::Limits;
 pub use error::{PoolError, SessionError};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
+pub use luapool_protocol::api::{Latency, WorkerState};
 pub use luapool_protocol::TableId;
 pub use luapool_store::{StoreError, StoreStats};
+pub use metrics::{ComputeTimes, Histogram};
 pub use pool::{Pool, PoolStats};
 pub use session::{ComputeOptions, Session, TableInfo};

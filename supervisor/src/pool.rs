@@ -12,7 +12,7 @@
 //! otherwise a client with a script that crashes its worker (or runs into
 //! its limits) could take the whole pool down by repeating it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,12 +22,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 
+use luapool_protocol::api::{Latency, WorkerState};
 use luapool_store::{Store, StoreStats};
 
 use crate::compute::{serve, ComputeOutput, Fate, Job, Reply};
 use crate::config::Config;
 use crate::error::{ComputeError, PoolError};
 use crate::home::Home;
+use crate::metrics::{PoolMetrics, Slot};
 use crate::worker_proc::{find_worker, WorkerProc};
 
 /// How often an idle serving thread checks that its worker is alive.
@@ -82,7 +84,7 @@ impl Ticket {
 type Queued = (Job, Arc<Ticket>);
 
 /// Counters for monitoring and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
     /// Workers configured.
     pub workers: usize,
@@ -103,6 +105,16 @@ pub struct PoolStats {
     pub crash_loop: bool,
     /// The table store.
     pub store: StoreStats,
+    /// How long computes waited, from their arrival until a worker started
+    /// them (computes that never ran are not counted).
+    pub wait: Latency,
+    /// How long computes ran on a worker.
+    pub run: Latency,
+    /// Failed computes by error kind (`LuaError`, `Timeout`, ...; every
+    /// kind, zeros included).
+    pub errors: BTreeMap<String, u64>,
+    /// What each worker does now, one entry per worker.
+    pub worker_states: Vec<WorkerState>,
 }
 
 /// State shared by the pool and its serving threads.
@@ -120,6 +132,8 @@ pub(crate) struct Shared {
     recent_crashes: Mutex<VecDeque<Instant>>,
     /// Process ids of the running workers (for [`Pool::worker_pids`]).
     pids: Mutex<Vec<u32>>,
+    /// Wait and run times, errors, workers' states.
+    pub(crate) metrics: PoolMetrics,
 }
 
 /// A pool of worker processes and the store they serve. Create with
@@ -155,6 +169,7 @@ impl Pool {
             crash_loop: AtomicBool::new(false),
             recent_crashes: Mutex::new(VecDeque::new()),
             pids: Mutex::new(Vec::new()),
+            metrics: PoolMetrics::new(n),
             config,
         });
         let (started_tx, started) = crossbeam_channel::bounded(n);
@@ -171,7 +186,7 @@ impl Pool {
                                 shared.alive.fetch_add(1, Ordering::Relaxed);
                                 shared.pids.lock().push(w.pid());
                                 let _ = started.send(Ok(()));
-                                slot(shared, rx, Some(w));
+                                slot(shared, rx, Some(w), i);
                             }
                             Err(e) => drop(started.send(Err(e))),
                         }
@@ -206,6 +221,7 @@ impl Pool {
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
+        let crash_loop = s.crash_loop.load(Ordering::Relaxed);
         PoolStats {
             workers: s.config.workers,
             alive: s.alive.load(Ordering::Relaxed),
@@ -213,8 +229,12 @@ impl Pool {
             crashes: s.crashes.load(Ordering::Relaxed),
             computes: s.computes.load(Ordering::Relaxed),
             queued: self.waiting.load(Ordering::Relaxed),
-            crash_loop: s.crash_loop.load(Ordering::Relaxed),
+            crash_loop,
             store: s.store.stats(),
+            wait: s.metrics.times.wait.latency(),
+            run: s.metrics.times.run.latency(),
+            errors: s.metrics.errors(),
+            worker_states: s.metrics.worker_states(crash_loop),
         }
     }
 
@@ -336,9 +356,10 @@ impl Shared {
         if recent.len() > self.config.restart_intensity
             && !self.crash_loop.swap(true, Ordering::Relaxed)
         {
-            eprintln!(
-                "luapool: more than {} worker crashes within {:?}; no longer respawning workers",
-                self.config.restart_intensity, self.config.restart_period
+            tracing::error!(
+                "more than {} worker crashes within {:?}; no longer respawning workers",
+                self.config.restart_intensity,
+                self.config.restart_period
             );
         }
     }
@@ -357,7 +378,7 @@ impl Shared {
                 Ok(w)
             }
             Err(e) => {
-                eprintln!("luapool: {e}");
+                tracing::warn!("{e}");
                 self.note_crash(true);
                 Err(ComputeError::Unavailable {
                     message: e.to_string(),
@@ -390,7 +411,7 @@ impl Shared {
                 .map(|why| format!("sent {why}; killed ({})", w.kill()))
         };
         if let Some(why) = problem {
-            eprintln!("luapool: worker {} {why}; replacing it", w.pid());
+            tracing::warn!("worker {} {why}; replacing it", w.pid());
             self.retire(worker, End::CrashedIdle);
         }
     }
@@ -425,15 +446,19 @@ impl Shared {
     }
 }
 
-/// One serving thread: owns one worker, runs jobs on it, replaces it when it dies.
-fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>) {
+/// One serving thread (number `me`): owns one worker, runs jobs on it,
+/// replaces it when it dies.
+fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>, me: usize) {
+    let metrics = &shared.metrics;
     loop {
         if worker.is_none() && !shared.crash_loop.load(Ordering::Relaxed) {
+            metrics.slot(me, Slot::Starting);
             match shared.respawn() {
                 Ok(w) => worker = Some(w),
                 Err(_) => std::thread::sleep(HEALTH_EVERY),
             }
         }
+        metrics.slot(me, Slot::Waiting(worker.is_some()));
         let (mut job, ticket) = match jobs.recv_timeout(HEALTH_EVERY) {
             Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => {
@@ -458,12 +483,16 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             }
         };
         job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
+        let began = Instant::now();
+        metrics.slot(me, Slot::Running(began));
         let served = serve(w, &shared.store, &mut job);
+        metrics.ran(job.arrived, began, job.times.as_deref());
         match served.fate {
             Fate::Kept => {}
             Fate::Killed => shared.retire(&mut worker, End::Killed),
             Fate::Crashed => shared.retire(&mut worker, End::CrashedInCompute),
         }
+        metrics.slot(me, Slot::Waiting(worker.is_some()));
         shared.computes.fetch_add(1, Ordering::Relaxed);
         ticket.answer(served.result);
     }
