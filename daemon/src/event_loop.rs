@@ -330,7 +330,7 @@ impl EventLoop {
         };
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
         self.tenants += usize::from(!operator);
-        tracing::debug!(token, operator, tcp, "connection opened");
+        tracing::debug!("connection {token} opened (operator: {operator}, tcp: {tcp})");
         self.readers.insert(
             token,
             Reader {
@@ -440,7 +440,7 @@ impl EventLoop {
         release(&self.shared, r.reserved);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         self.tenants -= usize::from(!conn.operator);
-        tracing::debug!(token = n, "connection closed");
+        tracing::debug!("connection {n} closed");
     }
 
     /// A protocol error: the client gets its error reply, then the connection closes.

@@ -9,5 +9,6 @@ mod faults;
 pub mod harness;
 mod isolation;
 mod lifecycle;
+mod metrics;
 mod races;
 mod soak;

@@ -3,6 +3,7 @@
 
 mod bigint;
 mod cli;
+mod cli_call;
 mod common;
 mod contract;
 mod daemon;
@@ -10,6 +11,7 @@ mod examples;
 mod faults;
 mod long_strings;
 mod machinery;
+mod pool_stats;
 mod reference;
 mod sandbox;
 mod soak;
