@@ -196,6 +196,9 @@ impl RpcError {
             SessionError::Store(s @ (StoreError::Quota { .. } | StoreError::ArenaFull(_))) => {
                 RpcError::new("QuotaExceeded", s.to_string())
             }
+            SessionError::Store(s @ StoreError::OutputTooLarge { .. }) => {
+                RpcError::new("OutputTooLarge", s.to_string())
+            }
             SessionError::Store(s) => RpcError::new("StoreError", s.to_string()),
             SessionError::Convert(m) => RpcError::bad_request(format!("conversion: {m}")),
         }

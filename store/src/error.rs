@@ -45,10 +45,11 @@ pub enum StoreError {
     /// Nesting deeper than [`MAX_NESTING`](super::MAX_NESTING).
     #[error("tables nested more than {} deep", super::MAX_NESTING)]
     TooDeep,
-    /// Extracting would repeat shared tables into a result too large to build.
-    #[error("result would exceed {limit} values (a table shared many times is copied each time)")]
-    TooLarge {
-        /// The most values the result may hold.
+    /// A conversion out of the store would pass its byte limit (a table
+    /// shared many times counts each time it is emitted). Nothing is changed.
+    #[error("output too large: the result would exceed the output limit of {limit} bytes (max_output_bytes; a table shared many times counts each time it is emitted)")]
+    OutputTooLarge {
+        /// The limit in bytes.
         limit: u64,
     },
     /// Host data given as MessagePack bytes is not well-formed.

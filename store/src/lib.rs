@@ -45,6 +45,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use arena::{arena_of, Arena};
 
 pub use error::StoreError;
+pub use extract::{OutputBudget, DEFAULT_MAX_OUTPUT_BYTES};
 pub use handle::{MAX_ENTRIES, MAX_RANGE};
 pub use inline::{
     INLINE_BUDGET_BYTES, INLINE_BUDGET_ENTRIES, INLINE_MAX_DEPTH, INLINE_MAX_ENTRIES,
@@ -259,11 +260,52 @@ impl Store {
     }
 
     /// Deep read for the host: tables become arrays or maps (see
-    /// [`HostValue`] for the rules). A cycle is [`StoreError::Cycle`].
+    /// [`HostValue`] for the rules), within [`DEFAULT_MAX_OUTPUT_BYTES`]. A
+    /// cycle is [`StoreError::Cycle`].
     pub fn extract(&self, v: &Value) -> Result<HostValue, StoreError> {
+        self.extract_within(v, &mut OutputBudget::new(DEFAULT_MAX_OUTPUT_BYTES))
+    }
+
+    /// [`extract`](Self::extract) charging `budget`: the MessagePack bytes
+    /// of the value plus what the tree takes in memory. Past the budget,
+    /// [`StoreError::OutputTooLarge`].
+    pub fn extract_within(
+        &self,
+        v: &Value,
+        budget: &mut OutputBudget,
+    ) -> Result<HostValue, StoreError> {
+        let mut bytes = Vec::new();
+        self.emit(v, budget, true, &mut bytes)?;
+        extract::to_host(&bytes)
+    }
+
+    /// Deep read for the host as one MessagePack value appended to `out`,
+    /// written straight from the store, charging `budget` for every byte.
+    /// Past the budget, [`StoreError::OutputTooLarge`] (and `out` holds a
+    /// partial value: discard it).
+    pub fn extract_msgpack(
+        &self,
+        v: &Value,
+        budget: &mut OutputBudget,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.emit(v, budget, false, out)
+    }
+
+    fn emit(
+        &self,
+        v: &Value,
+        budget: &mut OutputBudget,
+        tree: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         match v {
-            Value::Table(id) => extract::extract(&self.arena_for(*id)?.lock(), *id),
-            _ => extract::extract_scalar(v),
+            Value::Table(id) => {
+                let arena = self.arena_for(*id)?;
+                let guard = arena.lock();
+                extract::emit(Some(&guard), v, budget, tree, out)
+            }
+            _ => extract::emit(None, v, budget, tree, out),
         }
     }
 

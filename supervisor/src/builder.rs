@@ -38,6 +38,7 @@ impl Default for PoolBuilder {
                 worker_address_space: 4 << 30,
                 restart_intensity: 10,
                 restart_period: Duration::from_secs(10),
+                max_output_bytes: luapool_store::DEFAULT_MAX_OUTPUT_BYTES,
             },
         }
     }
@@ -88,6 +89,16 @@ impl PoolBuilder {
     pub fn restart_intensity(mut self, restarts: usize, period: Duration) -> Self {
         self.config.restart_intensity = restarts;
         self.config.restart_period = period;
+        self
+    }
+    /// The most bytes one conversion out of the store may produce (default
+    /// 1 GiB; 0 = none): `get_output`, `get_output_field` and a compute's
+    /// return values, counted as their MessagePack bytes (the `*_msgpack`
+    /// methods, the daemon's replies) plus, for a value tree, what it takes
+    /// in memory. A table shared many times counts each time it is emitted.
+    /// Past it: `OutputTooLarge`, and nothing stored changes.
+    pub fn max_output_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_output_bytes = bytes;
         self
     }
     /// Starts the workers and returns the pool.

@@ -39,4 +39,5 @@ pub struct Config {
     pub(crate) worker_address_space: u64,
     pub(crate) restart_intensity: usize,
     pub(crate) restart_period: Duration,
+    pub(crate) max_output_bytes: u64,
 }

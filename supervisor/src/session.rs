@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use luapool_protocol::api::{from_host, HostValue};
-use luapool_store::{ArenaId, Scope, Store};
+use luapool_store::{ArenaId, OutputBudget, Scope, Store};
 
 use crate::compute::{CancelToken, ComputeOutput, Job, LogSink};
 use crate::error::{ComputeError, SessionError};
@@ -277,6 +277,7 @@ impl Session {
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
             on_log: opts.on_log,
+            max_output_bytes: self.pool.shared.config.max_output_bytes,
             reply,
         };
         let out = self.pool.run(job, &result);
@@ -320,14 +321,21 @@ impl Session {
         })
     }
 
+    fn budget(&self) -> OutputBudget {
+        OutputBudget::new(self.pool.shared.config.max_output_bytes)
+    }
+
     fn extract<T: DeserializeOwned>(&self, v: &Value) -> Result<T, SessionError> {
-        let hv = self.store().extract(v)?;
+        let hv = self.store().extract_within(v, &mut self.budget())?;
         from_host(hv).map_err(|e| SessionError::Convert(e.to_string()))
     }
 
+    /// Straight from the store to MessagePack bytes, bounded by the output limit.
     fn extract_msgpack(&self, v: &Value) -> Result<Vec<u8>, SessionError> {
-        let hv = self.store().extract(v)?;
-        rmp_serde::to_vec(&hv).map_err(|e| SessionError::Convert(e.to_string()))
+        let mut out = Vec::new();
+        self.store()
+            .extract_msgpack(v, &mut self.budget(), &mut out)?;
+        Ok(out)
     }
 
     /// Collects the session's arena if it grew enough. The store's GC must

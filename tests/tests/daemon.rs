@@ -6,3 +6,4 @@ mod api;
 mod faults;
 mod harness;
 mod lifecycle;
+mod output;

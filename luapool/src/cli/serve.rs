@@ -34,6 +34,12 @@ pub struct ServeArgs {
     /// The token TCP clients must send with `auth` before anything else.
     #[arg(long, value_name = "TOKEN", requires = "tcp")]
     token: Option<String>,
+    /// The most MiB one reply's data may take (`get_output`,
+    /// `get_output_field`, a compute's return values); a table stored many
+    /// times counts each time it is sent. Past it the call fails with
+    /// `OutputTooLarge` and nothing stored changes (0 = no limit).
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    max_output: u64,
     /// Seconds running computes get to finish on SIGTERM before they are cancelled.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     grace: f64,
@@ -55,7 +61,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.socket.display()
         );
     }
-    let mut pool = Pool::builder().queue(args.queue).limits(limits);
+    let mut pool = Pool::builder()
+        .queue(args.queue)
+        .limits(limits)
+        .max_output_bytes(args.max_output.saturating_mul(1 << 20));
     if let Some(n) = args.workers {
         pool = pool.workers(n);
     }

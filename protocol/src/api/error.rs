@@ -54,6 +54,14 @@ pub enum ComputeError {
         /// Why.
         message: String,
     },
+    /// The compute's return values would pass the output limit
+    /// (`max_output_bytes`): a table shared many times counts each time it
+    /// is emitted. What the compute stored stays.
+    #[error("output too large: the return values would exceed the output limit of {limit} bytes")]
+    OutputTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The compute's result could not be converted (e.g. a cycle).
     #[error("bad result: {message}")]
     BadResult {

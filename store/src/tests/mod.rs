@@ -2,6 +2,7 @@
 
 mod convert;
 mod encode;
+mod extract;
 mod gc;
 mod load_bytes;
 mod measure;

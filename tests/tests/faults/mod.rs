@@ -11,6 +11,7 @@ mod backpressure;
 mod crashes;
 mod hostile;
 mod memory;
+mod output;
 mod runaway;
 
 use std::path::{Path, PathBuf};
