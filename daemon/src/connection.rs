@@ -246,7 +246,9 @@ impl Reader {
         };
         let pool = &self.shared.pool;
         let session = Arc::new(match &home {
-            Some(name) => pool.session_with_home(name),
+            Some(name) => pool
+                .session_with_home(name)
+                .map_err(|e| RpcError::session(&e))?,
             None => pool.session(),
         });
         let sid = self.shared.next_session.fetch_add(1, Ordering::Relaxed);

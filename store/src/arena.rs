@@ -8,6 +8,8 @@
 
 use luapool_protocol::{Key, TableId, Value};
 
+use super::cell::{KeyView, SKey};
+use super::journal::Journal;
 use super::table::{Table, TABLE_BYTES};
 use super::{ArenaId, ArenaStats, StoreError};
 
@@ -27,6 +29,8 @@ pub(crate) struct Arena {
     live: usize,
     bytes: u64,
     quota: u64,
+    /// The undo log of the open transaction, if any.
+    journal: Option<Journal>,
 }
 
 impl Arena {
@@ -40,6 +44,7 @@ impl Arena {
             live: 0,
             bytes: 0,
             quota,
+            journal: None,
         }
     }
 
@@ -97,7 +102,8 @@ impl Arena {
 
     /// Places a table whose accounted size is `bytes`, without a quota check
     /// (the caller reserved). Returns its id.
-    pub fn insert(&mut self, table: Table, bytes: u64) -> Result<TableId, StoreError> {
+    pub fn insert(&mut self, mut table: Table, bytes: u64) -> Result<TableId, StoreError> {
+        table.fresh = self.journal.is_some();
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(table);
@@ -112,13 +118,18 @@ impl Arena {
         };
         self.live += 1;
         self.bytes += bytes;
+        if let Some(j) = &mut self.journal {
+            j.created.push(slot);
+        }
         Ok(TableId::new(self.id, slot))
     }
 
     /// Fills a placeholder (an empty table inserted with 0 bytes) with
     /// `table`, whose accounted size is `bytes`, without a quota check.
-    pub fn fill(&mut self, id: TableId, table: Table, bytes: u64) -> Result<(), StoreError> {
-        *self.table_mut(id)? = table;
+    pub fn fill(&mut self, id: TableId, mut table: Table, bytes: u64) -> Result<(), StoreError> {
+        let t = self.table_mut(id)?;
+        table.fresh = t.fresh;
+        *t = table;
         self.bytes += bytes;
         Ok(())
     }
@@ -140,10 +151,78 @@ impl Arena {
     }
 
     /// `table[key] = value` without a quota check (the caller reserved).
+    /// Inside a transaction, the value the key held is logged for undo.
     pub fn set_unchecked(&mut self, id: TableId, key: Key, value: Value) -> Result<(), StoreError> {
-        let delta = self.table_mut(id)?.set(key, value);
+        let t = self.table_mut(id)?;
+        let (delta, old) = t.replace(KeyView::of(&key), value.into());
+        let fresh = t.fresh;
         self.adjust(delta);
+        if let (Some(j), false) = (&mut self.journal, fresh) {
+            j.record(id.slot(), SKey::from(key), old);
+        }
         Ok(())
+    }
+
+    /// Begins a transaction: from now on writes are logged so that
+    /// [`rollback`](Self::rollback) can undo them. Nothing happens if one
+    /// is open already.
+    pub fn begin(&mut self) {
+        if self.journal.is_none() {
+            self.journal = Some(Journal::default());
+        }
+    }
+
+    /// The open transaction's log, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Ends the open transaction keeping its writes.
+    pub fn commit(&mut self) {
+        if let Some(j) = self.journal.take() {
+            for slot in j.created {
+                if let Some(Some(t)) = self.slots.get_mut(slot as usize) {
+                    t.fresh = false;
+                }
+            }
+        }
+    }
+
+    /// Ends the open transaction undoing its writes: every key written holds
+    /// its first value again, the tables it created are freed, and the
+    /// bytes of the tables it touched are counted anew.
+    pub fn rollback(&mut self) {
+        let Some(j) = self.journal.take() else {
+            return;
+        };
+        let mut touched: Vec<u32> = j.old.keys().map(|(slot, _)| *slot).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut bytes = self.bytes as i64;
+        for &slot in &touched {
+            if let Some(Some(t)) = self.slots.get(slot as usize) {
+                bytes -= t.bytes() as i64;
+            }
+        }
+        for ((slot, key), old) in j.old.into_iter().rev() {
+            if let Some(Some(t)) = self.slots.get_mut(slot as usize) {
+                t.replace(key.view(), old);
+            }
+        }
+        for &slot in &touched {
+            if let Some(Some(t)) = self.slots.get_mut(slot as usize) {
+                t.compact();
+                bytes += t.bytes() as i64;
+            }
+        }
+        for slot in j.created {
+            if let Some(t) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+                bytes -= t.bytes() as i64;
+                self.free.push(slot);
+                self.live -= 1;
+            }
+        }
+        self.bytes = bytes.max(0) as u64;
     }
 
     /// Drops the tombstones of a freshly built table.
@@ -167,6 +246,9 @@ impl Arena {
     /// ids of tables it has not linked yet, and traversals lose their place).
     /// Returns the number of tables freed.
     pub fn collect(&mut self) -> usize {
+        if self.journal.is_some() {
+            return 0; // a compute runs: its tables may not be linked yet
+        }
         let mut marked = vec![false; self.slots.len()];
         let mut stack: Vec<usize> = self.roots.iter().map(|&s| s as usize).collect();
         while let Some(s) = stack.pop() {

@@ -31,6 +31,7 @@ mod extract;
 mod handle;
 mod hash_part;
 mod inline;
+mod journal;
 mod load_bytes;
 mod table;
 #[cfg(test)]
@@ -338,6 +339,37 @@ impl Store {
     ) -> Option<luapool_protocol::RequestErrorKind> {
         out.clear();
         self.with_scope(scope, |locked| handle::handle_into(locked, scope, req, out))
+    }
+
+    /// Begins a transaction on the scope's arenas (see `journal.rs`): until
+    /// [`commit`](Self::commit) or [`rollback`](Self::rollback), every write
+    /// to them can be undone. Unknown arenas are ignored.
+    pub fn begin(&self, scope: &Scope) {
+        self.each_arena(scope, Arena::begin);
+    }
+
+    /// Ends the scope's transactions keeping their writes.
+    pub fn commit(&self, scope: &Scope) {
+        self.each_arena(scope, Arena::commit);
+    }
+
+    /// Ends the scope's transactions undoing their writes: the arenas'
+    /// tables, contents and byte counts are as they were at
+    /// [`begin`](Self::begin).
+    pub fn rollback(&self, scope: &Scope) {
+        self.each_arena(scope, Arena::rollback);
+    }
+
+    fn each_arena(&self, scope: &Scope, mut f: impl FnMut(&mut Arena)) {
+        let mut ids = vec![scope.session];
+        if scope.home != scope.session {
+            ids.push(scope.home);
+        }
+        for id in ids {
+            if let Ok(a) = self.arena(id) {
+                f(&mut a.lock());
+            }
+        }
     }
 
     /// Mark-and-sweep `arena` from its roots; returns the tables freed. Call

@@ -34,7 +34,7 @@ impl Pool {
 
     /// A new session bound to the named home: every session naming it shares
     /// one `_home`, which lives as long as the pool.
-    pub fn session_with_home(self: &Arc<Self>, name: &str) -> Session {
+    pub fn session_with_home(self: &Arc<Self>, name: &str) -> Result<Session, SessionError> {
         let home = self
             .homes
             .lock()
@@ -46,7 +46,7 @@ impl Pool {
                 ))
             })
             .clone();
-        Session::new(self.clone(), home)
+        Ok(Session::new(self.clone(), home))
     }
 }
 
@@ -257,6 +257,10 @@ impl Session {
         let limits = self.pool.shared.config.limits;
         let cancel = opts.cancel.unwrap_or_default();
         *self.running.lock() = Some(cancel.clone());
+        let scope = Scope {
+            session: self.arena,
+            home: self.home.arena,
+        };
         let (reply, result) = crossbeam_channel::bounded(1);
         let job = Job {
             start: Start {
@@ -270,21 +274,25 @@ impl Session {
                     memory: opts.memory.unwrap_or(limits.memory),
                 },
             },
-            scope: Scope {
-                session: self.arena,
-                home: self.home.arena,
-            },
+            scope,
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
             on_log: opts.on_log,
             max_output_bytes: self.pool.shared.config.max_output_bytes,
             reply,
         };
+        // Atomic: every write of the compute to `_io` and `_home` is undone
+        // unless it succeeds (see the store's journal.rs).
+        self.store().begin(&scope);
         let out = self.pool.run(job, &result);
         *self.running.lock() = None;
+        match &out {
+            Ok(_) => self.store().commit(&scope),
+            Err(_) => self.store().rollback(&scope),
+        }
         if let Err(ComputeError::QuotaExceeded { .. }) = out {
-            // The arena may be full of the compute's garbage: collect now,
-            // or the next compute would hit the quota before anything.
+            // The arena may be full of garbage of earlier computes: collect
+            // now, or the next compute would hit the quota before anything.
             self.collect();
             self.store().collect(self.home.arena);
             *self.home.live_bytes.lock() = self
