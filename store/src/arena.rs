@@ -83,6 +83,38 @@ impl Arena {
         }
     }
 
+    /// The table in `slot`, if any.
+    pub fn slot_table(&self, slot: u32) -> Option<&Table> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Every table with its slot.
+    pub fn tables(&self) -> impl Iterator<Item = (u32, &Table)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(s, t)| t.as_ref().map(|t| (s as u32, t)))
+    }
+
+    /// Places `table` (accounted `bytes`) in `slot`, which must be free: for
+    /// loading a persisted home, whose references name slots.
+    pub fn place(&mut self, slot: u32, table: Table, bytes: u64) -> Result<(), StoreError> {
+        let s = slot as usize;
+        if s == 0 || matches!(self.slots.get(s), Some(Some(_))) {
+            return Err(StoreError::Corrupt(format!("slot {slot} is taken")));
+        }
+        if self.slots.len() <= s {
+            let old = self.slots.len();
+            self.slots.resize_with(s + 1, || None);
+            self.free.extend((old as u32)..slot);
+        }
+        self.free.retain(|&f| f != slot);
+        self.slots[s] = Some(table);
+        self.live += 1;
+        self.bytes += bytes;
+        Ok(())
+    }
+
     /// Fails with [`StoreError::Quota`] unless `needed` more bytes fit.
     pub fn reserve(&self, needed: u64) -> Result<(), StoreError> {
         if self.quota != 0 && self.bytes.saturating_add(needed) > self.quota {
@@ -244,10 +276,10 @@ impl Arena {
     /// Mark-and-sweep from the roots: frees unreachable tables and drops every
     /// tombstone. Call only while no compute uses the arena (a worker may hold
     /// ids of tables it has not linked yet, and traversals lose their place).
-    /// Returns the number of tables freed.
-    pub fn collect(&mut self) -> usize {
+    /// Returns the slots of the tables freed.
+    pub fn collect(&mut self) -> Vec<u32> {
         if self.journal.is_some() {
-            return 0; // a compute runs: its tables may not be linked yet
+            return Vec::new(); // a compute runs: its tables may not be linked yet
         }
         let mut marked = vec![false; self.slots.len()];
         let mut stack: Vec<usize> = self.roots.iter().map(|&s| s as usize).collect();
@@ -267,7 +299,7 @@ impl Arena {
                 }
             }
         }
-        let mut freed = 0;
+        let mut freed = Vec::new();
         let mut bytes = 0u64;
         for (s, slot) in self.slots.iter_mut().enumerate().skip(1) {
             match slot {
@@ -275,7 +307,7 @@ impl Arena {
                     bytes += t.bytes();
                     *slot = None;
                     self.free.push(s as u32);
-                    freed += 1;
+                    freed.push(s as u32);
                 }
                 Some(t) => bytes += t.compact(),
                 None => {}
@@ -286,7 +318,7 @@ impl Arena {
         }
         let len = self.slots.len() as u32;
         self.free.retain(|&s| s < len);
-        self.live -= freed;
+        self.live -= freed.len();
         self.bytes = self.bytes.saturating_sub(bytes);
         freed
     }

@@ -55,6 +55,9 @@ pub enum StoreError {
     /// Host data given as MessagePack bytes is not well-formed.
     #[error("malformed MessagePack data")]
     Malformed,
+    /// Persisted data read back is not what the store wrote.
+    #[error("corrupt persisted data: {0}")]
+    Corrupt(String),
     /// An arena holds the most tables a [`TableId`] can name.
     #[error("arena {0} has no free table slot")]
     ArenaFull(ArenaId),

@@ -37,9 +37,4 @@ impl Journal {
     pub fn record(&mut self, slot: u32, key: SKey, old: SValue) {
         self.old.entry((slot, key)).or_insert(old);
     }
-
-    /// True if the transaction changed nothing.
-    pub fn is_empty(&self) -> bool {
-        self.old.is_empty() && self.created.is_empty()
-    }
 }

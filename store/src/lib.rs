@@ -33,6 +33,7 @@ mod hash_part;
 mod inline;
 mod journal;
 mod load_bytes;
+mod persist;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,7 @@ pub use handle::{MAX_ENTRIES, MAX_RANGE};
 pub use inline::{
     INLINE_BUDGET_BYTES, INLINE_BUDGET_ENTRIES, INLINE_MAX_DEPTH, INLINE_MAX_ENTRIES,
 };
+pub use persist::{ChangeSet, Entry, PersistTable, EXT_TABLE};
 pub use table::{SLOT_BYTES, TABLE_BYTES};
 
 use luapool_protocol::api::HostValue;
@@ -375,7 +377,49 @@ impl Store {
     /// Mark-and-sweep `arena` from its roots; returns the tables freed. Call
     /// only while no compute uses the arena.
     pub fn collect(&self, arena: ArenaId) -> usize {
-        self.arena(arena).map_or(0, |a| a.lock().collect())
+        self.collect_slots(arena).len()
+    }
+
+    /// [`collect`](Self::collect), returning the slots of the tables freed
+    /// (what a durable home deletes: [`ChangeSet::freed`]).
+    pub fn collect_slots(&self, arena: ArenaId) -> Vec<u32> {
+        self.arena(arena).map_or(Vec::new(), |a| a.lock().collect())
+    }
+
+    /// What `arena`'s open transaction changed, for a durable home to write
+    /// before [`commit`](Self::commit): the keys written (with their values
+    /// now) and the tables created. `None` if no transaction is open.
+    pub fn changes(&self, arena: ArenaId) -> Option<ChangeSet> {
+        persist::changes(&self.arena(arena).ok()?.lock())
+    }
+
+    /// All of `arena` as a change set that replaces a persisted home.
+    pub fn snapshot(&self, arena: ArenaId) -> Result<ChangeSet, StoreError> {
+        Ok(persist::snapshot(&self.arena(arena)?.lock()))
+    }
+
+    /// Fills the empty `arena` with a persisted home: its tables, then its
+    /// entries as `(slot, key, value)` in the order first written. Fails
+    /// with [`StoreError::Corrupt`] (and leaves the arena empty) if the data
+    /// is not what [`changes`](Self::changes) and [`snapshot`](Self::snapshot)
+    /// write.
+    pub fn load_persisted(
+        &self,
+        arena: ArenaId,
+        tables: &[PersistTable],
+        entries: impl IntoIterator<Item = (u32, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let a = self.arena(arena)?;
+        let mut a = a.lock();
+        if a.stats().tables != 0 {
+            return Err(StoreError::Corrupt("loading into an arena in use".into()));
+        }
+        let loaded = persist::load(&mut a, tables, entries);
+        if loaded.is_err() {
+            let (id, quota) = (a.id(), a.stats().quota);
+            *a = Arena::new(id, quota);
+        }
+        loaded
     }
 
     /// Totals over every arena.

@@ -145,7 +145,8 @@ impl Table {
                 .sum::<u64>()
     }
 
-    fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
+    /// The stored value of `key`, if the table holds one (maybe a tombstone).
+    pub fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
         if let Some(i) = self.array_index(key) {
             return Some(&self.array[i]);
         }

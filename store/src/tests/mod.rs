@@ -8,6 +8,7 @@ mod journal;
 mod load_bytes;
 mod measure;
 mod next;
+mod persist;
 mod reads;
 mod writes;
 
