@@ -26,6 +26,9 @@ pub use error::HomeStoreError;
 pub use luapool_store::{ChangeSet, Entry, PersistTable};
 pub use sqlite::SqliteHomes;
 
+/// One stored entry: `(slot, key, value)`, as `luapool-store` encodes them.
+pub type StoredEntry = (u32, Vec<u8>, Vec<u8>);
+
 /// A home as it is kept: its tables and its entries, the entries as
 /// `(slot, key, value)` in the order they were first written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub struct StoredHome {
     /// Its tables.
     pub tables: Vec<PersistTable>,
     /// Its entries.
-    pub entries: Vec<(u32, Vec<u8>, Vec<u8>)>,
+    pub entries: Vec<StoredEntry>,
     /// The bytes its arena accounted at the last commit.
     pub bytes: u64,
 }

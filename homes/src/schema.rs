@@ -19,7 +19,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::{ChangeSet, HomeInfo, HomeStoreError, PersistTable, StoredHome};
+use crate::{ChangeSet, HomeInfo, HomeStoreError, PersistTable, StoredEntry, StoredHome};
 
 /// The database file's name in the data directory.
 pub const DB_FILE: &str = "homes.db";
@@ -181,7 +181,7 @@ pub fn load(conn: &mut Connection, name: &str) -> Result<Option<StoredHome>, Hom
         let mut st =
             tx.prepare_cached("SELECT slot, key, value, seq FROM entries WHERE home = ?1")?;
         let mut rows = st.query([id])?;
-        let mut entries: Vec<(i64, (u32, Vec<u8>, Vec<u8>))> = Vec::new();
+        let mut entries: Vec<(i64, StoredEntry)> = Vec::new();
         while let Some(r) = rows.next()? {
             entries.push((r.get(3)?, (r.get(0)?, r.get(1)?, r.get(2)?)));
         }
