@@ -201,6 +201,10 @@ impl RpcError {
             }
             SessionError::Store(s) => RpcError::new("StoreError", s.to_string()),
             SessionError::Convert(m) => RpcError::bad_request(format!("conversion: {m}")),
+            SessionError::Home(h @ luapool_supervisor::HomeError::TooManyHomes { .. }) => {
+                RpcError::new("TooManyHomes", h.to_string())
+            }
+            SessionError::Home(h) => RpcError::new("HomeError", h.to_string()),
         }
     }
 }

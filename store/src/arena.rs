@@ -6,12 +6,72 @@
 //! arena (the store deep-copies across arenas), so dropping an arena can
 //! never leave a dangling reference elsewhere.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use luapool_protocol::{Key, TableId, Value};
 
 use super::cell::{KeyView, SKey};
 use super::journal::Journal;
 use super::table::{Table, TABLE_BYTES};
 use super::{ArenaId, ArenaStats, StoreError};
+
+/// Arenas whose bytes are bounded together (all the homes of a pool): a
+/// write that would take their total past `limit` is refused like one past
+/// an arena's own quota.
+#[derive(Debug)]
+pub struct ArenaGroup {
+    used: AtomicU64,
+    limit: u64,
+    what: &'static str,
+}
+
+impl ArenaGroup {
+    /// A group of at most `limit` bytes (0: unlimited); `what` names the
+    /// limit in errors.
+    pub fn new(limit: u64, what: &'static str) -> ArenaGroup {
+        ArenaGroup {
+            used: AtomicU64::new(0),
+            limit,
+            what,
+        }
+    }
+
+    /// Bytes its arenas account now.
+    pub fn used(&self) -> u64 {
+        // SYNC POINT: Relaxed; a counter, read for limits and stats only.
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The limit (0: unlimited).
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Fails unless `needed` more bytes fit (checked, not taken: two arenas
+    /// may pass at once and overshoot by one write each).
+    pub fn reserve(&self, needed: u64) -> Result<(), StoreError> {
+        let used = self.used();
+        if self.limit != 0 && used.saturating_add(needed) > self.limit {
+            return Err(StoreError::GroupQuota {
+                what: self.what,
+                used,
+                needed,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn adjust(&self, from: u64, to: u64) {
+        // SYNC POINT: Relaxed; see used().
+        if to >= from {
+            self.used.fetch_add(to - from, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(from - to, Ordering::Relaxed);
+        }
+    }
+}
 
 /// The arena part of a table id.
 pub(crate) fn arena_of(id: TableId) -> ArenaId {
@@ -31,6 +91,8 @@ pub(crate) struct Arena {
     quota: u64,
     /// The undo log of the open transaction, if any.
     journal: Option<Journal>,
+    /// The arenas whose bytes are bounded together with this one's.
+    group: Option<Arc<ArenaGroup>>,
 }
 
 impl Arena {
@@ -45,7 +107,19 @@ impl Arena {
             bytes: 0,
             quota,
             journal: None,
+            group: None,
         }
+    }
+
+    /// This arena, counted in `group`.
+    pub fn in_group(mut self, group: Option<Arc<ArenaGroup>>) -> Arena {
+        self.group = group;
+        self
+    }
+
+    /// The group this arena is counted in.
+    pub fn group(&self) -> Option<&Arc<ArenaGroup>> {
+        self.group.as_ref()
     }
 
     /// This arena's id.
@@ -111,12 +185,24 @@ impl Arena {
         self.free.retain(|&f| f != slot);
         self.slots[s] = Some(table);
         self.live += 1;
-        self.bytes += bytes;
+        self.set_bytes(self.bytes + bytes);
         Ok(())
     }
 
-    /// Fails with [`StoreError::Quota`] unless `needed` more bytes fit.
+    /// Counts the arena's bytes as `bytes`, in its group too.
+    fn set_bytes(&mut self, bytes: u64) {
+        if let Some(g) = &self.group {
+            g.adjust(self.bytes, bytes);
+        }
+        self.bytes = bytes;
+    }
+
+    /// Fails with [`StoreError::Quota`] unless `needed` more bytes fit, in
+    /// the arena's quota and in its group's.
     pub fn reserve(&self, needed: u64) -> Result<(), StoreError> {
+        if let Some(g) = &self.group {
+            g.reserve(needed)?;
+        }
         if self.quota != 0 && self.bytes.saturating_add(needed) > self.quota {
             return Err(StoreError::Quota {
                 arena: self.id,
@@ -129,7 +215,7 @@ impl Arena {
     }
 
     fn adjust(&mut self, delta: i64) {
-        self.bytes = self.bytes.saturating_add_signed(delta);
+        self.set_bytes(self.bytes.saturating_add_signed(delta));
     }
 
     /// Places a table whose accounted size is `bytes`, without a quota check
@@ -149,7 +235,7 @@ impl Arena {
             }
         };
         self.live += 1;
-        self.bytes += bytes;
+        self.set_bytes(self.bytes + bytes);
         if let Some(j) = &mut self.journal {
             j.created.push(slot);
         }
@@ -162,7 +248,7 @@ impl Arena {
         let t = self.table_mut(id)?;
         table.fresh = t.fresh;
         *t = table;
-        self.bytes += bytes;
+        self.set_bytes(self.bytes + bytes);
         Ok(())
     }
 
@@ -254,7 +340,7 @@ impl Arena {
                 self.live -= 1;
             }
         }
-        self.bytes = bytes.max(0) as u64;
+        self.set_bytes(bytes.max(0) as u64);
     }
 
     /// Drops the tombstones of a freshly built table.
@@ -319,7 +405,13 @@ impl Arena {
         let len = self.slots.len() as u32;
         self.free.retain(|&s| s < len);
         self.live -= freed.len();
-        self.bytes = self.bytes.saturating_sub(bytes);
+        self.set_bytes(self.bytes.saturating_sub(bytes));
         freed
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        self.set_bytes(0);
     }
 }

@@ -27,6 +27,19 @@ pub enum StoreError {
         /// The arena's quota.
         quota: u64,
     },
+    /// The operation would take a group of arenas (all the homes) past its
+    /// byte limit; nothing was applied.
+    #[error("store quota exceeded: {what} would pass its limit of {limit} bytes ({used} used, {needed} more needed)")]
+    GroupQuota {
+        /// The limit's name (e.g. `homes_bytes`).
+        what: &'static str,
+        /// Bytes the group accounts now.
+        used: u64,
+        /// Bytes the operation would add.
+        needed: u64,
+        /// The group's limit.
+        limit: u64,
+    },
     /// A worker wrote to a read-only table (the input tree).
     #[error("attempt to write key {key} of a read-only table (_io.input)")]
     ReadOnly {
@@ -71,7 +84,9 @@ impl StoreError {
                 RequestErrorKind::UnknownTable
             }
             StoreError::ReadOnly { .. } => RequestErrorKind::ReadOnly,
-            StoreError::Quota { .. } | StoreError::ArenaFull(_) => RequestErrorKind::Quota,
+            StoreError::Quota { .. } | StoreError::GroupQuota { .. } | StoreError::ArenaFull(_) => {
+                RequestErrorKind::Quota
+            }
             _ => RequestErrorKind::Invalid,
         }
     }

@@ -44,6 +44,7 @@ use std::sync::Arc;
 use luapool_protocol::{Key, TableId, Value};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+pub use arena::ArenaGroup;
 use arena::{arena_of, Arena};
 
 pub use error::StoreError;
@@ -180,6 +181,11 @@ impl Store {
 
     /// A new arena (one per session, one per home) with a byte quota (0: unlimited).
     pub fn create_arena(&self, quota_bytes: u64) -> ArenaId {
+        self.create_arena_in(quota_bytes, None)
+    }
+
+    /// [`create_arena`](Self::create_arena), counted in `group` as well.
+    pub fn create_arena_in(&self, quota_bytes: u64, group: Option<Arc<ArenaGroup>>) -> ArenaId {
         let mut arenas = self.arenas.write();
         let id = loop {
             arenas.next = arenas.next.wrapping_add(1);
@@ -188,10 +194,26 @@ impl Store {
                 break id;
             }
         };
-        arenas
-            .map
-            .insert(id, Arc::new(Mutex::new(Arena::new(id, quota_bytes))));
+        arenas.map.insert(
+            id,
+            Arc::new(Mutex::new(Arena::new(id, quota_bytes).in_group(group))),
+        );
         id
+    }
+
+    /// The group `arena` is counted in, if any.
+    pub fn arena_group(&self, arena: ArenaId) -> Option<Arc<ArenaGroup>> {
+        self.arena(arena).ok()?.lock().group().cloned()
+    }
+
+    /// Empties `arena`: every table is freed (a home that must be read
+    /// again from disk). Its quota and group stay.
+    pub fn clear_arena(&self, arena: ArenaId) {
+        if let Ok(a) = self.arena(arena) {
+            let mut a = a.lock();
+            let (quota, group) = (a.stats().quota, a.group().cloned());
+            *a = Arena::new(arena, quota).in_group(group);
+        }
     }
 
     /// Drops the arena and every table in it. Unknown arenas are ignored.
@@ -416,8 +438,8 @@ impl Store {
         }
         let loaded = persist::load(&mut a, tables, entries);
         if loaded.is_err() {
-            let (id, quota) = (a.id(), a.stats().quota);
-            *a = Arena::new(id, quota);
+            let (id, quota, group) = (a.id(), a.stats().quota, a.group().cloned());
+            *a = Arena::new(id, quota).in_group(group);
         }
         loaded
     }

@@ -12,7 +12,7 @@
 //! otherwise a client with a script that crashes its worker (or runs into
 //! its limits) could take the whole pool down by repeating it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,9 +26,12 @@ use luapool_store::{Store, StoreStats};
 
 use crate::compute::{serve, ComputeOutput, Fate, Job};
 use crate::config::Config;
-use crate::error::{ComputeError, PoolError};
-use crate::home::Home;
+use crate::config::HomeStorage;
+use crate::error::{ComputeError, HomeError, PoolError};
+use crate::homes::HomeInfo;
+use crate::homes::Homes;
 use crate::worker_proc::{find_worker, WorkerProc};
+use luapool_protocol::api::HostValue;
 
 /// How often an idle serving thread checks that its worker is alive.
 const HEALTH_EVERY: Duration = Duration::from_millis(100);
@@ -68,6 +71,10 @@ pub struct PoolStats {
     pub queued: usize,
     /// True once the crash-loop guard stopped respawning.
     pub crash_loop: bool,
+    /// Named homes in memory now.
+    pub homes_loaded: usize,
+    /// Bytes of every home in memory (the `homes_bytes` limit counts these).
+    pub homes_bytes: u64,
     /// The table store.
     pub store: StoreStats,
 }
@@ -96,7 +103,7 @@ pub struct Pool {
     jobs: Mutex<Option<Sender<Queued>>>,
     queue: Receiver<Queued>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) homes: Mutex<HashMap<String, Arc<Home>>>,
+    pub(crate) homes: Homes,
 }
 
 impl Pool {
@@ -106,10 +113,20 @@ impl Pool {
     /// caller's thread, it would die with that thread).
     pub(crate) fn start(config: Config) -> Result<Arc<Pool>, PoolError> {
         let worker_path = find_worker(config.worker_path.as_deref())?;
+        let store = Arc::new(Store::new());
+        // The data directory first: a bad one fails before any worker starts.
+        let backend: Option<Arc<dyn luapool_homes::HomeBackend>> = match &config.homes {
+            HomeStorage::Memory => None,
+            HomeStorage::Dir(dir) => Some(Arc::new(
+                luapool_homes::SqliteHomes::open(dir).map_err(|e| PoolError::Homes(e.into()))?,
+            )),
+            HomeStorage::Backend(b) => Some(b.clone()),
+        };
+        let homes = Homes::new(store.clone(), backend, config.home_limits())?;
         let n = config.workers;
         let (tx, rx) = crossbeam_channel::bounded(config.queue);
         let shared = Arc::new(Shared {
-            store: Arc::new(Store::new()),
+            store,
             worker_path,
             alive: AtomicUsize::new(0),
             restarts: AtomicU64::new(0),
@@ -148,7 +165,7 @@ impl Pool {
             jobs: Mutex::new(Some(tx)),
             queue: rx,
             threads: Mutex::new(threads),
-            homes: Mutex::new(HashMap::new()),
+            homes,
         });
         for _ in 0..n {
             let result = started
@@ -167,6 +184,29 @@ impl Pool {
         &self.shared.store
     }
 
+    /// Every named home (on disk and in memory), by name.
+    pub fn list_homes(&self) -> Result<Vec<HomeInfo>, HomeError> {
+        self.homes.list()
+    }
+
+    /// Deletes the named home, from disk too; `false` if there was none.
+    /// One that a session holds is [`HomeError::InUse`].
+    pub fn drop_home(&self, name: &str) -> Result<bool, HomeError> {
+        self.homes.drop_home(name)
+    }
+
+    /// The named home as one value (its root as a map): a backup.
+    pub fn export_home(&self, name: &str) -> Result<HostValue, HomeError> {
+        self.homes.export(name)
+    }
+
+    /// Replaces the named home (created if new) with `value`, a map that
+    /// becomes its root; durable on return. One that a session holds is
+    /// [`HomeError::InUse`].
+    pub fn import_home(&self, name: &str, value: &HostValue) -> Result<(), HomeError> {
+        self.homes.import(name, value)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
@@ -178,6 +218,8 @@ impl Pool {
             computes: s.computes.load(Ordering::Relaxed),
             queued: self.queue.len(),
             crash_loop: s.crash_loop.load(Ordering::Relaxed),
+            homes_loaded: self.homes.loaded(),
+            homes_bytes: self.homes.bytes(),
             store: s.store.stats(),
         }
     }

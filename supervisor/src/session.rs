@@ -12,10 +12,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use luapool_protocol::api::{from_host, HostValue};
-use luapool_store::{ArenaId, OutputBudget, Scope, Store};
+use luapool_store::{ArenaId, ArenaStats, OutputBudget, Scope, Store};
 
 use crate::compute::{CancelToken, ComputeOutput, Job, LogSink};
-use crate::error::{ComputeError, SessionError};
+use crate::error::{ComputeError, HomeError, SessionError};
 use crate::home::Home;
 use crate::pool::Pool;
 
@@ -23,29 +23,18 @@ use crate::pool::Pool;
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
 
 impl Pool {
-    /// A new session with its own, private `_home`.
+    /// A new session with its own, private `_home`: in memory, gone when
+    /// the session is.
     pub fn session(self: &Arc<Self>) -> Session {
-        let home = Arc::new(Home::new(
-            self.shared.store.clone(),
-            self.shared.config.home_quota,
-        ));
-        Session::new(self.clone(), home)
+        Session::new(self.clone(), self.homes.private())
     }
 
     /// A new session bound to the named home: every session naming it shares
-    /// one `_home`, which lives as long as the pool.
+    /// one `_home`. With a data directory the home is durable (read from
+    /// disk on its first compute); without, it lives as long as the pool.
+    /// A new name past `max_homes` is [`HomeError::TooManyHomes`].
     pub fn session_with_home(self: &Arc<Self>, name: &str) -> Result<Session, SessionError> {
-        let home = self
-            .homes
-            .lock()
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Home::new(
-                    self.shared.store.clone(),
-                    self.shared.config.home_quota,
-                ))
-            })
-            .clone();
+        let home = self.homes.open_home(name)?;
         Ok(Session::new(self.clone(), home))
     }
 }
@@ -253,7 +242,15 @@ impl Session {
         opts: ComputeOptions,
     ) -> Result<ComputeOutput, ComputeError> {
         let _session = self.compute_lock.lock();
-        let _home = self.home.lock.lock();
+        let mut home = match self.home.acquire() {
+            Err(HomeError::HomesFull { needed, .. }) => {
+                // Idle homes may leave memory to make room.
+                self.pool.homes.evict(None, needed);
+                self.home.acquire()
+            }
+            other => other,
+        }
+        .map_err(home_error)?;
         let limits = self.pool.shared.config.limits;
         let cancel = opts.cancel.unwrap_or_default();
         *self.running.lock() = Some(cancel.clone());
@@ -282,26 +279,31 @@ impl Session {
             reply,
         };
         // Atomic: every write of the compute to `_io` and `_home` is undone
-        // unless it succeeds (see the store's journal.rs).
+        // unless it succeeds (see the store's journal.rs), and a durable
+        // home's writes are on disk before the result is returned.
         self.store().begin(&scope);
-        let out = self.pool.run(job, &result);
+        let mut out = self.pool.run(job, &result);
         *self.running.lock() = None;
+        if out.is_ok() {
+            if let Err(e) = home.persist() {
+                out = Err(home_error(e));
+            }
+        }
         match &out {
             Ok(_) => self.store().commit(&scope),
             Err(_) => self.store().rollback(&scope),
         }
-        if let Err(ComputeError::QuotaExceeded { .. }) = out {
+        let quota_hit = matches!(out, Err(ComputeError::QuotaExceeded { .. }));
+        if quota_hit {
             // The arena may be full of garbage of earlier computes: collect
             // now, or the next compute would hit the quota before anything.
             self.collect();
-            self.store().collect(self.home.arena);
-            *self.home.live_bytes.lock() = self
-                .store()
-                .arena_stats(self.home.arena)
-                .map_or(0, |s| s.bytes);
+        } else {
+            self.maybe_collect();
         }
-        self.maybe_collect();
-        maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
+        if let Err(e) = home.collect(quota_hit) {
+            eprintln!("luapool: collecting a home: {e}");
+        }
         out
     }
 
@@ -363,19 +365,35 @@ fn to_msgpack<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, SessionError> 
     rmp_serde::to_vec_named(data).map_err(|e| SessionError::Convert(e.to_string()))
 }
 
-/// Collects an arena once it has grown to twice what was live after the last collection.
-fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
-    let Some(stats) = store.arena_stats(arena) else {
-        return;
-    };
-    let mut live = live.lock();
+/// True once an arena has grown to twice what was live after its last
+/// collection (and past a floor).
+pub(crate) fn should_collect(stats: &ArenaStats, live: u64) -> bool {
     // An arena whose quota is under the usual floor would never reach it.
     let floor = if stats.quota > 0 {
         MIN_COLLECT_BYTES.min(stats.quota / 2)
     } else {
         MIN_COLLECT_BYTES
     };
-    if stats.bytes > floor.max(*live * 2) {
+    stats.bytes > floor.max(live * 2)
+}
+
+/// A home that cannot be used, as the compute's error.
+fn home_error(e: HomeError) -> ComputeError {
+    match e {
+        HomeError::HomesFull { message, .. } => ComputeError::QuotaExceeded { message },
+        e => ComputeError::Unavailable {
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Collects an arena once [`should_collect`] says so.
+fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
+    let Some(stats) = store.arena_stats(arena) else {
+        return;
+    };
+    let mut live = live.lock();
+    if should_collect(&stats, *live) {
         store.collect(arena);
         *live = store.arena_stats(arena).map_or(0, |s| s.bytes);
     }
@@ -385,5 +403,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.cancel();
         self.store().drop_arena(self.arena);
+        self.pool.homes.release(&self.home);
     }
 }

@@ -4,6 +4,7 @@ mod convert;
 mod encode;
 mod extract;
 mod gc;
+mod group;
 mod journal;
 mod load_bytes;
 mod measure;
