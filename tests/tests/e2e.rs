@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod contract;
 mod daemon;
+mod durable;
 mod faults;
 mod reference;
 mod sandbox;

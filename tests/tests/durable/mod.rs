@@ -1,0 +1,61 @@
+//! Durable homes (issue 14) with real workers and a real data directory:
+//! the Rust API here, the CLI in `cli.rs`, the daemon killed with -9 in
+//! `crash.rs`, bad directories in `bad_dirs.rs`.
+
+mod api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use luapool_supervisor::{HostValue, Pool, PoolBuilder, Session};
+
+/// A fresh directory under the system's temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p =
+            std::env::temp_dir().join(format!("luapool-data-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A pool of one worker keeping its homes in `dir`.
+pub fn builder(dir: &TempDir) -> PoolBuilder {
+    Pool::builder()
+        .workers(1)
+        .data_dir(&dir.0)
+        .restart_intensity(1000, Duration::from_secs(60))
+}
+
+pub fn pool(dir: &TempDir) -> Arc<Pool> {
+    builder(dir).build().expect("a pool on the data directory")
+}
+
+/// The one integer a compute returns.
+pub fn int(s: &Session, code: &str) -> i64 {
+    match s
+        .compute(code)
+        .unwrap_or_else(|e| panic!("{code}: {e}"))
+        .values
+        .first()
+    {
+        Some(HostValue::Int(n)) => *n,
+        other => panic!("{code}: expected an integer, got {other:?}"),
+    }
+}
