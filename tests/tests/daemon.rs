@@ -4,6 +4,6 @@
 
 mod api;
 mod faults;
-mod harness;
+pub mod harness;
 mod lifecycle;
 mod output;

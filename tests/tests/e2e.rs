@@ -5,7 +5,7 @@ mod atomic;
 mod cli;
 mod common;
 mod contract;
-mod daemon;
+pub mod daemon;
 mod durable;
 mod faults;
 mod reference;

@@ -37,6 +37,16 @@ pub struct RunArgs {
     /// it is printed; past the limit the run fails with "output too large".
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     max_output: u64,
+    /// Keep named homes in this data directory (the one `luapool serve
+    /// --data` uses; not while a daemon holds it). With --home, `_home` is
+    /// that durable home: what the script writes there is on disk when the
+    /// run ends, and a failed run writes nothing.
+    #[arg(long, value_name = "DIR", requires = "home")]
+    data: Option<PathBuf>,
+    /// The home the script's `_home` is (needs --data); without it `_home`
+    /// is private to this run and is gone when it ends.
+    #[arg(long, value_name = "NAME", requires = "data")]
+    home: Option<String>,
 }
 
 /// Runs the script; exit 0 on success, 1 if the compute failed, 2 on bad usage or input.
@@ -52,12 +62,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let limits = args.limits.limits()?;
 
     let max_output = args.max_output.saturating_mul(1 << 20);
-    let pool = Pool::builder()
+    let mut pool = Pool::builder()
         .workers(args.workers)
         .limits(limits)
-        .max_output_bytes(max_output)
-        .build()?;
-    let session = pool.session();
+        .max_output_bytes(max_output);
+    if let Some(dir) = &args.data {
+        pool = pool.data_dir(dir);
+    }
+    let pool = pool.build()?;
+    let session = match &args.home {
+        Some(name) => pool.session_with_home(name)?,
+        None => pool.session(),
+    };
     if let Some(input) = &input {
         session.set_input(input)?;
     }

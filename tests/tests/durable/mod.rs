@@ -3,6 +3,7 @@
 //! `crash.rs`, bad directories in `bad_dirs.rs`.
 
 mod api;
+mod cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
