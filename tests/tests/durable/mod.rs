@@ -3,7 +3,9 @@
 //! `crash.rs`, bad directories in `bad_dirs.rs`.
 
 mod api;
+mod bad_dirs;
 mod cli;
+mod crash;
 
 use std::path::PathBuf;
 use std::sync::Arc;
