@@ -4,6 +4,6 @@
 
 mod api;
 mod faults;
-pub mod harness;
+pub(crate) mod harness;
 mod lifecycle;
 mod output;

@@ -5,7 +5,7 @@ mod atomic;
 mod cli;
 mod common;
 mod contract;
-pub mod daemon;
+mod daemon;
 mod durable;
 mod faults;
 mod reference;
