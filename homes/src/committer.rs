@@ -1,14 +1,16 @@
-//! Group commit: one thread owns the database's write connection and
-//! applies the writes queued by every caller. It takes what has queued up
-//! while it was busy (up to [`MAX_BATCH`]) into one transaction, each write
-//! in a savepoint of its own (a failing one fails alone), and commits once:
-//! one sync for the batch. Every caller waits for the commit of its batch,
-//! so nothing is acknowledged before it is on disk; throughput comes from
-//! the callers that queue up during a sync sharing the next one.
+//! Group commit, leader style: the writes of every caller go through one
+//! connection, and a caller that finds no commit running becomes the
+//! leader: it takes every write queued so far (up to [`MAX_BATCH`]) into
+//! one transaction, each write in a savepoint of its own (a failing one
+//! fails alone), commits once (one sync for the batch), hands the others
+//! their results and wakes them. Callers that arrive while a leader commits
+//! queue up and share the next sync. Nothing is acknowledged before the
+//! sync that makes it durable; a lone caller commits on its own thread,
+//! with no hand-off to another thread and back.
 
-use std::thread::JoinHandle;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
-use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 
 use crate::{schema, ChangeSet, HomeStoreError};
@@ -24,40 +26,81 @@ pub enum Write {
     Drop(String),
 }
 
-/// A queued write and where its result goes (`true`: done or dropped,
-/// `false`: dropped nothing).
-pub struct Job {
-    pub write: Write,
-    pub done: Sender<Result<bool, HomeStoreError>>,
+/// `true`: done (or dropped); `false`: there was nothing to drop.
+type Outcome = Result<bool, HomeStoreError>;
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    waiting: Vec<(u64, Write)>,
+    done: HashMap<u64, Outcome>,
+    leading: bool,
+    closed: bool,
 }
 
-/// The committer thread; stops when every sender of its queue is dropped.
-pub fn start(mut conn: Connection) -> std::io::Result<(Sender<Job>, JoinHandle<()>)> {
-    let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-    let thread = std::thread::Builder::new()
-        .name("luapool-homes-commit".into())
-        .spawn(move || run(&mut conn, &rx))?;
-    Ok((tx, thread))
+/// The write connection and the queue of writes waiting for it.
+pub struct Committer {
+    conn: Mutex<Connection>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
 }
 
-fn run(conn: &mut Connection, jobs: &Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+impl Committer {
+    /// A committer writing through `conn`.
+    pub fn new(conn: Connection) -> Committer {
+        Committer {
+            conn: Mutex::new(conn),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `write` durable, alone or with others; returns its outcome.
+    pub fn write(&self, write: Write) -> Outcome {
+        let mut q = self.queue();
+        if q.closed {
+            return Err(HomeStoreError::Closed);
+        }
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push((ticket, write));
+        loop {
+            if let Some(outcome) = q.done.remove(&ticket) {
+                return outcome;
             }
+            if q.leading {
+                q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            q.leading = true;
+            let take = q.waiting.len().min(MAX_BATCH);
+            let batch: Vec<(u64, Write)> = q.waiting.drain(..take).collect();
+            drop(q);
+            let outcomes = {
+                let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+                commit_batch(&mut conn, &batch)
+            };
+            q = self.queue();
+            for ((t, _), o) in batch.into_iter().zip(outcomes) {
+                q.done.insert(t, o);
+            }
+            q.leading = false;
+            self.wake.notify_all();
         }
-        let results = commit_batch(conn, &batch);
-        for (job, result) in batch.into_iter().zip(results) {
-            let _ = job.done.send(result);
-        }
+    }
+
+    /// Refuses writes from now on (those queued are finished by their callers).
+    pub fn close(&self) {
+        self.queue().closed = true;
     }
 }
 
-/// Applies `batch` in one transaction; one result per job.
-fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<bool, HomeStoreError>> {
+/// Applies `batch` in one transaction; one outcome per write.
+fn commit_batch(conn: &mut Connection, batch: &[(u64, Write)]) -> Vec<Outcome> {
     let failed_all = |e: &dyn std::fmt::Display| {
         (0..batch.len())
             .map(|_| Err(HomeStoreError::Engine(e.to_string())))
@@ -67,11 +110,11 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<bool, HomeSt
         Ok(tx) => tx,
         Err(e) => return failed_all(&e),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (_, write) in batch {
         let one = (|| {
             let sp = tx.savepoint()?;
-            let r = match &job.write {
+            let r = match write {
                 Write::Commit(name, cs, bytes) => {
                     schema::apply(&sp, name, cs, *bytes).map(|()| true)
                 }
@@ -80,10 +123,10 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<bool, HomeSt
             sp.commit()?;
             Ok(r)
         })();
-        results.push(one);
+        outcomes.push(one);
     }
     match tx.commit() {
-        Ok(()) => results,
+        Ok(()) => outcomes,
         Err(e) => failed_all(&e),
     }
 }

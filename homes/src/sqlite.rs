@@ -7,25 +7,20 @@
 //! else is [`HomeStoreError::Corrupt`] and is left untouched).
 
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
-
 use std::sync::Mutex;
 
-use crossbeam_channel::Sender;
 use rusqlite::Connection;
 
-use crate::committer::{self, Job, Write};
+use crate::committer::{Committer, Write};
 use crate::lock::DirLock;
 use crate::schema::{self, DB_FILE};
 use crate::{ChangeSet, HomeBackend, HomeInfo, HomeStoreError, StoredHome};
 
 /// Homes kept in `DIR/homes.db` (SQLite, WAL, `synchronous = FULL`), with
-/// group commit. Dropping it finishes the queued commits and releases the
-/// directory.
+/// group commit (`committer.rs`). Dropping it releases the directory.
 pub struct SqliteHomes {
     dir: PathBuf,
-    jobs: Option<Sender<Job>>,
-    committer: Option<JoinHandle<()>>,
+    committer: Committer,
     reader: Mutex<Connection>,
     _lock: DirLock,
 }
@@ -54,11 +49,9 @@ impl SqliteHomes {
             path: db.clone(),
             message: e.to_string(),
         })?;
-        let (jobs, committer) = committer::start(writer).map_err(|e| io(&dir, e))?;
         Ok(SqliteHomes {
             dir,
-            jobs: Some(jobs),
-            committer: Some(committer),
+            committer: Committer::new(writer),
             reader: Mutex::new(reader),
             _lock: lock,
         })
@@ -70,13 +63,7 @@ impl SqliteHomes {
     }
 
     fn write(&self, write: Write) -> Result<bool, HomeStoreError> {
-        let (done, result) = crossbeam_channel::bounded(1);
-        self.jobs
-            .as_ref()
-            .ok_or(HomeStoreError::Closed)?
-            .send(Job { write, done })
-            .map_err(|_| HomeStoreError::Closed)?;
-        result.recv().map_err(|_| HomeStoreError::Closed)?
+        self.committer.write(write)
     }
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -105,9 +92,6 @@ impl HomeBackend for SqliteHomes {
 
 impl Drop for SqliteHomes {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(t) = self.committer.take() {
-            let _ = t.join();
-        }
+        self.committer.close();
     }
 }
