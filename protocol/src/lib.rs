@@ -30,7 +30,7 @@ pub mod stream;
 mod sync;
 mod value;
 
-pub use codec::{decode, encode, encode_into, DecodeError, MAX_DEPTH};
+pub use codec::{decode, encode, encode_into, DecodeError, MAX_DEPTH, MAX_LITERAL_DEPTH};
 pub use message::*;
 pub use ring::*;
 pub use value::{IdHasher, IdMap, IdSet, Key, KeyError, TableId, Value};

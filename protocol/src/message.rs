@@ -128,7 +128,56 @@ pub enum Request {
     Write(Vec<Write>),
     /// Make a new empty table. Answered by [`Reply::NewTable`].
     NewTable,
+    /// Make `count` new empty writable tables (at most
+    /// [`MAX_RESERVE`]) in the arena of table `like`, for the worker to fill
+    /// with later writes: a worker that stores a plain Lua table writes its
+    /// entries into one of these, so it knows the new table's id at once.
+    /// Answered by [`Reply::Reserved`].
+    Reserve {
+        /// A table of the arena the new tables go to.
+        like: TableId,
+        /// How many.
+        count: u32,
+    },
+    /// Up to [`LONG_STRING`] bytes of the string `table[key]`, from byte
+    /// `offset` on. Answered by [`Reply::Bytes`] (empty past the end).
+    GetStr {
+        /// The table read.
+        table: TableId,
+        /// The key whose value is a string.
+        key: Key,
+        /// The first byte wanted.
+        offset: u64,
+    },
+    /// `table[key] = table[key] .. bytes`, where `table[key]` is a string
+    /// (the rest of a long string whose first piece was written). Answered
+    /// by [`Reply::Ok`].
+    Append {
+        /// The table written.
+        table: TableId,
+        /// The key whose value is a string.
+        key: Key,
+        /// At most [`LONG_STRING`] bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
+
+/// The most tables one [`Request::Reserve`] makes.
+pub const MAX_RESERVE: u32 = 1024;
+
+/// A string longer than this never travels in one message. Read, it is
+/// answered by [`Reply::Long`] and read in pieces of at most this many
+/// bytes ([`Request::GetStr`]); written, its first piece is an ordinary
+/// write and the rest follow as [`Request::Append`]s.
+pub const LONG_STRING: usize = 1 << 20;
+
+/// About the most bytes of values a window ([`Request::GetRange`]) or a
+/// batch of entries ([`Request::Next`]) carries: past it the reply holds
+/// fewer values than asked (always at least one). Views of the tables they
+/// mention have their own budget of the same size (see the store's
+/// `INLINE_BUDGET_BYTES`), so no read reply is much over 2 MiB.
+pub const REPLY_BYTES: usize = 1 << 20;
 
 /// One assignment `table[key] = value`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,6 +250,19 @@ pub enum Reply {
     },
     /// The new table.
     NewTable(TableId),
+    /// The tables a [`Request::Reserve`] made.
+    Reserved(Vec<TableId>),
+    /// The value asked for (by `Get`; the first of a `GetRange`'s window;
+    /// the first entry of a `Next`) is a string longer than
+    /// [`LONG_STRING`], to read with [`Request::GetStr`].
+    Long {
+        /// Its key.
+        key: Key,
+        /// Its length in bytes.
+        len: u64,
+    },
+    /// A piece of a string ([`Request::GetStr`]).
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The request failed.
     Error(RequestError),
 }

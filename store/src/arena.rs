@@ -343,6 +343,34 @@ impl Arena {
         self.set_bytes(bytes.max(0) as u64);
     }
 
+    /// `table[key] = table[key] .. bytes` for a string value, in place,
+    /// quota checked before applying; no read-only check. Inside a
+    /// transaction, the string the key held first is logged for undo (one
+    /// copy per key, whatever the number of appends).
+    pub fn append_str(&mut self, id: TableId, key: &Key, bytes: &[u8]) -> Result<(), StoreError> {
+        self.reserve(bytes.len() as u64)?;
+        let view = KeyView::of(key);
+        let t = self.slots[self.slot(id).ok_or(StoreError::UnknownTable(id))?]
+            .as_ref()
+            .expect("checked by slot()");
+        if let (Some(j), false) = (&mut self.journal, t.fresh) {
+            let skey = SKey::from_view(view);
+            if !j.old.contains_key(&(id.slot(), skey.clone())) {
+                let old = t
+                    .get_view(view)
+                    .cloned()
+                    .unwrap_or(super::cell::SValue::Nil);
+                j.record(id.slot(), skey, old);
+            }
+        }
+        let delta = self
+            .table_mut(id)?
+            .append_str(view, bytes)
+            .ok_or_else(|| StoreError::NotAString(key.clone()))?;
+        self.adjust(delta);
+        Ok(())
+    }
+
     /// Drops the tombstones of a freshly built table.
     pub fn compact(&mut self, id: TableId) -> Result<(), StoreError> {
         let freed = self.table_mut(id)?.compact();

@@ -74,6 +74,10 @@ pub enum StoreError {
     /// An arena holds the most tables a [`TableId`] can name.
     #[error("arena {0} has no free table slot")]
     ArenaFull(ArenaId),
+    /// A piece of a long string was read or appended at a key whose value
+    /// is not a string (or past its end).
+    #[error("no string at key {0} to read or extend")]
+    NotAString(Key),
 }
 
 impl StoreError {

@@ -71,6 +71,10 @@ pub struct Scope {
     pub session: ArenaId,
     /// The home's arena (`_home`).
     pub home: ArenaId,
+    /// The session's `_io` table, whose `input` key no worker may write
+    /// (the input tree itself is read-only in the store). `None`: no such
+    /// rule (a scope of the host's own).
+    pub io: Option<TableId>,
 }
 
 /// Totals over every arena.

@@ -145,7 +145,7 @@ impl Table {
                 .sum::<u64>()
     }
 
-    /// The stored value of `key`, if the table holds one (maybe a tombstone).
+    /// The stored value at `key`, borrowed (maybe a tombstone's nil).
     pub fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
         if let Some(i) = self.array_index(key) {
             return Some(&self.array[i]);
@@ -159,12 +159,6 @@ impl Table {
     /// `table[key]` (nil when absent).
     pub fn get(&self, key: &Key) -> Value {
         self.get_view(KeyView::of(key))
-            .map_or(Value::Nil, SValue::to_value)
-    }
-
-    /// `table[i]` for an integer key.
-    pub fn get_int(&self, i: i64) -> Value {
-        self.get_view(KeyView::Int(i))
             .map_or(Value::Nil, SValue::to_value)
     }
 
@@ -308,6 +302,34 @@ impl Table {
         }
     }
 
+    /// Appends `bytes` to the string at `key` in place (no copy of what is
+    /// there). Returns the change in accounted bytes, or `None` if the
+    /// value at `key` is not a string.
+    pub fn append_str(&mut self, key: KeyView<'_>, bytes: &[u8]) -> Option<i64> {
+        let slot = match self.array_index(key) {
+            Some(i) => &mut self.array[i],
+            None => {
+                let i = self.hash.index_of(key)?;
+                self.hash.value_mut(i)
+            }
+        };
+        let old = std::mem::replace(slot, SValue::Nil);
+        let mut s = match old {
+            SValue::Long(b) => b.into_vec(),
+            SValue::Short(..) => old.bytes().unwrap_or_default().to_vec(),
+            other => {
+                *slot = other;
+                return None;
+            }
+        };
+        let before = s.len() as i64;
+        s.extend_from_slice(bytes);
+        let after = s.len() as i64;
+        *slot = SValue::from(Value::Str(s));
+        // What a string holds beyond its slot is its length (see value_extra).
+        Some(after - before)
+    }
+
     /// Drops tombstones (ending any traversal in progress). Returns bytes freed.
     pub fn compact(&mut self) -> u64 {
         self.high_water = saturate(self.array.len());
@@ -325,14 +347,13 @@ impl Table {
         freed
     }
 
-    /// Appends up to `limit` live entries that follow `after` in iteration
-    /// order (array part, then hash part in insertion order) to `out`.
-    /// Returns true if no live entry follows the last one appended.
-    pub fn next(
+    /// Calls `take` with the live entries that follow `after` in iteration
+    /// order, borrowed, until it returns false (that entry is not taken).
+    /// Returns true if no live entry follows the last one taken.
+    pub fn next_with(
         &self,
         after: Option<&Key>,
-        limit: usize,
-        out: &mut Vec<(Key, Value)>,
+        mut take: impl FnMut(KeyView<'_>, &SValue) -> bool,
     ) -> Result<bool, InvalidNextKey> {
         let n = self.array.len();
         let (mut ai, mut hi) = match after.map(KeyView::of) {
@@ -351,22 +372,15 @@ impl Table {
                 },
             },
         };
-        let start = out.len();
         while ai < n {
-            if !self.array[ai].is_nil() {
-                if out.len() - start == limit {
-                    return Ok(false);
-                }
-                out.push((Key::Int(ai as i64 + 1), self.array[ai].to_value()));
+            if !self.array[ai].is_nil() && !take(KeyView::Int(ai as i64 + 1), &self.array[ai]) {
+                return Ok(false);
             }
             ai += 1;
         }
         while let Some((k, v)) = self.hash.entry(hi) {
-            if !v.is_nil() {
-                if out.len() - start == limit {
-                    return Ok(false);
-                }
-                out.push((k.to_key(), v.to_value()));
+            if !v.is_nil() && !take(k.view(), v) {
+                return Ok(false);
             }
             hi += 1;
         }

@@ -302,6 +302,7 @@ impl Homes {
             let scope = luapool_store::Scope {
                 session: home.arena,
                 home: home.arena,
+                io: None,
             };
             self.store.begin(&scope);
             let filled = self.fill(&home, entries);
@@ -332,6 +333,7 @@ impl Homes {
         let scope = luapool_store::Scope {
             session: home.arena,
             home: home.arena,
+            io: None,
         };
         loop {
             let reply = self.store.handle(

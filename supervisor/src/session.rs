@@ -257,6 +257,7 @@ impl Session {
         let scope = Scope {
             session: self.arena,
             home: self.home.arena,
+            io: Some(self.io),
         };
         let (reply, result) = crossbeam_channel::bounded(1);
         let job = Job {

@@ -4,38 +4,15 @@
 //! build it).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-/// `target/debug/luapool`, found from this test executable (`target/debug/deps/e2e-…`).
-fn luapool() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    for dir in exe.ancestors().skip(1).take(3) {
-        let p = dir.join("luapool");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "no luapool binary near {}: run `cargo build` (or `cargo test --workspace`) first",
-        exe.display()
-    );
-}
-
-/// The repository's `examples/` directory.
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
-fn example(name: &str) -> String {
-    examples().join(name).to_string_lossy().into_owned()
-}
+use crate::common::{example_path as example, luapool_bin, TempDir};
 
 /// Runs `luapool ARGS`, with `stdin` on standard input.
 fn luapool_run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(luapool())
+    let mut child = Command::new(luapool_bin())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -69,127 +46,24 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A temporary script file, removed on drop.
-struct TempScript(PathBuf);
-
-impl TempScript {
-    fn new(name: &str, text: &str) -> TempScript {
-        let dir = std::env::temp_dir().join(format!(
-            "luapool-cli-{}-{}",
-            std::process::id(),
-            name.replace('.', "-")
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        TempScript(path)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempScript {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 #[test]
-fn run_prints_the_output_of_the_examples_as_json() {
-    let cases = [
-        (
-            "quick_start",
-            json!({ "message": "Hello, Alice", "isAdult": true, "userId": 123 }),
-        ),
-        ("processing_arrays", json!({ "sum": 15, "count": 5 })),
-        (
-            "pattern1_request_response",
-            json!({ "sum": 15, "average": 3.0, "count": 5 }),
-        ),
-        (
-            "pattern6_error_handling",
-            json!({ "status": "error", "error": "pattern6_error_handling.lua:6: Division by zero", "code": "MATH_ERROR" }),
-        ),
-        (
-            "comparison_new_approach",
-            json!({ "sum": 15, "count": 5, "average": 3.0 }),
-        ),
-        (
-            "bp3_meaningful_structure",
-            json!({ "method": "processOrders", "userId": 123, "orderCount": 2, "total": 35.5, "version": "1.0" }),
-        ),
-    ];
-    for (name, want) in cases {
-        let out = luapool_run(
-            &[
-                "run",
-                &example(&format!("{name}.lua")),
-                "--input",
-                &example(&format!("{name}.json")),
-            ],
-            None,
-        );
-        assert_eq!(stdout_json(&out), want, "{name}");
-    }
-}
-
-#[test]
-fn run_without_input_and_with_unordered_groups() {
-    let out = luapool_run(&["run", &example("get_output.lua")], None);
-    assert_eq!(
-        stdout_json(&out),
-        json!({ "result": "processed", "count": 10, "items": [1, 2, 3] })
-    );
-    let out = luapool_run(
-        &[
-            "run",
-            &example("pattern4_aggregation.lua"),
-            "--input",
-            &example("pattern4_aggregation.json"),
-        ],
-        None,
-    );
-    let mut groups = stdout_json(&out)["groups"].as_array().unwrap().clone();
-    groups.sort_by_key(|g| g["userId"].as_i64());
-    assert_eq!(
-        groups,
-        vec![
-            json!({ "userId": 1, "total": 175, "count": 2 }),
-            json!({ "userId": 2, "total": 175, "count": 2 })
-        ]
-    );
-}
-
-#[test]
-fn return_prints_the_return_value_instead() {
-    let out = luapool_run(
-        &[
-            "run",
-            &example("quick_start.lua"),
-            "--input",
-            &example("quick_start.json"),
-            "--return",
-        ],
-        None,
-    );
-    assert_eq!(stdout_json(&out), json!("success"));
-    let out = luapool_run(&["run", &example("migration_before.lua"), "--return"], None);
-    assert_eq!(stdout_json(&out), json!("6"));
-    let many = TempScript::new("many.lua", "return 1, 'two', { 3 }\n");
-    let out = luapool_run(&["run", many.path(), "--return"], None);
+/// One return value prints as itself (the examples table checks those),
+/// several as an array, none as null.
+fn return_prints_several_values_as_an_array_and_none_as_null() {
+    let tmp = TempDir::new("cli");
+    let many = tmp.file("many.lua", "return 1, 'two', { 3 }\n");
+    let out = luapool_run(&["run", &many, "--return"], None);
     assert_eq!(stdout_json(&out), json!([1, "two", [3]]));
-    let none = TempScript::new("none.lua", "local x = 1\n");
-    let out = luapool_run(&["run", none.path(), "--return"], None);
+    let none = tmp.file("none.lua", "local x = 1\n");
+    let out = luapool_run(&["run", &none, "--return"], None);
     assert_eq!(stdout_json(&out), Value::Null);
 }
 
 #[test]
 fn binary_return_values_are_lossy_in_json() {
-    let bin = TempScript::new("bin.lua", "return 'ok\\xff'\n");
-    let out = luapool_run(&["run", bin.path(), "--return"], None);
+    let tmp = TempDir::new("cli");
+    let bin = tmp.file("bin.lua", "return 'ok\\xff'\n");
+    let out = luapool_run(&["run", &bin, "--return"], None);
     assert_eq!(stdout_json(&out), json!("ok\u{FFFD}"));
 }
 
@@ -318,8 +192,9 @@ fn one_line_failure(out: &Output) -> String {
 
 #[test]
 fn a_lua_error_exits_non_zero_with_file_and_line() {
-    let script = TempScript::new("boom.lua", "local x = 1\nprint('before')\nerror('boom')\n");
-    let out = luapool_run(&["run", script.path()], None);
+    let tmp = TempDir::new("cli");
+    let script = tmp.file("boom.lua", "local x = 1\nprint('before')\nerror('boom')\n");
+    let out = luapool_run(&["run", &script], None);
     assert!(!out.status.success());
     let err = stderr(&out);
     // The print before the error still reaches stderr, then one error line.
@@ -333,28 +208,26 @@ fn a_lua_error_exits_non_zero_with_file_and_line() {
     assert_eq!(lines.next(), None, "{err}");
     assert!(out.stdout.is_empty());
 
-    let runtime = TempScript::new("nilcall.lua", "\n\nlocal t = nil\nreturn t.field\n");
-    let err = one_line_failure(&luapool_run(&["run", runtime.path()], None));
+    let tmp = TempDir::new("cli");
+    let runtime = tmp.file("nilcall.lua", "\n\nlocal t = nil\nreturn t.field\n");
+    let err = one_line_failure(&luapool_run(&["run", &runtime], None));
     assert!(err.contains("nilcall.lua:4:"), "{err}");
 }
 
 #[test]
 fn a_syntax_error_exits_non_zero_with_file_and_line() {
-    let script = TempScript::new("syntax.lua", "local x = 1\nlocal y = = 2\n");
-    let err = one_line_failure(&luapool_run(&["run", script.path()], None));
+    let tmp = TempDir::new("cli");
+    let script = tmp.file("syntax.lua", "local x = 1\nlocal y = = 2\n");
+    let err = one_line_failure(&luapool_run(&["run", &script], None));
     assert!(err.contains("syntax.lua:2:"), "{err}");
 }
 
 #[test]
 fn writing_input_exits_non_zero_naming_the_key() {
-    let script = TempScript::new("ro.lua", "_io.input.user = 'x'\n");
+    let tmp = TempDir::new("cli");
+    let script = tmp.file("ro.lua", "_io.input.user = 'x'\n");
     let err = one_line_failure(&luapool_run(
-        &[
-            "run",
-            script.path(),
-            "--input",
-            &example("quick_start.json"),
-        ],
+        &["run", &script, "--input", &example("quick_start.json")],
         None,
     ));
     assert!(
@@ -365,14 +238,10 @@ fn writing_input_exits_non_zero_naming_the_key() {
 
 #[test]
 fn bad_json_is_a_clear_one_line_error() {
-    let bad = TempScript::new("bad.json", "{ \"a\": 1,\n  oops }\n");
+    let tmp = TempDir::new("cli");
+    let bad = tmp.file("bad.json", "{ \"a\": 1,\n  oops }\n");
     let err = one_line_failure(&luapool_run(
-        &[
-            "run",
-            &example("processing_arrays.lua"),
-            "--input",
-            bad.path(),
-        ],
+        &["run", &example("processing_arrays.lua"), "--input", &bad],
         None,
     ));
     assert!(
@@ -385,7 +254,7 @@ fn bad_json_is_a_clear_one_line_error() {
     ));
     assert!(err.contains("JSON"), "{err}");
     let err = one_line_failure(&luapool_run(
-        &["run", &example("set_metadata.lua"), "--meta", bad.path()],
+        &["run", &example("set_metadata.lua"), "--meta", &bad],
         None,
     ));
     assert!(err.contains("bad.json") && err.contains("JSON"), "{err}");
@@ -451,29 +320,27 @@ fn help_explains_the_commands_and_options() {
 #[test]
 fn an_output_sharing_one_table_3000_times_fails_with_output_too_large() {
     // 3 000 references to 1 MiB: 3 GB of JSON if printed.
-    let script = TempScript::new(
+    let tmp = TempDir::new("cli");
+    let script = tmp.file(
         "shared.lua",
         "local s = ext.table(); s[1] = string.rep('x', 2^20)\n\
          local out = ext.table(); for i = 1, 3000 do out[i] = s end\n\
          _io.output = out\n",
     );
-    let err = one_line_failure(&luapool_run(
-        &["run", script.path(), "--max-output", "64"],
-        None,
-    ));
+    let err = one_line_failure(&luapool_run(&["run", &script, "--max-output", "64"], None));
     assert!(
         err.contains("output too large") && err.contains("67108864"),
         "{err}"
     );
     // Return values are bounded the same way.
-    let ret = TempScript::new(
+    let ret = tmp.file(
         "shared_return.lua",
         "local s = ext.table(); s[1] = string.rep('x', 2^20)\n\
          local out = ext.table(); for i = 1, 3000 do out[i] = s end\n\
          return out\n",
     );
     let err = one_line_failure(&luapool_run(
-        &["run", ret.path(), "--return", "--max-output", "64"],
+        &["run", &ret, "--return", "--max-output", "64"],
         None,
     ));
     assert!(err.contains("output too large"), "{err}");
@@ -482,22 +349,20 @@ fn an_output_sharing_one_table_3000_times_fails_with_output_too_large() {
 #[test]
 fn json_text_longer_than_max_output_fails_even_when_the_data_is_small() {
     // 300 KiB of control characters: 300 KiB stored, 1.8 MiB of JSON escapes.
-    let script = TempScript::new(
+    let tmp = TempDir::new("cli");
+    let script = tmp.file(
         "escapes.lua",
         "_io.output = { s = string.rep('\\1', 300 * 1024) }\n",
     );
     let err = one_line_failure(&luapool_run(
-        &["run", script.path(), "--max-output", "1", "--compact"],
+        &["run", &script, "--max-output", "1", "--compact"],
         None,
     ));
     assert!(
         err.contains("output too large") && err.contains("--max-output"),
         "{err}"
     );
-    let ok = luapool_run(
-        &["run", script.path(), "--max-output", "4", "--compact"],
-        None,
-    );
+    let ok = luapool_run(&["run", &script, "--max-output", "4", "--compact"], None);
     assert_eq!(
         stdout_json(&ok)["s"].as_str().map(str::len),
         Some(300 * 1024)

@@ -1,4 +1,4 @@
-//! The table contract of DESIGN.md ("Contract: external tables in Lua"),
+//! The table contract of `docs/lua-semantics.md` ("External tables"),
 //! point by point, with the edge cases a Lua programmer would try; then the
 //! session contract (homes, fresh globals, print) and the host-side
 //! conversion edge cases. Everything runs in real worker processes.
@@ -6,8 +6,7 @@
 use luapool_supervisor::{from_host, ComputeError, HostValue, Pool};
 use serde_json::{json, Value};
 
-use crate::common::pool;
-use crate::reference::{eval, output, run};
+use crate::common::{eval, output, pool, run};
 
 /// The error message of a compute that must fail.
 fn lua_error(s: &luapool_supervisor::Session, code: &str) -> String {

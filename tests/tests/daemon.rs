@@ -1,6 +1,7 @@
 //! The daemon end to end: a real `luapool serve` process, reached through
-//! the Rust client, raw MessagePack-RPC frames, signals and the Python
-//! example. Every test starts its own daemon (two workers) on its own socket.
+//! the Rust client, raw MessagePack-RPC frames and signals. Every test
+//! starts its own daemon (two workers) on its own socket. (The JavaScript
+//! and Python clients have their own suites: `clients/*/tests`.)
 
 mod api;
 mod faults;

@@ -2,12 +2,17 @@
 //! `luapool serve` process). One test binary; one module per area.
 
 mod atomic;
+mod bigint;
 mod cli;
 mod common;
 mod contract;
 mod daemon;
 mod durable;
+mod examples;
 mod faults;
+mod long_strings;
+mod machinery;
 mod reference;
 mod sandbox;
 mod soak;
+mod walks;

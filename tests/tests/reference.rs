@@ -1,15 +1,16 @@
-//! Every example of `reference/io-table-api.md`, through real worker
+//! Every example of the `_io` API reference (the scripts in `examples/`,
+//! listed in `examples/README.md`), through real worker
 //! processes, with the outputs the reference states. The Lua code is the
 //! scripts in `examples/` (so the examples are proven to run); the host side
 //! is the Rust session API.
 
 use std::collections::BTreeMap;
 
-use luapool_supervisor::{ComputeOptions, ComputeOutput, HostValue, Pool, Session};
+use luapool_supervisor::Pool;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::common::pool;
+use crate::common::{eval, json_text, output, pool, run, run_named};
 
 /// The text of `examples/<name>`.
 macro_rules! example {
@@ -18,85 +19,7 @@ macro_rules! example {
     };
 }
 
-/// Parses JSON text (an example's input file).
-pub fn json_text(text: &str) -> Value {
-    serde_json::from_str(text).expect("valid JSON")
-}
-
-/// Runs `code` named `name` (errors read `name:LINE:`), panicking on failure.
-pub fn run_named(s: &Session, name: &str, code: &str) -> ComputeOutput {
-    let opts = ComputeOptions {
-        chunk_name: Some(format!("@{name}")),
-        ..ComputeOptions::default()
-    };
-    s.compute_with(code, opts)
-        .unwrap_or_else(|e| panic!("{name} failed: {e:?}"))
-}
-
-/// Runs `code`, panicking on failure.
-pub fn run(s: &Session, code: &str) -> ComputeOutput {
-    s.compute(code)
-        .unwrap_or_else(|e| panic!("compute failed: {e:?}\n--- code:\n{code}"))
-}
-
-/// The single value `code` returns, as JSON.
-pub fn eval(s: &Session, code: &str) -> Value {
-    let mut out = run(s, code);
-    assert_eq!(
-        out.values.len(),
-        1,
-        "expected one return value from:\n{code}"
-    );
-    luapool_supervisor::from_host(out.values.pop().unwrap()).unwrap()
-}
-
-/// `_io.output` as JSON.
-pub fn output(s: &Session) -> Value {
-    s.get_output().expect("get_output")
-}
-
 // ---------------------------------------------------------------- Quick Start
-
-#[test]
-fn quick_start_greets_alice_and_returns_success() {
-    let s = pool().session();
-    s.set_input(&json!({ "user": { "id": 123, "name": "Alice", "age": 30 } }))
-        .unwrap();
-    let out = run_named(&s, "quick_start.lua", example!("quick_start.lua"));
-    assert_eq!(out.values, vec![HostValue::str("success")]);
-    assert_eq!(
-        output(&s),
-        json!({ "message": "Hello, Alice", "isAdult": true, "userId": 123 })
-    );
-}
-
-#[test]
-fn quick_start_example_input_file_matches_the_reference() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("quick_start.json")))
-        .unwrap();
-    run_named(&s, "quick_start.lua", example!("quick_start.lua"));
-    assert_eq!(
-        output(&s),
-        json!({ "message": "Hello, Alice", "isAdult": true, "userId": 123 })
-    );
-}
-
-#[test]
-fn processing_arrays_sums_and_counts() {
-    let s = pool().session();
-    s.set_input(&json!({ "numbers": [1, 2, 3, 4, 5] })).unwrap();
-    run_named(
-        &s,
-        "processing_arrays.lua",
-        example!("processing_arrays.lua"),
-    );
-    assert_eq!(output(&s), json!({ "sum": 15, "count": 5 }));
-    assert_eq!(
-        json_text(example!("processing_arrays.json")),
-        json!({ "numbers": [1, 2, 3, 4, 5] })
-    );
-}
 
 // ------------------------------------------------------- JavaScript API: host
 
@@ -172,16 +95,6 @@ fn set_input_replaces_the_previous_input() {
             "return { _io.input.a == nil, _io.input.b == nil, _io.input.c }"
         ),
         json!([true, true, 3])
-    );
-}
-
-#[test]
-fn get_output_converts_tables_to_objects_and_arrays() {
-    let s = pool().session();
-    run_named(&s, "get_output.lua", example!("get_output.lua"));
-    assert_eq!(
-        output(&s),
-        json!({ "result": "processed", "count": 10, "items": [1, 2, 3] })
     );
 }
 
@@ -267,15 +180,6 @@ fn get_output_field_is_null_when_output_is_not_a_table() {
 }
 
 #[test]
-fn set_metadata_is_readable_and_printed() {
-    let s = pool().session();
-    s.set_metadata(&json_text(example!("set_metadata.meta.json")))
-        .unwrap();
-    let out = run_named(&s, "set_metadata.lua", example!("set_metadata.lua"));
-    assert_eq!(out.logs, vec!["Request ID: req-12345".to_string()]);
-}
-
-#[test]
 fn set_metadata_is_separate_from_input_and_output() {
     let s = pool().session();
     s.set_metadata(&json!({ "requestId": "req-1" })).unwrap();
@@ -310,18 +214,6 @@ fn clear_io_clears_input_output_and_meta_but_not_home() {
 }
 
 // ------------------------------------------------------------ Lua API examples
-
-#[test]
-fn lua_input_example_reads_nested_fields_and_iterates() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("lua_input.json"))).unwrap();
-    let out = run_named(&s, "lua_input.lua", example!("lua_input.lua"));
-    assert_eq!(out.logs, vec!["1\tItem 1", "2\tItem 2", "Field exists"]);
-    assert_eq!(
-        output(&s),
-        json!({ "message": "Hello", "count": 42, "userName": "Alice", "city": "NYC" })
-    );
-}
 
 #[test]
 fn lua_input_is_nil_when_no_input_was_set() {
@@ -375,22 +267,6 @@ fn lua_meta_is_readable_and_writable_from_lua() {
 }
 
 // ------------------------------------------------------------------- Patterns
-
-#[test]
-fn pattern1_request_response_calculates_stats() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("pattern1_request_response.json")))
-        .unwrap();
-    run_named(
-        &s,
-        "pattern1_request_response.lua",
-        example!("pattern1_request_response.lua"),
-    );
-    let out = output(&s);
-    assert_eq!(out, json!({ "sum": 15, "average": 3.0, "count": 5 }));
-    // JavaScript prints `average: 3`; here it is the float 3.0 (15 / 5 in Lua).
-    assert!(out["average"].is_f64());
-}
 
 #[test]
 fn pattern1_unknown_method_is_an_error_response() {
@@ -509,31 +385,6 @@ fn pattern3_filter_of_nothing_active_is_an_empty_map() {
 }
 
 #[test]
-fn pattern4_groups_by_user_in_any_order() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("pattern4_aggregation.json")))
-        .unwrap();
-    run_named(
-        &s,
-        "pattern4_aggregation.lua",
-        example!("pattern4_aggregation.lua"),
-    );
-    let out = output(&s);
-    let mut groups = out["groups"]
-        .as_array()
-        .expect("groups is an array")
-        .clone();
-    groups.sort_by_key(|g| g["userId"].as_i64());
-    assert_eq!(
-        groups,
-        vec![
-            json!({ "userId": 1, "total": 175, "count": 2 }),
-            json!({ "userId": 2, "total": 175, "count": 2 })
-        ]
-    );
-}
-
-#[test]
 fn pattern5_incremental_field_updates_are_all_visible() {
     let s = pool().session();
     s.set_input(&json!({ "config": { "maxItems": 100, "timeout": 30 } }))
@@ -547,25 +398,6 @@ fn pattern5_incremental_field_updates_are_all_visible() {
     );
     assert_eq!(out.logs, vec!["Max items: 100", "Current user: Alice"]);
     assert_eq!(eval(&s, "return _io.input.config.timeout"), json!(30));
-}
-
-#[test]
-fn pattern6_error_handling_returns_a_structured_error() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("pattern6_error_handling.json")))
-        .unwrap();
-    run_named(
-        &s,
-        "pattern6_error_handling.lua",
-        example!("pattern6_error_handling.lua"),
-    );
-    let out = output(&s);
-    assert_eq!(out["status"], "error");
-    assert_eq!(out["code"], "MATH_ERROR");
-    assert_eq!(
-        out["error"],
-        "pattern6_error_handling.lua:6: Division by zero"
-    );
 }
 
 #[test]
@@ -618,22 +450,6 @@ fn best_practice2_validates_input() {
     s.clear_io().unwrap();
     run_named(&s, "bp2_validate_input.lua", code);
     assert_eq!(output(&s), json!({ "error": "Missing user data" }));
-}
-
-#[test]
-fn best_practice3_meaningful_structure() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("bp3_meaningful_structure.json")))
-        .unwrap();
-    run_named(
-        &s,
-        "bp3_meaningful_structure.lua",
-        example!("bp3_meaningful_structure.lua"),
-    );
-    assert_eq!(
-        output(&s),
-        json!({ "method": "processOrders", "userId": 123, "orderCount": 2, "total": 35.5, "version": "1.0" })
-    );
 }
 
 #[test]
@@ -722,28 +538,6 @@ fn best_practice6_home_is_shared_by_sessions_naming_it() {
     assert_eq!(output(&b), json!({ "processed": 1, "totalProcessed": 4 }));
 }
 
-#[test]
-fn best_practice7_request_metadata() {
-    let s = pool().session();
-    s.set_metadata(&json_text(example!("bp7_request_metadata.meta.json")))
-        .unwrap();
-    s.set_input(&json_text(example!("bp7_request_metadata.json")))
-        .unwrap();
-    let out = run_named(
-        &s,
-        "bp7_request_metadata.lua",
-        example!("bp7_request_metadata.lua"),
-    );
-    assert_eq!(
-        out.logs,
-        vec!["Request ID: 6f1c2a9e-5b7d-4c1e-9f3a-2d8b7e6c5a41"]
-    );
-    assert_eq!(
-        output(&s),
-        json!({ "userId": 123, "itemCount": 3, "total": 60 })
-    );
-}
-
 // ------------------------------------------------ Performance: optimization tips
 
 #[test]
@@ -767,37 +561,6 @@ fn optimization_tip_many_input_fields_and_dotted_keys() {
 // ---------------------------------------------- Comparison and Migration
 
 #[test]
-fn comparison_old_approach_returns_the_sum() {
-    let s = pool().session();
-    let out = run_named(
-        &s,
-        "comparison_old_approach.lua",
-        example!("comparison_old_approach.lua"),
-    );
-    assert_eq!(out.values, vec![HostValue::Int(15)]);
-}
-
-#[test]
-fn comparison_new_approach_returns_structured_output() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("comparison_new_approach.json")))
-        .unwrap();
-    run_named(
-        &s,
-        "comparison_new_approach.lua",
-        example!("comparison_new_approach.lua"),
-    );
-    assert_eq!(output(&s), json!({ "sum": 15, "count": 5, "average": 3.0 }));
-}
-
-#[test]
-fn migration_before_returns_a_string() {
-    let s = pool().session();
-    let out = run_named(&s, "migration_before.lua", example!("migration_before.lua"));
-    assert_eq!(out.values, vec![HostValue::str("6")]);
-}
-
-#[test]
 fn migration_after_sums_100000_numbers() {
     let s = pool().session();
     let data: Vec<i64> = (1..=100_000).collect();
@@ -807,16 +570,6 @@ fn migration_after_sums_100000_numbers() {
 }
 
 // ----------------------------------------------------------- Advanced Topics
-
-#[test]
-fn deep_nesting_reads_four_levels_down() {
-    let s = pool().session();
-    s.set_input(&json_text(example!("deep_nesting.json")))
-        .unwrap();
-    let out = run_named(&s, "deep_nesting.lua", example!("deep_nesting.lua"));
-    assert_eq!(out.logs, vec!["deep value"]);
-    assert_eq!(out.values, vec![HostValue::str("deep value")]);
-}
 
 #[test]
 fn deep_nesting_200_levels_in_and_out() {

@@ -94,6 +94,7 @@ impl Worker {
                 g.raw_get::<Table>("table")?.raw_get::<Function>("pack")?,
             ))?;
         let tostring: Function = g.raw_get("tostring")?;
+        g.raw_set("bigint", crate::bigint::library(&lua)?)?;
 
         let r = lua.create_table()?;
         r.raw_set("idkey", crate::materialize::id_key())?;
@@ -133,6 +134,7 @@ impl Worker {
         let overrides = vec![
             ("print", mlua::Value::Function(print)),
             ("next", prelude.raw_get("next")?),
+            ("pairs", prelude.raw_get("pairs")?),
             ("type", mlua::Value::Function(ro.type_.clone())),
             ("rawget", prelude.raw_get("rawget")?),
             ("rawlen", prelude.raw_get("rawlen")?),
@@ -170,10 +172,7 @@ impl Worker {
                 Ok(msg)
             })?
         };
-        let ext_table = {
-            let ext = ext.clone();
-            lua.create_function(move |lua, ()| ext.new_table(lua))?
-        };
+        let ext_table: Function = prelude.raw_get("ext_table")?;
 
         {
             let stop = stop.clone();
@@ -313,7 +312,10 @@ impl Worker {
             Err(e) => return Err(e),
         };
         f.set_environment(env)?;
-        let packed: Table = self.xpcall.call((f, self.handler.clone()))?;
+        let packed: Table = self.xpcall.call((f.clone(), self.handler.clone()))?;
+        // The cached chunk must not keep this compute's globals (and the
+        // external tables' caches they reach) alive until its next run.
+        f.set_environment(self.lua.create_table()?)?;
         let n: i64 = packed.raw_get("n")?;
         let mut results = (1..=n)
             .map(|i| packed.raw_get::<mlua::Value>(i))

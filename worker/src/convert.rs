@@ -7,7 +7,7 @@ use luapool_protocol::{Key, KeyError, Literal, TableId, Value};
 use mlua::Table;
 
 /// Deepest plain table a compute may copy into the store.
-pub const MAX_COPY_DEPTH: usize = 200;
+pub const MAX_COPY_DEPTH: usize = luapool_protocol::MAX_LITERAL_DEPTH;
 
 /// The table id of a writable external table's proxy, if `t` is one.
 pub fn external_id(t: &Table) -> Option<i64> {

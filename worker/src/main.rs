@@ -16,6 +16,7 @@
 //! reads replies from their bytes; `convert.rs` turns Lua values into
 //! protocol values.
 
+mod bigint;
 mod budget;
 mod compute;
 mod conn;

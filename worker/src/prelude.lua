@@ -23,8 +23,17 @@
 -- (ro_meta.rs, with UD_NEWINDEX and UD_PAIRS from here). The sandbox's
 -- `type` calls them tables.
 local R = ...
-local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring =
-      getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring
+local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select =
+      getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select
+
+-- Raises an error of the Rust half at the script's line; running out of
+-- memory is raised as Lua's own memory error (the sandbox's pcall keeps it
+-- sticky, and the compute ends as MemoryLimit).
+local MEMERR = "not enough memory"
+local function fail(err)
+  if err == MEMERR then error(MEMERR, 0) end
+  error(err, 3)
+end
 
 local function keystr(k)
   if type(k) == "string" then return "'" .. k .. "'" end
@@ -33,7 +42,7 @@ end
 
 local function MISS(d, k)
   local v, err = R.fetch(getmetatable(d).lp_m, d, k)
-  if err ~= nil then error(err, 2) end
+  if err ~= nil then fail(err) end
   return v
 end
 
@@ -43,25 +52,44 @@ local function incomplete(m)
   setmetatable(m.__index, { __index = MISS, lp_m = m })
 end
 
+-- A walk by batches (see `batches`) keeps a log of the writes made to its
+-- table since its batch was fetched: M.lp_walks is a weak-keyed set of
+-- those logs (a walk abandoned by `break` drops out with its iterator).
+-- NIL stands for a key cleared.
+local NIL = {}
+local WEAK_KEYS = { __mode = "k" }
+-- Strings longer than this are not kept in a partial cache.
+local BIG = 64 * 1024
+
 local function NEWINDEX(p, k, v)
   local m = getmetatable(p)
   if m.lp_io and k == "input" then
     error("_io.input is read-only: cannot replace it", 2)
   end
-  local cacheable, err = R.write(m.lp_id, k, v)
-  if err ~= nil then error(err, 2) end
-  local d = m.__index
-  if cacheable then
-    rawset(d, k, v)
+  -- R.write returns what the entry now holds as this compute sees it: v,
+  -- or for a plain table the proxy of the new external table the store
+  -- fills from it. A table of the other arena (session vs home) is copied
+  -- by the store under an id the worker learns only by reading it back
+  -- (`refetch`). Either way the cache entry is replaced in place, never
+  -- dropped and refilled, so a walk over the cache sees each key once.
+  local c, err, refetch = R.write(m.lp_id, k, v)
+  if err ~= nil then fail(err) end
+  if refetch then
+    c, err = R.fetch(m, m.__index, k)
+    if err ~= nil then fail(err) end
+  end
+  if m.lp_incomplete and type(c) == "string" and #c > BIG then
+    -- A partial cache keeps no big string: the store has it.
+    rawset(m.__index, k, nil)
   else
-    -- A table: the store copied a plain table into a new external table,
-    -- or an external table from the other arena (session vs home) into
-    -- this one, under an id the worker has not seen: forget the entry so
-    -- the next read fetches it (a table of this arena keeps its proxy).
-    rawset(d, k, nil)
-    if not m.lp_incomplete then incomplete(m) end
+    rawset(m.__index, k, c)
   end
   m.lp_len = nil
+  local walks = m.lp_walks
+  if walks ~= nil then
+    if c == nil then c = NIL end
+    for log in next, walks do log[k] = c end
+  end
 end
 
 -- __newindex of read-only tables.
@@ -76,45 +104,56 @@ local function LEN(p)
   if n == nil then
     local err
     n, err = R.len(m.lp_id)
-    if err ~= nil then error(err, 2) end
+    if err ~= nil then fail(err) end
     m.lp_len = n
   end
   return n
 end
 
--- Iterates an incomplete table in batches fetched from the supervisor.
-local function batches(id)
-  local keys, vals, i, n, done, after = nil, nil, 0, 0, false, nil
+-- Iterates a table not cached whole in batches fetched from the supervisor
+-- (each fetch first sends the writes buffered so far). Lua's rule for a
+-- walk holds: a value assigned during the walk is the one returned, a key
+-- cleared during the walk is not returned. For a writable table `m` is
+-- its metatable, where the walk registers its log of writes (NEWINDEX
+-- fills it); a read-only table (m == nil) cannot change.
+local function batches(id, m)
+  local keys, vals, i, n, done, after, log = nil, nil, 0, 0, false, nil, nil
   return function()
-    i = i + 1
-    if i > n then
-      if done then return nil end
-      local err
-      keys, vals, n, done, err = R.next_batch(id, after, 512)
-      if err ~= nil then error(err, 2) end
-      i = 1
-      if n == 0 then return nil end
+    while true do
+      i = i + 1
+      if i > n then
+        if log ~= nil then m.lp_walks[log] = nil; log = nil end
+        if done then return nil end
+        local err
+        keys, vals, n, done, err = R.next_batch(id, after, 512)
+        if err ~= nil then fail(err) end
+        i = 1
+        if n == 0 then return nil end
+        if m ~= nil then
+          local walks = m.lp_walks
+          if walks == nil then
+            walks = setmetatable({}, WEAK_KEYS)
+            m.lp_walks = walks
+          end
+          log = {}
+          walks[log] = true
+        end
+      end
+      local k = keys[i]
+      after = k
+      local v = vals[i]
+      if log ~= nil then
+        local w = log[k]
+        if w ~= nil then
+          if w == NIL then v = nil else v = w end
+        end
+      end
+      if v ~= nil then return k, v end
     end
-    local k = keys[i]
-    after = k
-    return k, vals[i]
   end
 end
 
-local function PAIRS(p)
-  local m = getmetatable(p)
-  if not m.lp_incomplete then return next, m.__index, nil end
-  return batches(m.lp_id), p, nil
-end
-
 local RO_NEXT, RO_INFO = R.ro_next, R.ro_info
-
--- __pairs of read-only tables: from the cache when it holds the whole table.
-local function UD_PAIRS(u)
-  local id, complete = RO_INFO(u)
-  if complete then return RO_NEXT, u, nil end
-  return batches(id), u, nil
-end
 
 -- A writable external table's proxy, and only one, holds its id under
 -- IDKEY: no script can make that key, so no plain table passes for an
@@ -125,16 +164,54 @@ local function is_external(t)
   return getmetatable(t)
 end
 
--- The sandbox's next: external tables iterate their entries.
+-- The sandbox's next: external tables iterate their entries. A plain
+-- table's `next` is Lua's; a cached external table walks its cache, whose
+-- entries writes replace in place; any other asks the supervisor for the
+-- entry after `k` (writes are sent first, so it is current).
 local function NEXT(t, k)
+  if type(t) == "table" then
+    if rawget(t, IDKEY) == nil then return next(t, k) end
+    local m = getmetatable(t)
+    if not m.lp_incomplete then return next(m.__index, k) end
+    local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
+    if err ~= nil then fail(err) end
+    if n == 0 then return nil end
+    return keys[1], vals[1]
+  end
   if RO_INFO(t) then return RO_NEXT(t, k) end
-  local m = is_external(t)
-  if m == nil then return next(t, k) end
-  if not m.lp_incomplete then return next(m.__index, k) end
-  local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
-  if err ~= nil then error(err, 2) end
-  if n == 0 then return nil end
-  return keys[1], vals[1]
+  return next(t, k)
+end
+
+-- __pairs of writable tables: `next` itself when the table is cached whole
+-- (as for a plain table), else a walk by batches. Neither hands the script
+-- anything but the proxy it already holds.
+local function PAIRS(p)
+  local m = getmetatable(p)
+  if not m.lp_incomplete then return NEXT, p, nil end
+  return batches(m.lp_id, m), p, nil
+end
+
+-- __pairs of read-only tables: from the cache when it holds the whole table.
+local function UD_PAIRS(u)
+  local id, complete = RO_INFO(u)
+  if complete then return NEXT, u, nil end
+  return batches(id, nil), u, nil
+end
+
+-- The sandbox's pairs: Lua's, but a table without __pairs walks with the
+-- sandbox's `next` (Lua's own would reveal a proxy's private key).
+local function PAIRS_G(...)
+  if select("#", ...) == 0 then
+    error("bad argument #1 to 'pairs' (value expected)", 2)
+  end
+  local t = ...
+  local mt = getmetatable(t)
+  local h = type(mt) == "table" and rawget(mt, "__pairs") or nil
+  if h ~= nil then
+    local f, s, c = h(t)
+    return f, s, c
+  end
+  return NEXT, t, nil
 end
 
 -- The sandbox's rawset: writing into the empty proxy would hide a value
@@ -187,7 +264,7 @@ end
 -- stopped (instruction budget, cancel), a caught error is raised again, so
 -- no pcall can swallow the stop.
 local STOP = { reason = nil }
-local pcall, xpcall, resume, select = pcall, xpcall, coroutine.resume, select
+local pcall, xpcall, resume = pcall, xpcall, coroutine.resume
 local function recheck(ok, ...)
   if not ok and STOP.reason ~= nil then error(STOP.reason, 0) end
   return ok, ...
@@ -196,10 +273,17 @@ local function PCALL(...) return recheck(pcall(...)) end
 local function XPCALL(...) return recheck(xpcall(...)) end
 local function RESUME(...) return recheck(resume(...)) end
 
+-- `ext.table()`.
+local function EXT_TABLE()
+  local t, err = R.new_table()
+  if err ~= nil then fail(err) end
+  return t
+end
+
 return {
-  stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
+  ext_table = EXT_TABLE, stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
   make = make, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS,
-  next = NEXT, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
+  next = NEXT, pairs = PAIRS_G, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
   rawget = RAWGET, rawlen = RAWLEN,
   ud_mt = { __newindex = UD_NEWINDEX, __pairs = UD_PAIRS },
 }

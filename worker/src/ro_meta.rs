@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use luapool_protocol::{Key, TableId};
 use mlua::{ffi, Function, Lua};
 
-use crate::ext::Ext;
+use crate::ext::{push_long_or_raise, Ext, Other};
 use crate::ro_cache::{Cell, LKey};
 
 /// The C functions behind read-only tables, as Lua values.
@@ -162,11 +162,27 @@ unsafe fn push_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
     }
 }
 
+/// Pushes a key. Pushing a string may raise (memory): then the key's
+/// bytes leak, a few bytes at most of a key.
+///
+/// # Safety
+/// One stack slot is free.
+unsafe fn push_key(l: *mut ffi::lua_State, key: &Key) {
+    match key {
+        Key::Int(i) => ffi::lua_pushinteger(l, *i),
+        Key::Str(s) => {
+            ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+        }
+        Key::Bool(b) => ffi::lua_pushboolean(l, *b as c_int),
+        Key::Float(bits) => ffi::lua_pushnumber(l, f64::from_bits(*bits)),
+    }
+}
+
 /// Raises `msg` as a Lua error at the script's line.
 ///
 /// # Safety
 /// Never returns; `msg` is dropped before the `longjmp`.
-unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> c_int {
+pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> c_int {
     ffi::luaL_checkstack(l, 3, c"luapool: stack".as_ptr());
     ffi::luaL_where(l, 1);
     ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
@@ -189,7 +205,11 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
         crate::ro_cache::Found::Value(c) => c,
         crate::ro_cache::Found::Miss => match ext.ro_fetch(id, key) {
             Ok(c) => c,
-            Err(msg) => return raise(l, msg),
+            Err(Other::Refused(msg)) => return raise(l, msg),
+            Err(Other::Long(key, len)) => {
+                ext.park_long(id, key);
+                return push_long_or_raise(l, ext, len);
+            }
         },
     };
     push_cell(l, ext, cell);
@@ -227,7 +247,13 @@ unsafe extern "C-unwind" fn ro_next(l: *mut ffi::lua_State) -> c_int {
     };
     let entry = match ext.ro_next(id, after) {
         Ok(e) => e,
-        Err(msg) => return raise(l, msg),
+        Err(Other::Refused(msg)) => return raise(l, msg),
+        Err(Other::Long(key, len)) => {
+            ffi::luaL_checkstack(l, 2, c"luapool: stack".as_ptr());
+            push_key(l, &key);
+            ext.park_long(id, key);
+            return push_long_or_raise(l, ext, len) + 1;
+        }
     };
     match entry {
         Some((k, v)) => {

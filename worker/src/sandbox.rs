@@ -20,6 +20,7 @@ const LIBS: &[(&str, Option<&[&str]>)] = &[
     ("math", None),
     ("utf8", None),
     ("coroutine", None),
+    ("bigint", None),
     ("os", Some(&["clock", "time", "date", "difftime"])),
 ];
 

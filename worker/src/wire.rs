@@ -91,6 +91,21 @@ pub fn contents_header(c: &mut Cursor<'_>) -> Result<Option<Contents>, Malformed
     Ok(Some(kind))
 }
 
+/// The piece of a string a `ToWorker::Reply(Reply::Bytes(..))` carries,
+/// borrowed; `Ok(None)`: another message (an error reply), to decode the
+/// ordinary way.
+pub fn bytes_reply(buf: &[u8]) -> Result<Option<&[u8]>, Malformed> {
+    let mut c = Cursor::new(buf);
+    if !matches!(expect_variant(&mut c, b"Reply"), Ok(true)) {
+        return Ok(None);
+    }
+    let mut probe = c;
+    if probe.map().is_err() || probe.bytes()? != b"Bytes" {
+        return Ok(None);
+    }
+    Ok(Some(probe.bytes()?))
+}
+
 /// The contents of one table view, checked.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
@@ -119,6 +134,8 @@ pub struct Reader<'a> {
     /// Whether it describes a read-only table (then the read-only cache
     /// wants it too).
     pub any_readonly: bool,
+    /// The reply's size in bytes.
+    pub bytes: usize,
     views: IdMap<View<'a>>,
 }
 
@@ -178,6 +195,7 @@ impl<'a> Reader<'a> {
             done,
             inlined,
             any_readonly,
+            bytes: buf.len(),
             views,
         }))
     }
@@ -277,6 +295,17 @@ mod tests {
             pair(&mut b),
             (Item::Int(70000), Item::Table(TableId::from_raw(3)))
         );
+    }
+
+    #[test]
+    fn a_piece_of_a_string_is_read_in_place() {
+        let bytes = encode(&ToWorker::Reply(Reply::Bytes(vec![7; 300])));
+        assert_eq!(bytes_reply(&bytes), Ok(Some(&[7u8; 300][..])));
+        let err = encode(&ToWorker::Reply(Reply::Len(3)));
+        assert_eq!(bytes_reply(&err), Ok(None));
+        for cut in 0..bytes.len() {
+            let _ = bytes_reply(&bytes[..cut]);
+        }
     }
 
     #[test]

@@ -41,7 +41,16 @@ fn two_arenas() -> (Store, Scope, TableId, TableId) {
     store.add_root(root);
     store.collect(session);
     store.collect(home);
-    (store, Scope { session, home }, io, root)
+    (
+        store,
+        Scope {
+            session,
+            home,
+            io: None,
+        },
+        io,
+        root,
+    )
 }
 
 fn snapshot(store: &Store, arena: ArenaId, root: TableId) -> (HostValue, ArenaStats) {

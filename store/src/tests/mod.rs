@@ -38,6 +38,7 @@ pub(super) fn only(arena: ArenaId) -> Scope {
     Scope {
         session: arena,
         home: arena,
+        io: None,
     }
 }
 

@@ -1,9 +1,7 @@
 //! The session API through the client: the reference's Quick Start, every
-//! method, typed errors, concurrency across sessions and connections, homes,
-//! and the Python example.
+//! method, typed errors, concurrency across sessions and connections, and
+//! homes.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::mpsc;
 
 use luapool_client::{Client, ClientError, ComputeError, ComputeOptions};
@@ -218,36 +216,6 @@ fn sessions_naming_the_same_home_share_it_across_connections() {
             .value::<i64>(0)
             .unwrap(),
         1
-    );
-}
-
-#[test]
-fn the_python_example_prints_the_output() {
-    let has_msgpack = Command::new("python3")
-        .args(["-c", "import msgpack"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_msgpack {
-        eprintln!("skipped: python3 with the msgpack package is not installed");
-        return;
-    }
-    let d = Daemon::start(&[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("--socket")
-        .arg(&d.socket)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(r#"output: {"isAdult": true, "message": "Hello, Alice", "userId": 123}"#),
-        "{stdout}"
     );
 }
 

@@ -4,32 +4,16 @@
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use luapool_client::Client;
+
+pub use crate::common::{eventually, luapool_bin, HANG};
 use rmpv::Value;
-
-/// How long any wait in these tests may take before it counts as a hang.
-pub const HANG: Duration = Duration::from_secs(30);
-
-pub fn luapool_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("luapool");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test --workspace` (it builds the binary)",
-        bin.display()
-    );
-    bin
-}
 
 pub fn fresh_socket_path() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -37,15 +21,6 @@ pub fn fresh_socket_path() -> PathBuf {
     let p = std::env::temp_dir().join(format!("luapool-t{}-{n}.sock", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p
-}
-
-/// Polls `f` until it is true; panics with `what` if that takes a hang's time.
-pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + HANG;
-    while !f() {
-        assert!(Instant::now() < end, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A `luapool serve` child process; killed on drop.

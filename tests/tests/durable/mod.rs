@@ -13,28 +13,22 @@ use std::time::Duration;
 
 use luapool_supervisor::{HostValue, Pool, PoolBuilder, Session};
 
-/// A fresh directory under the system's temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A data directory path that does not exist yet (`.0`), inside a fresh
+/// temporary directory removed on drop.
+pub struct TempDir(
+    pub PathBuf,
+    #[allow(dead_code)] // held for its Drop, which removes the directory
+    crate::common::TempDir,
+);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p =
-            std::env::temp_dir().join(format!("luapool-data-{}-{name}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
+        let parent = crate::common::TempDir::new(&format!("data-{name}"));
+        TempDir(parent.path().join("data"), parent)
     }
 
     pub fn path(&self) -> &str {
         self.0.to_str().expect("a UTF-8 temp path")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

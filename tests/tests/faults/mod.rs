@@ -14,6 +14,7 @@ mod memory;
 mod output;
 mod runaway;
 
+use crate::common::HANG;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,8 +36,11 @@ pub fn builder(workers: usize) -> PoolBuilder {
         .restart_intensity(1000, Duration::from_secs(60))
 }
 
-/// Polls `cond` every 10 ms until it holds; panics after `within`.
+/// Polls `cond` every 10 ms until it holds; panics after `within`, or after
+/// [`HANG`] if that is longer: a busy machine must not fail a test that only
+/// waits for something to happen.
 pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let within = within.max(HANG);
     let end = Instant::now() + within;
     while !cond() {
         assert!(Instant::now() < end, "not within {within:?}: {what}");
@@ -102,6 +106,15 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// This process's RSS once the allocator has handed back what it keeps
+/// free (glibc keeps freed blocks per thread arena): what it really holds,
+/// not how its allocator happened to fragment.
+pub fn own_rss_kib() -> u64 {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe { libc::malloc_trim(0) };
+    rss_kib(std::process::id())
 }
 
 /// Sends SIGKILL to a worker.

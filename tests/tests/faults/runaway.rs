@@ -6,6 +6,7 @@ use std::time::Duration;
 use luapool_supervisor::{ComputeError, Limits};
 
 use super::{builder, expect_err, int, limits, still_works, wait_for_full_pool};
+use crate::common::luapool_bin;
 
 /// Loops that only the instruction budget stops, each trying another way to
 /// catch or hide the stop.
@@ -136,17 +137,6 @@ fn pool_limits_are_the_defaults_and_a_compute_can_override_them() {
         "{e:?}"
     );
     assert_eq!(int(&session, "return 7"), 7);
-}
-
-/// The `luapool` binary next to the test executable.
-fn luapool_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|d| d.join("luapool"))
-        .find(|p| p.is_file())
-        .expect("the luapool binary (run `cargo test --workspace`)")
 }
 
 #[test]

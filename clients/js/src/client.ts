@@ -1,0 +1,96 @@
+/**
+ * The client: one connection to `luapool serve`. Open sessions on it with
+ * `session()`; calls of different sessions run concurrently on the
+ * daemon's workers, and any number of calls may be in flight at once.
+ * Daemon-wide methods live here, one small method each.
+ */
+
+import { EventEmitter } from "node:events";
+import { Connection, type Target } from "./connection.js";
+import { clientError, type LuapoolError } from "./errors.js";
+import { prepare } from "./codec.js";
+import { Session } from "./session.js";
+
+/** `stats()`: the daemon's counters (docs/protocol.md, `stats`). */
+export interface Stats {
+  workers: number;
+  alive: number;
+  restarts: number;
+  computes: number;
+  queued: number;
+  crash_loop: boolean;
+  store: { arenas: number; tables: number; bytes: number };
+  connections: number;
+  sessions: number;
+  [more: string]: unknown;
+}
+
+/** Options of `client.session()`. */
+export interface SessionOptions {
+  /** A daemon-wide home shared by every session naming it (default: a private one). */
+  home?: string;
+}
+
+/**
+ * Connects to the daemon at `target`: a Unix socket path, or
+ * `{ host, port, token }` for its loopback TCP listener.
+ * Rejects with `ConnectFailedError` when nobody answers there.
+ */
+export async function connect(target: Target): Promise<Client> {
+  const client = new Client();
+  await client.open(target);
+  return client;
+}
+
+/**
+ * A connection to the daemon. Emits `"close"` with the error that pending
+ * calls received (a `ConnectionClosedError` when the daemon went away).
+ */
+export class Client extends EventEmitter {
+  private conn!: Connection;
+
+  /** @internal Use `connect()`. */
+  async open(target: Target): Promise<void> {
+    this.conn = await Connection.open(target, (e: LuapoolError) => this.emit("close", e));
+    if (typeof target === "object" && "token" in target) {
+      await this.call("auth", [target.token]);
+    }
+  }
+
+  /** Opens a session; `home` names a shared `_home`. */
+  async session(options: SessionOptions = {}): Promise<Session> {
+    const home = options.home ?? null;
+    if (home !== null && typeof home !== "string") {
+      throw clientError("InvalidValue", `a home name must be a string, got ${typeof home}`);
+    }
+    const id = (await this.call("session.open", home === null ? [] : [home])) as number;
+    return new Session(this.conn, id, home);
+  }
+
+  /** The daemon's counters. */
+  async stats(): Promise<Stats> {
+    return (await this.call("stats", [])) as Stats;
+  }
+
+  /**
+   * Any method of docs/protocol.md by name (for methods this client has no
+   * wrapper for yet). Params are checked like every value sent.
+   */
+  call(method: string, params: unknown[]): Promise<unknown> {
+    try {
+      return this.conn.call(method, prepare(params, "params") as unknown[]);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Whether the connection has ended. */
+  get closed(): boolean {
+    return this.conn.closed;
+  }
+
+  /** Closes the connection; calls still waiting fail with `ConnectionClosedError`. */
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+}
