@@ -35,11 +35,29 @@ fn writes_then(fail: &str) -> String {
         _home.records[#_home.records + 1] = {{ id = #_home.records + 1 }}
         _home.records[1] = nil
         _home.blob = string.rep("b", 10000)
+        _home.long = string.rep("z", 3 * 2^20) -- sent to the store in pieces
         _home.copy = t
         for _ in pairs(_home) do end
         {fail}
         "#
     )
+}
+
+/// A value with every string replaced by its length (for messages).
+fn summary(v: &HostValue) -> String {
+    fn short(v: &HostValue) -> serde_json::Value {
+        match v {
+            HostValue::Str(s) => serde_json::json!(format!("<{} bytes>", s.len())),
+            HostValue::Array(a) => a.iter().map(short).collect(),
+            HostValue::Map(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (format!("{k:?}"), short(v)))
+                    .collect(),
+            ),
+            other => other.to_json(),
+        }
+    }
+    short(v).to_string()
 }
 
 fn prepared(pool: &Arc<Pool>, home: &str) -> Session {
@@ -50,6 +68,7 @@ fn prepared(pool: &Arc<Pool>, home: &str) -> Session {
         _io.output = { n = 1, list = { "a", "b" }, gone = "here" }
         _home.count = 10
         _home.records = { { id = 1 }, { id = 2 } }
+        _home.long = string.rep("a", 2^20)
         "#,
     )
     .unwrap();
@@ -60,7 +79,7 @@ fn pool(limits: Limits) -> Arc<Pool> {
     Pool::builder()
         .workers(1)
         .limits(limits)
-        .home_quota(4 << 20)
+        .home_quota(16 << 20)
         .restart_intensity(1000, Duration::from_secs(60))
         .build()
         .unwrap()
@@ -81,11 +100,26 @@ fn fails_and_changes_nothing(
         .compute_with(code, opts(pool))
         .expect_err("the compute must fail");
     assert!(check(&e), "{name}: unexpected error {e:?}");
-    assert_eq!(
-        state(&s),
-        before,
-        "{name}: the failed compute left writes behind"
+    let after = state(&s);
+    assert!(
+        after.0 == before.0,
+        "{name}: the failed compute left writes behind:\n{}\nwas\n{}",
+        summary(&after.0),
+        summary(&before.0)
     );
+    // No table or byte of the failed compute stays (after a quota error the
+    // session and home are also collected, which may free earlier garbage).
+    let (a, b) = (&after.1, &before.1);
+    assert!(
+        a.session_tables <= b.session_tables
+            && a.home_tables <= b.home_tables
+            && a.session_bytes <= b.session_bytes
+            && a.home_bytes <= b.home_bytes,
+        "{name}: the failed compute left tables behind: {a:?} vs {b:?}"
+    );
+    if !matches!(e, ComputeError::QuotaExceeded { .. }) {
+        assert_eq!(a, b, "{name}: the failed compute changed the counts");
+    }
     // The same writes, in a compute that succeeds, all show.
     s.compute(&writes_then("")).unwrap();
     let (after, _) = state(&s);
@@ -152,7 +186,7 @@ fn a_quota_error_undoes_every_write() {
     fails_and_changes_nothing(
         &pool,
         "atomic-quota",
-        &writes_then("_home.huge = string.rep('q', 8 * 2^20) for _ in pairs(_home) do end"),
+        &writes_then("_home.huge = string.rep('q', 20 * 2^20) for _ in pairs(_home) do end"),
         |_| ComputeOptions::default(),
         |e| matches!(e, ComputeError::QuotaExceeded { .. }),
     );
@@ -218,7 +252,7 @@ fn an_error_caught_by_pcall_is_not_a_failure() {
     let s = prepared(&pool, "atomic-pcall");
     s.compute(&writes_then(
         "local ok = pcall(error, 'caught') assert(not ok) \
-         local q = pcall(function() _home.huge = string.rep('q', 8 * 2^20) for _ in pairs(_home) do end end) \
+         local q = pcall(function() _home.huge = string.rep('q', 20 * 2^20) for _ in pairs(_home) do end end) \
          assert(not q)",
     ))
     .unwrap();
@@ -228,7 +262,8 @@ fn an_error_caught_by_pcall_is_not_a_failure() {
     assert_eq!(json[2]["records"]["3"]["id"], 3);
     assert_eq!(json[0]["list"][2]["at"], "end");
     assert_eq!(json[1]["seen"], true);
-    assert!(json[2].get("huge").is_none());
+    // (`_home.huge` is unknown: written in pieces, some of them before the
+    // quota error was caught; see "Caching and buffered writes".)
 }
 
 #[test]

@@ -102,7 +102,7 @@ fn a_counter_increment_writes_one_row_whatever_the_home_size() {
          for i = 1, 100000 do _home.records[i] = {id = i, name = 'r' .. i} end",
     )
     .unwrap();
-    let first = *backend.commits.lock().unwrap().last().unwrap();
+    let first = *backend.commits.lock().unwrap().iter().max().unwrap();
     assert!(
         first > 300_000,
         "the first commit writes the home: {first} rows"
@@ -114,10 +114,15 @@ fn a_counter_increment_writes_one_row_whatever_the_home_size() {
         .unwrap();
     let commits = backend.commits.lock().unwrap().clone();
     assert_eq!(
-        &commits[commits.len() - 4..],
-        &[1, 1, 1, 3],
-        "an increment is one row; an appended record its table, its key and the array slot"
+        &commits[commits.len() - 4..commits.len() - 1],
+        &[1, 1, 1],
+        "an increment is one row: {commits:?}"
     );
+    // An appended record: its table, its key and the array slot (plus the
+    // few empty tables the worker reserved for literals and did not use,
+    // which the next collection deletes): not the 100 000 records.
+    let append = commits[commits.len() - 1];
+    assert!((3..=16).contains(&append), "{commits:?}");
     assert_eq!(int(&s, "return _home.n"), 3);
     // A compute that only reads writes nothing.
     s.compute("return #_home.records").unwrap();

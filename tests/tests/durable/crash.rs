@@ -154,6 +154,7 @@ fn a_home_of_a_million_records_survives_a_restart_that_does_not_wait_for_it() {
         let opts = luapool_client::ComputeOptions {
             timeout: Some(Duration::from_secs(600)),
             instructions: Some(0),
+            memory: Some(0),
             ..luapool_client::ComputeOptions::default()
         };
         s.compute_with(
