@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::common::{example_path as example, luapool_bin, TempDir};
 
 /// Runs `luapool ARGS`, with `stdin` on standard input.
-fn luapool_run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn luapool_run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(luapool_bin())
         .args(args)
         .stdin(Stdio::piped())

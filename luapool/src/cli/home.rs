@@ -2,7 +2,7 @@
 //! a data directory that no daemon holds (a running daemon has the same
 //! methods on its socket).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -81,17 +81,7 @@ pub fn home(args: HomeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
         }
         HomeCommand::Import { name, file } => {
-            let text = if file == "-" {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("cannot read standard input")?;
-                s
-            } else {
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
-            };
-            let json: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{file} is not valid JSON"))?;
+            let json = super::run::read_json(&file)?;
             homes.import(&name, &HostValue::from_json(json))?;
         }
         HomeCommand::Drop { name } => {

@@ -164,7 +164,8 @@ impl Write for Bounded {
     }
 }
 
-fn read_json(path: &str) -> anyhow::Result<serde_json::Value> {
+/// JSON from a file, or standard input for `-`.
+pub(super) fn read_json(path: &str) -> anyhow::Result<serde_json::Value> {
     let text = if path == "-" {
         let mut s = String::new();
         std::io::stdin()

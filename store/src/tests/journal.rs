@@ -164,13 +164,7 @@ fn a_compute_sees_its_own_writes_before_it_ends() {
 
 #[test]
 fn random_writes_roll_back_to_the_same_contents_and_bytes() {
-    let mut state = 7u64;
-    let mut rand = move |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+    let mut rand = super::rand_below(7);
     for round in 0..200 {
         let store = Store::new();
         let a = store.create_arena(0);

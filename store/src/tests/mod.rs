@@ -56,3 +56,14 @@ pub(super) fn get(store: &Store, scope: &Scope, table: TableId, key: Key) -> Rep
 pub(super) fn s(text: &str) -> Value {
     Value::Str(text.as_bytes().to_vec())
 }
+
+/// A deterministic generator of numbers below `n`, seeded with `seed`.
+pub(super) fn rand_below(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |n| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    }
+}

@@ -144,13 +144,7 @@ fn committed_changes_and_collections_applied_in_order_read_back_the_same() {
     let (arena, root) = home(&store);
     let mut disk = Disk::default();
     disk.apply(&store.snapshot(arena).unwrap());
-    let mut state = 11u64;
-    let mut rand = move |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
+    let mut rand = super::rand_below(11);
     let mut live: Vec<TableId> = vec![root];
     for round in 0..300 {
         store.begin(&only(arena));

@@ -1,24 +1,14 @@
 //! The command line on a data directory: `luapool run --data DIR --home
 //! NAME` and `luapool home list|export|import|drop`.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{json, Value};
 
 use super::TempDir;
-use crate::daemon::harness::luapool_bin;
 
 fn luapool(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(luapool_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn luapool");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().expect("wait for luapool")
+    crate::cli::luapool_run(args, Some(stdin))
 }
 
 fn ok(out: &Output) -> String {
