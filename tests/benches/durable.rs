@@ -14,7 +14,7 @@
 //! redis-server`; without it the Redis rows are skipped).
 //! `LUAPOOL_BENCH_SECS` sets each row's duration (default 5);
 //! `LUAPOOL_BENCH_RESTART_GIB` the homes written for the restart row
-//! (default 1; 0 skips it).
+//! (default 1; 0 skips it); `LUAPOOL_BENCH_ONLY=restart` runs that row only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -219,20 +219,17 @@ fn restart(gib: f64) {
             let s = c.session_with_home(&format!("big{h}")).unwrap();
             // ~128 MiB of store per home: 1 000 000 records of 3 fields.
             s.compute_with(
-                "local r = {} _home.records = r for i = 1, 1000000 do r[i] = {id = i, name = 'record ' .. i, v = i * 0.5} end",
+                "_home.records = {} local r = _home.records \
+                 for i = 1, 1000000 do r[i] = {id = i, name = 'record ' .. i, v = i * 0.5} end",
                 ComputeOptions {
                     instructions: Some(0),
+                    memory: Some(0),
                     timeout: Some(Duration::from_secs(600)),
                     ..ComputeOptions::default()
                 },
             )
             .unwrap();
         }
-        let stats = c.stats().unwrap();
-        eprintln!(
-            "  wrote {homes} homes, {:.0} MiB accounted in memory",
-            stats.store.bytes as f64 / (1 << 20) as f64
-        );
     }
     let on_disk: u64 = std::fs::read_dir(&dir)
         .unwrap()
@@ -247,8 +244,9 @@ fn restart(gib: f64) {
     let first = t.elapsed();
     let t = Instant::now();
     let s = c.session_with_home("big0").unwrap();
-    s.compute("return #_home.records").unwrap();
+    let n = s.compute("return #_home.records").unwrap();
     let big = t.elapsed();
+    assert_eq!(n.value::<i64>(0).unwrap(), 1_000_000);
     println!(
         "| restart with {:.2} GiB on disk ({homes} homes of 1 000 000 records) | listening after {:.0} ms; first compute on another home {:.1} ms; first compute on one 1 000 000-record home {:.2} s |",
         on_disk as f64 / (1u64 << 30) as f64,
@@ -261,6 +259,10 @@ fn restart(gib: f64) {
 }
 
 fn main() {
+    if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("restart") {
+        restart(restart_gib());
+        return;
+    }
     println!("| what | computes per second |");
     println!("|---|---|");
     let dir = scratch("incr");
@@ -289,11 +291,15 @@ fn main() {
             l8 / r8
         );
     }
-    let gib: f64 = std::env::var("LUAPOOL_BENCH_RESTART_GIB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+    let gib = restart_gib();
     if gib > 0.0 {
         restart(gib);
     }
+}
+
+fn restart_gib() -> f64 {
+    std::env::var("LUAPOOL_BENCH_RESTART_GIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0)
 }
