@@ -111,6 +111,8 @@ pub struct Session {
 pub struct ComputeOptions {
     /// Wall-clock limit (sent in whole milliseconds, at least 1).
     pub timeout: Option<Duration>,
+    /// CPU-time limit (sent in whole milliseconds; zero = none).
+    pub cpu_time: Option<Duration>,
     /// Instruction budget (0 = none).
     pub instructions: Option<u64>,
     /// Lua heap limit in bytes (0 = none).
@@ -125,6 +127,8 @@ pub struct ComputeOptions {
 struct WireOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_time_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instructions: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -296,6 +300,13 @@ impl Session {
     ) -> Result<ComputeOutput, ClientError> {
         let wire = WireOptions {
             timeout_ms: opts.timeout.map(|t| (t.as_millis() as u64).max(1)),
+            cpu_time_ms: opts.cpu_time.map(|t| {
+                if t.is_zero() {
+                    0
+                } else {
+                    (t.as_millis() as u64).max(1)
+                }
+            }),
             instructions: opts.instructions,
             memory: opts.memory,
             chunk_name: opts.chunk_name,

@@ -33,6 +33,7 @@ pub(crate) enum Call {
 #[derive(Debug, Default)]
 pub(crate) struct CallOptions {
     timeout: Option<Duration>,
+    cpu_time: Option<Duration>,
     instructions: Option<u64>,
     memory: Option<u64>,
     chunk_name: Option<String>,
@@ -181,6 +182,7 @@ fn options(v: HostValue) -> Result<CallOptions, RpcError> {
                 0 => return Err(RpcError::bad_request("timeout_ms must be at least 1")),
                 ms => o.timeout = Some(Duration::from_millis(ms)),
             },
+            ("cpu_time_ms", v) => o.cpu_time = Some(Duration::from_millis(uint(v)?)),
             ("instructions", v) => o.instructions = Some(uint(v)?),
             ("memory", v) => o.memory = Some(uint(v)?),
             ("chunk_name", v) => o.chunk_name = Some(string(v.clone(), "chunk_name")?),
@@ -251,6 +253,7 @@ fn compute(
     };
     let opts = ComputeOptions {
         timeout: o.timeout,
+        cpu_time: o.cpu_time,
         instructions: o.instructions,
         memory: o.memory,
         cancel,

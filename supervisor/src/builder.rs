@@ -9,8 +9,9 @@ use crate::error::PoolError;
 use crate::pool::Pool;
 
 impl Pool {
-    /// A builder with defaults: one worker per CPU, 30 s per compute, 256 MiB
-    /// of Lua heap per worker, 1 GiB of store per session.
+    /// A builder with defaults: one worker per CPU, 30 s of wall clock and
+    /// 10 s of CPU time per compute, 256 MiB of memory per compute, 1 GiB
+    /// of store per session.
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
@@ -43,6 +44,7 @@ impl Default for PoolBuilder {
                 max_homes: 10_000,
                 homes_bytes: 4 << 30,
                 idle_homes_bytes: 256 << 20,
+                cancel_grace: Duration::from_secs(1),
             },
         }
     }
@@ -137,6 +139,13 @@ impl PoolBuilder {
     /// leave first). 0: a home leaves memory when its last session closes.
     pub fn idle_homes_bytes(mut self, bytes: u64) -> Self {
         self.config.idle_homes_bytes = bytes;
+        self
+    }
+    /// How long a cancelled compute gets to stop by itself before its
+    /// worker is killed (default 1 s; a cancel normally stops the compute
+    /// at its next Lua instruction).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.config.cancel_grace = grace;
         self
     }
     /// Starts the workers and returns the pool.

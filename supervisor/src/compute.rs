@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use luapool_protocol::{
     decode, encode_into, FailureKind, Literal, Outcome, RequestErrorKind, RingError, Start,
-    TableId, ToSupervisor, ToWorker, Value,
+    TableId, ToSupervisor, ToWorker, Value, EXIT_CPU_LIMIT,
 };
 
 use luapool_protocol::api::HostValue;
@@ -18,8 +18,6 @@ use luapool_store::{OutputBudget, Scope, Store, StoreError, MAX_NESTING};
 use crate::error::ComputeError;
 use crate::worker_proc::WorkerProc;
 
-/// How long a worker gets to stop by itself after a cancel before it is killed.
-const CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How often the serving thread looks at the cancel token while it waits.
 const POLL: Duration = Duration::from_millis(20);
 /// How long a worker that closed its ring gets to exit before it is killed.
@@ -71,6 +69,9 @@ pub struct Job {
     pub timeout: Duration,
     /// Cancellation.
     pub cancel: CancelToken,
+    /// How long the worker gets to stop by itself after a cancel before it
+    /// is killed.
+    pub cancel_grace: Duration,
     /// Streaming of print lines.
     pub on_log: Option<LogSink>,
     /// The most bytes the return values may convert to.
@@ -159,7 +160,7 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
             cancel_sent = Some(now);
         }
         if let Some(at) = cancel_sent {
-            if now >= at + CANCEL_GRACE {
+            if now >= at + job.cancel_grace {
                 return killed(w, ComputeError::Cancelled);
             }
         }
@@ -169,6 +170,18 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
             Err(e @ (RingError::PeerGone | RingError::Closed)) => {
                 // It is exiting or gone: let it finish, to report how it ended.
                 let status = w.reap_within(EXIT_GRACE);
+                if w.exit_code() == Some(EXIT_CPU_LIMIT) {
+                    // Stuck in one C call past its CPU time (worker/src/cpu.rs).
+                    return Served {
+                        result: Err(ComputeError::Timeout {
+                            message: format!(
+                                "CPU-time limit of {:?} exceeded inside a C function; worker replaced",
+                                Duration::from_millis(job.start.limits.cpu_time_ms)
+                            ),
+                        }),
+                        fate: Fate::Killed,
+                    };
+                }
                 return Served {
                     result: Err(ComputeError::WorkerCrashed {
                         message: format!("{e} (worker {status})"),
@@ -277,17 +290,24 @@ fn finish(
                 })?;
             Ok(ComputeOutput { values, logs })
         }
+        // Kinds, never the message's text. A Lua error after the store
+        // refused a write for quota (the script may have caught that one)
+        // is the quota's.
         Outcome::Failed(f) => Err(match f.kind {
-            FailureKind::LuaError if quota_hit || f.message.contains("quota exceeded") => {
+            FailureKind::Quota => ComputeError::QuotaExceeded { message: f.message },
+            FailureKind::LuaError if quota_hit => {
                 ComputeError::QuotaExceeded { message: f.message }
             }
             FailureKind::LuaError => ComputeError::LuaError {
                 message: f.message,
                 traceback: f.traceback,
             },
-            FailureKind::InstructionLimit => ComputeError::Timeout { message: f.message },
+            FailureKind::InstructionLimit | FailureKind::CpuLimit => {
+                ComputeError::Timeout { message: f.message }
+            }
             FailureKind::MemoryLimit => ComputeError::MemoryLimit { message: f.message },
             FailureKind::Cancelled => ComputeError::Cancelled,
+            FailureKind::ConversionLimit => ComputeError::TooLarge { message: f.message },
         }),
     }
 }

@@ -44,9 +44,12 @@ impl Pool {
 pub struct ComputeOptions {
     /// Wall-clock limit.
     pub timeout: Option<Duration>,
+    /// CPU-time limit (`Duration::ZERO` = none).
+    pub cpu_time: Option<Duration>,
     /// Instruction budget (0 = none).
     pub instructions: Option<u64>,
-    /// Lua heap limit in bytes (0 = none).
+    /// Memory limit in bytes: what the compute allocates above what its
+    /// worker held when it started (0 = none).
     pub memory: Option<u64>,
     /// Cancels this compute when cancelled.
     pub cancel: Option<CancelToken>,
@@ -269,12 +272,14 @@ impl Session {
                 home: self.home.root,
                 limits: WorkerLimits {
                     instructions: opts.instructions.unwrap_or(limits.instructions),
+                    cpu_time_ms: millis(opts.cpu_time.unwrap_or(limits.cpu_time)),
                     memory: opts.memory.unwrap_or(limits.memory),
                 },
             },
             scope,
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
+            cancel_grace: self.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
             max_output_bytes: self.pool.shared.config.max_output_bytes,
             reply,
@@ -405,5 +410,14 @@ impl Drop for Session {
         self.cancel();
         self.store().drop_arena(self.arena);
         self.pool.homes.release(&self.home);
+    }
+}
+
+/// A CPU-time limit in whole milliseconds (at least 1 unless zero).
+fn millis(d: Duration) -> u64 {
+    if d.is_zero() {
+        0
+    } else {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 }

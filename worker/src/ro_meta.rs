@@ -17,7 +17,7 @@
 //! between Lua calls.
 
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::Ordering;
 
 use luapool_protocol::{Key, TableId};
 use mlua::{ffi, Function, Lua};
@@ -40,16 +40,12 @@ pub struct RoFunctions {
     pub type_: Function,
 }
 
-/// The worker's `Ext`, for the C functions (a worker process has one Lua
-/// state and one `Ext`, which outlives it).
-static EXT: AtomicPtr<Ext> = AtomicPtr::new(std::ptr::null_mut());
-
 /// Builds the C functions over `ext` (which must outlive `lua`'s use of
 /// them: the worker holds both).
 pub fn functions(lua: &Lua, ext: &std::rc::Rc<Ext>) -> mlua::Result<RoFunctions> {
     // SYNC POINT: stored before any of the functions can run (Release);
     // `ext()` loads it (Acquire). One thread uses it.
-    EXT.store(std::rc::Rc::as_ptr(ext) as *mut Ext, Ordering::Release);
+    crate::statics::EXT.store(std::rc::Rc::as_ptr(ext) as *mut Ext, Ordering::Release);
     let fs: [ffi::lua_CFunction; 5] = [ro_index, ro_len, ro_next, ro_info, lp_type];
     // SAFETY: pushes five functions (stack space checked); nothing here can
     // raise except allocation, which unwinds only this closure.
@@ -95,7 +91,7 @@ pub fn install(lua: &Lua, fs: &RoFunctions, mt: mlua::Table) -> mlua::Result<()>
 /// Called only from the functions [`functions`] made, while the worker lives.
 unsafe fn ext<'a>() -> &'a Ext {
     // SYNC POINT: pairs with the Release store in `functions`.
-    &*EXT.load(Ordering::Acquire)
+    &*crate::statics::EXT.load(Ordering::Acquire)
 }
 
 /// The table id a read-only table's value carries.

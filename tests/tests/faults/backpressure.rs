@@ -64,6 +64,7 @@ fn cancelling_a_compute_stuck_in_a_c_call_kills_the_worker_after_the_grace() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_secs(120),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 64 << 20,
         })
