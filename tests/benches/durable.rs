@@ -224,6 +224,7 @@ fn restart(gib: f64) {
                 ComputeOptions {
                     instructions: Some(0),
                     memory: Some(0),
+                    cpu_time: Some(Duration::ZERO),
                     timeout: Some(Duration::from_secs(600)),
                     ..ComputeOptions::default()
                 },

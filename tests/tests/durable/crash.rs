@@ -153,6 +153,7 @@ fn a_home_of_a_million_records_survives_a_restart_that_does_not_wait_for_it() {
         let s = c.session_with_home("big").unwrap();
         let opts = luapool_client::ComputeOptions {
             timeout: Some(Duration::from_secs(600)),
+            cpu_time: Some(Duration::ZERO),
             instructions: Some(0),
             memory: Some(0),
             ..luapool_client::ComputeOptions::default()
