@@ -35,11 +35,14 @@
 //!   kind, each worker's state.
 #![deny(missing_docs)]
 
+mod atomic;
 mod builder;
 mod compute;
 mod config;
 mod error;
 mod home;
+mod home_admin;
+mod homes;
 mod metrics;
 mod pool;
 mod session;
@@ -49,7 +52,9 @@ mod worker_proc;
 pub use builder::PoolBuilder;
 pub use compute::{CancelToken, ComputeOutput, LogSink, Reply};
 pub use config::Limits;
-pub use error::{PoolError, SessionError};
+pub use error::{HomeError, PoolError, SessionError};
+pub use homes::{HomeInfo, HomeLimits, Homes};
+pub use luapool_homes::{HomeBackend, HomeStoreError, SqliteHomes};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
 pub use luapool_protocol::api::{Latency, WorkerState};

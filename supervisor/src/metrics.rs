@@ -135,7 +135,7 @@ impl ComputeTimes {
 }
 
 /// The names of the compute error kinds, as the daemon sends them.
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 11] = [
     "LuaError",
     "Timeout",
     "MemoryLimit",
@@ -146,6 +146,7 @@ const KINDS: [&str; 10] = [
     "Busy",
     "Unavailable",
     "BadResult",
+    "OutputTooLarge",
 ];
 
 fn kind_index(e: &ComputeError) -> usize {
@@ -161,6 +162,7 @@ fn kind_index(e: &ComputeError) -> usize {
         ComputeError::Busy => 7,
         ComputeError::Unavailable { .. } => 8,
         ComputeError::BadResult { .. } => 9,
+        ComputeError::OutputTooLarge { .. } => 10,
     }
 }
 
@@ -314,14 +316,13 @@ mod tests {
     #[test]
     fn a_running_slot_reports_for_how_long_and_a_dead_one_the_crash_loop() {
         let m = PoolMetrics::new(3);
-        m.slot(
-            0,
-            Slot::Running(Instant::now() - Duration::from_millis(1500)),
-        );
+        // Began after the pool did (times count from the pool's start).
+        m.slot(0, Slot::Running(Instant::now()));
+        std::thread::sleep(Duration::from_millis(50));
         m.slot(1, Slot::Waiting(true));
         m.slot(2, Slot::Waiting(false));
         let s = m.worker_states(false);
-        assert!(matches!(s[0], WorkerState::Running { for_ms } if for_ms >= 1500));
+        assert!(matches!(s[0], WorkerState::Running { for_ms } if for_ms >= 50));
         assert_eq!(&s[1..], &[WorkerState::Idle, WorkerState::Starting]);
         assert_eq!(m.worker_states(true)[2], WorkerState::CrashLooped);
     }

@@ -115,7 +115,10 @@ fn call_return_prints_several_values_as_an_array_and_none_as_null() {
         stdout_json(&call(&d, &[&many, "--return"], None)),
         json!([1, "two", [3]])
     );
-    let one = tmp.file("one.lua", "_io.output = { ignored = true } return { a = 1 }\n");
+    let one = tmp.file(
+        "one.lua",
+        "_io.output = { ignored = true } return { a = 1 }\n",
+    );
     assert_eq!(
         stdout_json(&call(&d, &[&one, "--return", "--compact"], None)),
         json!({ "a": 1 })
@@ -217,7 +220,10 @@ fn stats_prints_the_daemons_figures_for_people_and_as_json() {
     assert_eq!(s["computes"], 4);
     assert_eq!(s["errors"]["LuaError"], 1);
     assert_eq!(s["errors"]["Timeout"], 0);
-    assert_eq!((s["wait"]["count"].clone(), s["run"]["count"].clone()), (json!(4), json!(4)));
+    assert_eq!(
+        (s["wait"]["count"].clone(), s["run"]["count"].clone()),
+        (json!(4), json!(4))
+    );
     assert_eq!(s["worker_states"].as_array().map(Vec::len), Some(2));
 
     let out = luapool(&["stats", "--socket", &op], None);
@@ -239,7 +245,10 @@ fn stats_prints_the_daemons_figures_for_people_and_as_json() {
     let mine = d.socket.to_string_lossy().into_owned();
     let s = stdout_json(&luapool(&["stats", "--socket", &mine, "--json"], None));
     assert_eq!(s["scope"], "connection");
-    assert_eq!((s["wait"]["count"].clone(), s["errors"]["LuaError"].clone()), (json!(0), json!(0)));
+    assert_eq!(
+        (s["wait"]["count"].clone(), s["errors"]["LuaError"].clone()),
+        (json!(0), json!(0))
+    );
     assert!(s.get("worker_states").is_none() && s.get("computes").is_none());
 }
 
@@ -249,16 +258,28 @@ fn help_of_call_and_stats_explains_them() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for word in [
-        "SCRIPT", "--socket", "--input", "--meta", "--home", "--return", "standard error",
+        "SCRIPT",
+        "--socket",
+        "--input",
+        "--meta",
+        "--home",
+        "--return",
+        "standard error",
         "Exit status",
     ] {
-        assert!(text.contains(word), "`luapool call --help` lacks {word}:\n{text}");
+        assert!(
+            text.contains(word),
+            "`luapool call --help` lacks {word}:\n{text}"
+        );
     }
     let out = luapool(&["stats", "--help"], None);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for word in ["--socket", "--json", "operator", "p99"] {
-        assert!(text.contains(word), "`luapool stats --help` lacks {word}:\n{text}");
+        assert!(
+            text.contains(word),
+            "`luapool stats --help` lacks {word}:\n{text}"
+        );
     }
     let out = luapool(&["--help"], None);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -6,9 +6,10 @@
 mod api;
 mod bounds;
 mod faults;
-pub mod harness;
+pub(crate) mod harness;
 mod isolation;
 mod lifecycle;
 mod metrics;
+mod output;
 mod races;
 mod soak;

@@ -20,7 +20,10 @@ fn pool_stats_time_the_computes_that_ran_and_count_failures_by_kind() {
     let s = pool.session();
     s.compute("return 1").unwrap();
     s.compute(SLOW).unwrap();
-    assert!(matches!(s.compute("error('x')"), Err(ComputeError::LuaError { .. })));
+    assert!(matches!(
+        s.compute("error('x')"),
+        Err(ComputeError::LuaError { .. })
+    ));
     let budget = ComputeOptions {
         instructions: Some(100_000),
         ..ComputeOptions::default()
@@ -37,14 +40,28 @@ fn pool_stats_time_the_computes_that_ran_and_count_failures_by_kind() {
         cancel: Some(cancelled),
         ..ComputeOptions::default()
     };
-    assert_eq!(s.compute_with("return 1", opts), Err(ComputeError::Cancelled));
+    assert_eq!(
+        s.compute_with("return 1", opts),
+        Err(ComputeError::Cancelled)
+    );
 
     let st = pool.stats();
     assert_eq!((st.wait.count, st.run.count), (4, 4), "{st:?}");
-    assert!(st.run.p99_us >= 200_000 && st.run.sum_us >= 200_000, "{st:?}");
+    assert!(
+        st.run.p99_us >= 200_000 && st.run.sum_us >= 200_000,
+        "{st:?}"
+    );
     let e = &st.errors;
-    assert_eq!((e["LuaError"], e["Timeout"], e["Cancelled"]), (1, 1, 1), "{e:?}");
-    assert_eq!(e.values().sum::<u64>(), 3, "every kind listed, only these counted");
+    assert_eq!(
+        (e["LuaError"], e["Timeout"], e["Cancelled"]),
+        (1, 1, 1),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.values().sum::<u64>(),
+        3,
+        "every kind listed, only these counted"
+    );
     assert!(e.contains_key("Busy") && e.contains_key("WorkerCrashed"));
     eventually("the worker is idle", || {
         pool.stats().worker_states == [WorkerState::Idle]
@@ -65,7 +82,11 @@ fn a_caller_may_date_a_computes_arrival_and_count_its_times_too() {
     s.compute_with("return 1", opts).unwrap();
     s.compute("return 2").unwrap();
     let (wait, run) = (mine.wait.latency(), mine.run.latency());
-    assert_eq!((wait.count, run.count), (1, 1), "only the compute it was given");
+    assert_eq!(
+        (wait.count, run.count),
+        (1, 1),
+        "only the compute it was given"
+    );
     assert!(wait.p50_us >= 1_000_000, "{wait:?}");
     let all = pool.stats();
     assert_eq!(all.wait.count, 2);

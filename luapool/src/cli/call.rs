@@ -60,7 +60,7 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         ..ComputeOptions::default()
     };
     match session.compute_with(&job.code, opts) {
-        Ok(out) => args.script.print(out.values, || Ok(session.get_output()?)),
+        Ok(out) => args.script.print(out.values, || session.get_output()),
         Err(ClientError::Compute(e)) => Ok(script::failed(&e)),
         Err(e) => Err(e.into()),
     }

@@ -2,6 +2,7 @@
 //! daemon), and for a running daemon `luapool call` and `luapool stats`.
 
 mod call;
+mod home;
 mod limits;
 pub mod log;
 mod run;
@@ -41,7 +42,7 @@ enum Command {
     ///
     /// Log lines go to standard error; `RUST_LOG` sets their levels
     /// (default `info`; e.g. `RUST_LOG=debug`, `RUST_LOG=warn`).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run one Lua script through a running daemon, as `luapool run` does.
     ///
     /// Connects to the daemon's socket, opens a session (on the home NAME
@@ -63,14 +64,19 @@ enum Command {
     /// own. --json prints the value as the daemon sends it
     /// (docs/protocol.md, `stats`). Exit status 2 if no daemon answers.
     Stats(stats::StatsArgs),
+    /// Manage the homes of a data directory: list, export (JSON), import
+    /// (JSON), drop. Not while a daemon holds the directory: use its
+    /// socket then.
+    Home(home::HomeArgs),
 }
 
 /// Runs the chosen command; the exit code says how it went.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Call(args) => call::call(args),
         Command::Stats(args) => stats::stats(args),
+        Command::Home(args) => home::home(args),
     }
 }

@@ -1,5 +1,6 @@
 //! `luapool run SCRIPT.lua`: an embedded supervisor for one script.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -18,6 +19,16 @@ pub struct RunArgs {
     workers: usize,
     #[command(flatten)]
     limits: LimitArgs,
+    /// Keep named homes in this data directory (the one `luapool serve
+    /// --data` uses; not while a daemon holds it). With --home, `_home` is
+    /// that durable home: what the script writes there is on disk when the
+    /// run ends, and a failed run writes nothing.
+    #[arg(long, value_name = "DIR", requires = "home")]
+    data: Option<PathBuf>,
+    /// The home the script's `_home` is (needs --data); without it `_home`
+    /// is private to this run and is gone when it ends.
+    #[arg(long, value_name = "NAME", requires = "data")]
+    home: Option<String>,
 }
 
 /// Runs the script; exit 0 on success, 1 if the compute failed, 2 on bad usage or input.
@@ -25,11 +36,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let job = args.script.load()?;
     let limits = args.limits.limits()?;
 
-    let pool = Pool::builder()
+    let mut pool = Pool::builder()
         .workers(args.workers)
         .limits(limits)
-        .build()?;
-    let session = pool.session();
+        .max_output_bytes(args.script.max_output.saturating_mul(1 << 20));
+    if let Some(dir) = &args.data {
+        pool = pool.data_dir(dir);
+    }
+    let pool = pool.build()?;
+    let session = match &args.home {
+        Some(name) => pool.session_with_home(name)?,
+        None => pool.session(),
+    };
     if let Some(input) = &job.input {
         session.set_input(input)?;
     }
@@ -42,7 +60,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..ComputeOptions::default()
     };
     match session.compute_with(&job.code, opts) {
-        Ok(out) => args.script.print(out.values, || Ok(session.get_output()?)),
+        Ok(out) => args.script.print(out.values, || session.get_output()),
         Err(e) => Ok(script::failed(&e)),
     }
 }

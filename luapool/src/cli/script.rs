@@ -4,7 +4,7 @@
 //! as JSON on stdout and 0; a failed compute as one line on stderr and 1;
 //! bad usage, a missing file or bad JSON as one line and 2 (`main`).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-use luapool_supervisor::{from_host, ComputeError, HostValue};
+use luapool_supervisor::{ComputeError, HostValue};
 
 /// The script to run and what it reads.
 #[derive(Args, Debug)]
@@ -32,6 +32,11 @@ pub struct ScriptArgs {
     /// Print the output as compact JSON on one line.
     #[arg(long)]
     compact: bool,
+    /// The most MiB the output may take, as JSON text and while it is
+    /// converted (0 = no limit). A table stored many times counts each time
+    /// it is printed; past the limit the run fails with "output too large".
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub max_output: u64,
 }
 
 /// A script read from disk with its input, ready to run.
@@ -70,28 +75,79 @@ impl ScriptArgs {
     }
 
     /// Prints what a successful compute produced: its return `values` with
-    /// `--return`, else `_io.output` (read by `output`). Exit 0.
-    pub fn print(
+    /// `--return`, else `_io.output` (read by `output`), as JSON within
+    /// `--max-output`. Exit 0; 1 if the output cannot be read or is too
+    /// large.
+    pub fn print<E: std::fmt::Display>(
         &self,
         mut values: Vec<HostValue>,
-        output: impl FnOnce() -> anyhow::Result<Value>,
+        output: impl FnOnce() -> Result<HostValue, E>,
     ) -> anyhow::Result<ExitCode> {
-        let json: Value = if self.print_return {
+        let value = if self.print_return {
             match values.len() {
-                0 => Value::Null,
-                1 => from_host(values.pop().expect("one value"))?,
-                _ => from_host(HostValue::Array(values))?,
+                0 => HostValue::Nil,
+                1 => values.pop().expect("one value"),
+                _ => HostValue::Array(values),
             }
         } else {
-            output()?
+            match output() {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("luapool: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
         };
-        let text = if self.compact {
-            serde_json::to_string(&json)?
+        let mut text = Bounded::new(self.max_output.saturating_mul(1 << 20));
+        let written = if self.compact {
+            serde_json::to_writer(&mut text, &value.json())
         } else {
-            serde_json::to_string_pretty(&json)?
+            serde_json::to_writer_pretty(&mut text, &value.json())
         };
-        println!("{text}");
+        if written.is_err() && text.over {
+            eprintln!(
+                "luapool: output too large: the JSON text would exceed --max-output ({} MiB)",
+                self.max_output
+            );
+            return Ok(ExitCode::from(1));
+        }
+        written?;
+        text.buf.push(b'\n');
+        std::io::stdout()
+            .write_all(&text.buf)
+            .context("cannot write the output")?;
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// A buffer that refuses to grow past `limit` bytes (0: no limit).
+struct Bounded {
+    buf: Vec<u8>,
+    limit: u64,
+    over: bool,
+}
+
+impl Bounded {
+    fn new(limit: u64) -> Bounded {
+        Bounded {
+            buf: Vec::new(),
+            limit,
+            over: false,
+        }
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.limit != 0 && self.buf.len() as u64 + b.len() as u64 > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("output limit reached"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -111,7 +167,8 @@ pub fn failed(e: &ComputeError) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn read_json(path: &str) -> anyhow::Result<Value> {
+/// JSON from a file, or standard input for `-`.
+pub(super) fn read_json(path: &str) -> anyhow::Result<Value> {
     let text = if path == "-" {
         let mut s = String::new();
         std::io::stdin()

@@ -32,14 +32,20 @@ fn stats_time_a_connections_own_computes_and_count_its_errors_only() {
     assert_eq!((mine.wait.count, mine.run.count), (8, 8), "{mine:?}");
     assert_eq!(mine.errors["LuaError"], 2);
     assert!(mine.errors.values().sum::<u64>() == 2, "{:?}", mine.errors);
-    assert!(mine.run.p99_us >= 200_000 && mine.run.sum_us >= 200_000, "{mine:?}");
+    assert!(
+        mine.run.p99_us >= 200_000 && mine.run.sum_us >= 200_000,
+        "{mine:?}"
+    );
     let r = mine.run;
     assert!(r.p50_us <= r.p90_us && r.p90_us <= r.p99_us, "{r:?}");
     assert!(mine.worker_states.is_none(), "workers are the operator's");
 
     // B sees none of A's computes or errors; its own are its own.
     let theirs = b.stats().unwrap();
-    assert_eq!((theirs.wait, theirs.run), (Latency::default(), Latency::default()));
+    assert_eq!(
+        (theirs.wait, theirs.run),
+        (Latency::default(), Latency::default())
+    );
     assert!(theirs.errors.values().all(|&n| n == 0), "{theirs:?}");
     let sb = b.session().unwrap();
     assert!(sb.compute("error('y')").is_err());
@@ -92,7 +98,10 @@ fn the_operator_sees_what_each_worker_does_and_for_how_long() {
         assert!(states().contains(&WorkerState::Idle), "the other one waits");
         s.cancel().unwrap();
         let e = run.join().unwrap().unwrap_err();
-        assert_eq!(e.as_compute(), Some(&luapool_client::ComputeError::Cancelled));
+        assert_eq!(
+            e.as_compute(),
+            Some(&luapool_client::ComputeError::Cancelled)
+        );
     });
     eventually("both workers idle again", || {
         states() == [WorkerState::Idle, WorkerState::Idle]
@@ -186,11 +195,18 @@ fn metrics_serves_the_operators_figures_to_a_real_http_client() {
         ("luapool_worker_state", "gauge"),
         ("luapool_worker_running_seconds", "gauge"),
     ] {
-        assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}:\n{body}");
+        assert_eq!(
+            types.get(name).map(String::as_str),
+            Some(kind),
+            "{name}:\n{body}"
+        );
     }
     let at = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in:\n{body}"));
     assert_eq!(at("luapool_workers"), 2.0);
-    assert_eq!((at("luapool_sessions"), at("luapool_connections")), (1.0, 1.0));
+    assert_eq!(
+        (at("luapool_sessions"), at("luapool_connections")),
+        (1.0, 1.0)
+    );
     assert_eq!(at("luapool_computes_total"), 4.0);
     assert_eq!(at("luapool_errors_total{kind=\"LuaError\"}"), 1.0);
     assert_eq!(at("luapool_errors_total{kind=\"Timeout\"}"), 0.0);
@@ -202,7 +218,11 @@ fn metrics_serves_the_operators_figures_to_a_real_http_client() {
     for w in 0..2 {
         let states: f64 = ["starting", "idle", "running", "crash_looped"]
             .iter()
-            .map(|st| at(&format!("luapool_worker_state{{worker=\"{w}\",state=\"{st}\"}}")))
+            .map(|st| {
+                at(&format!(
+                    "luapool_worker_state{{worker=\"{w}\",state=\"{st}\"}}"
+                ))
+            })
             .sum();
         assert_eq!(states, 1.0, "worker {w} is in exactly one state");
     }
@@ -229,7 +249,10 @@ fn metrics_answers_only_get_of_metrics_and_bounds_what_it_reads() {
     let status = |r: &str| r.lines().next().unwrap_or("").to_string();
     let r = http(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status(&r), "HTTP/1.1 404 Not Found", "{r}");
-    let r = http(&addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let r = http(
+        &addr,
+        b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(status(&r), "HTTP/1.1 405 Method Not Allowed", "{r}");
     assert!(r.contains("Allow: GET, HEAD"), "{r}");
     let r = http(&addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
@@ -241,16 +264,26 @@ fn metrics_answers_only_get_of_metrics_and_bounds_what_it_reads() {
     let mut big = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
     big.resize(20 << 10, b'a');
     let r = http(&addr, &big);
-    assert_eq!(status(&r), "HTTP/1.1 431 Request Header Fields Too Large", "{r}");
+    assert_eq!(
+        status(&r),
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "{r}"
+    );
 
     // Connections that send nothing cannot lock a scraper out: past 16,
     // the oldest is closed.
-    let idle: Vec<TcpStream> = (0..17).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..17)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
     let (_, body) = scrape(&format!("http://{addr}/metrics"));
     assert!(body.contains("luapool_workers 2"), "{body}");
     let mut first = &idle[0];
     first.set_read_timeout(Some(HANG)).unwrap();
-    assert_eq!(first.read(&mut [0u8; 16]).unwrap(), 0, "the oldest was closed");
+    assert_eq!(
+        first.read(&mut [0u8; 16]).unwrap(),
+        0,
+        "the oldest was closed"
+    );
     // None of it touched the daemon's clients.
     d.workers_are_free();
 }
@@ -274,7 +307,13 @@ fn metrics_are_served_on_loopback_only() {
 fn serve_logging(level: &str) -> Logging {
     let socket = fresh_socket_path();
     let mut child = Command::new(luapool_bin())
-        .args(["serve", "--workers", "1", "--socket", &socket.to_string_lossy()])
+        .args([
+            "serve",
+            "--workers",
+            "1",
+            "--socket",
+            &socket.to_string_lossy(),
+        ])
         .env("RUST_LOG", level)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -286,12 +325,15 @@ fn serve_logging(level: &str) -> Logging {
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     // The pool is up once a compute runs.
     eventually("the daemon answers", || {
-        Client::connect(&socket).is_ok_and(|c| c.session().is_ok_and(|s| s.compute("return 1").is_ok()))
+        Client::connect(&socket)
+            .is_ok_and(|c| c.session().is_ok_and(|s| s.compute("return 1").is_ok()))
     });
     Logging {
         child,
@@ -314,7 +356,10 @@ fn log_lines_follow_rust_log() {
     let mut d = serve_logging("debug");
     drop(Client::connect(&d.socket).unwrap());
     eventually("a debug line for a connection", || {
-        d.stderr.lock().unwrap().contains("luapool: debug: connection ")
+        d.stderr
+            .lock()
+            .unwrap()
+            .contains("luapool: debug: connection ")
     });
     assert!(d.stderr.lock().unwrap().contains("luapool: listening on "));
     d.child.kill().unwrap();
@@ -322,7 +367,10 @@ fn log_lines_follow_rust_log() {
 
     let mut d = serve_logging("warn");
     // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
     assert!(d.child.wait().unwrap().success());
     d.reader.join().unwrap();
     let text = d.stderr.lock().unwrap().clone();

@@ -172,10 +172,14 @@ fn a_worker_program_that_keeps_exiting_stops_being_respawned() {
     let e = expect_err(pool.session().compute("return 1"), "crash-looping pool");
     assert!(matches!(e, ComputeError::Unavailable { .. }), "{e:?}");
     assert_eq!(pool.stats().errors["Unavailable"], 1);
-    wait_until("every worker shows the crash loop", Duration::from_secs(30), || {
-        let st = pool.stats().worker_states;
-        st.len() == 2 && st.iter().all(|w| *w == WorkerState::CrashLooped)
-    });
+    wait_until(
+        "every worker shows the crash loop",
+        Duration::from_secs(30),
+        || {
+            let st = pool.stats().worker_states;
+            st.len() == 2 && st.iter().all(|w| *w == WorkerState::CrashLooped)
+        },
+    );
 }
 
 #[test]
