@@ -334,7 +334,11 @@ impl EventLoop {
         self.readers.insert(
             token,
             Reader {
-                req: Requests { conn, authed: !tcp },
+                req: Requests {
+                    conn,
+                    authed: !tcp,
+                    scripts: HashMap::new(),
+                },
                 buf: Vec::new(),
                 scanner: FrameScanner::new(max),
                 small_frames: tcp,

@@ -28,6 +28,8 @@
 //!   `get_output`, `set_input_field`, `get_output_field`, `set_metadata`,
 //!   `clear_io`, `io_table_id`, `table_info`, `compute`), bound to a
 //!   `_home` (`home.rs`).
+//! - [`Script`] (`scripts.rs`): code loaded once and named by its digest
+//!   (SHA-1, as Redis's `SCRIPT LOAD`), in a bounded store.
 //! - `compute.rs`: one compute's conversation with its worker, answering
 //!   its table requests from the store within the session's scope.
 //! - `metrics.rs`: what [`PoolStats`] measures besides counters: wait and
@@ -45,6 +47,7 @@ mod home_admin;
 mod homes;
 mod metrics;
 mod pool;
+mod scripts;
 mod session;
 mod turn;
 mod worker_proc;
@@ -62,4 +65,5 @@ pub use luapool_protocol::TableId;
 pub use luapool_store::{StoreError, StoreStats};
 pub use metrics::{ComputeTimes, Histogram};
 pub use pool::{Pool, PoolStats};
+pub use scripts::{is_digest, script_digest, Script, ScriptError};
 pub use session::{ComputeOptions, Session, TableInfo};

@@ -31,6 +31,7 @@ use crate::config::HomeStorage;
 use crate::error::{ComputeError, HomeError, PoolError};
 use crate::homes::{HomeInfo, Homes};
 use crate::metrics::{PoolMetrics, Slot};
+use crate::scripts::{ScriptLimits, Scripts};
 use crate::worker_proc::{find_worker, WorkerProc};
 use luapool_protocol::api::HostValue;
 
@@ -155,6 +156,7 @@ pub struct Pool {
     waiting: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) homes: Homes,
+    pub(crate) scripts: Scripts,
 }
 
 impl Pool {
@@ -174,6 +176,10 @@ impl Pool {
             HomeStorage::Backend(b) => Some(b.clone()),
         };
         let homes = Homes::new(store.clone(), backend, config.home_limits())?;
+        let scripts = Scripts::new(ScriptLimits {
+            max_scripts: config.max_scripts,
+            script_bytes: config.script_bytes,
+        });
         let n = config.workers;
         // Unbounded: the bound is `waiting`, which a cancelled job leaves at
         // once (the channel keeps it until a slot skips it).
@@ -220,6 +226,7 @@ impl Pool {
             waiting: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(threads),
             homes,
+            scripts,
         });
         for _ in 0..n {
             let result = started

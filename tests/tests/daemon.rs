@@ -13,4 +13,5 @@ mod lifecycle;
 mod metrics;
 mod output;
 mod races;
+mod scripts;
 mod soak;

@@ -16,5 +16,6 @@ mod machinery;
 mod pool_stats;
 mod reference;
 mod sandbox;
+mod scripts;
 mod soak;
 mod walks;

@@ -89,6 +89,9 @@ export class HomeInUseError extends LuapoolError {}
 export class HomeNotFoundError extends LuapoolError {}
 /** A method served on the operator's socket only (`listHomes`). */
 export class OperatorOnlyError extends LuapoolError {}
+/** `compute` named a script by digest that this connection has not loaded
+ * (`loadScript` it again: after a reconnect, say). */
+export class NoScriptError extends LuapoolError {}
 
 /** Client side: the daemon could not be reached at connect. */
 export class ConnectFailedError extends LuapoolError {}
@@ -123,6 +126,7 @@ const CLASSES: Record<string, new (d: ErrorDetails) => LuapoolError> = {
   HomeInUse: HomeInUseError,
   HomeNotFound: HomeNotFoundError,
   OperatorOnly: OperatorOnlyError,
+  NoScript: NoScriptError,
   ConnectFailed: ConnectFailedError,
   ConnectionClosed: ConnectionClosedError,
   InvalidValue: InvalidValueError,

@@ -66,11 +66,14 @@ pub enum ErrorKind {
     /// A method served on the operator's socket only (`home.list`), asked
     /// on another connection; the connection goes on.
     OperatorOnly,
+    /// Compute: a digest in place of the code, and no script with that
+    /// digest is loaded on this connection (`script.load` it first).
+    NoScript,
 }
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -94,6 +97,7 @@ impl ErrorKind {
         ErrorKind::HomeInUse,
         ErrorKind::HomeNotFound,
         ErrorKind::OperatorOnly,
+        ErrorKind::NoScript,
     ];
 
     /// The kind's name on the wire.
@@ -122,6 +126,7 @@ impl ErrorKind {
             ErrorKind::HomeInUse => "HomeInUse",
             ErrorKind::HomeNotFound => "HomeNotFound",
             ErrorKind::OperatorOnly => "OperatorOnly",
+            ErrorKind::NoScript => "NoScript",
         }
     }
 
@@ -139,6 +144,7 @@ impl ErrorKind {
             ComputeError::Unavailable { .. } => ErrorKind::Unavailable,
             ComputeError::BadResult { .. } => ErrorKind::BadResult,
             ComputeError::OutputTooLarge { .. } => ErrorKind::OutputTooLarge,
+            ComputeError::NoScript { .. } => ErrorKind::NoScript,
         }
     }
 }

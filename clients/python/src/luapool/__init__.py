@@ -31,6 +31,7 @@ from .errors import (
     LuaError,
     LuapoolError,
     MemoryLimitError,
+    NoScriptError,
     OperatorOnlyError,
     OutputTooLargeError,
     QuotaExceededError,
@@ -57,5 +58,5 @@ __all__ = [
     "ShuttingDownError", "StoreError", "InternalError", "ConnectFailedError",
     "ConnectionClosedError", "InvalidValueError", "DecodeError", "from_wire", "make_error",
     "LimitReachedError", "TooLargeError", "OutputTooLargeError", "TooManyHomesError",
-    "HomeInUseError", "HomeNotFoundError", "OperatorOnlyError",
+    "HomeInUseError", "HomeNotFoundError", "OperatorOnlyError", "NoScriptError",
 ]

@@ -183,6 +183,13 @@ class OperatorOnlyError(LuapoolError):
     kind = "OperatorOnly"
 
 
+class NoScriptError(LuapoolError):
+    """``compute`` named a script by digest that this connection has not
+    loaded (``load_script`` it again: after a reconnect, say)."""
+
+    kind = "NoScript"
+
+
 class ConnectFailedError(LuapoolError, ConnectionError):
     """Client side: nobody answered at the socket path (raised by ``connect``)."""
 
@@ -233,6 +240,7 @@ _CLASSES: Dict[str, Type[LuapoolError]] = {
         HomeInUseError,
         HomeNotFoundError,
         OperatorOnlyError,
+        NoScriptError,
         ConnectFailedError,
         ConnectionClosedError,
         InvalidValueError,
