@@ -253,13 +253,15 @@ impl Session {
         opts: ComputeOptions,
     ) -> Result<ComputeOutput, ComputeError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.compute_async(
-            code,
-            opts,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
+        crate::pool::not_kept(|| {
+            self.compute_async(
+                code,
+                opts,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+        });
         rx.recv().unwrap_or(Err(ComputeError::Unavailable {
             message: "the pool stopped".into(),
         }))

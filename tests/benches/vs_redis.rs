@@ -9,7 +9,8 @@
 //! same kind of client (one thread, an event loop over all connections),
 //! Redis by `redis-benchmark` itself. With 1, 4 and 16 connections, each
 //! side runs the same number of computes, alternating so both see the same
-//! machine; the table gives computes per second, the median latency (p50)
+//! machine (and one connection pipelining 32 requests, `redis-benchmark -P
+//! 32`); the table gives computes per second, the median latency (p50)
 //! and luapool's ratios to Redis.
 //!
 //! Needs `cargo build --release --workspace` (the daemon is the release
@@ -18,7 +19,8 @@
 //! `LUAPOOL_BENCH_COMPUTES` sets the computes per row (default 100 000),
 //! `LUAPOOL_BENCH_ROUNDS` how many times each row runs (default 3; the
 //! table gives the median round), `LUAPOOL_BENCH_WORKERS` the daemon's
-//! workers (default 2, the machine's cores). `LUAPOOL_BENCH_STATS=1` also
+//! workers (default 2, the machine's cores), `LUAPOOL_BENCH_BIN` another
+//! `luapool` binary to compare (the worker next to it is used). `LUAPOOL_BENCH_STATS=1` also
 //! prints where the time goes: the daemon's CPU time and context switches
 //! per compute by thread (event loop `luapool`, `luapool-slot-*`, the
 //! `worker` processes) and the client's, and the daemon's own wait and run
@@ -73,7 +75,9 @@ fn wait_for_socket(path: &Path) {
 }
 
 fn start_luapool(dir: &Path) -> Server {
-    let bin = target_dir().join("luapool");
+    let bin = std::env::var_os("LUAPOOL_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("luapool"));
     assert!(
         bin.exists(),
         "{} is missing: cargo build --release --workspace",
@@ -132,7 +136,9 @@ struct Conn {
     frame: Vec<u8>,
     buf: Vec<u8>,
     scanner: FrameScanner,
-    sent: Instant,
+    /// When each request in flight was sent, oldest first (a session's
+    /// replies come in order).
+    sent: std::collections::VecDeque<Instant>,
 }
 
 impl Conn {
@@ -161,21 +167,21 @@ impl Conn {
             frame,
             buf: Vec::with_capacity(4096),
             scanner: FrameScanner::new(1 << 20),
-            sent: Instant::now(),
+            sent: Default::default(),
         };
         (conn, digest)
     }
 
     fn send(&mut self) {
-        self.sent = Instant::now();
+        self.sent.push_back(Instant::now());
         self.stream.write_all(&self.frame).expect("send");
     }
 }
 
-/// Runs `total` computes over `conns` connections, one request in flight on
-/// each, from this one thread: computes per second and each compute's
-/// latency in µs, sorted.
-fn luapool_run(socket: &Path, conns: usize, total: usize) -> (f64, Vec<u32>) {
+/// Runs `total` computes over `conns` connections, `depth` requests in
+/// flight on each (pipelined on its one session), from this one thread:
+/// computes per second and each compute's latency in µs, sorted.
+fn luapool_run(socket: &Path, conns: usize, depth: usize, total: usize) -> (f64, Vec<u32>) {
     let mut poll = Poll::new().expect("poll");
     let mut cs: Vec<Conn> = (0..conns).map(|_| Conn::open(socket).0).collect();
     for (i, c) in cs.iter().enumerate() {
@@ -189,9 +195,13 @@ fn luapool_run(socket: &Path, conns: usize, total: usize) -> (f64, Vec<u32>) {
     let mut chunk = vec![0u8; 4096];
     let t = Instant::now();
     let mut started = 0;
-    for c in cs.iter_mut().take(total) {
-        c.send();
-        started += 1;
+    for _ in 0..depth {
+        for c in cs.iter_mut() {
+            if started < total {
+                c.send();
+                started += 1;
+            }
+        }
     }
     while lat.len() < total {
         poll.poll(&mut events, None).expect("poll");
@@ -200,7 +210,12 @@ fn luapool_run(socket: &Path, conns: usize, total: usize) -> (f64, Vec<u32>) {
             loop {
                 match c.stream.read(&mut chunk) {
                     Ok(0) => panic!("the daemon closed a connection"),
-                    Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
+                    Ok(n) => {
+                        c.buf.extend_from_slice(&chunk[..n]);
+                        if n < chunk.len() {
+                            break; // all there was (a new edge brings more)
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => panic!("read: {e}"),
                 }
@@ -210,7 +225,8 @@ fn luapool_run(socket: &Path, conns: usize, total: usize) -> (f64, Vec<u32>) {
                 assert_eq!(c.buf[..4], [0x94, 0x01, 0x07, 0xc0], "an error reply");
                 c.buf.drain(..len);
                 c.scanner.reset();
-                lat.push(c.sent.elapsed().as_micros() as u32);
+                let sent = c.sent.pop_front().expect("a request in flight");
+                lat.push(sent.elapsed().as_micros() as u32);
                 if started < total {
                     started += 1;
                     c.send();
@@ -238,12 +254,20 @@ fn redis_load(socket: &Path) -> String {
     line.trim().to_string()
 }
 
-/// `redis-benchmark` running `EVALSHA digest 0`: (requests per second, p50 µs).
-fn redis_run(socket: &Path, conns: usize, total: usize, sha: &str) -> Option<(f64, f64)> {
+/// `redis-benchmark` running `EVALSHA digest 0` (`-P depth`): (requests per
+/// second, p50 µs).
+fn redis_run(
+    socket: &Path,
+    conns: usize,
+    depth: usize,
+    total: usize,
+    sha: &str,
+) -> Option<(f64, f64)> {
     let out = Command::new("redis-benchmark")
         .arg("-s")
         .arg(socket)
         .args(["-c", &conns.to_string(), "-n", &total.to_string(), "--csv"])
+        .args(["-P", &depth.to_string()])
         .args(["EVALSHA", sha, "0"])
         .output()
         .ok()?;
@@ -364,43 +388,49 @@ fn main() {
     );
     println!("| connections | luapool computes/s | luapool p50 | Redis EVALSHA/s | Redis p50 | throughput ratio | p50 ratio |");
     println!("|---|---|---|---|---|---|---|");
-    for conns in [1, 4, 16] {
+    // The last row: one connection pipelining 32 requests on its session.
+    for (conns, depth) in [(1, 1), (4, 1), (16, 1), (1, 32)] {
+        let label = if depth == 1 {
+            conns.to_string()
+        } else {
+            format!("{conns}, {depth} pipelined")
+        };
         let (mut lp, mut rd) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let before = (
                 usage_by_thread(daemon.0.id(), true),
                 usage_by_thread(std::process::id(), false),
             );
-            let (rate, lat) = luapool_run(&socket, conns, total);
+            let (rate, lat) = luapool_run(&socket, conns, depth, total);
             if stats {
                 let after = (
                     usage_by_thread(daemon.0.id(), true),
                     usage_by_thread(std::process::id(), false),
                 );
                 println!(
-                    "  ({conns} connections) per compute: daemon: {}; client: {}",
+                    "  ({label}) per compute: daemon: {}; client: {}",
                     per_compute(&before.0, &after.0, total),
                     per_compute(&before.1, &after.1, total)
                 );
             }
             lp.push((rate, f64::from(lat[lat.len() / 2])));
             if let Some(sha) = &sha {
-                rd.extend(redis_run(&dir.join("redis.sock"), conns, total, sha));
+                rd.extend(redis_run(&dir.join("redis.sock"), conns, depth, total, sha));
             }
         }
         if stats {
             println!(
-                "  ({conns} connections, all rounds so far) daemon: {}",
+                "  ({label}, all rounds so far) daemon: {}",
                 daemon_times(&dir)
             );
         }
         let (lr, lp50) = median(lp);
         if rd.is_empty() {
-            println!("| {conns} | {lr:.0} | {lp50:.0} µs | | | | |");
+            println!("| {label} | {lr:.0} | {lp50:.0} µs | | | | |");
         } else {
             let (rr, rp50) = median(rd);
             println!(
-                "| {conns} | {lr:.0} | {lp50:.0} µs | {rr:.0} | {rp50:.0} µs | {:.2}x | {:.2}x |",
+                "| {label} | {lr:.0} | {lp50:.0} µs | {rr:.0} | {rp50:.0} µs | {:.2}x | {:.2}x |",
                 lr / rr,
                 lp50 / rp50
             );

@@ -2,6 +2,7 @@
 //! `luapool serve` process). One test binary; one module per area.
 
 mod atomic;
+mod batches;
 mod bigint;
 mod cli;
 mod cli_call;
