@@ -45,6 +45,8 @@ impl Default for PoolBuilder {
                 homes_bytes: 4 << 30,
                 idle_homes_bytes: 256 << 20,
                 cancel_grace: Duration::from_secs(1),
+                conflict_retries: 10,
+                home_store_connections: 0,
             },
         }
     }
@@ -114,6 +116,33 @@ impl PoolBuilder {
     /// memory for the life of the pool. Private homes are always in memory.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.homes = HomeStorage::Dir(dir.into());
+        self
+    }
+    /// Keeps every named home in the PostgreSQL database at `url`
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`; a Unix socket's
+    /// directory, percent-encoded, in place of HOST), which several pools
+    /// (daemons, on several machines) may share: a compute's home writes
+    /// commit in one PostgreSQL transaction before its reply, computes
+    /// that share a home are serializable across pools (see
+    /// `docs/deploy.md`), and a home cached here is checked against the
+    /// database before each use. The tables are created if the database
+    /// has none. The pool fails to build if the server cannot be reached.
+    pub fn home_store(mut self, url: impl Into<String>) -> Self {
+        self.config.homes = HomeStorage::Postgres(url.into());
+        self
+    }
+    /// With [`home_store`](Self::home_store): how many times a compute
+    /// runs again when another pool committed to its home while it ran
+    /// (default 10), before it fails with `Conflict`.
+    pub fn conflict_retries(mut self, n: u32) -> Self {
+        self.config.conflict_retries = n;
+        self
+    }
+    /// With [`home_store`](Self::home_store): the most connections to the
+    /// database (default 0: the workers plus 4, enough for every pool
+    /// thread and a few management calls at once).
+    pub fn home_store_connections(mut self, n: usize) -> Self {
+        self.config.home_store_connections = n;
         self
     }
     /// Keeps named homes in `backend` instead (see [`data_dir`](Self::data_dir)).

@@ -16,12 +16,21 @@
 //! freed tables go the same way. When the disk refuses a write, the
 //! in-memory copy is read again on next use, so memory never holds what the
 //! disk does not.
+//!
+//! A home in a shared store (PostgreSQL, several daemons) may change
+//! under the copy in memory. The copy remembers the version it was read
+//! at: [`HomeTurn::load`] asks the store for the home's version first (one
+//! query) and reads the home again when it differs, and
+//! [`HomeTurn::persist`] commits only on top of that version. A commit on
+//! top of a version that is no longer current writes nothing and is
+//! [`HomeError::Conflict`]; the copy is then read again on next use, and
+//! the compute runs again (`atomic.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use luapool_homes::HomeBackend;
+use luapool_homes::{HomeBackend, HomeStoreError, Version, ABSENT};
 use luapool_protocol::TableId;
 use luapool_store::{ArenaGroup, ArenaId, ChangeSet, Store};
 use parking_lot::Mutex;
@@ -37,6 +46,8 @@ struct HomeState {
     loaded: bool,
     /// The home exists in the backend (so commits are incremental).
     on_disk: bool,
+    /// The version the arena holds (a shared backend's; else `ABSENT`).
+    version: Version,
 }
 
 /// A durable home's name and where it is kept.
@@ -183,18 +194,21 @@ impl Home {
 }
 
 impl HomeTurn {
-    /// Reads a durable home into its arena if it is not there (blocking:
-    /// a large home takes seconds; call it on a pool thread).
+    /// Reads a durable home into its arena if it is not there, or if a
+    /// shared store holds another version of it now (blocking: a large
+    /// home takes seconds; call it on a pool thread).
     pub(crate) fn load(&self) -> Result<(), HomeError> {
         let home = &*self.home;
-        if home.state.lock().loaded {
-            return Ok(());
-        }
         let Some(d) = &home.durable else {
             return Ok(());
         };
+        let state = *home.state.lock();
+        if state.loaded && (!d.backend.is_shared() || d.backend.version(&d.name)? == state.version)
+        {
+            return Ok(());
+        }
         home.store.clear_arena(home.arena);
-        let on_disk = match d.backend.load(&d.name)? {
+        let (on_disk, version) = match d.backend.load(&d.name)? {
             Some(stored) => {
                 if let Some(group) = home.group() {
                     group
@@ -212,17 +226,21 @@ impl HomeTurn {
                     })?;
                 // SYNC POINT: Relaxed; see is_saved().
                 home.saved.store(true, Ordering::Relaxed);
-                true
+                (true, stored.version)
             }
             None => {
                 home.create_root();
-                false
+                // Dropped by another daemon since it was read, or never kept.
+                // SYNC POINT: Relaxed; see is_saved().
+                home.saved.store(false, Ordering::Relaxed);
+                (false, ABSENT)
             }
         };
         *home.live_bytes.lock() = home.bytes();
         *home.state.lock() = HomeState {
             loaded: true,
             on_disk,
+            version,
         };
         Ok(())
     }
@@ -288,9 +306,12 @@ impl HomeTurn {
             return Ok(());
         }
         let home = &*self.home;
-        match d.backend.commit(&d.name, cs, home.bytes()) {
-            Ok(()) => {
-                home.state.lock().on_disk = true;
+        let expected = home.state.lock().version;
+        match d.backend.commit_if(&d.name, cs, home.bytes(), expected) {
+            Ok(version) => {
+                let mut state = home.state.lock();
+                state.on_disk = true;
+                state.version = version;
                 // SYNC POINT: Relaxed; see is_saved().
                 home.saved.store(true, Ordering::Relaxed);
                 Ok(())
@@ -298,7 +319,10 @@ impl HomeTurn {
             Err(e) => {
                 // Memory may now differ from the disk: read it again next time.
                 home.state.lock().loaded = false;
-                Err(e.into())
+                Err(match e {
+                    HomeStoreError::Conflict { name } => HomeError::Conflict { name },
+                    e => e.into(),
+                })
             }
         }
     }

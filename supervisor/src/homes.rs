@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use luapool_homes::{HomeBackend, SqliteHomes};
+use luapool_homes::{HomeBackend, PgHomes, SqliteHomes};
 pub use luapool_protocol::api::HomeInfo;
 use luapool_store::{ArenaGroup, Store};
 use parking_lot::Mutex;
@@ -91,6 +91,13 @@ impl Homes {
     /// without a pool: fails if a running daemon holds the directory.
     pub fn open(dir: impl AsRef<Path>, limits: HomeLimits) -> Result<Homes, HomeError> {
         let backend = Arc::new(SqliteHomes::open(dir)?);
+        Homes::new(Arc::new(Store::new()), Some(backend), limits)
+    }
+
+    /// The homes kept in the PostgreSQL database at `url`, for managing
+    /// them without a pool (daemons may be using the same database).
+    pub fn open_store(url: &str, limits: HomeLimits) -> Result<Homes, HomeError> {
+        let backend = Arc::new(PgHomes::open(url, 2)?);
         Homes::new(Arc::new(Store::new()), Some(backend), limits)
     }
 

@@ -50,7 +50,7 @@ pub use compute::{CancelToken, ComputeOutput, LogSink, Reply};
 pub use config::Limits;
 pub use error::{HomeError, PoolError, SessionError};
 pub use homes::{HomeInfo, HomeLimits, Homes};
-pub use luapool_homes::{HomeBackend, HomeStoreError, SqliteHomes};
+pub use luapool_homes::{HomeBackend, HomeStoreError, PgHomes, SqliteHomes};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
 pub use luapool_protocol::TableId;

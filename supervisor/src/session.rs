@@ -306,6 +306,11 @@ impl State {
         &self.pool
     }
 
+    /// The name of the session's home, if it is a named durable one.
+    pub(crate) fn home_name(&self) -> Option<&str> {
+        self.home.name()
+    }
+
     /// Sends the compute with both turns held. Its transaction holds them
     /// ([`ComputeTxn`]): the pool thread that takes the compute loads the
     /// home and begins, then commits (durably) or rolls back, and releases

@@ -1,12 +1,12 @@
 //! `luapool home list|export|import|drop --data DIR`: managing the homes of
 //! a data directory that no daemon holds (a running daemon has the same
-//! methods on its socket).
+//! methods on its socket), or `--home-store URL`: those of a PostgreSQL
+//! home store, which daemons may be using at the same time.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use luapool_supervisor::{HomeLimits, Homes, HostValue};
 
@@ -14,8 +14,12 @@ use luapool_supervisor::{HomeLimits, Homes, HostValue};
 #[derive(Args, Debug)]
 pub struct HomeArgs {
     /// The data directory (as given to `luapool serve --data`).
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, conflicts_with = "home_store")]
     data: Option<PathBuf>,
+    /// The PostgreSQL home store (as given to `luapool serve --home-store`);
+    /// running daemons may share it meanwhile.
+    #[arg(long, value_name = "URL", global = true)]
+    home_store: Option<String>,
     #[command(subcommand)]
     command: HomeCommand,
 }
@@ -48,7 +52,6 @@ enum HomeCommand {
 
 /// Runs the command; exit 1 if the home does not exist, 2 on bad usage.
 pub fn home(args: HomeArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.data.context("--data DIR is required")?;
     let limits = HomeLimits {
         quota: 0,
         max_homes: 0,
@@ -56,7 +59,11 @@ pub fn home(args: HomeArgs) -> anyhow::Result<ExitCode> {
         idle_homes_bytes: 0,
         max_output_bytes: 0,
     };
-    let homes = Homes::open(&dir, limits)?;
+    let homes = match (&args.data, &args.home_store) {
+        (Some(dir), _) => Homes::open(dir, limits)?,
+        (None, Some(url)) => Homes::open_store(url, limits)?,
+        (None, None) => anyhow::bail!("--data DIR or --home-store URL is required"),
+    };
     match args.command {
         HomeCommand::List => {
             let mut out = std::io::stdout().lock();

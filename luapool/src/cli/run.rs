@@ -41,11 +41,20 @@ pub struct RunArgs {
     /// --data` uses; not while a daemon holds it). With --home, `_home` is
     /// that durable home: what the script writes there is on disk when the
     /// run ends, and a failed run writes nothing.
-    #[arg(long, value_name = "DIR", requires = "home")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "home",
+        conflicts_with = "home_store"
+    )]
     data: Option<PathBuf>,
-    /// The home the script's `_home` is (needs --data); without it `_home`
-    /// is private to this run and is gone when it ends.
-    #[arg(long, value_name = "NAME", requires = "data")]
+    /// Keep named homes in this PostgreSQL database instead (the one
+    /// `luapool serve --home-store` uses; daemons may use it meanwhile).
+    #[arg(long, value_name = "URL", requires = "home")]
+    home_store: Option<String>,
+    /// The home the script's `_home` is (needs --data or --home-store);
+    /// without it `_home` is private to this run and is gone when it ends.
+    #[arg(long, value_name = "NAME")]
     home: Option<String>,
 }
 
@@ -68,6 +77,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .max_output_bytes(max_output);
     if let Some(dir) = &args.data {
         pool = pool.data_dir(dir);
+    }
+    if let Some(url) = &args.home_store {
+        pool = pool.home_store(url);
+    }
+    if args.home.is_some() && args.data.is_none() && args.home_store.is_none() {
+        anyhow::bail!("--home needs --data DIR or --home-store URL");
     }
     let pool = pool.build()?;
     let session = match &args.home {
