@@ -24,6 +24,8 @@
 //! the compute again on the home as it is now.
 #![deny(missing_docs)]
 
+use std::time::Duration;
+
 mod committer;
 mod error;
 mod lock;
@@ -59,6 +61,15 @@ pub struct StoredHome {
     pub bytes: u64,
     /// Its version ([`ABSENT`] from a backend that is not shared).
     pub version: Version,
+}
+
+/// A home held against other writers ([`HomeBackend::lock`]).
+pub trait HomeLock: Send {
+    /// The home's version, which no one else can change while this is held.
+    fn version(&self) -> Version;
+    /// Applies `changes` (see [`HomeBackend::commit`]) and lets the home go.
+    /// Returns its new version.
+    fn commit(self: Box<Self>, changes: ChangeSet, bytes: u64) -> Result<Version, HomeStoreError>;
 }
 
 /// A home kept by a backend.
@@ -98,6 +109,22 @@ pub trait HomeBackend: Send + Sync {
     fn version(&self, name: &str) -> Result<Version, HomeStoreError> {
         let _ = name;
         Ok(ABSENT)
+    }
+
+    /// Holds the home `name` against every other writer until the lock
+    /// commits or is dropped (dropped: nothing written), so a compute run
+    /// under it cannot conflict: the supervisor takes it for a compute that
+    /// conflicted, so that it does not lose again and again to computes of
+    /// other daemons. A holder that goes silent for `hold` loses the lock.
+    /// `None` if there is no such home, or (the default) the backend is not
+    /// shared.
+    fn lock(
+        &self,
+        name: &str,
+        hold: Duration,
+    ) -> Result<Option<Box<dyn HomeLock>>, HomeStoreError> {
+        let _ = (name, hold);
+        Ok(None)
     }
 
     /// [`commit`](Self::commit) only if the home `name` is at version

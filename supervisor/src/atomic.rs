@@ -33,6 +33,7 @@
 //! logs sees the failed runs' lines too) and the time it takes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use luapool_store::Scope;
 
@@ -52,6 +53,8 @@ pub(crate) struct ComputeTxn {
     cancel: CancelToken,
     /// Runs that ended in a conflict so far.
     conflicts: u32,
+    /// How long a run may hold its shared home against other daemons.
+    hold: Duration,
 }
 
 impl ComputeTxn {
@@ -61,6 +64,7 @@ impl ComputeTxn {
         home: HomeTurn,
         session_turn: TurnGuard,
         cancel: CancelToken,
+        hold: Duration,
     ) -> ComputeTxn {
         ComputeTxn {
             state,
@@ -69,6 +73,7 @@ impl ComputeTxn {
             _session_turn: session_turn,
             cancel,
             conflicts: 0,
+            hold,
         }
     }
 
@@ -87,6 +92,11 @@ impl ComputeTxn {
 
 impl Transaction for ComputeTxn {
     fn begin(&mut self) -> Result<(), ComputeError> {
+        if self.conflicts > 0 {
+            // It lost to another daemon: this run holds the home, so it
+            // cannot lose again (the others' commits wait for it).
+            self.home.hold(self.hold).map_err(home_error)?;
+        }
         self.load_home().map_err(home_error)?;
         self.state.store().begin(&self.scope);
         Ok(())
@@ -107,6 +117,7 @@ impl Transaction for ComputeTxn {
                 out = Err(home_error(e));
             }
         }
+        self.home.release();
         match &out {
             Ok(_) => store.commit(&self.scope),
             Err(_) => store.rollback(&self.scope),

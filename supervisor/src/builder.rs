@@ -139,8 +139,9 @@ impl PoolBuilder {
         self
     }
     /// With [`home_store`](Self::home_store): the most connections to the
-    /// database (default 0: the workers plus 4, enough for every pool
-    /// thread and a few management calls at once).
+    /// database (default 0: twice the workers plus 4, enough for every
+    /// pool thread, which may hold a home on one while it reads it on
+    /// another, and a few management calls at once).
     pub fn home_store_connections(mut self, n: usize) -> Self {
         self.config.home_store_connections = n;
         self

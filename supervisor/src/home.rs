@@ -28,9 +28,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use luapool_homes::{HomeBackend, HomeStoreError, Version, ABSENT};
+use luapool_homes::{HomeBackend, HomeLock, HomeStoreError, Version, ABSENT};
 use luapool_protocol::TableId;
 use luapool_store::{ArenaGroup, ArenaId, ChangeSet, Store};
 use parking_lot::Mutex;
@@ -79,6 +79,9 @@ pub struct Home {
 pub(crate) struct HomeTurn {
     home: Arc<Home>,
     _turn: TurnGuard,
+    /// A shared store's lock on the home, from [`hold`](HomeTurn::hold)
+    /// to the next write (or [`release`](HomeTurn::release)).
+    held: Mutex<Option<Box<dyn HomeLock>>>,
 }
 
 impl Home {
@@ -176,7 +179,13 @@ impl Home {
         let home = self.clone();
         self.turn.acquire(
             cancel,
-            Box::new(move |t| grant(t.map(|turn| HomeTurn { home, _turn: turn }))),
+            Box::new(move |t| {
+                grant(t.map(|turn| HomeTurn {
+                    home,
+                    _turn: turn,
+                    held: Mutex::new(None),
+                }))
+            }),
         );
     }
 
@@ -185,6 +194,7 @@ impl Home {
         HomeTurn {
             home: self.clone(),
             _turn: self.turn.lock(),
+            held: Mutex::new(None),
         }
     }
 
@@ -203,8 +213,7 @@ impl HomeTurn {
             return Ok(());
         };
         let state = *home.state.lock();
-        if state.loaded && (!d.backend.is_shared() || d.backend.version(&d.name)? == state.version)
-        {
+        if state.loaded && (!d.backend.is_shared() || self.current_version(d)? == state.version) {
             return Ok(());
         }
         home.store.clear_arena(home.arena);
@@ -243,6 +252,32 @@ impl HomeTurn {
             version,
         };
         Ok(())
+    }
+
+    /// The home's version in the shared store now: the held one, if held.
+    fn current_version(&self, d: &Durable) -> Result<Version, HomeStoreError> {
+        match &*self.held.lock() {
+            Some(lock) => Ok(lock.version()),
+            None => d.backend.version(&d.name),
+        }
+    }
+
+    /// Holds the home in a shared store against other daemons' commits
+    /// until the next write or [`release`](Self::release) (for at most
+    /// `hold`), so that a compute run meanwhile cannot conflict. Nothing
+    /// to do for a store that is not shared, or a home it does not keep.
+    pub(crate) fn hold(&self, hold: Duration) -> Result<(), HomeError> {
+        if let Some(d) = self.home.durable.as_ref().filter(|d| d.backend.is_shared()) {
+            let lock = d.backend.lock(&d.name, hold)?;
+            *self.held.lock() = lock;
+        }
+        Ok(())
+    }
+
+    /// Lets go of what [`hold`](Self::hold) holds, writing nothing.
+    pub(crate) fn release(&self) {
+        let lock = self.held.lock().take();
+        drop(lock);
     }
 
     /// Writes what the open transaction changed in this home to disk (all
@@ -307,7 +342,12 @@ impl HomeTurn {
         }
         let home = &*self.home;
         let expected = home.state.lock().version;
-        match d.backend.commit_if(&d.name, cs, home.bytes(), expected) {
+        let held = self.held.lock().take();
+        let committed = match held {
+            Some(lock) => lock.commit(cs, home.bytes()),
+            None => d.backend.commit_if(&d.name, cs, home.bytes(), expected),
+        };
+        match committed {
             Ok(version) => {
                 let mut state = home.state.lock();
                 state.on_disk = true;

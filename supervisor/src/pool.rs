@@ -159,8 +159,10 @@ impl Pool {
                 luapool_homes::SqliteHomes::open(dir).map_err(|e| PoolError::Homes(e.into()))?,
             )),
             HomeStorage::Postgres(url) => {
+                // A pool thread may use two at once: one holding a home, one
+                // reading it.
                 let connections = match config.home_store_connections {
-                    0 => config.workers + 4,
+                    0 => 2 * config.workers + 4,
                     n => n,
                 };
                 Some(Arc::new(

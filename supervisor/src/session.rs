@@ -327,6 +327,10 @@ impl State {
         let limits = state.pool.shared.config.limits;
         let pool = state.pool.clone();
         let token = cancel.clone();
+        let timeout = opts.timeout.unwrap_or(limits.timeout);
+        // A run that holds a shared home: its time, a cancel's grace, and
+        // room for the home's load and commit.
+        let hold = timeout + state.pool.shared.config.cancel_grace + Duration::from_secs(30);
         let (io, home_root, scope) = (
             state.io,
             state.home.root,
@@ -350,7 +354,7 @@ impl State {
                 },
             },
             scope,
-            timeout: opts.timeout.unwrap_or(limits.timeout),
+            timeout,
             cancel,
             cancel_grace: state.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
@@ -361,6 +365,7 @@ impl State {
                 home,
                 session_turn,
                 token.clone(),
+                hold,
             )),
             reply: Box::new(move |out| {
                 // The transaction (and with it the turns) is gone: the

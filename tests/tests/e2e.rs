@@ -14,5 +14,6 @@ mod long_strings;
 mod machinery;
 mod reference;
 mod sandbox;
+mod shared;
 mod soak;
 mod walks;

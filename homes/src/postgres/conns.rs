@@ -4,7 +4,7 @@
 //! in use waits (at most [`WAIT`]); a connection the server closed is
 //! dropped when it comes back, and the next caller opens a new one.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
@@ -46,25 +46,25 @@ pub struct Conns {
 }
 
 /// A connection lent by [`Conns::get`]; it goes back on drop.
-pub struct Lease<'a> {
-    pool: &'a Conns,
+pub struct Lease {
+    pool: Arc<Conns>,
     conn: Option<Conn>,
 }
 
-impl std::ops::Deref for Lease<'_> {
+impl std::ops::Deref for Lease {
     type Target = Conn;
     fn deref(&self) -> &Conn {
         self.conn.as_ref().expect("a lease holds its connection")
     }
 }
 
-impl std::ops::DerefMut for Lease<'_> {
+impl std::ops::DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut Conn {
         self.conn.as_mut().expect("a lease holds its connection")
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Lease {
     fn drop(&mut self) {
         let conn = self.conn.take();
         let mut idle = self.pool.lock();
@@ -108,13 +108,13 @@ impl Conns {
 
     /// A connection: an idle one, a new one while fewer than `max` are
     /// open, else the next one returned (waiting at most [`WAIT`]).
-    pub fn get(&self) -> Result<Lease<'_>, HomeStoreError> {
+    pub fn get(self: &Arc<Self>) -> Result<Lease, HomeStoreError> {
         let deadline = Instant::now() + WAIT;
         let mut idle = self.lock();
         loop {
             if let Some(conn) = idle.conns.pop() {
                 return Ok(Lease {
-                    pool: self,
+                    pool: self.clone(),
                     conn: Some(conn),
                 });
             }
@@ -123,7 +123,7 @@ impl Conns {
                 drop(idle);
                 return match self.connect() {
                     Ok(conn) => Ok(Lease {
-                        pool: self,
+                        pool: self.clone(),
                         conn: Some(conn),
                     }),
                     Err(e) => {

@@ -16,13 +16,15 @@ mod conns;
 mod sql;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::{ChangeSet, HomeBackend, HomeInfo, HomeStoreError, StoredHome, Version};
-use conns::Conns;
+use crate::{ChangeSet, HomeBackend, HomeInfo, HomeLock, HomeStoreError, StoredHome, Version};
+use conns::{Conns, Lease};
 
 /// Homes in a PostgreSQL database (see the module documentation).
 pub struct PgHomes {
-    conns: Conns,
+    conns: Arc<Conns>,
 }
 
 impl PgHomes {
@@ -36,7 +38,7 @@ impl PgHomes {
             target: target.clone(),
             message: format!("not a PostgreSQL URL: {e}"),
         })?;
-        let conns = Conns::new(config, target, connections);
+        let conns = Arc::new(Conns::new(config, target, connections));
         let mut first = conns.raw()?;
         sql::ensure_schema(&mut first, &conns.target)?;
         drop(first);
@@ -90,6 +92,53 @@ impl HomeBackend for PgHomes {
             bytes,
             Some(expected),
         )
+    }
+
+    fn lock(
+        &self,
+        name: &str,
+        hold: Duration,
+    ) -> Result<Option<Box<dyn HomeLock>>, HomeStoreError> {
+        let mut conn = self.conns.get()?;
+        Ok(sql::lock(&mut conn, name, hold)?.map(|version| {
+            Box::new(PgLock {
+                conn: Some(conn),
+                name: name.to_string(),
+                version,
+            }) as Box<dyn HomeLock>
+        }))
+    }
+}
+
+/// A transaction holding a home's row (`SELECT … FOR UPDATE`), on a
+/// connection of its own until it commits or is dropped (rolled back).
+struct PgLock {
+    conn: Option<Lease>,
+    name: String,
+    version: Version,
+}
+
+impl HomeLock for PgLock {
+    fn version(&self) -> Version {
+        self.version
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        changes: ChangeSet,
+        bytes: u64,
+    ) -> Result<Version, HomeStoreError> {
+        let mut conn = self.conn.take().expect("a lock commits once");
+        sql::commit_locked(&mut conn, &self.name, &changes, bytes, self.version)
+    }
+}
+
+impl Drop for PgLock {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            // Nothing to write: let the row go.
+            let _ = conn.client.batch_execute("ROLLBACK");
+        }
     }
 }
 

@@ -25,7 +25,9 @@
 use std::collections::HashSet;
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, IsolationLevel, Statement};
+use std::time::Duration;
+
+use postgres::{Client, GenericClient, IsolationLevel, Statement};
 
 use super::conns::Conn;
 use crate::{ChangeSet, HomeInfo, HomeStoreError, PersistTable, StoredHome, Version, ABSENT};
@@ -115,6 +117,7 @@ pub fn ensure_schema(client: &mut Client, target: &str) -> Result<(), HomeStoreE
 pub struct Statements {
     list: Statement,
     version: Statement,
+    lock: Statement,
     home: Statement,
     tables: Statement,
     entries: Statement,
@@ -139,6 +142,7 @@ impl Statements {
         Ok(Statements {
             list: c.prepare("SELECT name, bytes FROM luapool_homes ORDER BY name")?,
             version: c.prepare("SELECT version FROM luapool_homes WHERE name = $1")?,
+            lock: c.prepare("SELECT version FROM luapool_homes WHERE name = $1 FOR UPDATE")?,
             home: c.prepare("SELECT id, version, bytes FROM luapool_homes WHERE name = $1")?,
             tables: c.prepare("SELECT slot, from_array FROM luapool_tables WHERE home = $1")?,
             entries: c
@@ -251,15 +255,77 @@ pub fn commit(
     expected: Option<Version>,
 ) -> Result<Version, HomeStoreError> {
     let Conn { client, st } = conn;
+    let mut tx = client.transaction()?;
+    // Dropping `tx` without a commit (on an error) rolls it back.
+    let version = apply(&mut tx, st, name, cs, bytes, expected)?;
+    tx.commit()?;
+    Ok(version)
+}
+
+/// Begins a transaction that holds the row of the home `name` (`SELECT
+/// … FOR UPDATE`): no other connection commits to the home until it ends.
+/// The server ends it (and the connection) if it sits idle past `hold`.
+/// Returns the home's version, or `None` (and no transaction) if there is
+/// no such home.
+pub fn lock(
+    conn: &mut Conn,
+    name: &str,
+    hold: Duration,
+) -> Result<Option<Version>, HomeStoreError> {
+    let Conn { client, st } = conn;
+    client.batch_execute(&format!(
+        "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}",
+        hold.as_millis().max(1)
+    ))?;
+    match client.query_opt(&st.lock, &[&name]) {
+        Ok(Some(row)) => Ok(Some(int(row.get(0)))),
+        Ok(None) => {
+            client.batch_execute("ROLLBACK")?;
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            Err(e.into())
+        }
+    }
+}
+
+/// Commits `cs` in the transaction [`lock`] began (on top of `version`, which
+/// the lock kept current), or rolls it back on an error.
+pub fn commit_locked(
+    conn: &mut Conn,
+    name: &str,
+    cs: &ChangeSet,
+    bytes: u64,
+    version: Version,
+) -> Result<Version, HomeStoreError> {
+    let Conn { client, st } = conn;
+    let applied = apply(client, st, name, cs, bytes, Some(version));
+    match applied.and_then(|v| Ok(client.batch_execute("COMMIT").map(|()| v)?)) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Writes `cs` within the open transaction of `c`.
+fn apply(
+    c: &mut impl GenericClient,
+    st: &Statements,
+    name: &str,
+    cs: &ChangeSet,
+    bytes: u64,
+    expected: Option<Version>,
+) -> Result<Version, HomeStoreError> {
     let upserts = cs.entries.iter().filter(|e| e.value.is_some()).count() as i64;
     let bytes = bytes.min(i64::MAX as u64) as i64;
-    let mut tx = client.transaction()?;
     let row = match expected {
-        None => tx.query_opt(&st.put, &[&name, &bytes, &upserts])?,
-        Some(ABSENT) => tx.query_opt(&st.create, &[&name, &bytes, &upserts])?,
-        Some(v) => tx.query_opt(&st.bump, &[&name, &bytes, &upserts, &(v as i64)])?,
+        None => c.query_opt(&st.put, &[&name, &bytes, &upserts])?,
+        Some(ABSENT) => c.query_opt(&st.create, &[&name, &bytes, &upserts])?,
+        Some(v) => c.query_opt(&st.bump, &[&name, &bytes, &upserts, &(v as i64)])?,
     };
-    // Dropping `tx` without a commit rolls it back.
     let Some(row) = row else {
         return Err(HomeStoreError::Conflict {
             name: name.to_string(),
@@ -267,8 +333,8 @@ pub fn commit(
     };
     let (id, version, mut seq): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     if cs.replace {
-        tx.execute(&st.clear_entries, &[&id])?;
-        tx.execute(&st.clear_tables, &[&id])?;
+        c.execute(&st.clear_entries, &[&id])?;
+        c.execute(&st.clear_tables, &[&id])?;
     }
     let slots: Vec<i64> = cs
         .freed
@@ -277,13 +343,13 @@ pub fn commit(
         .map(|&s| i64::from(s))
         .collect();
     if !slots.is_empty() {
-        tx.execute(&st.free_entries, &[&id, &slots])?;
-        tx.execute(&st.free_tables, &[&id, &slots])?;
+        c.execute(&st.free_entries, &[&id, &slots])?;
+        c.execute(&st.free_tables, &[&id, &slots])?;
     }
     for chunk in cs.created.chunks(BATCH) {
         let slots: Vec<i64> = chunk.iter().map(|t| i64::from(t.slot)).collect();
         let arrays: Vec<bool> = chunk.iter().map(|t| t.from_array).collect();
-        tx.execute(&st.add_tables, &[&id, &slots, &arrays])?;
+        c.execute(&st.add_tables, &[&id, &slots, &arrays])?;
     }
     // Runs of upserts, or of deletes, with no key twice in a run: each run
     // is one statement, and the runs apply in order, as the entries do.
@@ -291,12 +357,11 @@ pub fn commit(
     for e in &cs.entries {
         let upsert = e.value.is_some();
         if !run.takes(upsert, e.slot, &e.key) {
-            run.flush(&mut tx, st, id)?;
+            run.flush(c, st, id)?;
         }
         run.push(e.slot, &e.key, e.value.as_deref(), &mut seq);
     }
-    run.flush(&mut tx, st, id)?;
-    tx.commit()?;
+    run.flush(c, st, id)?;
     Ok(int(version))
 }
 
@@ -334,7 +399,7 @@ impl<'a> Run<'a> {
 
     fn flush(
         &mut self,
-        tx: &mut postgres::Transaction<'_>,
+        tx: &mut impl GenericClient,
         st: &Statements,
         id: i64,
     ) -> Result<(), HomeStoreError> {

@@ -61,8 +61,8 @@ pub struct ServeArgs {
     /// `Conflict`.
     #[arg(long, default_value_t = 10, value_name = "N")]
     conflict_retries: u32,
-    /// With --home-store: the most connections to the database (0: the
-    /// workers plus 4).
+    /// With --home-store: the most connections to the database (0: twice
+    /// the workers plus 4).
     #[arg(long, default_value_t = 0, value_name = "N")]
     home_store_connections: usize,
     /// With --data: MiB of homes that no session holds kept in memory as a
