@@ -101,10 +101,8 @@ impl Db {
     fn fresh(admin: &str, tag: &str) -> Db {
         let name = format!("luapool_bench{}_{tag}", std::process::id());
         let mut c = postgres::Client::connect(admin, postgres::NoTls).expect("LUAPOOL_TEST_PG");
-        c.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
-        .expect("create the bench database");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the bench database");
         let base = admin.rsplit_once('/').expect("a URL with a database").0;
         Db {
             admin: admin.into(),
