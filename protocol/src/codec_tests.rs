@@ -105,11 +105,11 @@ fn worker_bound_messages_round_trip() {
             values: vec![Value::Table(TableId::from_raw(3)), Value::Str(big_string())],
             tables: vec![view(TableId::from_raw(3))],
         }),
-        Reply::Entries {
+        Reply::Entries(Entries {
             entries: vec![(Key::Int(1), Value::Nil)],
             tables: vec![view(TableId::from_raw(1))],
             done: true,
-        },
+        }),
         Reply::Error(RequestError {
             kind: RequestErrorKind::UnknownTable,
             message: "unknown table 5".into(),

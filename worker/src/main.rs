@@ -26,7 +26,6 @@ mod materialize;
 mod ro_cache;
 mod ro_meta;
 mod sandbox;
-mod wire;
 
 use std::process::ExitCode;
 

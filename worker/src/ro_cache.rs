@@ -21,11 +21,10 @@ use std::collections::HashMap;
 
 use luapool_protocol::{IdMap, Key, TableId};
 
-use luapool_protocol::mp::Token;
-
-use crate::wire::{
-    contents_header, item, pair_checked, view_head, Contents, Cursor, Item, Malformed,
+use luapool_protocol::hot::{
+    self, Contents, Item, RecordsReader, View, ViewHead, Visited, Visitor,
 };
+use luapool_protocol::mp::Malformed;
 
 /// Cells kept before the cache is emptied (16 bytes each).
 pub const MAX_CELLS: usize = 128 * 1024;
@@ -415,85 +414,35 @@ impl RoCache {
         Ok((skip < nhash).then(|| pair(skip)))
     }
 
-    /// Takes in a reply's bytes (`Fetched` or `Entries`), in one pass:
-    /// every read-only table it describes, and its values as `values` says.
+    /// Takes in a reply's bytes (`Fetched`, `Entries` or `Records`): every
+    /// read-only table it describes, and its values as `values` says.
     /// Returns the index of the first value's cell and the number of values
     /// (pairs for `Values::Pairs`); `Ok(None)`: not a reply with table
     /// contents (an error reply, say). On `Err` the cache holds what came
     /// before the bad bytes, consistently.
     pub fn add(&mut self, buf: &[u8], values: Values) -> Result<Option<(u32, usize)>, Malformed> {
-        let mut c = Cursor::new(buf);
-        let entries = match contents_header(&mut c)? {
-            None => return Ok(None),
-            Some(Contents::Fetched) => false,
-            Some(Contents::Entries) => true,
-            Some(Contents::Records) => return self.add_records(c, values).map(Some),
-        };
         self.make_room(buf.len());
         let first = self.cells.len() as u32;
-        let n = c.array()?;
-        if matches!(values, Values::Key { .. }) && n != 1 {
+        let mut adder = Adder {
+            cache: self,
+            values: &values,
+            taken: 0,
+            view_at: None,
+        };
+        let (n, taken) = match hot::visit(buf, &mut adder)? {
+            None => return Ok(None),
+            Some(Visited::Records(r)) => return self.add_records(&r, values).map(Some),
+            Some(Visited::Bytes(_)) => return Err(Malformed),
+            Some(Visited::Contents { len, .. }) => (len, adder.taken),
+        };
+        // Values of the kind `values` wants, as many as the reply says.
+        let fits = match values {
+            Values::None => true,
+            Values::Key { .. } => taken == 1 && n == 1,
+            Values::Range { .. } | Values::Pairs => taken == n,
+        };
+        if !fits {
             return Err(Malformed);
-        }
-        for _ in 0..n {
-            match values {
-                Values::None => {
-                    if entries {
-                        pair_checked(&mut c)?;
-                    } else {
-                        item(&mut c)?;
-                    }
-                }
-                Values::Pairs => {
-                    let (k, v) = pair_checked(&mut c)?;
-                    let (k, v) = (self.cell(k), self.cell(v));
-                    self.cells.push(k);
-                    self.cells.push(v);
-                }
-                Values::Range { .. } | Values::Key { .. } => {
-                    let v = self.cell(item(&mut c)?);
-                    self.cells.push(v);
-                }
-            }
-        }
-        for _ in 0..c.array()? {
-            let (id, readonly, len, complete) = view_head(&mut c)?;
-            let keep = readonly && complete;
-            let at = self.cells.len() as u32;
-            let narr = c.array()?;
-            for _ in 0..narr {
-                let v = item(&mut c)?;
-                if keep {
-                    let v = self.cell(v);
-                    self.cells.push(v);
-                }
-            }
-            let nhash = c.array()?;
-            for _ in 0..nhash {
-                let (k, v) = pair_checked(&mut c)?;
-                if keep {
-                    let (k, v) = (self.cell(k), self.cell(v));
-                    self.cells.push(k);
-                    self.cells.push(v);
-                }
-            }
-            if keep {
-                let complete = Complete {
-                    len,
-                    first: at,
-                    narr: narr as u32,
-                    nhash: nhash as u32,
-                    shape: PAIRS,
-                };
-                if let Some(Entry::Partial(_)) = self.tables.insert(id, Entry::Complete(complete)) {
-                    self.partials -= 1;
-                }
-            } else if readonly && !self.tables.contains_key(&id) {
-                self.set_len(id, len);
-            }
-        }
-        if entries {
-            c.bool()?;
         }
         match values {
             Values::Range { table, start } => {
@@ -508,6 +457,28 @@ impl RoCache {
         Ok(Some((first, n)))
     }
 
+    /// Takes in the read-only tables a reply already read describes.
+    pub fn add_views(&mut self, c: &Contents<'_>) {
+        self.make_room(c.bytes);
+        let mut adder = Adder {
+            cache: self,
+            values: &Values::None,
+            taken: 0,
+            view_at: None,
+        };
+        for view in c.views() {
+            if adder.view_start(view.head) {
+                for v in view.array() {
+                    adder.view_value(v);
+                }
+                for (k, v) in view.hash() {
+                    adder.view_entry(k, v);
+                }
+            }
+            adder.view_end(view);
+        }
+    }
+
     /// Empties the cache if a reply of `bytes` might take it past its bounds
     /// (a reply makes about one cell per 8 bytes).
     fn make_room(&mut self, bytes: usize) {
@@ -519,19 +490,20 @@ impl RoCache {
     /// The rest of [`add`](Self::add) for a `Records` reply (a window of
     /// records of one shape): the window's cells name the records, each
     /// record's values follow in shape order.
-    fn add_records(&mut self, mut c: Cursor, values: Values) -> Result<(u32, usize), Malformed> {
+    fn add_records(
+        &mut self,
+        r: &RecordsReader<'_>,
+        values: Values,
+    ) -> Result<(u32, usize), Malformed> {
         let Values::Range { table, start } = values else {
             return Err(Malformed);
         };
-        self.make_room(c.rest().len());
-        let nkeys = c.array()?;
+        let nkeys = r.keys().len();
+        self.make_room(16 * r.count() * (nkeys + 1));
         let mut keys = Vec::with_capacity(nkeys);
-        for _ in 0..nkeys {
-            let k = item(&mut c)?;
-            if matches!(k, Item::Nil | Item::Table(_)) {
-                return Err(Malformed);
-            }
-            keys.push(self.cell(k));
+        for k in r.keys() {
+            let k = self.cell(k);
+            keys.push(k);
         }
         // The array part: the leading keys 1, 2, 3, …
         let narr = keys
@@ -539,54 +511,41 @@ impl RoCache {
             .enumerate()
             .take_while(|(j, k)| **k == Cell::Int(*j as i64 + 1))
             .count();
-        let len = c.int()?;
-        let n = c.array()?;
+        let n = r.count();
         let first = self.cells.len() as u32;
-        for _ in 0..n {
-            let id = match fixed(c.rest()) {
-                Some((Fixed::U64(id), used)) => {
-                    c = Cursor::new(&c.rest()[used..]);
-                    TableId::from_raw(id)
-                }
-                _ => match c.token()? {
-                    Token::Int(id) => TableId::from_raw(id as u64),
-                    Token::BigUint(id) => TableId::from_raw(id),
-                    _ => return Err(Malformed),
-                },
-            };
-            self.cells.push(Cell::Table(id));
-        }
-        if Some(c.array()?) != n.checked_mul(nkeys) {
-            return Err(Malformed);
-        }
+        self.cells.extend(r.ids().map(Cell::Table));
         // Values first: nothing may name a cell before it exists (bad bytes
         // stop the loop halfway).
         let values_at = self.cells.len() as u32;
-        for _ in 0..n * nkeys {
-            let v = self.read_cell(&mut c)?;
+        for v in r.values() {
+            let v = match v? {
+                Item::Str(s) => self.cell(Item::Str(s)),
+                other => scalar(other),
+            };
             self.cells.push(v);
         }
         let shape = self.shapes.len() as u32;
         self.shapes.push(keys.split_off(narr));
-        let ids = &self.cells[first as usize..][..n];
-        let id_at = |r: usize| match ids[r] {
-            Cell::Table(id) => id,
-            _ => unreachable!("pushed as tables above"),
-        };
         let record = |at: u32| Complete {
-            len,
+            len: r.len,
             first: at,
             narr: narr as u32,
             nhash: (nkeys - narr) as u32,
             shape,
         };
+        let ids = &self.cells[first as usize..][..n];
+        let id_at = |k: usize| match ids[k] {
+            Cell::Table(id) => id,
+            _ => unreachable!("pushed as tables above"),
+        };
         match Run::of((0..n).map(id_at), record(values_at)) {
             Some(run) => self.runs.push(run),
             None => {
-                for r in 0..n {
-                    let at = values_at + (r * nkeys) as u32;
+                for k in 0..n {
+                    let id = id_at(k);
+                    let at = values_at + (k * nkeys) as u32;
                     if let Some(Entry::Partial(_)) =
-                        self.tables.insert(id_at(r), Entry::Complete(record(at)))
+                        self.tables.insert(id, Entry::Complete(record(at)))
                     {
                         self.partials -= 1;
                     }
@@ -611,27 +570,6 @@ impl RoCache {
             Some(Entry::Partial(p)) => p,
             _ => unreachable!("inserted above"),
         }
-    }
-
-    /// Reads one value as a cell: numbers, booleans and nil straight from
-    /// the bytes (the bulk of a window of records), the rest through [`item`].
-    #[inline]
-    fn read_cell(&mut self, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
-        let rest = c.rest();
-        let (cell, used) = match fixed(rest) {
-            Some((Fixed::Int(i), used)) => (Cell::Int(i), used),
-            Some((Fixed::U64(u), used)) => match i64::try_from(u) {
-                Ok(i) => (Cell::Int(i), used),
-                // Past i64: a float, as the codec reads it.
-                Err(_) => (Cell::Float(u as f64), used),
-            },
-            Some((Fixed::Float(f), used)) => (Cell::Float(f), used),
-            Some((Fixed::Bool(b), used)) => (Cell::Bool(b), used),
-            Some((Fixed::Nil, used)) => (Cell::Nil, used),
-            None => return Ok(self.cell(item(c)?)),
-        };
-        *c = Cursor::new(&rest[used..]);
-        Ok(cell)
     }
 
     fn cell(&mut self, it: Item) -> Cell {
@@ -675,42 +613,94 @@ impl RoCache {
     }
 }
 
-/// A fixed-size MessagePack value.
-enum Fixed {
-    Nil,
-    Bool(bool),
-    Int(i64),
-    U64(u64),
-    Float(f64),
+/// Takes a `Fetched` or an `Entries` into the cache as [`hot::visit`]
+/// reads it: its values as `values` says, and every complete read-only
+/// table it describes (the border of the others).
+struct Adder<'c, 'k> {
+    cache: &'c mut RoCache,
+    values: &'c Values<'k>,
+    /// Values (or entries) taken.
+    taken: usize,
+    /// The cell where the view being read starts, if it is kept.
+    view_at: Option<u32>,
 }
 
-/// The fixed-size value at the start of `b` and its length in bytes, if it
-/// is one (`None`: anything else, or too few bytes; the caller falls back
-/// to the general reader, which reports malformed input).
+impl<'a> Visitor<'a> for Adder<'_, '_> {
+    fn value(&mut self, v: Item<'a>) {
+        if matches!(self.values, Values::Range { .. } | Values::Key { .. }) {
+            let v = self.cache.cell(v);
+            self.cache.cells.push(v);
+            self.taken += 1;
+        }
+    }
+
+    fn entry(&mut self, k: Item<'a>, v: Item<'a>) {
+        if matches!(self.values, Values::Pairs) {
+            let (k, v) = (self.cache.cell(k), self.cache.cell(v));
+            self.cache.cells.push(k);
+            self.cache.cells.push(v);
+            self.taken += 1;
+        }
+    }
+
+    fn view_start(&mut self, head: ViewHead) -> bool {
+        self.view_at = None;
+        if !head.readonly {
+            return false;
+        }
+        if !head.complete {
+            if !self.cache.tables.contains_key(&head.id) {
+                self.cache.set_len(head.id, head.len);
+            }
+            return false;
+        }
+        self.view_at = Some(self.cache.cells.len() as u32);
+        true
+    }
+
+    fn view_value(&mut self, v: Item<'a>) {
+        let v = self.cache.cell(v);
+        self.cache.cells.push(v);
+    }
+
+    fn view_entry(&mut self, k: Item<'a>, v: Item<'a>) {
+        let (k, v) = (self.cache.cell(k), self.cache.cell(v));
+        self.cache.cells.push(k);
+        self.cache.cells.push(v);
+    }
+
+    fn view_end(&mut self, view: &View<'a>) {
+        let Some(at) = self.view_at.take() else {
+            return;
+        };
+        let (narr, nhash) = view.counts();
+        let complete = Complete {
+            len: view.head.len,
+            first: at,
+            narr: narr as u32,
+            nhash: nhash as u32,
+            shape: PAIRS,
+        };
+        let old = self
+            .cache
+            .tables
+            .insert(view.head.id, Entry::Complete(complete));
+        if let Some(Entry::Partial(_)) = old {
+            self.cache.partials -= 1;
+        }
+    }
+}
+
+/// The cell of an item that is not a string.
 #[inline]
-fn fixed(b: &[u8]) -> Option<(Fixed, usize)> {
-    let be = |n: usize| -> Option<u64> {
-        let x = b.get(1..1 + n)?;
-        Some(x.iter().fold(0u64, |a, y| a << 8 | u64::from(*y)))
-    };
-    Some(match *b.first()? {
-        m @ 0x00..=0x7f => (Fixed::Int(i64::from(m)), 1),
-        m @ 0xe0..=0xff => (Fixed::Int(i64::from(m as i8)), 1),
-        0xc0 => (Fixed::Nil, 1),
-        0xc2 => (Fixed::Bool(false), 1),
-        0xc3 => (Fixed::Bool(true), 1),
-        0xcb => (Fixed::Float(f64::from_bits(be(8)?)), 9),
-        0xca => (Fixed::Float(f64::from(f32::from_bits(be(4)? as u32))), 5),
-        0xcc => (Fixed::Int(be(1)? as i64), 2),
-        0xcd => (Fixed::Int(be(2)? as i64), 3),
-        0xce => (Fixed::Int(be(4)? as i64), 5),
-        0xcf => (Fixed::U64(be(8)?), 9),
-        0xd0 => (Fixed::Int(i64::from(be(1)? as u8 as i8)), 2),
-        0xd1 => (Fixed::Int(i64::from(be(2)? as u16 as i16)), 3),
-        0xd2 => (Fixed::Int(i64::from(be(4)? as u32 as i32)), 5),
-        0xd3 => (Fixed::Int(be(8)? as i64), 9),
-        _ => return None,
-    })
+fn scalar(it: Item) -> Cell {
+    match it {
+        Item::Nil | Item::Str(_) => Cell::Nil,
+        Item::Bool(b) => Cell::Bool(b),
+        Item::Int(i) => Cell::Int(i),
+        Item::Float(f) => Cell::Float(f),
+        Item::Table(id) => Cell::Table(id),
+    }
 }
 
 /// `a == b` for slices of one length; field names are short, and a byte

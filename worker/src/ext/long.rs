@@ -20,7 +20,7 @@ use mlua::{ffi, Lua};
 
 use super::Ext;
 use crate::conn::ConnError;
-use crate::wire::bytes_reply;
+use luapool_protocol::hot::{self, HotReply};
 
 impl Ext {
     /// The long string `table[key]` of `len` bytes as a Lua string, or the
@@ -77,9 +77,9 @@ impl Ext {
                 }
                 Err(e) => return Err(self.die(e).to_string()),
             };
-            let piece = match bytes_reply(bytes) {
-                Ok(Some(piece)) => piece,
-                Ok(None) => match luapool_protocol::decode(bytes) {
+            let piece = match hot::read(bytes) {
+                Ok(Some(HotReply::Bytes(piece))) => piece,
+                Ok(_) => match luapool_protocol::decode(bytes) {
                     Ok(luapool_protocol::ToWorker::Reply(Reply::Error(e))) => return Err(e.message),
                     _ => {
                         return Err(self

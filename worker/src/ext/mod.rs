@@ -15,7 +15,7 @@ use crate::conn::{Conn, ConnError, MAX_AHEAD};
 use crate::convert::{key_of, literal_of};
 use crate::materialize::{self, Fns, Target};
 use crate::ro_cache::{Cell, LKey, RoCache, Values};
-use crate::wire::Reader;
+use luapool_protocol::hot::{self, Contents, HotReply};
 
 mod long;
 pub use long::push_long_or_raise;
@@ -203,19 +203,19 @@ impl Ext {
         &self,
         conn: &'c mut Conn,
         req: Request,
-    ) -> mlua::Result<Result<Reader<'c>, Other>> {
+    ) -> mlua::Result<Result<Contents<'c>, Other>> {
         let bytes = match self.send_for_contents(conn, req)? {
             Ok(bytes) => bytes,
             Err(message) => return Ok(Err(Other::Refused(message))),
         };
-        let reply = match Reader::parse(bytes) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => return Ok(Err(self.other(bytes)?)),
+        let reply = match hot::read(bytes) {
+            Ok(Some(HotReply::Fetched(reply) | HotReply::Entries(reply))) => reply,
+            Ok(_) => return Ok(Err(self.other(bytes)?)),
             Err(_) => return Err(self.die(ConnError::Unexpected("malformed table contents"))),
         };
-        // Only a reply that describes read-only tables is read a second time.
-        if reply.any_readonly && self.ro.borrow_mut().add(bytes, Values::None).is_err() {
-            return Err(self.die(ConnError::Unexpected("malformed table contents")));
+        // The read-only tables it describes go into the read-only cache too.
+        if reply.any_readonly {
+            self.ro.borrow_mut().add_views(&reply);
         }
         Ok(Ok(reply))
     }
@@ -327,7 +327,7 @@ impl Ext {
                 }
             };
             if let (Some((start, _, n)), Key::Int(i)) = (window, &key) {
-                if *i - start >= reply.values.0 as i64 {
+                if *i - start >= reply.len() as i64 {
                     // The window ended early (its byte budget): one from the key.
                     window = Some((*i, (n - *i + 1).min(WINDOW), n));
                     continue;
@@ -335,8 +335,7 @@ impl Ext {
             }
             // What the cache takes on: entries, and bytes (a big string
             // counts as many entries), so a partial cache stays small.
-            let count =
-                (reply.values.0 + reply.inlined + reply.bytes / CACHE_BYTES_PER_ENTRY) as i64;
+            let count = (reply.len() + reply.inlined + reply.bytes / CACHE_BYTES_PER_ENTRY) as i64;
             let mut d = d;
             let mut cached: i64 = m.raw_get::<Option<i64>>("lp_n")?.unwrap_or(0);
             // Only a partial cache is dropped: a whole one has no way to refill.
@@ -601,7 +600,7 @@ impl Ext {
             }
         };
         let (keys, vals) = materialize::entries(lua, &self.proxies(), self.fns(), &reply)?;
-        let (n, done) = (reply.values.0 as i64, reply.done);
+        let (n, done) = (reply.len() as i64, reply.done);
         drop(conn);
         Ok(MultiValue::from_vec(vec![
             mlua::Value::Table(keys),
