@@ -13,10 +13,10 @@ use mlua::{
 };
 
 use crate::budget::Budget;
-use crate::conn::{Conn, ConnError};
 use crate::convert::literal_of;
 use crate::ext::Ext;
-use crate::materialize::Fns;
+use crate::ext::Fns;
+use crate::ext::{Conn, ConnError};
 use crate::sandbox::Sandbox;
 
 /// Instructions between two runs of the hook (budget and cancel checks).
@@ -97,13 +97,13 @@ impl Worker {
         g.raw_set("bigint", crate::bigint::library(&lua)?)?;
 
         let r = lua.create_table()?;
-        r.raw_set("idkey", crate::materialize::id_key())?;
+        r.raw_set("idkey", crate::ext::id_key())?;
         let ext = Ext::new(conn);
-        let ro = crate::ro_meta::functions(&lua, &ext)?;
+        let ro = crate::ext::readonly::functions(&lua, &ext)?;
         r.raw_set("ro_next", &ro.next)?;
         r.raw_set("ro_info", &ro.info)?;
         let prelude: Table = lua
-            .load(include_str!("prelude.lua"))
+            .load(include_str!("ext/prelude.lua"))
             .set_name("=luapool-prelude")
             .call(r.clone())?;
         ext.set_fns(Fns {
@@ -112,7 +112,7 @@ impl Worker {
             pairs: prelude.raw_get("pairs_")?,
             make: prelude.raw_get("make")?,
         });
-        crate::ro_meta::install(&lua, &ro, prelude.raw_get("ud_mt")?)?;
+        crate::ext::readonly::install(&lua, &ro, prelude.raw_get("ud_mt")?)?;
         ext.install(&lua, &r)?;
 
         let print = {
@@ -127,7 +127,7 @@ impl Worker {
                     let s: mlua::String = tostring.call(a)?;
                     line.extend_from_slice(&s.as_bytes());
                 }
-                let r = ext.conn.borrow_mut().log(line);
+                let r = ext.link.conn().log(line);
                 r.map_err(|e| mlua::Error::runtime(format!("luapool: lost the supervisor: {e}")))
             })?
         };
@@ -182,11 +182,7 @@ impl Worker {
                 HookTriggers::new().every_nth_instruction(HOOK_EVERY),
                 move |_, _| {
                     if stop.reason.get().is_none() {
-                        let cancelled = ext
-                            .conn
-                            .try_borrow()
-                            .map(|c| c.ring().cancel_requested())
-                            .unwrap_or(false);
+                        let cancelled = ext.link.cancel_requested();
                         if !cancelled && !stop.counting.get() {
                             // A cancel signal that came after its compute.
                             crate::budget::off_from_hook();
@@ -239,7 +235,7 @@ impl Worker {
 
     /// The connection to the supervisor.
     pub fn conn(&self) -> std::cell::RefMut<'_, Conn> {
-        self.ext.conn.borrow_mut()
+        self.ext.link.conn()
     }
 
     /// Runs one compute. An `Err` means the ring broke: the worker must exit.
@@ -273,10 +269,10 @@ impl Worker {
             Err(e) => Outcome::Failed(self.failure(e.to_string(), mlua_kind(&e))),
         };
         let _ = self.lua.set_memory_limit(0);
-        if let Some(e) = self.ext.fatal.borrow_mut().take() {
+        if let Some(e) = self.ext.link.take_broken() {
             return Err(e);
         }
-        let outcome = match (outcome, self.ext.conn.borrow_mut().flush()?) {
+        let outcome = match (outcome, self.ext.finish()?) {
             (Outcome::Returned(_), Some(Reply::Error(e))) => Outcome::Failed(Failure {
                 kind: FailureKind::LuaError,
                 message: e.message,
@@ -284,7 +280,7 @@ impl Worker {
             }),
             (o, _) => o,
         };
-        self.ext.conn.borrow_mut().discard_writes();
+        self.ext.link.conn().discard_writes();
         if self.lua.used_memory() > GC_AFTER_BYTES {
             let _ = self.lua.gc_collect();
         }

@@ -8,31 +8,29 @@
 //! exits when told to, when its parent dies, or when the ring breaks.
 //!
 //! Where things are: `compute.rs` runs a compute (sandbox: `sandbox.rs`,
-//! `sandbox.lua`; the instruction-budget hook: `budget.rs`). Writable
-//! external tables are Lua proxies (`prelude.lua`, `ext.rs`,
-//! `materialize.rs`); read-only ones (the input) are light userdata over a
-//! Rust cache (`ro_meta.rs`, `ro_cache.rs`). `conn.rs` talks to the
-//! supervisor (requests, buffered writes, windows fetched ahead); `wire.rs`
-//! reads replies from their bytes; `convert.rs` turns Lua values into
-//! protocol values.
+//! `sandbox.lua`; the instruction-budget hook: `budget.rs`). External
+//! tables are `ext/`: writable ones are Lua proxies (`ext/prelude.lua`,
+//! `ext/writable/`), read-only ones (the input) light userdata over a Rust
+//! cache (`ext/readonly/`); `ext/link.rs` and `ext/conn.rs` talk to the
+//! supervisor (requests, buffered writes, windows fetched ahead), and
+//! replies are read in place with `luapool_protocol::hot`. `convert.rs`
+//! turns Lua values into protocol values; `statics.rs` holds the
+//! process-wide statics.
 
 mod bigint;
 mod budget;
 mod compute;
-mod conn;
 mod convert;
 mod ext;
-mod materialize;
-mod ro_cache;
-mod ro_meta;
 mod sandbox;
+mod statics;
 
 use std::process::ExitCode;
 
 use luapool_protocol::{Endpoint, ToSupervisor, ToWorker};
 
 use crate::compute::Worker;
-use crate::conn::Conn;
+use crate::ext::Conn;
 
 fn main() -> ExitCode {
     let mut ring_id = None;

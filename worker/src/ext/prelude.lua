@@ -12,27 +12,28 @@
 --      holds every entry the table is complete and D has no metatable;
 --      otherwise (M.lp_incomplete) D's metatable sends misses to R.fetch,
 --      which fills D.
--- Complete tables are built in bulk from Rust (materialize.rs) with the
+-- Complete tables are built in bulk from Rust (writable/materialize.rs) with the
 -- same layout, M = { __index, __newindex, __len, __pairs, __name, lp_id }
 -- (every other lp_* field defaults to nil). Reading t.k therefore costs two
 -- table lookups and no function call once the entry is cached.
 --
 -- That is for writable tables. A read-only table (the input and all it
 -- holds) is a light userdata whose pointer is its id; its contents stay in
--- Rust (ro_cache.rs) and the metatable of all light userdata reads them
--- (ro_meta.rs, with UD_NEWINDEX and UD_PAIRS from here). The sandbox's
+-- Rust (readonly/cache.rs) and the metatable of all light userdata reads
+-- them (readonly/meta.rs, with UD_NEWINDEX and UD_PAIRS from here). The sandbox's
 -- `type` calls them tables.
 local R = ...
 local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select =
       getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select
 
--- Raises an error of the Rust half at the script's line; running out of
--- memory is raised as Lua's own memory error (the sandbox's pcall keeps it
--- sticky, and the compute ends as MemoryLimit).
-local MEMERR = "not enough memory"
-local function fail(err)
-  if err == MEMERR then error(MEMERR, 0) end
-  error(err, 3)
+-- Raises an error of the Rust half at the script's line. Each Rust
+-- callback returns its values, or nil, the error's message and whether it
+-- is running out of memory, which is raised as Lua's memory error is (no
+-- position; the sandbox's pcall keeps it sticky, and the compute ends as
+-- MemoryLimit).
+local function fail(err, memory, level)
+  if memory then error(err, 0) end
+  error(err, level or 3)
 end
 
 local function keystr(k)
@@ -41,8 +42,8 @@ local function keystr(k)
 end
 
 local function MISS(d, k)
-  local v, err = R.fetch(getmetatable(d).lp_m, d, k)
-  if err ~= nil then fail(err) end
+  local v, err, memory = R.fetch(getmetatable(d).lp_m, d, k)
+  if err ~= nil then fail(err, memory) end
   return v
 end
 
@@ -72,11 +73,13 @@ local function NEWINDEX(p, k, v)
   -- by the store under an id the worker learns only by reading it back
   -- (`refetch`). Either way the cache entry is replaced in place, never
   -- dropped and refilled, so a walk over the cache sees each key once.
+  -- (The third result is `memory` with an error, else `refetch`.)
   local c, err, refetch = R.write(m.lp_id, k, v)
-  if err ~= nil then fail(err) end
+  if err ~= nil then fail(err, refetch) end
   if refetch then
-    c, err = R.fetch(m, m.__index, k)
-    if err ~= nil then fail(err) end
+    local memory
+    c, err, memory = R.fetch(m, m.__index, k)
+    if err ~= nil then fail(err, memory) end
   end
   if m.lp_incomplete and type(c) == "string" and #c > BIG then
     -- A partial cache keeps no big string: the store has it.
@@ -102,9 +105,9 @@ local function LEN(p)
   if not m.lp_incomplete then return rawlen(m.__index) end
   local n = m.lp_len
   if n == nil then
-    local err
-    n, err = R.len(m.lp_id)
-    if err ~= nil then fail(err) end
+    local err, memory
+    n, err, memory = R.len(m.lp_id)
+    if err ~= nil then fail(err, memory) end
     m.lp_len = n
   end
   return n
@@ -124,9 +127,9 @@ local function batches(id, m)
       if i > n then
         if log ~= nil then m.lp_walks[log] = nil; log = nil end
         if done then return nil end
-        local err
-        keys, vals, n, done, err = R.next_batch(id, after, 512)
-        if err ~= nil then fail(err) end
+        keys, vals, n, done = R.next_batch(id, after, 512)
+        -- An error: nil, its message, memory.
+        if keys == nil then fail(vals, n) end
         i = 1
         if n == 0 then return nil end
         if m ~= nil then
@@ -173,8 +176,8 @@ local function NEXT(t, k)
     if rawget(t, IDKEY) == nil then return next(t, k) end
     local m = getmetatable(t)
     if not m.lp_incomplete then return next(m.__index, k) end
-    local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
-    if err ~= nil then fail(err) end
+    local keys, vals, n = R.next_batch(m.lp_id, k, 1)
+    if keys == nil then fail(vals, n) end
     if n == 0 then return nil end
     return keys[1], vals[1]
   end
@@ -275,8 +278,8 @@ local function RESUME(...) return recheck(resume(...)) end
 
 -- `ext.table()`.
 local function EXT_TABLE()
-  local t, err = R.new_table()
-  if err ~= nil then fail(err) end
+  local t, err, memory = R.new_table()
+  if err ~= nil then fail(err, memory) end
   return t
 end
 
