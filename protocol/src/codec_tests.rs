@@ -160,6 +160,12 @@ fn supervisor_bound_messages_round_trip() {
             value: nested.clone(),
         }]),
         Request::NewTable,
+        Request::Move {
+            table: TableId::from_raw(9),
+            first: -3,
+            last: i64::MAX,
+            to: 1,
+        },
         Request::Reserve {
             like: TableId::from_raw(9),
             count: 3,

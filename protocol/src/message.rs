@@ -103,6 +103,23 @@ pub enum Request {
         /// The first byte wanted.
         offset: u64,
     },
+    /// `table.move(table, first, last, to)` within one table: the values
+    /// at keys `first..=last` are copied to the keys from `to` on, as Lua's
+    /// `table.move` does (overlapping ranges included; nothing when `last <
+    /// first`). What it costs the store is bounded by the table's size, not
+    /// by `last - first`. The worker does not wait for its reply
+    /// ([`Reply::Ok`] or the error), which it reads before its next
+    /// request: a refusal surfaces there, as a buffered write's does.
+    Move {
+        /// The table (writable).
+        table: TableId,
+        /// The first key moved.
+        first: i64,
+        /// The last key moved.
+        last: i64,
+        /// Where the first key's value goes.
+        to: i64,
+    },
     /// `table[key] = table[key] .. bytes`, where `table[key]` is a string
     /// (the rest of a long string whose first piece was written). Answered
     /// by [`Reply::Ok`].

@@ -16,6 +16,8 @@ use super::inline::{inline_bytes, views, INLINE_MAX_ENTRIES};
 use super::table::{Table, TABLE_BYTES};
 use super::{convert, encode, Locked, Scope, StoreError};
 
+mod moves;
+
 /// The most values a `GetRange` returns.
 pub const MAX_RANGE: u32 = 4096;
 /// The most entries a `Next` returns.
@@ -307,6 +309,16 @@ fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<
                 .map(|_| arena.new_table(false))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Reply::Reserved(ids))
+        }
+        Request::Move {
+            table,
+            first,
+            last,
+            to,
+        } => {
+            let (arena, _) = writable(&mut locked, scope, table, &Key::Int(to))?;
+            moves::move_keys(arena, table, first, last, to)?;
+            Ok(Reply::Ok)
         }
         Request::Append { table, key, bytes } => {
             let (arena, _) = writable(&mut locked, scope, table, &key)?;

@@ -13,4 +13,5 @@ mod machinery;
 mod reference;
 mod sandbox;
 mod soak;
+mod tablelib;
 mod walks;

@@ -5,6 +5,7 @@ mod encode;
 mod gc;
 mod load_bytes;
 mod measure;
+mod moves;
 mod next;
 mod reads;
 mod writes;

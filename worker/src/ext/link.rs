@@ -86,6 +86,16 @@ impl Link {
         }
     }
 
+    /// Sends `req` (after the buffered writes) without waiting for its
+    /// reply, `Ok` or a refusal, which the next request reports.
+    pub fn send_unanswered(&self, req: Request) -> Result<(), ExtError> {
+        let r = self.conn.borrow_mut().send_unanswered(req);
+        match r.map_err(|e| self.lost(e))? {
+            Some(reply) => Link::refusal(reply).map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// Sends `req` (after the buffered writes) through `conn` (this link's,
     /// borrowed by the caller) and returns its reply's bytes, undecoded:
     /// for the replies read in place (`luapool_protocol::hot`).

@@ -25,6 +25,7 @@
 local R = ...
 local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select =
       getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select
+local move = table.move
 
 -- Raises an error of the Rust half at the script's line. Each Rust
 -- callback returns its values, or nil, the error's message and whether it
@@ -56,8 +57,10 @@ end
 -- A walk by batches (see `batches`) keeps a log of the writes made to its
 -- table since its batch was fetched: M.lp_walks is a weak-keyed set of
 -- those logs (a walk abandoned by `break` drops out with its iterator).
--- NIL stands for a key cleared.
+-- NIL stands for a key cleared; log[STALE] says that many keys changed
+-- at once (a move, a sort): the walk reads each value through the cache.
 local NIL = {}
+local STALE = {}
 local WEAK_KEYS = { __mode = "k" }
 -- Strings longer than this are not kept in a partial cache.
 local BIG = 64 * 1024
@@ -146,9 +149,13 @@ local function batches(id, m)
       after = k
       local v = vals[i]
       if log ~= nil then
-        local w = log[k]
-        if w ~= nil then
-          if w == NIL then v = nil else v = w end
+        if log[STALE] then
+          v = m.__index[k]
+        else
+          local w = log[k]
+          if w ~= nil then
+            if w == NIL then v = nil else v = w end
+          end
         end
       end
       if v ~= nil then return k, v end
@@ -262,6 +269,70 @@ local function make(id, complete, len, d, io)
   if not complete then incomplete(m) end
   return setmetatable({ [IDKEY] = id }, m)
 end
+
+-- table.insert, table.remove, table.move and table.sort done whole on a
+-- writable table (the C functions of writable/tablelib.rs call these).
+
+-- Marks the walks by batches of m's table stale (see `batches`).
+local function stale(m)
+  local walks = m.lp_walks
+  if walks ~= nil then
+    for log in next, walks do log[STALE] = true end
+  end
+end
+
+-- table.move(t, f, e, d) within t: the store's move (one request, not
+-- waited for), then the cache's: Lua's own move on a whole cache, a
+-- partial one dropped (refilled on use).
+local function MOVE(t, f, e, d)
+  local m = getmetatable(t)
+  local _, err, memory = R.move(m.lp_id, f, e, d)
+  if err ~= nil then fail(err, memory) end
+  local cache = m.__index
+  if m.lp_incomplete then
+    m.__index = setmetatable({}, getmetatable(cache))
+    m.lp_n = 0
+  else
+    move(cache, f, e, d)
+  end
+  m.lp_len = nil
+  stale(m)
+end
+
+-- Before table.sort(t) on t[1..n]: returns the plain table Lua's sort is
+-- to sort (t's cache, holding 1..n) and a copy of its order, or nil when
+-- the sort must go through the metamethods (a hole in 1..n of a table not
+-- cached whole). A partial cache becomes 1..n and stays put (pinned)
+-- until SORT_DONE, so the comparator sees the sort as it goes.
+local function SORT_PREP(t, n)
+  local m = getmetatable(t)
+  local d = m.__index
+  if m.lp_incomplete then
+    local copy = setmetatable({}, getmetatable(d))
+    for i = 1, n do
+      local v = t[i]
+      if v == nil then return nil end
+      copy[i] = v
+    end
+    m.__index = copy
+    m.lp_n = n
+    m.lp_pinned = true
+    d = copy
+  end
+  return d, move(d, 1, n, 1, {})
+end
+
+-- After the sort (done or failed): writes back what it changed. Returns
+-- the write-back's error (message, memory) instead of raising it.
+local function SORT_DONE(t, d, before, n)
+  local m = getmetatable(t)
+  m.lp_pinned = nil
+  stale(m)
+  local _, err, memory = R.sort_done(m.lp_id, d, before, n)
+  return err, memory
+end
+
+R.bulk = { move = MOVE, sort_prep = SORT_PREP, sort_done = SORT_DONE }
 
 -- The sandbox's pcall, xpcall and coroutine.resume: once a compute is being
 -- stopped (instruction budget, cancel), a caught error is raised again, so

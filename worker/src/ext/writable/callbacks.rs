@@ -10,7 +10,7 @@ use super::super::error::{to_lua, ExtError};
 use super::super::Ext;
 
 /// Registers `f` as `R[name]`, its errors handed back as values.
-fn register<A: FromLuaMulti + 'static>(
+pub(super) fn register<A: FromLuaMulti + 'static>(
     lua: &Lua,
     r: &Table,
     ext: &Rc<Ext>,

@@ -19,6 +19,7 @@ use super::{Ext, Got};
 mod bulk;
 mod callbacks;
 mod materialize;
+mod tablelib;
 mod write;
 
 pub use materialize::{id_key, Fns};
