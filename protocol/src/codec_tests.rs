@@ -76,6 +76,7 @@ fn worker_bound_messages_round_trip() {
         home: TableId::from_raw(2),
         limits: WorkerLimits {
             instructions: 10,
+            cpu_time_ms: 15,
             memory: 20,
         },
     }));

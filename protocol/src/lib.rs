@@ -12,6 +12,8 @@
 //! - [`hot`]: the replies that carry table contents, each defined once with
 //!   its fast encoder (from borrowed values, for the store) and its fast
 //!   zero-copy decoder (for the worker), round-trip tested against serde.
+//! - [`rpc`]: the daemon's socket API (methods, params, results, error
+//!   kinds), used by the daemon and its Rust client.
 //! - [`stream`]: where one MessagePack value ends in a byte stream (the
 //!   daemon's socket framing), without trusting the bytes.
 //! - [`mp`]: a zero-copy MessagePack reader for the hot paths that read
@@ -30,6 +32,7 @@ pub mod hot;
 mod message;
 pub mod mp;
 mod ring;
+pub mod rpc;
 pub mod stream;
 mod sync;
 mod value;

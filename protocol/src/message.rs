@@ -17,11 +17,21 @@ use crate::value::{Key, TableId, Value};
 /// What a worker enforces for one compute. Zero means "no limit".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerLimits {
-    /// Lua VM instructions the compute may execute (counted in steps of the hook interval).
+    /// Lua VM instructions the compute may execute (counted in steps of the
+    /// hook interval). Counting runs a hook on every instruction.
     pub instructions: u64,
-    /// Bytes of Lua heap the worker's state may use.
+    /// CPU time of the worker thread the compute may use, in milliseconds.
+    /// Enforced by a timer: no cost per instruction.
+    pub cpu_time_ms: u64,
+    /// Bytes the compute may allocate above what the worker held when it
+    /// started (Lua heap and the worker's buffers for it).
     pub memory: u64,
 }
+
+/// The exit status of a worker whose compute kept running past its CPU-time
+/// limit inside one C call, where no hook could stop it: the worker exits,
+/// and the supervisor reports the CPU-time limit.
+pub const EXIT_CPU_LIMIT: i32 = 124;
 
 /// The start of a compute.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -251,17 +261,27 @@ pub struct Failure {
     pub traceback: String,
 }
 
-/// The kinds of [`Failure`] a worker reports.
+/// The kinds of [`Failure`] a worker reports. The supervisor maps kinds,
+/// never the message's text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailureKind {
     /// A Lua error (including a syntax error).
     LuaError,
     /// The instruction budget ran out.
     InstructionLimit,
-    /// The Lua heap limit was reached.
+    /// The CPU-time limit passed.
+    CpuLimit,
+    /// The memory limit was reached.
     MemoryLimit,
     /// The supervisor asked the compute to stop.
     Cancelled,
+    /// The store refused a write for the session's or home's quota.
+    Quota,
+    /// A value copied out of Lua (into the store, as a result, as a `print`
+    /// line) passed the worker's conversion limit.
+    ConversionLimit,
+    /// A return value could not be converted (a function, a cycle, a thread).
+    BadResult,
 }
 
 /// A message from the supervisor to a worker.

@@ -37,6 +37,7 @@ mod table;
 mod tests;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use luapool_protocol::{Key, TableId, Value};
@@ -56,6 +57,9 @@ use luapool_protocol::api::HostValue;
 /// Identifies an arena: the tables of one session or one home.
 pub type ArenaId = u32;
 
+/// Arena ids are drawn from `1..=MAX_ARENA_ID`.
+pub const MAX_ARENA_ID: ArenaId = (1 << 21) - 1;
+
 /// How deep [`Store::load`], [`Store::extract`] and copied literals may nest.
 pub const MAX_NESTING: usize = 256;
 
@@ -72,16 +76,8 @@ pub struct Scope {
     pub io: Option<TableId>,
 }
 
-/// Totals over every arena.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Arenas alive.
-    pub arenas: usize,
-    /// Tables alive.
-    pub tables: usize,
-    /// Bytes accounted.
-    pub bytes: u64,
-}
+/// Totals over every arena (the shared host-API type).
+pub use luapool_protocol::api::StoreStats;
 
 /// Counts for one arena.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,7 +95,11 @@ type ArenaRef = Arc<Mutex<Arena>>;
 #[derive(Default)]
 struct Arenas {
     map: HashMap<ArenaId, ArenaRef>,
-    next: ArenaId,
+    /// How many arenas were made; the id of each is this count under a
+    /// keyed hash, so ids (and so table ids) say nothing about how many
+    /// arenas other sessions made.
+    made: u64,
+    ids: RandomState,
 }
 
 /// Owns every external table. `Send + Sync`; share it behind an `Arc`.
@@ -182,9 +182,12 @@ impl Store {
     pub fn create_arena(&self, quota_bytes: u64) -> ArenaId {
         let mut arenas = self.arenas.write();
         let id = loop {
-            arenas.next = arenas.next.wrapping_add(1);
-            let id = arenas.next;
-            if id != 0 && !arenas.map.contains_key(&id) {
+            arenas.made += 1;
+            // SipHash with the process's random keys: unpredictable ids,
+            // below 2^21 so that table ids stay below 2^53 (exact as a
+            // JavaScript number or a JSON double).
+            let id = (arenas.ids.hash_one(arenas.made) % u64::from(MAX_ARENA_ID)) as ArenaId + 1;
+            if !arenas.map.contains_key(&id) {
                 break id;
             }
         };

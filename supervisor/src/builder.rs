@@ -9,8 +9,9 @@ use crate::error::PoolError;
 use crate::pool::Pool;
 
 impl Pool {
-    /// A builder with defaults: one worker per CPU, 30 s per compute, 256 MiB
-    /// of Lua heap per worker, 1 GiB of store per session.
+    /// A builder with defaults: one worker per CPU, 30 s of wall clock and
+    /// 10 s of CPU time per compute, 256 MiB of memory per compute, 1 GiB
+    /// of store per session.
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
@@ -38,6 +39,7 @@ impl Default for PoolBuilder {
                 worker_address_space: 4 << 30,
                 restart_intensity: 10,
                 restart_period: Duration::from_secs(10),
+                cancel_grace: Duration::from_secs(1),
             },
         }
     }
@@ -88,6 +90,13 @@ impl PoolBuilder {
     pub fn restart_intensity(mut self, restarts: usize, period: Duration) -> Self {
         self.config.restart_intensity = restarts;
         self.config.restart_period = period;
+        self
+    }
+    /// How long a cancelled compute gets to stop by itself before its
+    /// worker is killed (default 1 s; a cancel normally stops the compute
+    /// at its next Lua instruction).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.config.cancel_grace = grace;
         self
     }
     /// Starts the workers and returns the pool.

@@ -9,11 +9,18 @@ use std::time::Duration;
 pub struct Limits {
     /// Wall-clock time before the worker is killed (`Timeout`).
     pub timeout: Duration,
+    /// CPU time the compute may use (`Timeout`), on the worker's own CPU
+    /// clock; a timer enforces it, so it costs nothing per instruction.
+    /// `Duration::ZERO` = none.
+    pub cpu_time: Duration,
     /// Lua VM instructions before the compute is stopped (`Timeout`); 0 = none.
-    /// Counting runs a Lua hook on every VM instruction (about a third of a
-    /// tight loop's time); with 0 no hook runs at all.
+    /// For deterministic limits: counting runs a Lua hook on every VM
+    /// instruction (about a third of a tight loop's time); with 0 no hook
+    /// runs at all.
     pub instructions: u64,
-    /// Lua heap bytes per worker (`MemoryLimit`); 0 = none.
+    /// Bytes the compute may allocate above what its worker held when it
+    /// started: Lua heap and the worker's buffers for it (`MemoryLimit`);
+    /// 0 = none (the worker's heap stays capped below its address space).
     pub memory: u64,
 }
 
@@ -21,7 +28,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             timeout: Duration::from_secs(30),
-            instructions: 2_000_000_000,
+            cpu_time: Duration::from_secs(10),
+            instructions: 0,
             memory: 256 << 20,
         }
     }
@@ -39,4 +47,5 @@ pub struct Config {
     pub(crate) worker_address_space: u64,
     pub(crate) restart_intensity: usize,
     pub(crate) restart_period: Duration,
+    pub(crate) cancel_grace: Duration,
 }

@@ -1,5 +1,5 @@
-//! A `_home`: the arena shared by every session that names it, and the lock
-//! that serializes the computes using it.
+//! A `_home`: the arena shared by every session that names it, and the turn
+//! that serializes the computes using it (a wait for it can be cancelled).
 
 use std::sync::Arc;
 
@@ -7,13 +7,15 @@ use luapool_protocol::TableId;
 use luapool_store::{ArenaId, Store};
 use parking_lot::Mutex;
 
-/// A `_home`: an arena with one root table and a lock that serializes the
+use crate::turn::Turn;
+
+/// A `_home`: an arena with one root table and a turn that serializes the
 /// computes using it.
 pub struct Home {
     store: Arc<Store>,
     pub(crate) arena: ArenaId,
     pub(crate) root: TableId,
-    pub(crate) lock: Mutex<()>,
+    pub(crate) turn: Arc<Turn>,
     pub(crate) live_bytes: Mutex<u64>,
 }
 
@@ -28,7 +30,7 @@ impl Home {
             store,
             arena,
             root,
-            lock: Mutex::new(()),
+            turn: Turn::new(),
             live_bytes: Mutex::new(0),
         }
     }

@@ -39,10 +39,11 @@ mod error;
 mod home;
 mod pool;
 mod session;
+mod turn;
 mod worker_proc;
 
 pub use builder::PoolBuilder;
-pub use compute::{CancelToken, ComputeOutput, LogSink};
+pub use compute::{CancelToken, ComputeOutput, LogSink, Reply};
 pub use config::Limits;
 pub use error::{PoolError, SessionError};
 // The host API's value and compute-error types are shared with daemon clients.

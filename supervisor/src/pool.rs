@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 
 use luapool_store::{Store, StoreStats};
 
-use crate::compute::{serve, ComputeOutput, Fate, Job};
+use crate::compute::{serve, ComputeOutput, Fate, Job, Reply};
 use crate::config::Config;
 use crate::error::{ComputeError, PoolError};
 use crate::home::Home;
@@ -34,19 +34,52 @@ use crate::worker_proc::{find_worker, WorkerProc};
 const HEALTH_EVERY: Duration = Duration::from_millis(100);
 /// How long a worker gets to exit cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// How often a caller waiting for a queued compute looks at its cancel token.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Attempts to start a worker for one job before it fails with `Unavailable`.
 const SPAWN_ATTEMPTS: usize = 3;
 
-/// A queued job's state, shared by the caller waiting for it and the slot
-/// that takes it: exactly one of them moves it out of `QUEUED`, so a job
-/// cancelled while queued is answered once (by the caller) and never run.
+/// A queued job's state, shared by its cancel hook and the slot that takes
+/// it: exactly one of them moves it out of `QUEUED`, so a job cancelled
+/// while queued is answered once (by the hook) and never run.
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
 const ABANDONED: u8 = 2;
 
-type Queued = (Job, Arc<AtomicU8>);
+/// Who answers a queued job.
+struct Ticket {
+    state: AtomicU8,
+    /// The pool's count of jobs waiting for a worker: a job leaves it when
+    /// it is taken or cancelled, so a cancelled job frees its place at once.
+    waiting: Arc<AtomicUsize>,
+    reply: Mutex<Option<Reply>>,
+    /// The cancel hook, removed once the job is taken (a token may serve
+    /// many computes).
+    hook: Mutex<Option<u64>>,
+}
+
+impl Ticket {
+    /// Moves the job out of `QUEUED` to `to`; false if someone else did.
+    fn claim(&self, to: u8) -> bool {
+        // SYNC POINT: AcqRel; pairs with the other claim (the slot's or the
+        // cancel hook's): exactly one side leaves QUEUED.
+        let left = self
+            .state
+            .compare_exchange(QUEUED, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if left {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        left
+    }
+    /// Calls the reply (the first time only), outside the lock.
+    fn answer(&self, result: Result<ComputeOutput, ComputeError>) {
+        let reply = self.reply.lock().take();
+        if let Some(reply) = reply {
+            reply(result);
+        }
+    }
+}
+
+type Queued = (Job, Arc<Ticket>);
 
 /// Counters for monitoring and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +127,8 @@ pub(crate) struct Shared {
 pub struct Pool {
     pub(crate) shared: Arc<Shared>,
     jobs: Mutex<Option<Sender<Queued>>>,
-    queue: Receiver<Queued>,
+    /// Jobs waiting for a worker (the queue's bound counts these).
+    waiting: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) homes: Mutex<HashMap<String, Arc<Home>>>,
 }
@@ -107,7 +141,9 @@ impl Pool {
     pub(crate) fn start(config: Config) -> Result<Arc<Pool>, PoolError> {
         let worker_path = find_worker(config.worker_path.as_deref())?;
         let n = config.workers;
-        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        // Unbounded: the bound is `waiting`, which a cancelled job leaves at
+        // once (the channel keeps it until a slot skips it).
+        let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             store: Arc::new(Store::new()),
             worker_path,
@@ -146,7 +182,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             shared,
             jobs: Mutex::new(Some(tx)),
-            queue: rx,
+            waiting: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(threads),
             homes: Mutex::new(HashMap::new()),
         });
@@ -176,7 +212,7 @@ impl Pool {
             restarts: s.restarts.load(Ordering::Relaxed),
             crashes: s.crashes.load(Ordering::Relaxed),
             computes: s.computes.load(Ordering::Relaxed),
-            queued: self.queue.len(),
+            queued: self.waiting.load(Ordering::Relaxed),
             crash_loop: s.crash_loop.load(Ordering::Relaxed),
             store: s.store.stats(),
         }
@@ -188,48 +224,35 @@ impl Pool {
         self.shared.pids.lock().clone()
     }
 
-    /// Runs `job`: queues it (`Busy` at once if the queue is full) and waits
-    /// for its result on `result`, the receiver of `job.reply`. A compute
-    /// cancelled while still queued returns `Cancelled` at once and is never
-    /// run; one cancelled while running is stopped by its serving thread.
-    pub(crate) fn run(
-        &self,
-        job: Job,
-        result: &Receiver<Result<ComputeOutput, ComputeError>>,
-    ) -> Result<ComputeOutput, ComputeError> {
+    /// Queues `job` without waiting. Its reply is called exactly once:
+    /// here with `Busy` (queue full) or `Unavailable`; at once, on the
+    /// cancelling thread, with `Cancelled` if its token is cancelled while it
+    /// waits for a worker (it then never runs); else on the serving thread
+    /// with the compute's result.
+    pub(crate) fn submit(&self, mut job: Job) {
+        let reply = std::mem::replace(&mut job.reply, Box::new(drop));
+        let ticket = Arc::new(Ticket {
+            state: AtomicU8::new(QUEUED),
+            waiting: self.waiting.clone(),
+            reply: Mutex::new(Some(reply)),
+            hook: Mutex::new(None),
+        });
         let cancel = job.cancel.clone();
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        self.submit((job, state.clone()))?;
-        loop {
-            match result.recv_timeout(CANCEL_POLL) {
-                Ok(r) => return r,
-                Err(RecvTimeoutError::Timeout) => {
-                    // SYNC POINT: AcqRel; pairs with the compare_exchange in
-                    // slot(): exactly one side leaves QUEUED.
-                    if cancel.is_cancelled()
-                        && state
-                            .compare_exchange(
-                                QUEUED,
-                                ABANDONED,
-                                Ordering::AcqRel,
-                                Ordering::Acquire,
-                            )
-                            .is_ok()
-                    {
-                        return Err(ComputeError::Cancelled);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(ComputeError::Unavailable {
-                        message: "the pool stopped".into(),
-                    })
-                }
-            }
+        if let Err(e) = self.enqueue((job, ticket.clone())) {
+            ticket.answer(Err(e));
+            return;
         }
+        let queued = ticket.clone();
+        let hook = cancel.on_cancel(Box::new(move || {
+            if queued.claim(ABANDONED) {
+                queued.answer(Err(ComputeError::Cancelled));
+            }
+        }));
+        *ticket.hook.lock() = hook;
     }
 
-    /// Queues a job; `Busy` if the queue is full.
-    fn submit(&self, job: Queued) -> Result<(), ComputeError> {
+    /// Puts a job on the queue; `Busy` if the queue is full.
+    fn enqueue(&self, job: Queued) -> Result<(), ComputeError> {
         if self.shared.crash_loop.load(Ordering::Relaxed) {
             return Err(crash_loop_error());
         }
@@ -239,12 +262,23 @@ impl Pool {
                 message: "the pool is shutting down".into(),
             });
         };
+        let cap = self.shared.config.queue;
+        let room = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w < cap).then_some(w + 1)
+            });
+        if room.is_err() {
+            return Err(ComputeError::Busy);
+        }
         match tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(ComputeError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(ComputeError::Unavailable {
-                message: "the pool stopped".into(),
-            }),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                Err(ComputeError::Unavailable {
+                    message: "the pool stopped".into(),
+                })
+            }
         }
     }
 
@@ -400,7 +434,7 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
                 Err(_) => std::thread::sleep(HEALTH_EVERY),
             }
         }
-        let (mut job, state) = match jobs.recv_timeout(HEALTH_EVERY) {
+        let (mut job, ticket) = match jobs.recv_timeout(HEALTH_EVERY) {
             Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => {
                 shared.check_idle(&mut worker);
@@ -408,21 +442,18 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        // SYNC POINT: AcqRel; pairs with the compare_exchange in Pool::run().
-        if state
-            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            continue; // cancelled while queued; its caller has its answer
+        if !ticket.claim(TAKEN) {
+            continue; // cancelled while queued; its hook answered
         }
+        job.cancel.remove_hook(ticket.hook.lock().take());
         if job.cancel.is_cancelled() {
-            let _ = job.reply.send(Err(ComputeError::Cancelled));
+            ticket.answer(Err(ComputeError::Cancelled));
             continue;
         }
         let w = match shared.ready_worker(&mut worker) {
             Ok(w) => w,
             Err(e) => {
-                let _ = job.reply.send(Err(e));
+                ticket.answer(Err(e));
                 continue;
             }
         };
@@ -434,7 +465,7 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             Fate::Crashed => shared.retire(&mut worker, End::CrashedInCompute),
         }
         shared.computes.fetch_add(1, Ordering::Relaxed);
-        let _ = job.reply.send(served.result);
+        ticket.answer(served.result);
     }
     if let Some(w) = worker.take() {
         shared.alive.fetch_sub(1, Ordering::Relaxed);

@@ -14,10 +14,11 @@ use serde::Serialize;
 use luapool_protocol::api::{from_host, HostValue};
 use luapool_store::{ArenaId, Scope, Store};
 
-use crate::compute::{CancelToken, ComputeOutput, Job, LogSink};
+use crate::compute::{CancelToken, ComputeOutput, Job, LogSink, Reply};
 use crate::error::{ComputeError, SessionError};
 use crate::home::Home;
 use crate::pool::Pool;
+use crate::turn::{Turn, TurnGuard};
 
 /// Bytes an arena may grow to before a collection, at least.
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
@@ -55,9 +56,12 @@ impl Pool {
 pub struct ComputeOptions {
     /// Wall-clock limit.
     pub timeout: Option<Duration>,
+    /// CPU-time limit (`Duration::ZERO` = none).
+    pub cpu_time: Option<Duration>,
     /// Instruction budget (0 = none).
     pub instructions: Option<u64>,
-    /// Lua heap limit in bytes (0 = none).
+    /// Memory limit in bytes: what the compute allocates above what its
+    /// worker held when it started (0 = none).
     pub memory: Option<u64>,
     /// Cancels this compute when cancelled.
     pub cancel: Option<CancelToken>,
@@ -67,34 +71,29 @@ pub struct ComputeOptions {
     pub chunk_name: Option<String>,
 }
 
-/// What [`Session::table_info`] reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TableInfo {
-    /// The `_io` table's id.
-    pub io: TableId,
-    /// The `_home` table's id.
-    pub home: TableId,
-    /// Tables alive in the session's arena.
-    pub session_tables: usize,
-    /// Bytes the session's arena accounts.
-    pub session_bytes: u64,
-    /// The session's quota (0 = none).
-    pub session_quota: u64,
-    /// Tables alive in the home's arena.
-    pub home_tables: usize,
-    /// Bytes the home's arena accounts.
-    pub home_bytes: u64,
-}
+pub use luapool_protocol::api::TableInfo;
 
-/// A session: `_io` plus a `_home`, and computes against them.
-pub struct Session {
+/// A session: `_io` plus a `_home`, and computes against them. Dropping it
+/// cancels its computes; its tables are freed once the last of them ends.
+pub struct Session(Arc<State>);
+
+/// What a session holds; a compute in flight holds it too.
+pub struct State {
     pool: Arc<Pool>,
     arena: ArenaId,
     io: TableId,
     home: Arc<Home>,
-    compute_lock: Mutex<()>,
+    /// The session's calls take turns: one at a time, in order.
+    turn: Arc<Turn>,
     running: Mutex<Option<CancelToken>>,
     live_bytes: Mutex<u64>,
+}
+
+impl std::ops::Deref for Session {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
 }
 
 impl Session {
@@ -105,19 +104,15 @@ impl Session {
             .new_table(arena)
             .expect("a new arena has room for _io");
         store.add_root(io);
-        Session {
+        Session(Arc::new(State {
             pool,
             arena,
             io,
             home,
-            compute_lock: Mutex::new(()),
+            turn: Turn::new(),
             running: Mutex::new(None),
             live_bytes: Mutex::new(0),
-        }
-    }
-
-    fn store(&self) -> &Store {
-        &self.pool.shared.store
+        }))
     }
 
     /// Sets `_io.input` (read-only in Lua), replacing any previous input.
@@ -131,7 +126,7 @@ impl Session {
     /// MessagePack value (what rmp-serde writes; what a daemon client sends),
     /// loaded into the store straight from the bytes.
     pub fn set_input_msgpack(&self, data: &[u8]) -> Result<(), SessionError> {
-        let _session = self.compute_lock.lock();
+        let _turn = self.turn.lock();
         let v = self.load_msgpack(data, true)?;
         self.store().host_set(self.io, Key::str("input"), v)?;
         self.maybe_collect();
@@ -161,7 +156,7 @@ impl Session {
     /// [`set_input_field`](Self::set_input_field) with the value as the bytes
     /// of one MessagePack value.
     pub fn set_input_field_msgpack(&self, key: &str, value: &[u8]) -> Result<(), SessionError> {
-        let _session = self.compute_lock.lock();
+        let _turn = self.turn.lock();
         let input = match self.store().host_get(self.io, &Key::str("input"))? {
             Value::Table(id) => id,
             _ => {
@@ -201,7 +196,7 @@ impl Session {
     /// [`set_metadata`](Self::set_metadata) with the metadata as the bytes of
     /// one MessagePack value.
     pub fn set_metadata_msgpack(&self, meta: &[u8]) -> Result<(), SessionError> {
-        let _session = self.compute_lock.lock();
+        let _turn = self.turn.lock();
         let v = self.load_msgpack(meta, false)?;
         self.store().host_set(self.io, Key::str("meta"), v)?;
         Ok(())
@@ -210,7 +205,7 @@ impl Session {
     /// Clears `_io.input`, `_io.output` and `_io.meta` (as the reference's
     /// example states); `_home` is untouched.
     pub fn clear_io(&self) -> Result<(), SessionError> {
-        let _session = self.compute_lock.lock();
+        let _turn = self.turn.lock();
         for k in ["input", "output", "meta"] {
             self.store().host_set(self.io, Key::str(k), Value::Nil)?;
         }
@@ -246,42 +241,133 @@ impl Session {
         self.compute_with(code, ComputeOptions::default())
     }
 
-    /// Runs `code` with per-compute options.
+    /// Runs `code` with per-compute options. A cancel (through
+    /// `opts.cancel` or [`cancel`](Self::cancel)) reaches it while it waits
+    /// for the session's earlier calls, for its home, for a worker, and
+    /// while it runs.
     pub fn compute_with(
         &self,
         code: &str,
         opts: ComputeOptions,
     ) -> Result<ComputeOutput, ComputeError> {
-        let _session = self.compute_lock.lock();
-        let _home = self.home.lock.lock();
-        let limits = self.pool.shared.config.limits;
-        let cancel = opts.cancel.unwrap_or_default();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.compute_async(
+            code,
+            opts,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or(Err(ComputeError::Unavailable {
+            message: "the pool stopped".into(),
+        }))
+    }
+
+    /// Starts `code` and returns at once, holding no thread while the
+    /// compute waits for its turn, its home or a worker: `done` gets the
+    /// result exactly once, on the thread that settles it (a pool thread,
+    /// a cancelling thread, or this one for an immediate `Busy`).
+    pub fn compute_async(&self, code: &str, opts: ComputeOptions, done: Reply) {
+        let cancel = opts.cancel.clone().unwrap_or_default();
         *self.running.lock() = Some(cancel.clone());
-        let (reply, result) = crossbeam_channel::bounded(1);
+        let state = self.0.clone();
+        let code = code.as_bytes().to_vec();
+        let token = cancel.clone();
+        self.turn.acquire(
+            Some(&cancel),
+            Box::new(move |session_turn| {
+                let session_turn = match session_turn {
+                    Ok(g) => g,
+                    Err(e) => return state.finish_waiting(&token, done, Err(e)),
+                };
+                let home = state.home.turn.clone();
+                let waiting = token.clone();
+                home.acquire(
+                    Some(&waiting),
+                    Box::new(move |home_turn| match home_turn {
+                        Ok(home_turn) => {
+                            State::start(state, code, opts, token, (session_turn, home_turn), done)
+                        }
+                        Err(e) => {
+                            drop(session_turn);
+                            state.finish_waiting(&token, done, Err(e))
+                        }
+                    }),
+                );
+            }),
+        );
+    }
+
+    /// Cancels the compute this session is running or waiting to run, if any.
+    pub fn cancel(&self) {
+        let running = self.running.lock().clone();
+        if let Some(c) = running {
+            c.cancel();
+        }
+    }
+}
+
+impl State {
+    fn store(&self) -> &Store {
+        &self.pool.shared.store
+    }
+
+    /// Sends the compute with both turns held; they are released, after
+    /// the collections the compute made due, before `done` is called.
+    fn start(
+        state: Arc<State>,
+        code: Vec<u8>,
+        opts: ComputeOptions,
+        cancel: CancelToken,
+        turns: (TurnGuard, TurnGuard),
+        done: Reply,
+    ) {
+        let limits = state.pool.shared.config.limits;
+        let pool = state.pool.clone();
+        let token = cancel.clone();
+        let (io, home_root, scope) = (
+            state.io,
+            state.home.root,
+            Scope {
+                session: state.arena,
+                home: state.home.arena,
+                io: Some(state.io),
+            },
+        );
         let job = Job {
             start: Start {
                 compute: 0,
-                code: code.as_bytes().to_vec(),
+                code,
                 chunk_name: opts.chunk_name.unwrap_or_else(|| "=compute".into()),
-                io: self.io,
-                home: self.home.root,
+                io,
+                home: home_root,
                 limits: WorkerLimits {
                     instructions: opts.instructions.unwrap_or(limits.instructions),
+                    cpu_time_ms: millis(opts.cpu_time.unwrap_or(limits.cpu_time)),
                     memory: opts.memory.unwrap_or(limits.memory),
                 },
             },
-            scope: Scope {
-                session: self.arena,
-                home: self.home.arena,
-                io: Some(self.io),
-            },
+            scope,
             timeout: opts.timeout.unwrap_or(limits.timeout),
             cancel,
+            cancel_grace: state.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
-            reply,
+            reply: Box::new(move |out| {
+                let state = state;
+                state.after_compute(&out);
+                drop(turns);
+                // The session's tables go with its last handle: none is
+                // held here once the caller has its answer.
+                state.forget_running(&token);
+                drop(state);
+                done(out);
+            }),
         };
-        let out = self.pool.run(job, &result);
-        *self.running.lock() = None;
+        pool.submit(job);
+    }
+
+    /// Collects what a compute left due. Runs with the session's turn held.
+    fn after_compute(&self, out: &Result<ComputeOutput, ComputeError>) {
         if let Err(ComputeError::QuotaExceeded { .. }) = out {
             // The arena may be full of the compute's garbage: collect now,
             // or the next compute would hit the quota before anything.
@@ -294,14 +380,26 @@ impl Session {
         }
         self.maybe_collect();
         maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
-        out
     }
 
-    /// Cancels the compute this session is running or waiting to run, if any.
-    pub fn cancel(&self) {
-        if let Some(c) = self.running.lock().as_ref() {
-            c.cancel();
+    /// Forgets the compute's token (unless a later compute set its own).
+    fn forget_running(&self, token: &CancelToken) {
+        let mut running = self.running.lock();
+        if running.as_ref().is_some_and(|r| r.same(token)) {
+            *running = None;
         }
+    }
+
+    /// A compute that never started (cancelled while waiting) is answered.
+    fn finish_waiting(
+        self: Arc<Self>,
+        token: &CancelToken,
+        done: Reply,
+        out: Result<ComputeOutput, ComputeError>,
+    ) {
+        self.forget_running(token);
+        drop(self);
+        done(out);
     }
 
     /// Loads one MessagePack value, which must be all of `bytes`, into the
@@ -369,6 +467,20 @@ fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
 impl Drop for Session {
     fn drop(&mut self) {
         self.cancel();
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
         self.store().drop_arena(self.arena);
+    }
+}
+
+/// A CPU-time limit in whole milliseconds (at least 1 unless zero).
+fn millis(d: Duration) -> u64 {
+    if d.is_zero() {
+        0
+    } else {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 }

@@ -87,11 +87,12 @@ fn time<T>(f: impl FnMut() -> T) -> (Duration, T) {
     (median(times), last.expect("at least one run"))
 }
 
-/// A compute with no instruction budget: no VM hook runs (see
-/// `worker/src/budget.rs`); the wall-time limit still holds.
-fn unbudgeted() -> ComputeOptions {
+/// A compute with the instruction budget of earlier defaults (2·10⁹): the
+/// counting hook runs on every VM instruction (see `worker/src/stop.rs`).
+/// The default limits (CPU time by a timer) run no hook at all.
+fn budgeted() -> ComputeOptions {
     ComputeOptions {
-        instructions: Some(0),
+        instructions: Some(2_000_000_000),
         ..ComputeOptions::default()
     }
 }
@@ -375,14 +376,14 @@ fn main() {
         );
         let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
         row(
-            "    Pattern 2 loop alone, luapool compute (input set)",
+            "    Pattern 2 loop alone, luapool, default limits (CPU time)",
             lp_loop,
             None,
         );
-        let (lp_free, _) = time(|| session.compute_with(PATTERN2, unbudgeted()).unwrap());
+        let (lp_count, _) = time(|| session.compute_with(PATTERN2, budgeted()).unwrap());
         row(
-            "    Pattern 2 loop alone, luapool, no instruction budget",
-            lp_free,
+            "    Pattern 2 loop alone, luapool, instruction budget",
+            lp_count,
             None,
         );
         return;
@@ -394,7 +395,7 @@ fn main() {
     let (json, _) = time(|| json_in_lua(&p2, PATTERN2));
     session.set_input(&p2).unwrap();
     let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
-    let (lp_free, _) = time(|| session.compute_with(PATTERN2, unbudgeted()).unwrap());
+    let (lp_count, _) = time(|| session.compute_with(PATTERN2, budgeted()).unwrap());
     let nat_loop = native_loop(&p2, PATTERN2);
     row(
         "(b) Pattern 2, native Lua table built from the data (floor)",
@@ -425,13 +426,13 @@ fn main() {
         Some(nat_loop),
     );
     row(
-        "    Pattern 2 loop alone, luapool compute (input set)",
+        "    Pattern 2 loop alone, luapool, default limits (CPU time)",
         lp_loop,
         Some(nat_loop),
     );
     row(
-        "    Pattern 2 loop alone, luapool, no instruction budget",
-        lp_free,
+        "    Pattern 2 loop alone, luapool, instruction budget",
+        lp_count,
         Some(nat_loop),
     );
 

@@ -4,6 +4,10 @@
 //! and Python clients have their own suites: `clients/*/tests`.)
 
 mod api;
+mod bounds;
 mod faults;
 pub mod harness;
+mod isolation;
 mod lifecycle;
+mod races;
+mod soak;

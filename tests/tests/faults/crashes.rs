@@ -189,6 +189,7 @@ fn timeouts_and_cancels_replace_workers_without_tripping_the_crash_guard() {
         .restart_intensity(1, Duration::from_secs(600))
         .limits(Limits {
             timeout: Duration::from_millis(150),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 64 << 20,
         })

@@ -25,6 +25,7 @@ fn string_and_table_bombs_fail_with_memory_limit_even_inside_pcall() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 32 << 20,
         })
@@ -53,6 +54,7 @@ fn the_os_address_space_limit_is_the_backstop_behind_the_heap_limit() {
         .worker_address_space(256 << 20)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })
@@ -88,6 +90,7 @@ fn a_string_read_past_the_address_space_is_a_memory_limit_of_that_compute() {
         .worker_address_space(128 << 20)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })

@@ -8,7 +8,10 @@
 //! and never assert a duration.
 
 mod backpressure;
+mod confined;
+mod conversion;
 mod crashes;
+mod escapes;
 mod hostile;
 mod memory;
 mod runaway;
@@ -186,6 +189,7 @@ pub fn hostile_pool(attack: &str, workers: usize) -> (Hostile, Arc<Pool>) {
         .worker_path(h.path())
         .limits(luapool_supervisor::Limits {
             timeout: Duration::from_secs(5),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })

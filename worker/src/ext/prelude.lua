@@ -334,19 +334,6 @@ end
 
 R.bulk = { move = MOVE, sort_prep = SORT_PREP, sort_done = SORT_DONE }
 
--- The sandbox's pcall, xpcall and coroutine.resume: once a compute is being
--- stopped (instruction budget, cancel), a caught error is raised again, so
--- no pcall can swallow the stop.
-local STOP = { reason = nil }
-local pcall, xpcall, resume = pcall, xpcall, coroutine.resume
-local function recheck(ok, ...)
-  if not ok and STOP.reason ~= nil then error(STOP.reason, 0) end
-  return ok, ...
-end
-local function PCALL(...) return recheck(pcall(...)) end
-local function XPCALL(...) return recheck(xpcall(...)) end
-local function RESUME(...) return recheck(resume(...)) end
-
 -- `ext.table()`.
 local function EXT_TABLE()
   local t, err, memory = R.new_table()
@@ -355,7 +342,7 @@ local function EXT_TABLE()
 end
 
 return {
-  ext_table = EXT_TABLE, stop = STOP, pcall = PCALL, xpcall = XPCALL, resume = RESUME,
+  ext_table = EXT_TABLE,
   make = make, newindex = NEWINDEX, len = LEN, pairs_ = PAIRS,
   next = NEXT, pairs = PAIRS_G, getmetatable = GETMETATABLE, setmetatable = SETMETATABLE, rawset = RAWSET,
   rawget = RAWGET, rawlen = RAWLEN,

@@ -25,7 +25,6 @@ use mlua::{ffi, Function, Lua};
 
 use super::super::{push_long_or_raise, Ext, Got};
 use super::cache::{Cell, Found, LKey};
-use crate::statics::EXT;
 
 /// The C functions behind read-only tables, as Lua values.
 pub struct RoFunctions {
@@ -47,7 +46,7 @@ pub struct RoFunctions {
 pub fn functions(lua: &Lua, ext: &std::rc::Rc<Ext>) -> mlua::Result<RoFunctions> {
     // SYNC POINT: stored before any of the functions can run (Release);
     // `ext()` loads it (Acquire). One thread uses it.
-    EXT.store(std::rc::Rc::as_ptr(ext) as *mut Ext, Ordering::Release);
+    crate::statics::EXT.store(std::rc::Rc::as_ptr(ext) as *mut Ext, Ordering::Release);
     let fs: [ffi::lua_CFunction; 5] = [ro_index, ro_len, ro_next, ro_info, lp_type];
     // SAFETY: pushes five functions (stack space checked); nothing here can
     // raise except allocation, which unwinds only this closure.
@@ -93,7 +92,7 @@ pub fn install(lua: &Lua, fs: &RoFunctions, mt: mlua::Table) -> mlua::Result<()>
 /// Called only from the functions [`functions`] made, while the worker lives.
 unsafe fn ext<'a>() -> &'a Ext {
     // SYNC POINT: pairs with the Release store in `functions`.
-    &*EXT.load(Ordering::Acquire)
+    &*crate::statics::EXT.load(Ordering::Acquire)
 }
 
 /// The table id a read-only table's value carries.

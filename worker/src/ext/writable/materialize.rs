@@ -42,14 +42,10 @@ const NAMES: [&std::ffi::CStr; 7] = [
     c"lp_id",
 ];
 
-// Its address is the private key under which a proxy holds its id:
-// lightuserdata cannot be made from Lua, so no script can name it.
-static ID_KEY_ADDR: u8 = 0;
-
 /// The private key under which a writable table's proxy holds its id, for
 /// `prelude.lua` (`R.idkey`) and for reading a proxy's id.
 pub fn id_key() -> LightUserData {
-    LightUserData(&ID_KEY_ADDR as *const u8 as *mut c_void)
+    LightUserData(&crate::statics::ID_KEY_ADDR as *const u8 as *mut c_void)
 }
 
 /// The prelude's functions and tables that proxies refer to.
