@@ -19,10 +19,10 @@ use luapool_protocol::{
 use mlua::{ChunkMode, Function, Lua, Table};
 
 use crate::chunks::Chunks;
-use crate::ext::{Conn, ConnError};
 use crate::convert::{literal_of, CopyErrorKind, MAX_COPY_BYTES};
 use crate::cpu::{self, CpuTimer};
 use crate::ext::Ext;
+use crate::ext::{Conn, ConnError};
 use crate::memory;
 use crate::sandbox::Sandbox;
 use crate::stop::{self, Reason};

@@ -9,9 +9,9 @@ use mlua::{ffi, Function, Lua, LuaOptions, MultiValue, StdLib, Table};
 
 use crate::chunks::Chunks;
 use crate::compute::{message_of, Worker};
-use crate::ext::Conn;
 use crate::convert::count_line;
 use crate::cpu::CpuTimer;
+use crate::ext::Conn;
 use crate::ext::Ext;
 use crate::ext::Fns;
 use crate::sandbox::Sandbox;

@@ -14,7 +14,7 @@ use luapool_protocol::{Key, TableId, Value};
 
 use super::super::arena::Arena;
 use super::super::cell::{KeyView, SValue};
-use super::super::table::Table;
+use super::super::table::{Table, SLOT_BYTES};
 use super::super::StoreError;
 
 /// The integer keys in `lo..=hi` that hold a value, ascending.
@@ -37,6 +37,92 @@ fn present(t: &Table, lo: i64, hi: i64) -> Vec<i64> {
     keys
 }
 
+/// The writes of any other move: the keys that hold a value before or
+/// after, in Lua's order.
+fn anywhere(
+    t: &Table,
+    first: i64,
+    last: i64,
+    to: i64,
+    to_last: i64,
+    forward: bool,
+) -> Vec<(i64, Value)> {
+    let get = |k: i64| t.get_view(KeyView::Int(k));
+    let mut writes: Vec<(i64, Value)> = present(t, first, last)
+        .into_iter()
+        .map(|k| {
+            (
+                to + (k - first),
+                get(k).map_or(Value::Nil, SValue::to_value),
+            )
+        })
+        .collect();
+    writes.extend(
+        present(t, to, to_last)
+            .into_iter()
+            .filter(|&k| get(first + (k - to)).is_none_or(SValue::is_nil))
+            .map(|k| (k, Value::Nil)),
+    );
+    writes.sort_unstable_by_key(|w| w.0);
+    if !forward {
+        writes.reverse();
+    }
+    writes
+}
+
+/// A move whose keys all lie in the array part (the destination may end
+/// one past it, appending): Lua's own loop, key by key in its order,
+/// reading each source as it is then (`n` is at most the array's length).
+fn within_array(
+    arena: &mut Arena,
+    id: TableId,
+    first: i64,
+    span: i64,
+    to: i64,
+    forward: bool,
+) -> Result<(), StoreError> {
+    let t = arena.table(id)?;
+    // The bytes it adds: the strings that land past those they replace (the
+    // two ranges' sums differ by the keys outside their overlap), and a
+    // slot if it appends.
+    let sum = |lo: i64, hi: i64| -> u64 {
+        (lo..=hi)
+            .filter_map(|k| t.get_view(KeyView::Int(k)).and_then(SValue::bytes))
+            .map(|b| b.len() as u64)
+            .sum()
+    };
+    let shift = (to - first).abs().min(span + 1);
+    let (gained, lost) = if to >= first {
+        (
+            sum(first, first + shift - 1),
+            sum(to + span - shift + 1, to + span),
+        )
+    } else {
+        (
+            sum(first + span - shift + 1, first + span),
+            sum(to, to + shift - 1),
+        )
+    };
+    let appends = to + span > t.border();
+    arena.reserve(gained.saturating_sub(lost) + if appends { SLOT_BYTES } else { 0 })?;
+    let mut step = |i: i64| -> Result<(), StoreError> {
+        let arr = arena.table(id)?.array();
+        let at = |k: i64| arr.get((k - 1) as usize).filter(|v| !v.is_nil());
+        let after = match at(first + i) {
+            Some(v) => v.to_value(),
+            // A hole moved over a hole changes nothing.
+            None if at(to + i).is_none() => return Ok(()),
+            None => Value::Nil,
+        };
+        arena.set_unchecked(id, Key::Int(to + i), after)
+    };
+    if forward {
+        (0..=span).try_for_each(&mut step)
+    } else {
+        (0..=span).rev().try_for_each(&mut step)
+    }
+}
+
 /// `table.move(t, first, last, to)` on table `id` of `arena`.
 pub(super) fn move_keys(
     arena: &mut Arena,
@@ -52,35 +138,21 @@ pub(super) fn move_keys(
     let span = last.checked_sub(first).ok_or_else(bad)?;
     let to_last = to.checked_add(span).ok_or_else(bad)?;
     let t = arena.table(id)?;
-    let get = |k: i64| {
-        t.get_view(KeyView::Int(k))
-            .map_or(Value::Nil, SValue::to_value)
-    };
-    // Every key written, with its value after the move.
-    let mut writes: Vec<(i64, Value)> = present(t, first, last)
-        .into_iter()
-        .map(|k| (to + (k - first), get(k)))
-        .collect();
-    let mut cleared: Vec<(i64, Value)> = present(t, to, to_last)
-        .into_iter()
-        .filter(|&k| get(first + (k - to)) == Value::Nil)
-        .map(|k| (k, Value::Nil))
-        .collect();
-    writes.append(&mut cleared);
+    // Lua's order: ascending, unless the ranges overlap with `to` after
+    // `first` (then a forward copy would read what it wrote).
+    let forward = to > last || to <= first;
+    let len = t.border();
+    if first >= 1 && last <= len && to >= 1 && to_last <= len + 1 {
+        return within_array(arena, id, first, span, to, forward);
+    }
+    let writes = anywhere(t, first, last, to, to_last, forward);
     // What the writes add, each counted against the table as it is: exact
-    // for a shift within the array part, about right for any other move.
+    // for a move within the array part, about right for any other.
     let added: i64 = writes
         .iter()
         .map(|(k, after)| t.set_delta(&Key::Int(*k), after))
         .sum();
     arena.reserve(added.max(0) as u64)?;
-    // Lua's order: ascending, unless the ranges overlap with `to` after
-    // `first` (then a forward copy would read what it wrote).
-    let forward = to > last || to <= first;
-    writes.sort_unstable_by_key(|w| w.0);
-    if !forward {
-        writes.reverse();
-    }
     for (k, after) in writes {
         arena.set_unchecked(id, Key::Int(k), after)?;
     }

@@ -236,7 +236,11 @@ fn move_speed() {
     let Value::Table(arr) = store.host_get(t, &Key::str("x")).unwrap() else {
         panic!()
     };
-    for _ in 0..5 {
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    for _ in 0..reps {
         let start = std::time::Instant::now();
         let shift = Request::Move {
             table: arr,

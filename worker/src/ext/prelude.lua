@@ -299,6 +299,18 @@ local function MOVE(t, f, e, d)
   stale(m)
 end
 
+-- t[k] for table.remove: from the cache, else alone from the supervisor
+-- (not a window: the cache is dropped next).
+local function GET(t, k)
+  local m = getmetatable(t)
+  local v = rawget(m.__index, k)
+  if v ~= nil or not m.lp_incomplete then return v end
+  local err, memory
+  v, err, memory = R.get(m.lp_id, k)
+  if err ~= nil then fail(err, memory) end
+  return v
+end
+
 -- Before table.sort(t) on t[1..n]: returns the plain table Lua's sort is
 -- to sort (t's cache, holding 1..n) and a copy of its order, or nil when
 -- the sort must go through the metamethods (a hole in 1..n of a table not
@@ -332,7 +344,7 @@ local function SORT_DONE(t, d, before, n)
   return err, memory
 end
 
-R.bulk = { move = MOVE, sort_prep = SORT_PREP, sort_done = SORT_DONE }
+R.bulk = { move = MOVE, get = GET, sort_prep = SORT_PREP, sort_done = SORT_DONE }
 
 -- `ext.table()`.
 local function EXT_TABLE()

@@ -34,6 +34,7 @@ impl Ext {
             e.write(lua, id, k, v)
         })?;
         register(lua, r, self, "len", |e, _, id| e.len(id))?;
+        register(lua, r, self, "get", |e, lua, (id, k)| e.get(lua, id, k))?;
         register(lua, r, self, "new_table", |e, lua, ()| {
             let t = e.new_table(lua)?;
             Ok(MultiValue::from_vec(vec![mlua::Value::Table(t)]))

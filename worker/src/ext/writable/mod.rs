@@ -208,6 +208,33 @@ impl Ext {
         }
     }
 
+    /// `R.get(id, k)`: `t[k]` alone from the supervisor (no window, and
+    /// not cached: for `table.remove`, whose cache is dropped next).
+    fn get(&self, lua: &Lua, id: i64, k: mlua::Value) -> Result<MultiValue, ExtError> {
+        let table = TableId::from_raw(id as u64);
+        let Ok(key) = super::key(&k) else {
+            return Ok(MultiValue::new());
+        };
+        let mut conn = self.link.conn();
+        let req = Request::Get {
+            table,
+            key: key.clone(),
+        };
+        let v = match self.contents(&mut conn, req)? {
+            Got::Value(reply) => {
+                let w = &self.writable;
+                let scratch = lua.create_table()?;
+                let target = Target::Key(&k);
+                materialize::fill(lua, &w.proxies(), &scratch, w.fns(), &reply, target)?
+            }
+            Got::Long(key, n) => {
+                drop(conn);
+                mlua::Value::String(self.long_string(lua, table, key, n)?)
+            }
+        };
+        Ok(MultiValue::from_vec(vec![v]))
+    }
+
     /// `R.len(id)`: a border of the table, from the supervisor.
     fn len(&self, id: i64) -> Result<MultiValue, ExtError> {
         let table = TableId::from_raw(id as u64);

@@ -13,7 +13,7 @@
 //! differs, error messages included.
 //!
 //! Each is a C closure over Lua's function (upvalue 1) and the prelude's
-//! helpers (`MOVE`, or `SORT_PREP` and `SORT_DONE`). No Rust value that
+//! helpers (`MOVE` and `GET`, or `SORT_PREP` and `SORT_DONE`). No Rust value that
 //! needs dropping is alive while Lua runs (a Lua error `longjmp`s).
 
 use std::ffi::{c_int, CStr};
@@ -100,8 +100,12 @@ pub unsafe extern "C-unwind" fn remove(l: *mut lua_State) -> c_int {
     if pos < 1 || size - pos < FAST_MIN {
         return native(l)(l);
     }
+    // The value removed: `GET(t, pos)` (upvalue 3), one key, not a window.
     ffi::lua_settop(l, 1);
-    ffi::lua_geti(l, 1, pos);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(3));
+    ffi::lua_pushvalue(l, 1);
+    ffi::lua_pushinteger(l, pos);
+    ffi::lua_call(l, 2, 1);
     move_whole(l, 1, pos + 1, size, pos);
     ffi::lua_pushnil(l);
     ffi::lua_seti(l, 1, size);
@@ -196,15 +200,16 @@ pub unsafe extern "C-unwind" fn sort(l: *mut lua_State) -> c_int {
 
 /// Replaces Lua's `table.insert`, `table.remove`, `table.move` and
 /// `table.sort` in `table_lib` (the library the sandbox copies) by the
-/// functions above, over the prelude's helpers `bulk` (`move`,
+/// functions above, over the prelude's helpers `bulk` (`move`, `get`,
 /// `sort_prep`, `sort_done`).
 pub fn install(lua: &mlua::Lua, table_lib: &mlua::Table, bulk: &mlua::Table) -> mlua::Result<()> {
     let mv: mlua::Function = bulk.raw_get("move")?;
     let prep: mlua::Function = bulk.raw_get("sort_prep")?;
     let done: mlua::Function = bulk.raw_get("sort_done")?;
+    let get: mlua::Function = bulk.raw_get("get")?;
     let closures: [(&str, ffi::lua_CFunction, Vec<&mlua::Function>); 4] = [
         ("insert", insert, vec![&mv]),
-        ("remove", remove, vec![&mv]),
+        ("remove", remove, vec![&mv, &get]),
         ("move", move_, vec![&mv]),
         ("sort", sort, vec![&prep, &done]),
     ];
