@@ -59,7 +59,7 @@ impl ClientError {
                     RpcError::Compute(c) => c.to_string(),
                     RpcError::Call { message, .. } => message.clone(),
                 },
-                limit: e.limit_info().cloned(),
+                limit: e.limit_info(),
             },
         }
     }

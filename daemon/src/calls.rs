@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use luapool_protocol::rpc::{self, Answer, ErrorKind, Request, RpcError};
 use luapool_supervisor::{
-    CancelToken, ComputeOptions, HostValue, Limits, LogSink, Session, SessionError, StoreError,
+    CancelToken, ComputeError, ComputeOptions, HomeError, HostValue, Limits, LogSink, Session,
+    SessionError, StoreError,
 };
 
 /// A call in its session's queue.
@@ -64,11 +65,43 @@ impl Call {
 pub(crate) fn session_error(e: SessionError) -> RpcError {
     match e {
         SessionError::Compute(c) => RpcError::Compute(c),
-        SessionError::Store(s @ (StoreError::Quota { .. } | StoreError::ArenaFull(_))) => {
-            RpcError::new(ErrorKind::QuotaExceeded, s.to_string())
-        }
-        SessionError::Store(s) => RpcError::new(ErrorKind::StoreError, s.to_string()),
+        SessionError::Store(s) => store_error(s),
         SessionError::Convert(m) => RpcError::bad_request(format!("conversion: {m}")),
+        SessionError::Home(h) => home_error(h),
+    }
+}
+
+/// A store's refusal as the client sees it.
+fn store_error(e: StoreError) -> RpcError {
+    match e {
+        StoreError::Quota { .. } | StoreError::GroupQuota { .. } | StoreError::ArenaFull(_) => {
+            RpcError::new(ErrorKind::QuotaExceeded, e.to_string())
+        }
+        StoreError::OutputTooLarge { limit } => {
+            RpcError::Compute(ComputeError::OutputTooLarge { limit })
+        }
+        e => RpcError::new(ErrorKind::StoreError, e.to_string()),
+    }
+}
+
+/// A home that cannot be opened or managed, as the client sees it.
+pub(crate) fn home_error(e: HomeError) -> RpcError {
+    let message = e.to_string();
+    match e {
+        HomeError::TooManyHomes { limit } => {
+            RpcError::limit(ErrorKind::TooManyHomes, "max_homes", limit as u64, message)
+        }
+        HomeError::InUse { .. } | HomeError::Dropping { .. } => {
+            RpcError::new(ErrorKind::HomeInUse, message)
+        }
+        HomeError::NotFound { .. } => RpcError::new(ErrorKind::HomeNotFound, message),
+        HomeError::HomesFull { .. } => RpcError::new(ErrorKind::QuotaExceeded, message),
+        HomeError::Store(s) => store_error(s),
+        HomeError::Import(_) => RpcError::bad_request(message),
+        HomeError::Export(_) => RpcError::new(ErrorKind::StoreError, message),
+        HomeError::Corrupt { .. } | HomeError::Backend(_) => {
+            RpcError::new(ErrorKind::Unavailable, message)
+        }
     }
 }
 

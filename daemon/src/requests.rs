@@ -144,7 +144,7 @@ impl Requests {
         }
         let pool = &shared.pool;
         let session = match home {
-            Some(name) => pool.session_with_home(name),
+            Some(name) => pool.session_with_home(name).map_err(calls::session_error)?,
             None => pool.session(),
         };
         let sid = self.conn.next_sid();

@@ -83,6 +83,9 @@ pub(crate) struct Table {
     pub readonly: bool,
     /// Made from an array: empty, it converts back to an array, not a map.
     pub from_array: bool,
+    /// Created inside the arena's open transaction: its writes need no
+    /// undo (a rollback frees it whole).
+    pub fresh: bool,
 }
 
 impl Table {
@@ -95,6 +98,7 @@ impl Table {
             high_water: 0,
             readonly,
             from_array,
+            fresh: false,
         }
     }
 
@@ -141,7 +145,7 @@ impl Table {
                 .sum::<u64>()
     }
 
-    /// The stored value at `key`, borrowed.
+    /// The stored value at `key`, borrowed (maybe a tombstone's nil).
     pub fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
         if let Some(i) = self.array_index(key) {
             return Some(&self.array[i]);
@@ -242,26 +246,26 @@ impl Table {
         }
     }
 
-    /// `table[key] = value` (nil deletes). Returns the change in accounted bytes.
-    pub fn set(&mut self, key: Key, value: Value) -> i64 {
-        self.set_view(KeyView::of(&key), SValue::from(value))
-    }
-
     /// [`set`](Self::set) with a borrowed key and a stored value.
     pub fn set_view(&mut self, view: KeyView<'_>, value: SValue) -> i64 {
+        self.replace(view, value).0
+    }
+
+    /// [`set_view`](Self::set_view), also returning the value the key held
+    /// (nil if none): what an undo log keeps.
+    pub fn replace(&mut self, view: KeyView<'_>, value: SValue) -> (i64, SValue) {
         if let Some(i) = self.array_index(view) {
             if value.is_nil() && i + 1 == self.array.len() {
-                let mut delta = array_entry_bytes(&self.array[i]) as i64;
-                self.array.pop();
+                let old = self.array.pop().unwrap_or(SValue::Nil);
+                let mut delta = array_entry_bytes(&old) as i64;
                 while self.array.last().is_some_and(SValue::is_nil) {
                     self.array.pop();
                     delta += SLOT_BYTES as i64;
                 }
-                return -delta;
+                return (-delta, old);
             }
             let delta = svalue_extra(&value) as i64 - svalue_extra(&self.array[i]) as i64;
-            self.array[i] = value;
-            return delta;
+            return (delta, std::mem::replace(&mut self.array[i], value));
         }
         if !value.is_nil() && self.is_append(view) {
             let mut delta = array_entry_bytes(&value);
@@ -273,27 +277,27 @@ impl Table {
                 delta += SLOT_BYTES;
             }
             self.high_water = self.high_water.max(saturate(self.array.len()));
-            return delta as i64;
+            return (delta as i64, SValue::Nil);
         }
         match self.hash.index_of(view) {
             Some(i) => {
                 let slot = self.hash.value_mut(i);
                 let (was_nil, is_nil) = (slot.is_nil(), value.is_nil());
                 let delta = svalue_extra(&value) as i64 - svalue_extra(slot) as i64;
-                *slot = value;
+                let old = std::mem::replace(slot, value);
                 match (was_nil, is_nil) {
                     (true, false) => self.tombstones -= 1,
                     (false, true) => self.tombstones += 1,
                     _ => {}
                 }
-                delta
+                (delta, old)
             }
-            None if value.is_nil() => 0,
+            None if value.is_nil() => (0, SValue::Nil),
             None => {
                 let key = SKey::from_view(view);
                 let delta = hash_entry_bytes(&key, &value) as i64;
                 self.hash.push(key, value);
-                delta
+                (delta, SValue::Nil)
             }
         }
     }

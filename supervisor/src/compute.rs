@@ -15,7 +15,7 @@ use luapool_protocol::{
 };
 
 use luapool_protocol::api::HostValue;
-use luapool_store::{Scope, Store, MAX_NESTING};
+use luapool_store::{OutputBudget, Scope, Store, StoreError, MAX_NESTING};
 
 use crate::error::ComputeError;
 use crate::worker_proc::WorkerProc;
@@ -111,6 +111,23 @@ pub use luapool_protocol::api::ComputeOutput;
 /// Receives a compute's result.
 pub type Reply = Box<dyn FnOnce(Result<ComputeOutput, ComputeError>) + Send>;
 
+/// What a compute does around its run, on the pool thread that takes it,
+/// so that no blocking work (reading a home from disk, waiting for a
+/// commit to be durable) runs on the thread that submitted or granted it.
+/// Dropping it without [`begin`](Self::begin) leaves nothing to undo.
+pub trait Transaction: Send {
+    /// Before the worker starts: load what the compute needs and begin its
+    /// undo log. An error is the compute's result; the worker is not used.
+    fn begin(&mut self) -> Result<(), ComputeError>;
+    /// After a successful [`begin`](Self::begin), however the compute
+    /// ended: commit (and make durable) or roll back. Returns the result to
+    /// reply with (a failed commit turns success into an error).
+    fn end(
+        &mut self,
+        result: Result<ComputeOutput, ComputeError>,
+    ) -> Result<ComputeOutput, ComputeError>;
+}
+
 /// A compute waiting for a worker.
 pub struct Job {
     /// What the worker runs (the pool fills in the compute number).
@@ -126,6 +143,11 @@ pub struct Job {
     pub cancel_grace: Duration,
     /// Streaming of print lines.
     pub on_log: Option<LogSink>,
+    /// The most bytes the return values may convert to.
+    pub max_output_bytes: u64,
+    /// What the pool thread that takes the job does before the worker
+    /// starts and after it ends (see [`Transaction`]).
+    pub txn: Box<dyn Transaction>,
     /// Where the result goes: called exactly once, on the thread that
     /// settles the compute.
     pub reply: Reply,
@@ -270,7 +292,8 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
                 if let Some(id) = foreign_table(&outcome, &job.scope) {
                     return lost(w, &format!("protocol violation: the result names table {id}, outside the compute's scope"));
                 }
-                let result = finish(store, &job.scope, outcome, quota_hit, logs);
+                let budget = OutputBudget::new(job.max_output_bytes);
+                let result = finish(store, &job.scope, outcome, quota_hit, logs, budget);
                 return Served {
                     result,
                     fate: Fate::Kept,
@@ -324,14 +347,20 @@ fn finish(
     outcome: Outcome,
     quota_hit: bool,
     logs: Vec<String>,
+    mut budget: OutputBudget,
 ) -> Result<ComputeOutput, ComputeError> {
     match outcome {
         Outcome::Returned(lits) => {
             let values = lits
                 .into_iter()
-                .map(|l| literal_to_host(store, scope, l, 0))
+                .map(|l| literal_to_host(store, scope, l, 0, &mut budget))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|message| ComputeError::BadResult { message })?;
+                .map_err(|e| match e {
+                    StoreError::OutputTooLarge { limit } => ComputeError::OutputTooLarge { limit },
+                    e => ComputeError::BadResult {
+                        message: e.to_string(),
+                    },
+                })?;
             Ok(ComputeOutput { values, logs })
         }
         // Kinds, never the message's text. A Lua error after the store
@@ -357,41 +386,44 @@ fn finish(
     }
 }
 
-/// Converts a returned value; table references must be in the compute's scope.
+/// Converts a returned value within `budget`; table references must be in
+/// the compute's scope. Each node of a literal counts as a value of the tree.
 fn literal_to_host(
     store: &Store,
     scope: &Scope,
     lit: Literal,
     depth: usize,
-) -> Result<HostValue, String> {
+    budget: &mut OutputBudget,
+) -> Result<HostValue, StoreError> {
     if depth > MAX_NESTING {
-        return Err("result nested too deep".into());
+        return Err(StoreError::TooDeep);
     }
     match lit {
         Literal::Value(Value::Table(id)) => {
             let arena = id.arena();
             if arena != scope.session && arena != scope.home {
-                return Err(format!("unknown table {id}"));
+                return Err(StoreError::UnknownTable(id));
             }
-            store.extract(&Value::Table(id)).map_err(|e| e.to_string())
+            store.extract_within(&Value::Table(id), budget)
         }
-        Literal::Value(v) => store.extract(&v).map_err(|e| e.to_string()),
+        Literal::Value(v) => store.extract_within(&v, budget),
         Literal::Table { array, hash } => {
+            budget.charge(std::mem::size_of::<HostValue>() as u64)?;
             if hash.is_empty() && !array.is_empty() {
                 let items = array
                     .into_iter()
-                    .map(|l| literal_to_host(store, scope, l, depth + 1));
+                    .map(|l| literal_to_host(store, scope, l, depth + 1, budget));
                 return Ok(HostValue::Array(items.collect::<Result<_, _>>()?));
             }
             let mut map = Vec::with_capacity(array.len() + hash.len());
             for (i, l) in array.into_iter().enumerate() {
                 map.push((
                     luapool_protocol::Key::Int(i as i64 + 1),
-                    literal_to_host(store, scope, l, depth + 1)?,
+                    literal_to_host(store, scope, l, depth + 1, budget)?,
                 ));
             }
             for (k, l) in hash {
-                let v = literal_to_host(store, scope, l, depth + 1)?;
+                let v = literal_to_host(store, scope, l, depth + 1, budget)?;
                 if v != HostValue::Nil {
                     map.push((k, v));
                 }

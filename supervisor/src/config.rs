@@ -2,7 +2,12 @@
 //! each compute. [`PoolBuilder`](crate::PoolBuilder) fills them in.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use luapool_homes::HomeBackend;
+
+use crate::homes::HomeLimits;
 
 /// Limits of one compute; every field can be overridden per compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +40,28 @@ impl Default for Limits {
     }
 }
 
+/// Where named homes are kept.
+#[derive(Clone, Default)]
+pub(crate) enum HomeStorage {
+    /// In memory, for the life of the pool.
+    #[default]
+    Memory,
+    /// In an SQLite database in this data directory.
+    Dir(PathBuf),
+    /// In this backend.
+    Backend(Arc<dyn HomeBackend>),
+}
+
+impl std::fmt::Debug for HomeStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HomeStorage::Memory => f.write_str("Memory"),
+            HomeStorage::Dir(d) => write!(f, "Dir({})", d.display()),
+            HomeStorage::Backend(_) => f.write_str("Backend(..)"),
+        }
+    }
+}
+
 /// Everything a [`Pool`] is built from.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -47,5 +74,23 @@ pub struct Config {
     pub(crate) worker_address_space: u64,
     pub(crate) restart_intensity: usize,
     pub(crate) restart_period: Duration,
+    pub(crate) max_output_bytes: u64,
+    pub(crate) homes: HomeStorage,
+    pub(crate) max_homes: usize,
+    pub(crate) homes_bytes: u64,
+    pub(crate) idle_homes_bytes: u64,
     pub(crate) cancel_grace: Duration,
+}
+
+impl Config {
+    /// The limits of the pool's homes.
+    pub(crate) fn home_limits(&self) -> HomeLimits {
+        HomeLimits {
+            quota: self.home_quota,
+            max_homes: self.max_homes,
+            homes_bytes: self.homes_bytes,
+            idle_homes_bytes: self.idle_homes_bytes,
+            max_output_bytes: self.max_output_bytes,
+        }
+    }
 }

@@ -32,11 +32,14 @@
 //!   its table requests from the store within the session's scope.
 #![deny(missing_docs)]
 
+mod atomic;
 mod builder;
 mod compute;
 mod config;
 mod error;
 mod home;
+mod home_admin;
+mod homes;
 mod pool;
 mod session;
 mod turn;
@@ -45,7 +48,9 @@ mod worker_proc;
 pub use builder::PoolBuilder;
 pub use compute::{CancelToken, ComputeOutput, LogSink, Reply};
 pub use config::Limits;
-pub use error::{PoolError, SessionError};
+pub use error::{HomeError, PoolError, SessionError};
+pub use homes::{HomeInfo, HomeLimits, Homes};
+pub use luapool_homes::{HomeBackend, HomeStoreError, SqliteHomes};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
 pub use luapool_protocol::TableId;

@@ -12,7 +12,7 @@
 //! otherwise a client with a script that crashes its worker (or runs into
 //! its limits) could take the whole pool down by repeating it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,11 +24,14 @@ use parking_lot::Mutex;
 
 use luapool_store::{Store, StoreStats};
 
-use crate::compute::{serve, ComputeOutput, Fate, Job, Reply};
+use crate::compute::{serve, ComputeOutput, Fate, Job, Reply, Transaction};
 use crate::config::Config;
-use crate::error::{ComputeError, PoolError};
-use crate::home::Home;
+use crate::config::HomeStorage;
+use crate::error::{ComputeError, HomeError, PoolError};
+use crate::homes::HomeInfo;
+use crate::homes::Homes;
 use crate::worker_proc::{find_worker, WorkerProc};
+use luapool_protocol::api::HostValue;
 
 /// How often an idle serving thread checks that its worker is alive.
 const HEALTH_EVERY: Duration = Duration::from_millis(100);
@@ -50,7 +53,8 @@ struct Ticket {
     /// The pool's count of jobs waiting for a worker: a job leaves it when
     /// it is taken or cancelled, so a cancelled job frees its place at once.
     waiting: Arc<AtomicUsize>,
-    reply: Mutex<Option<Reply>>,
+    /// The job's transaction and reply, taken by whoever answers it.
+    ends: Mutex<Option<(Box<dyn Transaction>, Reply)>>,
     /// The cancel hook, removed once the job is taken (a token may serve
     /// many computes).
     hook: Mutex<Option<u64>>,
@@ -70,10 +74,13 @@ impl Ticket {
         }
         left
     }
-    /// Calls the reply (the first time only), outside the lock.
+    /// Answers a job that never began (the first time only): its
+    /// transaction is dropped (releasing what it holds), then the reply is
+    /// called, outside the lock.
     fn answer(&self, result: Result<ComputeOutput, ComputeError>) {
-        let reply = self.reply.lock().take();
-        if let Some(reply) = reply {
+        let ends = self.ends.lock().take();
+        if let Some((txn, reply)) = ends {
+            drop(txn);
             reply(result);
         }
     }
@@ -101,6 +108,10 @@ pub struct PoolStats {
     pub queued: usize,
     /// True once the crash-loop guard stopped respawning.
     pub crash_loop: bool,
+    /// Named homes in memory now.
+    pub homes_loaded: usize,
+    /// Bytes of every home in memory (the `homes_bytes` limit counts these).
+    pub homes_bytes: u64,
     /// The table store.
     pub store: StoreStats,
 }
@@ -130,7 +141,7 @@ pub struct Pool {
     /// Jobs waiting for a worker (the queue's bound counts these).
     waiting: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) homes: Mutex<HashMap<String, Arc<Home>>>,
+    pub(crate) homes: Homes,
 }
 
 impl Pool {
@@ -140,12 +151,22 @@ impl Pool {
     /// caller's thread, it would die with that thread).
     pub(crate) fn start(config: Config) -> Result<Arc<Pool>, PoolError> {
         let worker_path = find_worker(config.worker_path.as_deref())?;
+        let store = Arc::new(Store::new());
+        // The data directory first: a bad one fails before any worker starts.
+        let backend: Option<Arc<dyn luapool_homes::HomeBackend>> = match &config.homes {
+            HomeStorage::Memory => None,
+            HomeStorage::Dir(dir) => Some(Arc::new(
+                luapool_homes::SqliteHomes::open(dir).map_err(|e| PoolError::Homes(e.into()))?,
+            )),
+            HomeStorage::Backend(b) => Some(b.clone()),
+        };
+        let homes = Homes::new(store.clone(), backend, config.home_limits())?;
         let n = config.workers;
         // Unbounded: the bound is `waiting`, which a cancelled job leaves at
         // once (the channel keeps it until a slot skips it).
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
-            store: Arc::new(Store::new()),
+            store,
             worker_path,
             alive: AtomicUsize::new(0),
             restarts: AtomicU64::new(0),
@@ -184,7 +205,7 @@ impl Pool {
             jobs: Mutex::new(Some(tx)),
             waiting: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(threads),
-            homes: Mutex::new(HashMap::new()),
+            homes,
         });
         for _ in 0..n {
             let result = started
@@ -203,6 +224,35 @@ impl Pool {
         &self.shared.store
     }
 
+    /// Every named home (on disk and in memory), by name.
+    pub fn list_homes(&self) -> Result<Vec<HomeInfo>, HomeError> {
+        self.homes.list()
+    }
+
+    /// Deletes the named home, from disk too; `false` if there was none.
+    /// One that a session holds is [`HomeError::InUse`].
+    pub fn drop_home(&self, name: &str) -> Result<bool, HomeError> {
+        self.homes.drop_home(name)
+    }
+
+    /// The named home as one value (its root as a map): a backup.
+    pub fn export_home(&self, name: &str) -> Result<HostValue, HomeError> {
+        self.homes.export(name)
+    }
+
+    /// [`export_home`](Self::export_home) as the bytes of one MessagePack
+    /// value (what the daemon sends), written straight from the store.
+    pub fn export_home_msgpack(&self, name: &str) -> Result<Vec<u8>, HomeError> {
+        self.homes.export_msgpack(name)
+    }
+
+    /// Replaces the named home (created if new) with `value`, a map that
+    /// becomes its root; durable on return. One that a session holds is
+    /// [`HomeError::InUse`].
+    pub fn import_home(&self, name: &str, value: &HostValue) -> Result<(), HomeError> {
+        self.homes.import(name, value)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
@@ -214,6 +264,8 @@ impl Pool {
             computes: s.computes.load(Ordering::Relaxed),
             queued: self.waiting.load(Ordering::Relaxed),
             crash_loop: s.crash_loop.load(Ordering::Relaxed),
+            homes_loaded: self.homes.loaded(),
+            homes_bytes: self.homes.bytes(),
             store: s.store.stats(),
         }
     }
@@ -227,14 +279,17 @@ impl Pool {
     /// Queues `job` without waiting. Its reply is called exactly once:
     /// here with `Busy` (queue full) or `Unavailable`; at once, on the
     /// cancelling thread, with `Cancelled` if its token is cancelled while it
-    /// waits for a worker (it then never runs); else on the serving thread
-    /// with the compute's result.
+    /// waits for a worker (it then never runs and its transaction never
+    /// begins); else on the serving thread, which runs the transaction's
+    /// `begin` before the worker starts and its `end` after, with the
+    /// compute's result.
     pub(crate) fn submit(&self, mut job: Job) {
         let reply = std::mem::replace(&mut job.reply, Box::new(drop));
+        let txn = std::mem::replace(&mut job.txn, Box::new(NoTransaction));
         let ticket = Arc::new(Ticket {
             state: AtomicU8::new(QUEUED),
             waiting: self.waiting.clone(),
-            reply: Mutex::new(Some(reply)),
+            ends: Mutex::new(Some((txn, reply))),
             hook: Mutex::new(None),
         });
         let cancel = job.cancel.clone();
@@ -296,6 +351,39 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Runs a begun job on this slot's worker (a new one if it is gone).
+fn run(
+    shared: &Shared,
+    worker: &mut Option<WorkerProc>,
+    job: &mut Job,
+) -> Result<ComputeOutput, ComputeError> {
+    let w = shared.ready_worker(worker)?;
+    job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
+    let served = serve(w, &shared.store, job);
+    match served.fate {
+        Fate::Kept => {}
+        Fate::Killed => shared.retire(worker, End::Killed),
+        Fate::Crashed => shared.retire(worker, End::CrashedInCompute),
+    }
+    shared.computes.fetch_add(1, Ordering::Relaxed);
+    served.result
+}
+
+/// The transaction left in a job whose own was moved to its ticket.
+struct NoTransaction;
+
+impl Transaction for NoTransaction {
+    fn begin(&mut self) -> Result<(), ComputeError> {
+        Ok(())
+    }
+    fn end(
+        &mut self,
+        result: Result<ComputeOutput, ComputeError>,
+    ) -> Result<ComputeOutput, ComputeError> {
+        result
     }
 }
 
@@ -446,26 +534,30 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             continue; // cancelled while queued; its hook answered
         }
         job.cancel.remove_hook(ticket.hook.lock().take());
+        // Taken: only this thread answers it now.
+        let Some((mut txn, reply)) = ticket.ends.lock().take() else {
+            continue;
+        };
         if job.cancel.is_cancelled() {
-            ticket.answer(Err(ComputeError::Cancelled));
+            drop(txn);
+            reply(Err(ComputeError::Cancelled));
             continue;
         }
-        let w = match shared.ready_worker(&mut worker) {
-            Ok(w) => w,
-            Err(e) => {
-                ticket.answer(Err(e));
-                continue;
-            }
-        };
-        job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
-        let served = serve(w, &shared.store, &mut job);
-        match served.fate {
-            Fate::Kept => {}
-            Fate::Killed => shared.retire(&mut worker, End::Killed),
-            Fate::Crashed => shared.retire(&mut worker, End::CrashedInCompute),
+        if let Err(e) = txn.begin() {
+            drop(txn);
+            reply(Err(e));
+            continue;
         }
-        shared.computes.fetch_add(1, Ordering::Relaxed);
-        ticket.answer(served.result);
+        let result = if job.cancel.is_cancelled() {
+            Err(ComputeError::Cancelled)
+        } else {
+            run(&shared, &mut worker, &mut job)
+        };
+        let result = txn.end(result);
+        // The transaction holds the compute's turns: released before the
+        // reply, so whoever the reply wakes finds them free.
+        drop(txn);
+        reply(result);
     }
     if let Some(w) = worker.take() {
         shared.alive.fetch_sub(1, Ordering::Relaxed);

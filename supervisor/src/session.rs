@@ -12,11 +12,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use luapool_protocol::api::{from_host, HostValue};
-use luapool_store::{ArenaId, Scope, Store};
+use luapool_store::{ArenaId, ArenaStats, OutputBudget, Scope, Store};
 
+use crate::atomic::ComputeTxn;
 use crate::compute::{CancelToken, ComputeOutput, Job, LogSink, Reply};
 use crate::error::{ComputeError, SessionError};
 use crate::home::Home;
+use crate::home::HomeTurn;
 use crate::pool::Pool;
 use crate::turn::{Turn, TurnGuard};
 
@@ -24,30 +26,19 @@ use crate::turn::{Turn, TurnGuard};
 const MIN_COLLECT_BYTES: u64 = 1 << 20;
 
 impl Pool {
-    /// A new session with its own, private `_home`.
+    /// A new session with its own, private `_home`: in memory, gone when
+    /// the session is.
     pub fn session(self: &Arc<Self>) -> Session {
-        let home = Arc::new(Home::new(
-            self.shared.store.clone(),
-            self.shared.config.home_quota,
-        ));
-        Session::new(self.clone(), home)
+        Session::new(self.clone(), self.homes.private())
     }
 
     /// A new session bound to the named home: every session naming it shares
-    /// one `_home`, which lives as long as the pool.
-    pub fn session_with_home(self: &Arc<Self>, name: &str) -> Session {
-        let home = self
-            .homes
-            .lock()
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                Arc::new(Home::new(
-                    self.shared.store.clone(),
-                    self.shared.config.home_quota,
-                ))
-            })
-            .clone();
-        Session::new(self.clone(), home)
+    /// one `_home`. With a data directory the home is durable (read from
+    /// disk on its first compute); without, it lives as long as the pool.
+    /// A new name past `max_homes` is [`HomeError::TooManyHomes`].
+    pub fn session_with_home(self: &Arc<Self>, name: &str) -> Result<Session, SessionError> {
+        let home = self.homes.open_home(name)?;
+        Ok(Session::new(self.clone(), home))
     }
 }
 
@@ -280,13 +271,12 @@ impl Session {
                     Ok(g) => g,
                     Err(e) => return state.finish_waiting(&token, done, Err(e)),
                 };
-                let home = state.home.turn.clone();
-                let waiting = token.clone();
+                let home = state.home.clone();
                 home.acquire(
-                    Some(&waiting),
+                    Some(&token.clone()),
                     Box::new(move |home_turn| match home_turn {
                         Ok(home_turn) => {
-                            State::start(state, code, opts, token, (session_turn, home_turn), done)
+                            State::start(state, code, opts, token, session_turn, home_turn, done)
                         }
                         Err(e) => {
                             drop(session_turn);
@@ -308,18 +298,25 @@ impl Session {
 }
 
 impl State {
-    fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.pool.shared.store
     }
 
-    /// Sends the compute with both turns held; they are released, after
-    /// the collections the compute made due, before `done` is called.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Sends the compute with both turns held. Its transaction holds them
+    /// ([`ComputeTxn`]): the pool thread that takes the compute loads the
+    /// home and begins, then commits (durably) or rolls back, and releases
+    /// the turns before `done` is called.
     fn start(
         state: Arc<State>,
         code: Vec<u8>,
         opts: ComputeOptions,
         cancel: CancelToken,
-        turns: (TurnGuard, TurnGuard),
+        session_turn: TurnGuard,
+        home: HomeTurn,
         done: Reply,
     ) {
         let limits = state.pool.shared.config.limits;
@@ -352,34 +349,24 @@ impl State {
             cancel,
             cancel_grace: state.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
+            max_output_bytes: state.pool.shared.config.max_output_bytes,
+            txn: Box::new(ComputeTxn::new(
+                state.clone(),
+                scope,
+                home,
+                session_turn,
+                token.clone(),
+            )),
             reply: Box::new(move |out| {
-                let state = state;
-                state.after_compute(&out);
-                drop(turns);
-                // The session's tables go with its last handle: none is
-                // held here once the caller has its answer.
+                // The transaction (and with it the turns) is gone: the
+                // session's tables go with its last handle, so none is held
+                // here once the caller has its answer.
                 state.forget_running(&token);
                 drop(state);
                 done(out);
             }),
         };
         pool.submit(job);
-    }
-
-    /// Collects what a compute left due. Runs with the session's turn held.
-    fn after_compute(&self, out: &Result<ComputeOutput, ComputeError>) {
-        if let Err(ComputeError::QuotaExceeded { .. }) = out {
-            // The arena may be full of the compute's garbage: collect now,
-            // or the next compute would hit the quota before anything.
-            self.collect();
-            self.store().collect(self.home.arena);
-            *self.home.live_bytes.lock() = self
-                .store()
-                .arena_stats(self.home.arena)
-                .map_or(0, |s| s.bytes);
-        }
-        self.maybe_collect();
-        maybe_collect_arena(self.store(), self.home.arena, &self.home.live_bytes);
     }
 
     /// Forgets the compute's token (unless a later compute set its own).
@@ -419,23 +406,30 @@ impl State {
         })
     }
 
+    fn budget(&self) -> OutputBudget {
+        OutputBudget::new(self.pool.shared.config.max_output_bytes)
+    }
+
     fn extract<T: DeserializeOwned>(&self, v: &Value) -> Result<T, SessionError> {
-        let hv = self.store().extract(v)?;
+        let hv = self.store().extract_within(v, &mut self.budget())?;
         from_host(hv).map_err(|e| SessionError::Convert(e.to_string()))
     }
 
+    /// Straight from the store to MessagePack bytes, bounded by the output limit.
     fn extract_msgpack(&self, v: &Value) -> Result<Vec<u8>, SessionError> {
-        let hv = self.store().extract(v)?;
-        rmp_serde::to_vec(&hv).map_err(|e| SessionError::Convert(e.to_string()))
+        let mut out = Vec::new();
+        self.store()
+            .extract_msgpack(v, &mut self.budget(), &mut out)?;
+        Ok(out)
     }
 
     /// Collects the session's arena if it grew enough. The store's GC must
-    /// not run while a compute uses the arena: callers hold `compute_lock`.
-    fn maybe_collect(&self) {
+    /// not run while a compute uses the arena: callers hold the session's turn.
+    pub(crate) fn maybe_collect(&self) {
         maybe_collect_arena(self.store(), self.arena, &self.live_bytes);
     }
 
-    fn collect(&self) {
+    pub(crate) fn collect(&self) {
         self.store().collect(self.arena);
         *self.live_bytes.lock() = self.store().arena_stats(self.arena).map_or(0, |s| s.bytes);
     }
@@ -446,19 +440,25 @@ fn to_msgpack<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, SessionError> 
     rmp_serde::to_vec_named(data).map_err(|e| SessionError::Convert(e.to_string()))
 }
 
-/// Collects an arena once it has grown to twice what was live after the last collection.
-fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
-    let Some(stats) = store.arena_stats(arena) else {
-        return;
-    };
-    let mut live = live.lock();
+/// True once an arena has grown to twice what was live after its last
+/// collection (and past a floor).
+pub(crate) fn should_collect(stats: &ArenaStats, live: u64) -> bool {
     // An arena whose quota is under the usual floor would never reach it.
     let floor = if stats.quota > 0 {
         MIN_COLLECT_BYTES.min(stats.quota / 2)
     } else {
         MIN_COLLECT_BYTES
     };
-    if stats.bytes > floor.max(*live * 2) {
+    stats.bytes > floor.max(live * 2)
+}
+
+/// Collects an arena once [`should_collect`] says so.
+fn maybe_collect_arena(store: &Store, arena: ArenaId, live: &Mutex<u64>) {
+    let Some(stats) = store.arena_stats(arena) else {
+        return;
+    };
+    let mut live = live.lock();
+    if should_collect(&stats, *live) {
         store.collect(arena);
         *live = store.arena_stats(arena).map_or(0, |s| s.bytes);
     }
@@ -473,6 +473,7 @@ impl Drop for Session {
 impl Drop for State {
     fn drop(&mut self) {
         self.store().drop_arena(self.arena);
+        self.pool.homes.release(&self.home);
     }
 }
 

@@ -6,8 +6,9 @@
 mod api;
 mod bounds;
 mod faults;
-pub mod harness;
+pub(crate) mod harness;
 mod isolation;
 mod lifecycle;
+mod output;
 mod races;
 mod soak;

@@ -1,11 +1,13 @@
 //! End-to-end tests: real worker processes (and, for the daemon, a real
 //! `luapool serve` process). One test binary; one module per area.
 
+mod atomic;
 mod bigint;
 mod cli;
 mod common;
 mod contract;
 mod daemon;
+mod durable;
 mod examples;
 mod faults;
 mod long_strings;

@@ -1,5 +1,6 @@
 //! The command line: `luapool run` and `luapool serve`.
 
+mod home;
 mod limits;
 mod run;
 mod serve;
@@ -34,6 +35,10 @@ enum Command {
     Run(run::RunArgs),
     /// Serve a pool to clients over a Unix socket (MessagePack-RPC; see docs/protocol.md).
     Serve(serve::ServeArgs),
+    /// Manage the homes of a data directory: list, export (JSON), import
+    /// (JSON), drop. Not while a daemon holds the directory: use its
+    /// socket then.
+    Home(home::HomeArgs),
 }
 
 /// Runs the chosen command; the exit code says how it went.
@@ -41,5 +46,6 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Home(args) => home::home(args),
     }
 }

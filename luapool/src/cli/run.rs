@@ -1,6 +1,6 @@
 //! `luapool run SCRIPT.lua`: an embedded supervisor for one script.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::limits::LimitArgs;
-use luapool_supervisor::{from_host, ComputeError, ComputeOptions, HostValue, Pool};
+use luapool_supervisor::{ComputeError, ComputeOptions, HostValue, Pool};
 
 /// Arguments of `luapool run`.
 #[derive(Args, Debug)]
@@ -32,6 +32,21 @@ pub struct RunArgs {
     /// Print the output as compact JSON on one line.
     #[arg(long)]
     compact: bool,
+    /// The most MiB the output may take, as JSON text and while it is
+    /// converted (0 = no limit). A table stored many times counts each time
+    /// it is printed; past the limit the run fails with "output too large".
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    max_output: u64,
+    /// Keep named homes in this data directory (the one `luapool serve
+    /// --data` uses; not while a daemon holds it). With --home, `_home` is
+    /// that durable home: what the script writes there is on disk when the
+    /// run ends, and a failed run writes nothing.
+    #[arg(long, value_name = "DIR", requires = "home")]
+    data: Option<PathBuf>,
+    /// The home the script's `_home` is (needs --data); without it `_home`
+    /// is private to this run and is gone when it ends.
+    #[arg(long, value_name = "NAME", requires = "data")]
+    home: Option<String>,
 }
 
 /// Runs the script; exit 0 on success, 1 if the compute failed, 2 on bad usage or input.
@@ -46,11 +61,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let limits = args.limits.limits()?;
 
-    let pool = Pool::builder()
+    let max_output = args.max_output.saturating_mul(1 << 20);
+    let mut pool = Pool::builder()
         .workers(args.workers)
         .limits(limits)
-        .build()?;
-    let session = pool.session();
+        .max_output_bytes(max_output);
+    if let Some(dir) = &args.data {
+        pool = pool.data_dir(dir);
+    }
+    let pool = pool.build()?;
+    let session = match &args.home {
+        Some(name) => pool.session_with_home(name)?,
+        None => pool.session(),
+    };
     if let Some(input) = &input {
         session.set_input(input)?;
     }
@@ -73,26 +96,76 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let json: serde_json::Value = if args.print_return {
+    let value: HostValue = if args.print_return {
         let mut values = out.values;
         match values.len() {
-            0 => serde_json::Value::Null,
-            1 => from_host(values.pop().expect("one value"))?,
-            _ => from_host(HostValue::Array(values))?,
+            0 => HostValue::Nil,
+            1 => values.pop().expect("one value"),
+            _ => HostValue::Array(values),
         }
     } else {
-        session.get_output()?
+        match session.get_output() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("luapool: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
     };
-    let text = if args.compact {
-        serde_json::to_string(&json)?
+    let mut text = Bounded::new(max_output);
+    let written = if args.compact {
+        serde_json::to_writer(&mut text, &value.json())
     } else {
-        serde_json::to_string_pretty(&json)?
+        serde_json::to_writer_pretty(&mut text, &value.json())
     };
-    println!("{text}");
+    if written.is_err() && text.over {
+        eprintln!(
+            "luapool: output too large: the JSON text would exceed --max-output ({} MiB)",
+            args.max_output
+        );
+        return Ok(ExitCode::from(1));
+    }
+    written?;
+    text.buf.push(b'\n');
+    std::io::stdout()
+        .write_all(&text.buf)
+        .context("cannot write the output")?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_json(path: &str) -> anyhow::Result<serde_json::Value> {
+/// A buffer that refuses to grow past `limit` bytes (0: no limit).
+struct Bounded {
+    buf: Vec<u8>,
+    limit: u64,
+    over: bool,
+}
+
+impl Bounded {
+    fn new(limit: u64) -> Bounded {
+        Bounded {
+            buf: Vec::new(),
+            limit,
+            over: false,
+        }
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.limit != 0 && self.buf.len() as u64 + b.len() as u64 > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("output limit reached"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// JSON from a file, or standard input for `-`.
+pub(super) fn read_json(path: &str) -> anyhow::Result<serde_json::Value> {
     let text = if path == "-" {
         let mut s = String::new();
         std::io::stdin()

@@ -63,6 +63,15 @@ pub enum ComputeError {
         /// Why.
         message: String,
     },
+    /// The compute's return values would pass the output limit
+    /// (`max_output_bytes`): a table shared many times counts each time it
+    /// is emitted. Like any failed compute, its writes are undone; what was
+    /// stored before it stays.
+    #[error("output too large: the return values would exceed the output limit of {limit} bytes (max_output_bytes)")]
+    OutputTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The compute's result could not be converted (e.g. a cycle).
     #[error("bad result: {message}")]
     BadResult {

@@ -7,7 +7,8 @@
 //!   results into typed values by exactly the supervisor's rules.
 //! - [`ComputeError`]: why a compute did not return values; the daemon sends
 //!   it in its serde form, which a client decodes back.
-//! - [`ComputeOutput`], [`TableInfo`], [`StoreStats`]: results, defined once.
+//! - [`ComputeOutput`], [`TableInfo`], [`StoreStats`], [`HomeInfo`]:
+//!   results, defined once.
 
 mod error;
 mod host_value;
@@ -15,4 +16,4 @@ mod types;
 
 pub use error::ComputeError;
 pub use host_value::{from_host, to_host, HostValue, HostValueError};
-pub use types::{ComputeOutput, StoreStats, TableInfo};
+pub use types::{ComputeOutput, HomeInfo, StoreStats, TableInfo};

@@ -1,6 +1,6 @@
 //! The results the host API returns, the same in the embedded supervisor,
 //! the store and a daemon client: [`ComputeOutput`], [`TableInfo`],
-//! [`StoreStats`]. Their serde form is what the daemon sends.
+//! [`StoreStats`], [`HomeInfo`]. Their serde form is what the daemon sends.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,4 +51,17 @@ pub struct StoreStats {
     pub tables: usize,
     /// Bytes accounted.
     pub bytes: u64,
+}
+
+/// A named home as a listing reports it (`Pool::list_homes`, `home.list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeInfo {
+    /// Its name.
+    pub name: String,
+    /// Bytes it accounts (in memory if loaded, else at its last commit).
+    pub bytes: u64,
+    /// True if it is in memory now.
+    pub loaded: bool,
+    /// Sessions holding it now.
+    pub sessions: usize,
 }

@@ -45,15 +45,29 @@ pub enum ErrorKind {
     /// Compute or call: a queue is full; retry later (names the limit when
     /// it is the daemon's).
     Busy,
-    /// Compute: the pool is stopping or gave up respawning workers.
+    /// Compute: the pool is stopping or gave up respawning workers; compute
+    /// or home method: the home's data directory failed (a disk error, a
+    /// home that cannot be read).
     Unavailable,
     /// Compute: a return value could not be converted.
     BadResult,
+    /// Compute, `get_output`, `get_output_field` or `home.export`: the value
+    /// would pass the output limit; names it (`limit` =
+    /// `max_output_bytes`) and its value (`value`). Nothing stored changed.
+    OutputTooLarge,
+    /// `session.open` with a new home name, `home.import` of a new home:
+    /// the daemon keeps as many named homes as it allows (`limit` =
+    /// `max_homes`, `value`).
+    TooManyHomes,
+    /// `home.drop` or `home.import` of a home that a session holds.
+    HomeInUse,
+    /// `home.export` of a home that does not exist.
+    HomeNotFound,
 }
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -72,6 +86,10 @@ impl ErrorKind {
         ErrorKind::Busy,
         ErrorKind::Unavailable,
         ErrorKind::BadResult,
+        ErrorKind::OutputTooLarge,
+        ErrorKind::TooManyHomes,
+        ErrorKind::HomeInUse,
+        ErrorKind::HomeNotFound,
     ];
 
     /// The kind's name on the wire.
@@ -95,6 +113,10 @@ impl ErrorKind {
             ErrorKind::Busy => "Busy",
             ErrorKind::Unavailable => "Unavailable",
             ErrorKind::BadResult => "BadResult",
+            ErrorKind::OutputTooLarge => "OutputTooLarge",
+            ErrorKind::TooManyHomes => "TooManyHomes",
+            ErrorKind::HomeInUse => "HomeInUse",
+            ErrorKind::HomeNotFound => "HomeNotFound",
         }
     }
 
@@ -111,9 +133,25 @@ impl ErrorKind {
             ComputeError::Busy => ErrorKind::Busy,
             ComputeError::Unavailable { .. } => ErrorKind::Unavailable,
             ComputeError::BadResult { .. } => ErrorKind::BadResult,
+            ComputeError::OutputTooLarge { .. } => ErrorKind::OutputTooLarge,
         }
     }
 }
+
+/// The limit a compute error names, if it names one: on the wire it is
+/// `limit` (the name) and `value`, like the daemon's own limits.
+fn compute_limit(e: &ComputeError) -> Option<LimitInfo> {
+    match e {
+        ComputeError::OutputTooLarge { limit } => Some(LimitInfo {
+            limit: MAX_OUTPUT_BYTES.into(),
+            value: *limit,
+        }),
+        _ => None,
+    }
+}
+
+/// The name of the output limit.
+const MAX_OUTPUT_BYTES: &str = "max_output_bytes";
 
 /// A limit of the daemon that was reached: its name (as in the operator's
 /// flag, e.g. `sessions_per_connection`) and its value.
@@ -189,16 +227,19 @@ impl RpcError {
     }
 
     /// The limit reached, if any.
-    pub fn limit_info(&self) -> Option<&LimitInfo> {
+    pub fn limit_info(&self) -> Option<LimitInfo> {
         match self {
-            RpcError::Call { limit, .. } => limit.as_ref(),
-            RpcError::Compute(_) => None,
+            RpcError::Call { limit, .. } => limit.clone(),
+            RpcError::Compute(e) => compute_limit(e),
         }
     }
 
     /// The error map sent on the wire.
     pub fn to_host(&self) -> HostValue {
         let mut entries = match self {
+            RpcError::Compute(e) if compute_limit(e).is_some() => {
+                vec![(Key::str("kind"), HostValue::str(self.kind().name()))]
+            }
             RpcError::Compute(e) => match to_host(e) {
                 Ok(HostValue::Map(m)) => m,
                 _ => vec![(Key::str("kind"), HostValue::str(self.kind().name()))],
@@ -244,6 +285,9 @@ impl RpcError {
             .into_iter()
             .find(|k| k.name() == raw.kind)
             .ok_or_else(|| format!("unknown error kind {:?}", raw.kind))?;
+        if let (ErrorKind::OutputTooLarge, Some(limit)) = (kind, raw.value) {
+            return Ok(RpcError::Compute(ComputeError::OutputTooLarge { limit }));
+        }
         Ok(RpcError::Call {
             kind,
             message: raw.message,

@@ -1,7 +1,8 @@
 //! The daemon's socket API, defined once: every method ([`Method`]) with
 //! its params ([`Request`]), results ([`Stats`],
 //! [`ComputeOutput`](crate::api::ComputeOutput),
-//! [`TableInfo`](crate::api::TableInfo), [`ComputeOptions`] for the
+//! [`TableInfo`](crate::api::TableInfo),
+//! [`HomeInfo`](crate::api::HomeInfo), [`ComputeOptions`] for the
 //! `compute` options) and error kinds ([`ErrorKind`], [`RpcError`]), and the
 //! MessagePack-RPC messages that carry them ([`decode_request`],
 //! [`encode_response`], [`encode_log`], [`FromDaemon`]). The daemon

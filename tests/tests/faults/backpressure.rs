@@ -122,7 +122,10 @@ fn a_token_cancelled_before_the_compute_is_queued_never_runs() {
 #[test]
 fn cancelling_a_compute_that_waits_for_its_home_returns_at_once() {
     let pool = builder(2).build().unwrap();
-    let (holder, waiter) = (pool.session_with_home("h"), pool.session_with_home("h"));
+    let (holder, waiter) = (
+        pool.session_with_home("h").unwrap(),
+        pool.session_with_home("h").unwrap(),
+    );
     let (started_tx, started) = mpsc::channel();
     std::thread::scope(|s| {
         let first = s.spawn(|| {

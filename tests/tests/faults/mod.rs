@@ -14,6 +14,7 @@ mod crashes;
 mod escapes;
 mod hostile;
 mod memory;
+mod output;
 mod runaway;
 
 use crate::common::HANG;
