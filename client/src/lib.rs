@@ -52,7 +52,7 @@ pub use conn::LogSink;
 pub use error::ClientError;
 pub use luapool_protocol::api::{
     from_host as from_value, ComputeError, ComputeOutput, HostValue as Value,
-    HostValueError as DecodeError, StoreStats, TableInfo,
+    HostValueError as DecodeError, Latency, StoreStats, TableInfo, WorkerState,
 };
 pub use luapool_protocol::rpc::{ErrorKind, LimitInfo, Stats, StatsScope};
 pub use luapool_protocol::TableId;

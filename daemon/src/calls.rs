@@ -3,12 +3,13 @@
 //! runs one on a session. Data params (input, an input field, metadata)
 //! stay MessagePack bytes all the way to the store.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use luapool_protocol::rpc::{self, Answer, ErrorKind, Request, RpcError};
 use luapool_supervisor::{
-    CancelToken, ComputeError, ComputeOptions, HomeError, HostValue, Limits, LogSink, Session,
-    SessionError, StoreError,
+    CancelToken, ComputeError, ComputeOptions, ComputeTimes, HomeError, HostValue, Limits, LogSink,
+    Session, SessionError, StoreError,
 };
 
 /// A call in its session's queue.
@@ -35,6 +36,8 @@ pub(crate) enum Call {
     Compute {
         code: String,
         options: rpc::ComputeOptions,
+        /// When its request was read: its wait counts from here.
+        arrived: Instant,
     },
     Close,
 }
@@ -49,7 +52,11 @@ impl Call {
             Request::GetOutputField { key, .. } => Call::GetOutputField(key),
             Request::SetMetadata { meta, .. } => Call::SetMetadata(meta.to_vec()),
             Request::ClearIo { .. } => Call::ClearIo,
-            Request::Compute { code, options, .. } => Call::Compute { code, options },
+            Request::Compute { code, options, .. } => Call::Compute {
+                code,
+                options,
+                arrived: Instant::now(),
+            },
             Request::SessionClose { .. } => Call::Close,
             Request::Auth { .. }
             | Request::SessionOpen { .. }
@@ -180,11 +187,13 @@ pub(crate) fn check_options(o: &rpc::ComputeOptions, max: &Limits) -> Result<(),
     Ok(())
 }
 
-/// The supervisor's options for a compute (checked already).
+/// The supervisor's options for a compute (checked already), whose
+/// request arrived at `arrived` and whose times also count in `times`.
 pub(crate) fn options(
     o: rpc::ComputeOptions,
     cancel: CancelToken,
     on_log: Option<LogSink>,
+    (arrived, times): (Instant, Arc<ComputeTimes>),
 ) -> ComputeOptions {
     ComputeOptions {
         timeout: o.timeout_ms.map(Duration::from_millis),
@@ -198,5 +207,7 @@ pub(crate) fn options(
             on_log
         },
         chunk_name: o.chunk_name,
+        arrived: Some(arrived),
+        times: Some(times),
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -12,7 +12,9 @@ use crate::listen::Stream;
 use crate::outbox::{Flush, Interest, Outbox};
 use crate::session::DaemonSession;
 use crate::shared::{Budget, Shared};
+use crate::stats::ErrorCounts;
 use luapool_protocol::rpc::{encode_response, Answer, RpcError};
+use luapool_supervisor::ComputeTimes;
 use std::os::fd::AsRawFd;
 
 /// A client connection.
@@ -27,6 +29,11 @@ pub(crate) struct Conn {
     gone: AtomicBool,
     /// Arrived on the operator's socket: sees the whole daemon in `stats`.
     pub operator: bool,
+    /// Error responses sent to this client, by kind (its `stats`).
+    pub errors: ErrorCounts,
+    /// Its computes' wait and run times (its `stats`); made at its first
+    /// compute, so idle connections do not pay for the histograms.
+    pub times: OnceLock<Arc<ComputeTimes>>,
 }
 
 impl Conn {
@@ -51,6 +58,8 @@ impl Conn {
             next_sid: AtomicU64::new(1),
             gone: AtomicBool::new(false),
             operator,
+            errors: ErrorCounts::default(),
+            times: OnceLock::new(),
         }
     }
 
@@ -70,6 +79,11 @@ impl Conn {
         msgid: Option<u32>,
         result: Result<Answer, RpcError>,
     ) {
+        if let Err(e) = &result {
+            let kind = e.kind();
+            self.errors.count(kind);
+            shared.errors.count(kind);
+        }
         if self.is_gone() {
             return;
         }
@@ -108,6 +122,11 @@ impl Conn {
         for s in sessions {
             s.abandon();
         }
+    }
+
+    /// The histograms of this connection's computes.
+    pub fn compute_times(&self) -> Arc<ComputeTimes> {
+        self.times.get_or_init(Default::default).clone()
     }
 
     /// The session `sid` if it is open here (or closing: `cancel` still

@@ -159,7 +159,7 @@ impl EventLoop {
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    eprintln!("luapool: poll failed: {e}");
+                    tracing::error!("poll failed: {e}");
                     std::thread::sleep(TICK);
                 }
                 continue;
@@ -201,6 +201,9 @@ impl EventLoop {
             self.close_lingering();
             phase = match phase {
                 Phase::Serving if stops > 0 => {
+                    tracing::info!(
+                        "stopping: no new connections or requests; finishing what was read"
+                    );
                     self.begin_drain();
                     Phase::Grace(Instant::now() + self.grace)
                 }
@@ -275,7 +278,7 @@ impl EventLoop {
                 Err(e) => {
                     // Out of file descriptors, say: try again in a moment
                     // (the listener's readiness edge has passed).
-                    eprintln!("luapool: cannot accept a connection: {e}");
+                    tracing::warn!("cannot accept a connection: {e}");
                     self.accept_retry = Some(Instant::now() + TICK);
                     return;
                 }
@@ -292,6 +295,8 @@ impl EventLoop {
                 limits.connections as u64,
                 "the daemon has as many connections as it allows",
             );
+            self.shared.errors.count(e.kind());
+            tracing::debug!("refused a connection: {} connections open", self.tenants);
             // A fresh socket takes a small frame whole; then it is closed.
             let frame = encode_response(None, &Err(e));
             let _ = stream.write_vectored(&[std::io::IoSlice::new(&frame)]);
@@ -315,7 +320,7 @@ impl EventLoop {
                 .registry()
                 .register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
         if let Err(e) = registered {
-            eprintln!("luapool: cannot serve a connection: {e}");
+            tracing::warn!("cannot serve a connection: {e}");
             return;
         }
         let max = if tcp {
@@ -325,6 +330,7 @@ impl EventLoop {
         };
         self.shared.connections.fetch_add(1, Ordering::Relaxed);
         self.tenants += usize::from(!operator);
+        tracing::debug!("connection {token} opened (operator: {operator}, tcp: {tcp})");
         self.readers.insert(
             token,
             Reader {
@@ -434,6 +440,7 @@ impl EventLoop {
         release(&self.shared, r.reserved);
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         self.tenants -= usize::from(!conn.operator);
+        tracing::debug!("connection {n} closed");
     }
 
     /// A protocol error: the client gets its error reply, then the connection closes.

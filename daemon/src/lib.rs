@@ -23,6 +23,12 @@
 //! memory only, and waiting (for a home, a worker, a slow client) holds no
 //! thread.
 //!
+//! With `--metrics` ([`DaemonBuilder::metrics`]), one more thread answers
+//! `GET /metrics` (`metrics.rs`, `prometheus.rs`) with the figures of the
+//! operator's `stats` (`stats.rs`).
+//!
+//! Log lines go through `tracing`; the binary installs the subscriber.
+//!
 //! Where things are: `listen.rs` binds the sockets, `event_loop.rs` is the
 //! event loop, `requests.rs` answers one request frame (the socket API's
 //! types are `luapool_protocol::rpc`), `session.rs` is a session's queue of
@@ -42,11 +48,14 @@ mod conn;
 mod event_loop;
 mod limits;
 mod listen;
+mod metrics;
 mod outbox;
+mod prometheus;
 mod requests;
 mod session;
 mod shared;
 mod signals;
+mod stats;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -56,6 +65,7 @@ use std::time::Duration;
 use event_loop::{EventLoop, Listeners, WAKE};
 pub use limits::DaemonLimits;
 use listen::{bind_tcp, UnixSocket};
+use metrics::MetricsServer;
 use shared::{CallJob, Shared};
 pub use signals::DaemonStopper;
 use signals::WakePipe;
@@ -108,6 +118,7 @@ pub struct DaemonBuilder {
     socket: PathBuf,
     operator_socket: Option<PathBuf>,
     tcp: Option<(SocketAddr, String)>,
+    metrics: Option<SocketAddr>,
     grace: Duration,
     limits: DaemonLimits,
     signals: bool,
@@ -118,6 +129,14 @@ impl DaemonBuilder {
     /// `auth` with `token`. Port 0 picks a free port ([`Daemon::tcp_addr`]).
     pub fn tcp(mut self, addr: SocketAddr, token: impl Into<String>) -> Self {
         self.tcp = Some((addr, token.into()));
+        self
+    }
+    /// Also serve the operator's figures in Prometheus' text format at
+    /// `http://ADDR/metrics`, on a loopback address only (port 0 picks a
+    /// free port: [`Daemon::metrics_addr`]). No token: anyone on the
+    /// machine who can reach the port reads the daemon-wide figures.
+    pub fn metrics(mut self, addr: SocketAddr) -> Self {
+        self.metrics = Some(addr);
         self
     }
     /// How long running computes may take to finish at shutdown before they
@@ -151,6 +170,7 @@ impl DaemonBuilder {
             Some((addr, token)) => Some((bind_tcp(*addr)?, token.clone())),
             None => None,
         };
+        let metrics = self.metrics.map(bind_tcp).transpose()?;
         let wake = WakePipe::new().map_err(DaemonError::Signals)?;
         let unix = UnixSocket::bind(&self.socket)?;
         let operator = match &self.operator_socket {
@@ -161,6 +181,7 @@ impl DaemonBuilder {
             unix,
             operator,
             tcp,
+            metrics,
             wake,
             options: self,
         })
@@ -172,6 +193,7 @@ pub struct Daemon {
     unix: UnixSocket,
     operator: Option<UnixSocket>,
     tcp: Option<(TcpListener, String)>,
+    metrics: Option<TcpListener>,
     wake: WakePipe,
     options: DaemonBuilder,
 }
@@ -183,6 +205,7 @@ impl Daemon {
             socket: socket.into(),
             operator_socket: None,
             tcp: None,
+            metrics: None,
             grace: Duration::from_secs(10),
             limits: DaemonLimits::default(),
             signals: true,
@@ -202,6 +225,11 @@ impl Daemon {
     /// The TCP address actually bound, if any.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The metrics address actually bound, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// A handle that shuts the daemon down as SIGTERM does.
@@ -225,6 +253,7 @@ impl Daemon {
             unix,
             operator,
             tcp,
+            metrics,
             wake,
             options,
         } = self;
@@ -240,6 +269,10 @@ impl Daemon {
             calls,
             waker,
         ));
+        let metrics = match metrics {
+            Some(l) => Some(MetricsServer::start(l, shared.clone()).map_err(DaemonError::Start)?),
+            None => None,
+        };
         let mut call_threads = Vec::new();
         for i in 0..threads {
             let jobs = jobs.clone();
@@ -263,6 +296,9 @@ impl Daemon {
         let event_loop = EventLoop::new(poll, shared.clone(), listeners, wake, options.grace)
             .map_err(DaemonError::Start)?;
         event_loop.run();
+        if let Some(m) = metrics {
+            m.stop();
+        }
         for _ in &call_threads {
             let _ = shared.calls.send(None);
         }

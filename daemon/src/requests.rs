@@ -6,10 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use luapool_protocol::api::{to_host, StoreStats};
-use luapool_protocol::rpc::{
-    decode_request, Answer, ErrorKind, Incoming, Request, RpcError, Stats, StatsScope,
-};
+use luapool_protocol::api::to_host;
+use luapool_protocol::rpc::{decode_request, Answer, ErrorKind, Incoming, Request, RpcError};
 use luapool_supervisor::HostValue;
 
 use crate::calls::{self, Call};
@@ -173,43 +171,10 @@ impl Requests {
     }
 
     fn stats(&self, shared: &Shared) -> HostValue {
-        let p = shared.pool.stats();
         let s = if self.conn.operator {
-            Stats {
-                scope: StatsScope::Daemon,
-                workers: p.workers,
-                alive: p.alive,
-                crash_loop: p.crash_loop,
-                sessions: shared.sessions.load(Ordering::Relaxed),
-                queued_calls: shared.queued_calls.load(Ordering::Relaxed),
-                store: p.store,
-                restarts: Some(p.restarts),
-                computes: Some(p.computes),
-                queued: Some(p.queued),
-                connections: Some(shared.connections.load(Ordering::Relaxed)),
-            }
+            crate::stats::daemon(shared)
         } else {
-            let sessions: Vec<_> = self.conn.sessions.lock().values().cloned().collect();
-            let mut store = StoreStats::default();
-            for s in &sessions {
-                let info = s.session().table_info();
-                store.arenas += 1;
-                store.tables += info.session_tables;
-                store.bytes += info.session_bytes;
-            }
-            Stats {
-                scope: StatsScope::Connection,
-                workers: p.workers,
-                alive: p.alive,
-                crash_loop: p.crash_loop,
-                sessions: sessions.len(),
-                queued_calls: sessions.iter().map(|s| s.queued()).sum(),
-                store,
-                restarts: None,
-                computes: None,
-                queued: None,
-                connections: None,
-            }
+            crate::stats::connection(shared, &self.conn)
         };
         to_host(&s).unwrap_or(HostValue::Nil)
     }

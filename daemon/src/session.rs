@@ -209,9 +209,13 @@ impl DaemonSession {
                 (q, token)
             };
             match q.call {
-                Call::Compute { code, options } => match token {
+                Call::Compute {
+                    code,
+                    options,
+                    arrived,
+                } => match token {
                     Some(token) => {
-                        if self.start_compute(q.msgid, code, options, token) {
+                        if self.start_compute(q.msgid, code, options, token, arrived) {
                             return;
                         }
                         // It ended at once (Busy, say): go on here, not
@@ -263,11 +267,13 @@ impl DaemonSession {
         code: String,
         options: luapool_protocol::rpc::ComputeOptions,
         token: CancelToken,
+        arrived: std::time::Instant,
     ) -> bool {
         let (conn, shared, sid) = (self.conn.clone(), self.shared.clone(), self.sid);
         let on_log: luapool_supervisor::LogSink =
             Box::new(move |line: &str| conn.log(&shared, encode_log(sid, msgid, line)));
-        let opts = calls::options(options, token, Some(on_log));
+        let times = (arrived, self.conn.compute_times());
+        let opts = calls::options(options, token, Some(on_log), times);
         // Whoever of this thread (after compute_async returns) and the
         // finishing thread swaps it second starts the next call.
         let starting = Arc::new(AtomicBool::new(true));

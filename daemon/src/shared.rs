@@ -11,6 +11,7 @@ use crate::calls::Queued;
 use crate::conn::Conn;
 use crate::limits::DaemonLimits;
 use crate::session::DaemonSession;
+use crate::stats::ErrorCounts;
 use luapool_supervisor::Pool;
 
 /// Work for a call thread: run this call of this session (`None`: stop).
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub draining: AtomicBool,
     /// Set when the grace period is over: nothing more starts.
     pub force_stop: AtomicBool,
+    /// Error responses sent, all clients together (the operator's `stats`).
+    pub errors: ErrorCounts,
 }
 
 /// A daemon-wide bound on bytes held for clients.
@@ -108,6 +111,7 @@ impl Shared {
             unsent,
             draining: AtomicBool::new(false),
             force_stop: AtomicBool::new(false),
+            errors: ErrorCounts::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use luapool_protocol::api::HostValue;
 use luapool_store::{OutputBudget, Scope, Store, StoreError, MAX_NESTING};
 
 use crate::error::ComputeError;
+use crate::metrics::ComputeTimes;
 use crate::worker_proc::WorkerProc;
 
 /// How often the serving thread looks at the cancel token while it waits.
@@ -159,6 +160,10 @@ pub struct Job {
     /// Where the result goes: called exactly once, on the thread that
     /// settles the compute.
     pub reply: Reply,
+    /// When the compute arrived: its wait counts from here.
+    pub arrived: Instant,
+    /// Where else its wait and run times are counted (besides the pool).
+    pub times: Option<Arc<ComputeTimes>>,
 }
 
 /// What became of the worker after a compute.

@@ -228,7 +228,10 @@ impl Homes {
                     limit: 4096,
                 },
             );
-            let luapool_protocol::Reply::Entries { entries: page, .. } = reply else {
+            let luapool_protocol::Reply::Entries(luapool_protocol::Entries {
+                entries: page, ..
+            }) = reply
+            else {
                 return Err(StoreError::UnknownTable(home.root));
             };
             if page.is_empty() {

@@ -12,7 +12,7 @@
 //! otherwise a client with a script that crashes its worker (or runs into
 //! its limits) could take the whole pool down by repeating it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,14 +22,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 
+use luapool_protocol::api::{Latency, WorkerState};
 use luapool_store::{Store, StoreStats};
 
 use crate::compute::{serve, ComputeOutput, Fate, Job, Reply, Settled, Transaction};
 use crate::config::Config;
 use crate::config::HomeStorage;
 use crate::error::{ComputeError, HomeError, PoolError};
-use crate::homes::HomeInfo;
-use crate::homes::Homes;
+use crate::homes::{HomeInfo, Homes};
+use crate::metrics::{PoolMetrics, Slot};
 use crate::worker_proc::{find_worker, WorkerProc};
 use luapool_protocol::api::HostValue;
 
@@ -89,7 +90,7 @@ impl Ticket {
 type Queued = (Job, Arc<Ticket>);
 
 /// Counters for monitoring and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
     /// Workers configured.
     pub workers: usize,
@@ -114,6 +115,16 @@ pub struct PoolStats {
     pub homes_bytes: u64,
     /// The table store.
     pub store: StoreStats,
+    /// How long computes waited, from their arrival until a worker started
+    /// them (computes that never ran are not counted).
+    pub wait: Latency,
+    /// How long computes ran on a worker.
+    pub run: Latency,
+    /// Failed computes by error kind (`LuaError`, `Timeout`, ...; every
+    /// kind, zeros included).
+    pub errors: BTreeMap<String, u64>,
+    /// What each worker does now, one entry per worker.
+    pub worker_states: Vec<WorkerState>,
 }
 
 /// State shared by the pool and its serving threads.
@@ -131,6 +142,8 @@ pub(crate) struct Shared {
     recent_crashes: Mutex<VecDeque<Instant>>,
     /// Process ids of the running workers (for [`Pool::worker_pids`]).
     pids: Mutex<Vec<u32>>,
+    /// Wait and run times, errors, workers' states.
+    pub(crate) metrics: PoolMetrics,
 }
 
 /// A pool of worker processes and the store they serve. Create with
@@ -188,6 +201,7 @@ impl Pool {
             crash_loop: AtomicBool::new(false),
             recent_crashes: Mutex::new(VecDeque::new()),
             pids: Mutex::new(Vec::new()),
+            metrics: PoolMetrics::new(n),
             config,
         });
         let (started_tx, started) = crossbeam_channel::bounded(n);
@@ -204,7 +218,7 @@ impl Pool {
                                 shared.alive.fetch_add(1, Ordering::Relaxed);
                                 shared.pids.lock().push(w.pid());
                                 let _ = started.send(Ok(()));
-                                slot(shared, rx, Some(w));
+                                slot(shared, rx, Some(w), i);
                             }
                             Err(e) => drop(started.send(Err(e))),
                         }
@@ -268,6 +282,7 @@ impl Pool {
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
+        let crash_loop = s.crash_loop.load(Ordering::Relaxed);
         PoolStats {
             workers: s.config.workers,
             alive: s.alive.load(Ordering::Relaxed),
@@ -275,10 +290,14 @@ impl Pool {
             crashes: s.crashes.load(Ordering::Relaxed),
             computes: s.computes.load(Ordering::Relaxed),
             queued: self.waiting.load(Ordering::Relaxed),
-            crash_loop: s.crash_loop.load(Ordering::Relaxed),
+            crash_loop,
             homes_loaded: self.homes.loaded(),
             homes_bytes: self.homes.bytes(),
             store: s.store.stats(),
+            wait: s.metrics.times.wait.latency(),
+            run: s.metrics.times.run.latency(),
+            errors: s.metrics.errors(),
+            worker_states: s.metrics.worker_states(crash_loop),
         }
     }
 
@@ -371,15 +390,21 @@ fn run(
     shared: &Shared,
     worker: &mut Option<WorkerProc>,
     job: &mut Job,
+    me: usize,
 ) -> Result<ComputeOutput, ComputeError> {
     let w = shared.ready_worker(worker)?;
     job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
+    let began = Instant::now();
+    let metrics = &shared.metrics;
+    metrics.slot(me, Slot::Running(began));
     let served = serve(w, &shared.store, job);
+    metrics.ran(job.arrived, began, job.times.as_deref());
     match served.fate {
         Fate::Kept => {}
         Fate::Killed => shared.retire(worker, End::Killed),
         Fate::Crashed => shared.retire(worker, End::CrashedInCompute),
     }
+    metrics.slot(me, Slot::Waiting(worker.is_some()));
     shared.computes.fetch_add(1, Ordering::Relaxed);
     served.result
 }
@@ -433,9 +458,10 @@ impl Shared {
         if recent.len() > self.config.restart_intensity
             && !self.crash_loop.swap(true, Ordering::Relaxed)
         {
-            eprintln!(
-                "luapool: more than {} worker crashes within {:?}; no longer respawning workers",
-                self.config.restart_intensity, self.config.restart_period
+            tracing::error!(
+                "more than {} worker crashes within {:?}; no longer respawning workers",
+                self.config.restart_intensity,
+                self.config.restart_period
             );
         }
     }
@@ -454,7 +480,7 @@ impl Shared {
                 Ok(w)
             }
             Err(e) => {
-                eprintln!("luapool: {e}");
+                tracing::warn!("{e}");
                 self.note_crash(true);
                 Err(ComputeError::Unavailable {
                     message: e.to_string(),
@@ -487,7 +513,7 @@ impl Shared {
                 .map(|why| format!("sent {why}; killed ({})", w.kill()))
         };
         if let Some(why) = problem {
-            eprintln!("luapool: worker {} {why}; replacing it", w.pid());
+            tracing::warn!("worker {} {why}; replacing it", w.pid());
             self.retire(worker, End::CrashedIdle);
         }
     }
@@ -522,15 +548,19 @@ impl Shared {
     }
 }
 
-/// One serving thread: owns one worker, runs jobs on it, replaces it when it dies.
-fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>) {
+/// One serving thread (number `me`): owns one worker, runs jobs on it,
+/// replaces it when it dies.
+fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>, me: usize) {
+    let metrics = &shared.metrics;
     loop {
         if worker.is_none() && !shared.crash_loop.load(Ordering::Relaxed) {
+            metrics.slot(me, Slot::Starting);
             match shared.respawn() {
                 Ok(w) => worker = Some(w),
                 Err(_) => std::thread::sleep(HEALTH_EVERY),
             }
         }
+        metrics.slot(me, Slot::Waiting(worker.is_some()));
         let (mut job, ticket) = match jobs.recv_timeout(HEALTH_EVERY) {
             Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => {
@@ -561,7 +591,7 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             let result = if job.cancel.is_cancelled() {
                 Err(ComputeError::Cancelled)
             } else {
-                run(&shared, &mut worker, &mut job)
+                run(&shared, &mut worker, &mut job, me)
             };
             match txn.end(result) {
                 Settled::Reply(result) => break result,

@@ -4,7 +4,7 @@
 //! home are serialized with respect to it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use luapool_protocol::{Key, Start, TableId, Value, WorkerLimits};
 use parking_lot::Mutex;
@@ -19,6 +19,7 @@ use crate::compute::{CancelToken, ComputeOutput, Job, LogSink, Reply};
 use crate::error::{ComputeError, SessionError};
 use crate::home::Home;
 use crate::home::HomeTurn;
+use crate::metrics::ComputeTimes;
 use crate::pool::Pool;
 use crate::turn::{Turn, TurnGuard};
 
@@ -35,7 +36,7 @@ impl Pool {
     /// A new session bound to the named home: every session naming it shares
     /// one `_home`. With a data directory the home is durable (read from
     /// disk on its first compute); without, it lives as long as the pool.
-    /// A new name past `max_homes` is [`HomeError::TooManyHomes`].
+    /// A new name past `max_homes` is [`HomeError::TooManyHomes`](crate::HomeError::TooManyHomes).
     pub fn session_with_home(self: &Arc<Self>, name: &str) -> Result<Session, SessionError> {
         let home = self.homes.open_home(name)?;
         Ok(Session::new(self.clone(), home))
@@ -60,6 +61,14 @@ pub struct ComputeOptions {
     pub on_log: Option<LogSink>,
     /// The chunk name in error messages (default `=compute`).
     pub chunk_name: Option<String>,
+    /// When the request for this compute arrived: its wait time
+    /// ([`PoolStats::wait`](crate::PoolStats::wait)) counts from here
+    /// (default: when `compute` is called).
+    pub arrived: Option<Instant>,
+    /// Also counts this compute's wait and run times here (the pool counts
+    /// them in any case): a caller's own figures, such as the daemon's per
+    /// client connection.
+    pub times: Option<Arc<ComputeTimes>>,
 }
 
 pub use luapool_protocol::api::TableInfo;
@@ -258,7 +267,16 @@ impl Session {
     /// compute waits for its turn, its home or a worker: `done` gets the
     /// result exactly once, on the thread that settles it (a pool thread,
     /// a cancelling thread, or this one for an immediate `Busy`).
-    pub fn compute_async(&self, code: &str, opts: ComputeOptions, done: Reply) {
+    pub fn compute_async(&self, code: &str, mut opts: ComputeOptions, done: Reply) {
+        opts.arrived.get_or_insert_with(Instant::now);
+        // The pool's shared state, not the pool: holding no handle that
+        // could stop it from the thread that settles the compute.
+        let shared = self.pool.shared.clone();
+        let done: Reply = Box::new(move |r| {
+            shared.metrics.settled(&r);
+            drop(shared);
+            done(r)
+        });
         let cancel = opts.cancel.clone().unwrap_or_default();
         *self.running.lock() = Some(cancel.clone());
         let state = self.0.clone();
@@ -358,6 +376,8 @@ impl State {
             cancel,
             cancel_grace: state.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
+            arrived: opts.arrived.unwrap_or_else(Instant::now),
+            times: opts.times,
             max_output_bytes: state.pool.shared.config.max_output_bytes,
             txn: Box::new(ComputeTxn::new(
                 state.clone(),

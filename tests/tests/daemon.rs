@@ -9,6 +9,7 @@ mod faults;
 pub(crate) mod harness;
 mod isolation;
 mod lifecycle;
+mod metrics;
 mod output;
 mod races;
 mod soak;

@@ -4,6 +4,7 @@
 mod atomic;
 mod bigint;
 mod cli;
+mod cli_call;
 mod common;
 mod contract;
 mod daemon;
@@ -12,8 +13,10 @@ mod examples;
 mod faults;
 mod long_strings;
 mod machinery;
+mod pool_stats;
 mod reference;
 mod sandbox;
 mod shared;
 mod soak;
+mod tablelib;
 mod walks;

@@ -88,7 +88,7 @@ pub fn home(args: HomeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
         }
         HomeCommand::Import { name, file } => {
-            let json = super::run::read_json(&file)?;
+            let json = super::script::read_json(&file)?;
             homes.import(&name, &HostValue::from_json(json))?;
         }
         HomeCommand::Drop { name } => {

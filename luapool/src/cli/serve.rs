@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// covers the whole daemon; other clients see only their own sessions.
     #[arg(long, value_name = "PATH")]
     operator_socket: Option<PathBuf>,
+    /// Serve the operator's figures (the operator socket's `stats`) in
+    /// Prometheus' text format at http://ADDR/metrics, on a loopback
+    /// address only (e.g. 127.0.0.1:9090; port 0 picks one). No token:
+    /// anyone on this machine who can reach the port may read them.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     #[command(flatten)]
     bounds: BoundArgs,
 }
@@ -206,10 +212,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let (Some(addr), Some(token)) = (args.tcp, args.token) {
         daemon = daemon.tcp(addr, token);
     }
+    if let Some(addr) = args.metrics {
+        daemon = daemon.metrics(addr);
+    }
     let daemon = daemon.bind()?;
     if daemon.removed_stale_socket() {
-        eprintln!(
-            "luapool: removed stale socket file {} (no daemon was listening)",
+        tracing::info!(
+            "removed stale socket file {} (no daemon was listening)",
             args.socket.display()
         );
     }
@@ -234,20 +243,24 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let pool = pool.build().context("cannot start the pool")?;
     let workers = pool.stats().workers;
-    eprintln!(
-        "luapool: listening on {} ({workers} workers)",
-        daemon.socket_path().display()
-    );
     if let Some(dir) = &args.data {
-        eprintln!("luapool: homes kept in {}", dir.display());
+        tracing::info!("homes kept in {}", dir.display());
     }
     if args.home_store.is_some() {
         eprintln!("luapool: homes kept in PostgreSQL, shared");
     }
     if let Some(addr) = daemon.tcp_addr() {
-        eprintln!("luapool: listening on tcp {addr}");
+        tracing::info!("listening on tcp {addr}");
     }
+    if let Some(addr) = daemon.metrics_addr() {
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
+    // Last: clients (and tests) wait for this line.
+    tracing::info!(
+        "listening on {} ({workers} workers)",
+        daemon.socket_path().display()
+    );
     daemon.run(pool)?;
-    eprintln!("luapool: stopped");
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

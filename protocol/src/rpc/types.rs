@@ -1,9 +1,11 @@
 //! The params and results of the socket methods that are not plain data:
 //! [`ComputeOptions`] (the `compute` method's options map) and [`Stats`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::api::StoreStats;
+use crate::api::{Latency, StoreStats, WorkerState};
 
 /// The `compute` method's options map. Every key is optional (nil counts as
 /// absent); an unknown key or a value of the wrong type is `BadRequest`.
@@ -44,7 +46,7 @@ pub enum StatsScope {
 
 /// The `stats` method's result. An operator's connection sees the whole
 /// daemon; any other connection sees the pool's health and its own
-/// sessions, and the daemon-wide fields are absent.
+/// sessions and computes, and the daemon-wide fields are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Whose figures these are.
@@ -62,6 +64,21 @@ pub struct Stats {
     /// Table store totals (daemon: the whole store; connection: its
     /// sessions' arenas, homes not included).
     pub store: StoreStats,
+    /// How long computes waited, from their request being read until a
+    /// worker started them (daemon: all computes; connection: its own).
+    #[serde(default)]
+    pub wait: Latency,
+    /// How long computes ran on a worker (daemon: all; connection: its own).
+    #[serde(default)]
+    pub run: Latency,
+    /// Error responses sent, by kind name; every kind, zeros included
+    /// (daemon: to every client, and connections refused at the bound;
+    /// connection: to this one).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+    /// Daemon only: what each worker is doing, one entry per worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_states: Option<Vec<WorkerState>>,
     /// Daemon only: workers replaced since start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<u64>,
