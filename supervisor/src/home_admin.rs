@@ -198,7 +198,7 @@ impl Homes {
     ) -> Result<(), HomeError> {
         let turn = home.lock();
         turn.load()?;
-        let scope = home_scope(&home);
+        let scope = home_scope(home);
         self.store.begin(&scope);
         match self.fill(home, entries) {
             Ok(()) => self.store.commit(&scope),

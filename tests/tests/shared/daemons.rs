@@ -6,7 +6,7 @@
 //! failing over.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,8 +28,8 @@ const STEP: &str = r#"
     return _home.count
 "#;
 
-fn start(socket: &PathBuf, db: &PgDb) -> Daemon {
-    Daemon::start_at(socket.clone(), &["--home-store", db.url()])
+fn start(socket: &Path, db: &PgDb) -> Daemon {
+    Daemon::start_at(socket.to_path_buf(), &["--home-store", db.url()])
 }
 
 /// Per home: its count and its (client, seq) records, read through `c`.
