@@ -14,14 +14,14 @@
 //! `LUAPOOL_TEST_PG` (`eval "$(.ci/services.sh)"`): each row gets a fresh
 //! database there. `LUAPOOL_BENCH_SECS` sets each row's duration (default 5).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use std::io::{BufRead, BufReader};
-
 use luapool_client::{Client, Cluster, ComputeError, Session};
+
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
 
 const INCREMENT: &str = "_home.n = (_home.n or 0) + 1 return _home.n";
 const CLIENTS: usize = 8;
@@ -33,61 +33,6 @@ fn secs() -> Duration {
             .and_then(|s| s.parse().ok())
             .unwrap_or(5.0),
     )
-}
-
-fn bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench path");
-    let bin = exe
-        .ancestors()
-        .nth(3)
-        .expect("target dir")
-        .join("release/luapool");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --release --workspace",
-        bin.display()
-    );
-    bin
-}
-
-/// A `luapool serve` child; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(name: &str, store: &[&str]) -> Daemon {
-        let socket =
-            std::env::temp_dir().join(format!("luapool-bench-{}-{name}.sock", std::process::id()));
-        let mut child = Command::new(bin())
-            .args(["serve", "--workers", "2", "--socket"])
-            .arg(&socket)
-            .args(store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn luapool serve");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("workers)") {
-            line.clear();
-            if err.read_line(&mut line).unwrap_or(0) == 0 {
-                panic!("luapool serve exited: {line}");
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        Daemon { child, socket }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
 }
 
 /// A fresh database on the server of `admin`; dropped with it.
@@ -190,7 +135,7 @@ fn main() {
         ] {
             let db = Db::fresh(&admin, &format!("{n}_{tag}"));
             let daemons: Vec<Daemon> = (0..n)
-                .map(|i| Daemon::start(&format!("{tag}{n}-{i}"), &["--home-store", &db.url]))
+                .map(|i| Daemon::start(&format!("{tag}{n}-{i}"), &["--home-store", &db.url]).0)
                 .collect();
             let (r, conflicts) = rate(&daemons, spread, shared);
             cells.push(if conflicts > 0 {
@@ -203,7 +148,7 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("luapool-bench-{}-sqlite", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let d = Daemon::start("sqlite", &["--data", dir.to_str().unwrap()]);
+    let (d, _) = Daemon::start("sqlite", &["--data", dir.to_str().unwrap()]);
     let (shared, _) = rate(std::slice::from_ref(&d), Spread::Cluster, true);
     let (many, _) = rate(std::slice::from_ref(&d), Spread::Cluster, false);
     println!("| 1, SQLite (--data) | | {shared:.0} | {many:.0} |");
