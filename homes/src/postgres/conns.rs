@@ -1,12 +1,16 @@
 //! A small bounded pool of PostgreSQL connections: at most `max` open,
-//! opened on demand by the thread that needs one (no thread of its own),
+//! opened on demand by the thread that needs one (no thread of its own;
+//! a host name is resolved on that thread too),
 //! each with its statements prepared once. A caller that finds all `max`
 //! in use waits (at most [`WAIT`]); a connection the server closed is
 //! dropped when it comes back, and the next caller opens a new one.
 
+use std::borrow::Cow;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use postgres::config::Host;
 use postgres::{Client, NoTls};
 
 use super::sql::Statements;
@@ -155,13 +159,38 @@ impl Conns {
         Ok(Conn { client, st })
     }
 
+    /// The configuration with its host name resolved here, on the calling
+    /// thread: left to the client, the lookup would run on a thread the
+    /// client's runtime starts for it.
+    fn resolved(&self) -> Result<Cow<'_, postgres::Config>, HomeStoreError> {
+        let (hosts, addrs) = (self.config.get_hosts(), self.config.get_hostaddrs());
+        let [Host::Tcp(name)] = hosts else {
+            return Ok(Cow::Borrowed(&self.config));
+        };
+        if !addrs.is_empty() || name.parse::<IpAddr>().is_ok() {
+            return Ok(Cow::Borrowed(&self.config));
+        }
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let addr = (name.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| HomeStoreError::Connect {
+                target: self.target.clone(),
+                message: format!("cannot resolve the host {name}"),
+            })?;
+        let mut config = self.config.clone();
+        config.hostaddr(addr.ip());
+        Ok(Cow::Owned(config))
+    }
+
     /// Opens a connection with the session settings, nothing prepared.
     pub fn raw(&self) -> Result<Client, HomeStoreError> {
         let connect = |e: postgres::Error| HomeStoreError::Connect {
             target: self.target.clone(),
             message: e.to_string(),
         };
-        let mut client = self.config.connect(NoTls).map_err(connect)?;
+        let mut client = self.resolved()?.connect(NoTls).map_err(connect)?;
         client
             .batch_execute(&format!(
                 "SET idle_in_transaction_session_timeout = {}",

@@ -335,3 +335,34 @@ fn serve_refuses_a_bad_home_store_at_start() {
         "--data and --home-store together"
     );
 }
+
+#[test]
+fn a_daemon_on_the_home_store_keeps_its_thread_count() {
+    let Some(db) = PgDb::fresh("threads") else {
+        return;
+    };
+    let d = Daemon::start(&["--home-store", db.url()]);
+    let c = d.client();
+    c.session_with_home("warm")
+        .unwrap()
+        .compute("_home.n = 1")
+        .unwrap();
+    let before = d.status("Threads");
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let d = &d;
+            scope.spawn(move || {
+                let c = d.client();
+                for h in 0..10 {
+                    let s = c.session_with_home(&format!("t{t}h{h}")).unwrap();
+                    s.compute("_home.n = (_home.n or 0) + 1").unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        d.status("Threads"),
+        before,
+        "PostgreSQL work started threads"
+    );
+}
