@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 
 use super::limits::LimitArgs;
 use super::script::{self, ScriptArgs};
@@ -11,6 +11,7 @@ use luapool_supervisor::{ComputeOptions, Pool};
 
 /// Arguments of `luapool run`.
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("home_storage").args(["data", "home_store"])))]
 pub struct RunArgs {
     #[command(flatten)]
     script: ScriptArgs,
@@ -36,7 +37,7 @@ pub struct RunArgs {
     home_store: Option<String>,
     /// The home the script's `_home` is (needs --data or --home-store);
     /// without it `_home` is private to this run and is gone when it ends.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "home_storage")]
     home: Option<String>,
 }
 
@@ -54,9 +55,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(url) = &args.home_store {
         pool = pool.home_store(url);
-    }
-    if args.home.is_some() && args.data.is_none() && args.home_store.is_none() {
-        anyhow::bail!("--home needs --data DIR or --home-store URL");
     }
     let pool = pool.build()?;
     let session = match &args.home {

@@ -212,7 +212,30 @@ fn a_home_made_through_one_daemon_is_read_through_another_and_a_drop_is_seen_by_
     assert_eq!(out.value::<String>(0).unwrap(), "hello");
     assert_eq!(out.value::<i64>(1).unwrap(), 3);
 
-    // The CLI manages the same store while the daemons run.
+    // The CLI runs scripts on, and manages, the same store while the
+    // daemons run.
+    let tmp = crate::common::TempDir::new("shared-cli");
+    let script = tmp.file(
+        "add.lua",
+        "_home.list[#_home.list + 1] = 4 _io.output = #_home.list",
+    );
+    let out = crate::cli::luapool_run(
+        &["run", &script, "--home-store", db.url(), "--home", "shared"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    assert_eq!(
+        sb.compute("return #_home.list")
+            .unwrap()
+            .value::<i64>(0)
+            .unwrap(),
+        4
+    );
     let home = |args: &[&str]| {
         let out = Command::new(luapool_bin())
             .arg("home")
