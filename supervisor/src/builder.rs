@@ -164,7 +164,7 @@ impl PoolBuilder {
         self.config.homes_bytes = bytes;
         self
     }
-    /// With a data directory: how many bytes of homes that no session holds
+    /// With a data directory or a home store: how many bytes of homes that no session holds
     /// stay in memory, as a cache (default 256 MiB; the least recently used
     /// leave first). 0: a home leaves memory when its last session closes.
     pub fn idle_homes_bytes(mut self, bytes: u64) -> Self {

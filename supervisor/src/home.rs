@@ -1,6 +1,7 @@
 //! A `_home`: the arena shared by every session that names it, the turn
 //! that serializes the computes using it (a wait for it can be cancelled),
-//! and, for a named home of a pool with a data directory, its durable copy.
+//! and, for a named home of a pool with a data directory or a home store,
+//! its durable copy.
 //!
 //! The durable state (whether the arena holds the home, whether the disk
 //! does) lives next to the turn and is touched only through a [`HomeTurn`],

@@ -3,7 +3,7 @@
 //! Named homes are bounded: at most `max_homes` of them (on disk, or in
 //! memory for a pool without a data directory), and every home in memory,
 //! private ones included, counts towards `homes_bytes` (a write past it is
-//! `QuotaExceeded`). With a data directory, homes in memory are a cache:
+//! `QuotaExceeded`). With a data directory (or a home store), homes in memory are a cache:
 //! a home is read on its first compute, and one that no session holds stays
 //! only while the idle homes take at most `idle_homes_bytes` (least
 //! recently used first out), so memory is bounded by the homes in use.

@@ -34,7 +34,7 @@ impl Pool {
     }
 
     /// A new session bound to the named home: every session naming it shares
-    /// one `_home`. With a data directory the home is durable (read from
+    /// one `_home`. With a data directory (or a home store) the home is durable (read from
     /// disk on its first compute); without, it lives as long as the pool.
     /// A new name past `max_homes` is [`HomeError::TooManyHomes`](crate::HomeError::TooManyHomes).
     pub fn session_with_home(self: &Arc<Self>, name: &str) -> Result<Session, SessionError> {

@@ -65,7 +65,7 @@ pub struct ServeArgs {
     /// the workers plus 4).
     #[arg(long, default_value_t = 0, value_name = "N")]
     home_store_connections: usize,
-    /// With --data: MiB of homes that no session holds kept in memory as a
+    /// With --data or --home-store: MiB of homes that no session holds kept in memory as a
     /// cache (the least recently used leave first).
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     idle_homes: u64,
