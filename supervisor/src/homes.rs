@@ -3,10 +3,12 @@
 //! Named homes are bounded: at most `max_homes` of them (on disk, or in
 //! memory for a pool without a data directory), and every home in memory,
 //! private ones included, counts towards `homes_bytes` (a write past it is
-//! `QuotaExceeded`). With a data directory (or a home store), homes in memory are a cache:
-//! a home is read on its first compute, and one that no session holds stays
-//! only while the idle homes take at most `idle_homes_bytes` (least
-//! recently used first out), so memory is bounded by the homes in use.
+//! `QuotaExceeded`). With a data directory (or a home store), homes in
+//! memory are a cache: a home is read on its first compute (and again when
+//! another daemon sharing the store changed it), and one that no session
+//! holds stays only while the idle homes take at most `idle_homes_bytes`
+//! (least recently used first out), so memory is bounded by the homes in
+//! use.
 //! Without one, a named home lives until it is dropped.
 //!
 //! Management (`home_admin.rs`: [`list`](Homes::list),
