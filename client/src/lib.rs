@@ -24,7 +24,9 @@
 //!
 //! - [`Client`]: one connection; open sessions with [`Client::session`] or
 //!   [`Client::session_with_home`]. Share it between threads: calls on
-//!   different sessions run concurrently on the daemon's workers.
+//!   different sessions run concurrently on the daemon's workers. Manage
+//!   named homes with [`Client::list_homes`] (operator's socket),
+//!   [`Client::drop_home`], [`Client::export_home`], [`Client::import_home`].
 //! - [`Session`]: `set_input`, `get_output`, `set_input_field`,
 //!   `get_output_field`, `set_metadata`, `clear_io`, `io_table_id`,
 //!   `table_info`, `compute`, `compute_with`, `cancel`, `close`.
@@ -51,7 +53,7 @@ pub use cluster::{rank, score, Cluster, Endpoint};
 pub use conn::LogSink;
 pub use error::ClientError;
 pub use luapool_protocol::api::{
-    from_host as from_value, ComputeError, ComputeOutput, HostValue as Value,
+    from_host as from_value, ComputeError, ComputeOutput, HomeInfo, HostValue as Value,
     HostValueError as DecodeError, Latency, StoreStats, TableInfo, WorkerState,
 };
 pub use luapool_protocol::rpc::{ErrorKind, LimitInfo, Stats, StatsScope};

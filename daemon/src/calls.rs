@@ -63,7 +63,11 @@ impl Call {
             | Request::GetIoTableId { .. }
             | Request::GetTableInfo { .. }
             | Request::Cancel { .. }
-            | Request::Stats => return None,
+            | Request::Stats
+            | Request::HomeList
+            | Request::HomeDrop { .. }
+            | Request::HomeExport { .. }
+            | Request::HomeImport { .. } => return None,
         })
     }
 }

@@ -105,7 +105,8 @@ struct BoundArgs {
     /// Sessions open on one connection.
     #[arg(long, default_value_t = DaemonLimits::default().sessions_per_connection, value_name = "N")]
     max_sessions_per_connection: usize,
-    /// Calls waiting in one session's queue; one more is `Busy`.
+    /// Calls waiting in one session's queue, and home calls waiting on one
+    /// connection; one more is `Busy`.
     #[arg(long, default_value_t = DaemonLimits::default().queued_calls, value_name = "N")]
     max_queued_calls: usize,
     /// MiB of requests waiting in one session's queue; one more is `Busy`.

@@ -66,11 +66,14 @@ pub enum ErrorKind {
     HomeInUse,
     /// `home.export` of a home that does not exist.
     HomeNotFound,
+    /// A method served on the operator's socket only (`home.list`), asked
+    /// on another connection; the connection goes on.
+    OperatorOnly,
 }
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -94,6 +97,7 @@ impl ErrorKind {
         ErrorKind::TooManyHomes,
         ErrorKind::HomeInUse,
         ErrorKind::HomeNotFound,
+        ErrorKind::OperatorOnly,
     ];
 
     /// The kind's name on the wire.
@@ -122,6 +126,7 @@ impl ErrorKind {
             ErrorKind::TooManyHomes => "TooManyHomes",
             ErrorKind::HomeInUse => "HomeInUse",
             ErrorKind::HomeNotFound => "HomeNotFound",
+            ErrorKind::OperatorOnly => "OperatorOnly",
         }
     }
 

@@ -70,6 +70,13 @@ fn every_request_encodes_and_decodes_back_to_itself() {
         },
         Request::Cancel { sid: 11 },
         Request::Stats,
+        Request::HomeList,
+        Request::HomeDrop { name: "h".into() },
+        Request::HomeExport { name: "h".into() },
+        Request::HomeImport {
+            name: "h".into(),
+            value: &data,
+        },
     ];
     let mut methods: Vec<Method> = all.iter().map(Request::method).collect();
     methods.dedup();
