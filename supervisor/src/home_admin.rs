@@ -174,7 +174,7 @@ impl Homes {
         }
         // In a shared store another daemon may commit to the home between
         // the read and the write: then read it again and replace it again.
-        let mut attempts = 0;
+        let mut attempts = 1;
         let result = loop {
             match self.replace_home(&home, &entries) {
                 Err(HomeError::Conflict { .. }) if attempts < IMPORT_ATTEMPTS => attempts += 1,
