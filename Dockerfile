@@ -20,7 +20,7 @@ RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nolog
  && chown luapool /run/luapool /var/lib/luapool
 COPY --from=build /out/ /usr/local/bin/
 USER luapool
-# A Unix socket in a volume the clients share (or --tcp ADDR --token TOKEN);
+# A Unix socket in a volume the clients share (--tcp listens on loopback only);
 # homes in PostgreSQL (--home-store URL) or in a volume (--data /var/lib/luapool).
 VOLUME ["/run/luapool", "/var/lib/luapool"]
 ENTRYPOINT ["/usr/local/bin/luapool"]
