@@ -38,14 +38,19 @@
 //! - Errors: [`ClientError`]; a failed compute is
 //!   [`ClientError::Compute`] holding a [`ComputeError`], the embedded
 //!   supervisor's type; other refusals carry the protocol's [`ErrorKind`].
+//! - [`Cluster`]: several daemons sharing their homes (PostgreSQL); each
+//!   session goes to its home's daemon by rendezvous hashing ([`rank`]),
+//!   or to the next one when that one is down.
 //! - Requests, results and errors are `luapool_protocol::rpc`'s types, the
 //!   ones the daemon uses: the two cannot disagree on a method or a field.
 #![deny(missing_docs)]
 
+mod cluster;
 mod conn;
 mod error;
 mod session;
 
+pub use cluster::{rank, score, Cluster, Endpoint};
 pub use conn::LogSink;
 pub use error::ClientError;
 pub use luapool_protocol::api::{

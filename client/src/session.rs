@@ -59,6 +59,12 @@ impl Client {
         Ok(client)
     }
 
+    /// False once the connection is gone: the daemon closed it or died
+    /// (every call then fails with [`ClientError::Disconnected`]).
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_open()
+    }
+
     /// Opens a session with its own, private `_home`.
     pub fn session(&self) -> Result<Session, ClientError> {
         self.open(None)

@@ -130,6 +130,7 @@ pub(crate) fn home_error(e: HomeError) -> RpcError {
         HomeError::Corrupt { .. } | HomeError::Backend(_) => {
             RpcError::new(ErrorKind::Unavailable, message)
         }
+        HomeError::Conflict { .. } => RpcError::new(ErrorKind::Conflict, message),
     }
 }
 

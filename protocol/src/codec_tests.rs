@@ -106,11 +106,11 @@ fn worker_bound_messages_round_trip() {
             values: vec![Value::Table(TableId::from_raw(3)), Value::Str(big_string())],
             tables: vec![view(TableId::from_raw(3))],
         }),
-        Reply::Entries {
+        Reply::Entries(Entries {
             entries: vec![(Key::Int(1), Value::Nil)],
             tables: vec![view(TableId::from_raw(1))],
             done: true,
-        },
+        }),
         Reply::Error(RequestError {
             kind: RequestErrorKind::UnknownTable,
             message: "unknown table 5".into(),
@@ -161,6 +161,12 @@ fn supervisor_bound_messages_round_trip() {
             value: nested.clone(),
         }]),
         Request::NewTable,
+        Request::Move {
+            table: TableId::from_raw(9),
+            first: -3,
+            last: i64::MAX,
+            to: 1,
+        },
         Request::Reserve {
             like: TableId::from_raw(9),
             count: 3,

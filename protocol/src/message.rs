@@ -5,13 +5,13 @@
 //! one [`ToWorker::Reply`], plus any number of [`ToSupervisor::Log`] lines
 //! (never answered), and ends with [`ToSupervisor::Done`].
 //!
-//! Reads come back as a flat list of values plus [`TableView`]s: every table
-//! a reply mentions may come with its whole contents ("inlined") when it is
-//! small, so a worker walking an array of records needs one round trip per
-//! window of records, not one per field.
+//! The replies that carry table contents ([`Fetched`], [`Entries`],
+//! [`Records`]) and pieces of long strings are defined in [`hot`](crate::hot),
+//! each with its fast encoder and decoder.
 
 use serde::{Deserialize, Serialize};
 
+use crate::hot::{Entries, Fetched, Records};
 use crate::value::{Key, TableId, Value};
 
 /// What a worker enforces for one compute. Zero means "no limit".
@@ -49,52 +49,6 @@ pub struct Start {
     pub home: TableId,
     /// Limits for this compute.
     pub limits: WorkerLimits,
-}
-
-/// A table as the supervisor describes it to a worker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TableView {
-    /// The table's id.
-    pub id: TableId,
-    /// Whether writes to it are refused (the input tree).
-    pub readonly: bool,
-    /// A border of the table (what `#t` returns).
-    pub len: i64,
-    /// True if `array` and `hash` hold every entry of the table.
-    pub complete: bool,
-    /// Values at keys `1..=array.len()` (only when complete).
-    pub array: Vec<Value>,
-    /// Every other entry (only when complete).
-    pub hash: Vec<(Key, Value)>,
-}
-
-/// Values read from the store, with views of the tables they mention.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Fetched {
-    /// The values asked for, in order.
-    pub values: Vec<Value>,
-    /// Views of tables mentioned by `values` (and, transitively, by inlined contents).
-    pub tables: Vec<TableView>,
-}
-
-/// A window of read-only records that all have the same keys, in the same
-/// order, and hold no tables: the flat answer to a `GetRange` over such a
-/// read-only array (a loaded JSON array of objects, say; never over a
-/// writable table). The keys travel once, and a
-/// record is its id and its values; the worker reads it without a view per
-/// record. Records are complete read-only tables, as a [`TableView`] would
-/// describe them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Records {
-    /// The keys of every record: the array part's `1..=n` first, then the rest.
-    pub keys: Vec<Key>,
-    /// A border of every record.
-    pub len: i64,
-    /// The records, one per value asked for, in order.
-    pub ids: Vec<TableId>,
-    /// Their values, record after record (`ids.len() * keys.len()`, nil for
-    /// a hole in an array part).
-    pub values: Vec<Value>,
 }
 
 /// A request from a worker to the supervisor.
@@ -158,6 +112,23 @@ pub enum Request {
         key: Key,
         /// The first byte wanted.
         offset: u64,
+    },
+    /// `table.move(table, first, last, to)` within one table: the values
+    /// at keys `first..=last` are copied to the keys from `to` on, as Lua's
+    /// `table.move` does (overlapping ranges included; nothing when `last <
+    /// first`). What it costs the store is bounded by the table's size, not
+    /// by `last - first`. The worker does not wait for its reply
+    /// ([`Reply::Ok`] or the error), which it reads before its next
+    /// request: a refusal surfaces there, as a buffered write's does.
+    Move {
+        /// The table (writable).
+        table: TableId,
+        /// The first key moved.
+        first: i64,
+        /// The last key moved.
+        last: i64,
+        /// Where the first key's value goes.
+        to: i64,
     },
     /// `table[key] = table[key] .. bytes`, where `table[key]` is a string
     /// (the rest of a long string whose first piece was written). Answered
@@ -250,14 +221,7 @@ pub enum Reply {
     /// A border of the table.
     Len(i64),
     /// A batch of entries for `pairs`.
-    Entries {
-        /// Entries in iteration order.
-        entries: Vec<(Key, Value)>,
-        /// Views of tables the entries mention.
-        tables: Vec<TableView>,
-        /// True if no entries follow.
-        done: bool,
-    },
+    Entries(Entries),
     /// The new table.
     NewTable(TableId),
     /// The tables a [`Request::Reserve`] made.

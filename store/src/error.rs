@@ -78,6 +78,16 @@ pub enum StoreError {
     /// is not a string (or past its end).
     #[error("no string at key {0} to read or extend")]
     NotAString(Key),
+    /// A `table.move` whose keys do not fit an integer.
+    #[error("table.move: keys {first}..{last} to {to} pass the integer range")]
+    MoveRange {
+        /// The first key moved.
+        first: i64,
+        /// The last key moved.
+        last: i64,
+        /// Where the first goes.
+        to: i64,
+    },
 }
 
 impl StoreError {

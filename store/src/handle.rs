@@ -6,8 +6,8 @@
 //! check the quota before applying. Nothing here panics on any input.
 
 use luapool_protocol::{
-    encode_into, Fetched, Key, Records, Reply, Request, RequestErrorKind, TableId, ToWorker, Value,
-    Write, LONG_STRING, MAX_RESERVE, REPLY_BYTES,
+    encode_into, Entries, Fetched, Key, Records, Reply, Request, RequestErrorKind, TableId,
+    ToWorker, Value, Write, LONG_STRING, MAX_RESERVE, REPLY_BYTES,
 };
 
 use super::arena::{arena_of, Arena};
@@ -15,6 +15,8 @@ use super::cell::{KeyView, SValue};
 use super::inline::{inline_bytes, views, INLINE_MAX_ENTRIES};
 use super::table::{Table, TABLE_BYTES};
 use super::{convert, encode, Locked, Scope, StoreError};
+
+mod moves;
 
 /// The most values a `GetRange` returns.
 pub const MAX_RANGE: u32 = 4096;
@@ -31,12 +33,14 @@ pub(crate) fn handle(locked: Option<Locked<'_>>, scope: &Scope, req: Request) ->
 
 /// What a read request found, before it becomes a reply.
 enum Read<'a> {
-    /// `Get` / `GetRange`: values, in the arena they were read from.
-    Values(&'a Arena, Vec<Value>),
+    /// `Get` / `GetRange`: values (`None`: nil), in the arena they were read from.
+    Values(&'a Arena, Vec<Option<&'a SValue>>),
     /// `Next`: entries, and whether the iteration is done.
     Entries(&'a Arena, Vec<(Key, Value)>, bool),
     /// The value asked for is a string too long for one message.
     Long(Key, u64),
+    /// `GetStr`: a piece of a string.
+    Piece(&'a [u8]),
 }
 
 /// The length of a string too long for one message, if `v` is one.
@@ -83,7 +87,7 @@ fn read<'a>(
             let v = arena.table(*table)?.get_view(KeyView::of(key));
             Ok(match v.and_then(long_len) {
                 Some(len) => Read::Long(key.clone(), len),
-                None => Read::Values(arena, vec![v.map_or(Value::Nil, SValue::to_value)]),
+                None => Read::Values(arena, vec![v]),
             })
         }),
         Request::GetRange {
@@ -96,7 +100,7 @@ fn read<'a>(
             let mut values = Vec::new();
             for i in 0..i64::from((*count).min(MAX_RANGE)) {
                 let Some(k) = start.checked_add(i) else {
-                    values.push(Value::Nil);
+                    values.push(None);
                     continue;
                 };
                 let v = t.get_view(KeyView::Int(k));
@@ -109,7 +113,7 @@ fn read<'a>(
                 if !budget.take(values.len(), v.map_or(1, |v| reply_bytes(arena, v))) {
                     break;
                 }
-                values.push(v.map_or(Value::Nil, SValue::to_value));
+                values.push(v);
             }
             Ok(Read::Values(arena, values))
         }),
@@ -147,9 +151,27 @@ fn read<'a>(
                 None => Read::Entries(arena, entries, done),
             })
         }),
+        Request::GetStr { table, key, offset } => scoped(locked, scope, *table).and_then(|arena| {
+            let s = arena
+                .table(*table)?
+                .get_view(KeyView::of(key))
+                .and_then(SValue::bytes)
+                .ok_or_else(|| StoreError::NotAString(key.clone()))?;
+            let from = usize::try_from(*offset).unwrap_or(usize::MAX).min(s.len());
+            let to = from + (s.len() - from).min(LONG_STRING);
+            Ok(Read::Piece(&s[from..to]))
+        }),
         _ => return None,
     };
     Some(found)
+}
+
+/// The values read, owned.
+fn owned(values: &[Option<&SValue>]) -> Vec<Value> {
+    values
+        .iter()
+        .map(|v| v.map_or(Value::Nil, SValue::to_value))
+        .collect()
 }
 
 /// Serves `req` and writes the whole `ToWorker::Reply` message into `out`;
@@ -171,6 +193,10 @@ pub(crate) fn handle_into(
         }
         Some(Ok(Read::Entries(arena, entries, done))) => {
             encode::entries(out, arena, &entries, done);
+            return None;
+        }
+        Some(Ok(Read::Piece(piece))) => {
+            encode::bytes(out, piece);
             return None;
         }
         Some(Ok(Read::Long(key, len))) => Reply::Long { key, len },
@@ -206,7 +232,11 @@ fn scoped<'a>(
 /// can: only for a read-only table, which the worker reads into its
 /// read-only cache (a writable array holding input records is answered
 /// with views, as any writable table).
-fn records_of<'a>(req: &Request, arena: &'a Arena, values: &[Value]) -> Option<Vec<&'a Table>> {
+fn records_of<'a>(
+    req: &Request,
+    arena: &'a Arena,
+    values: &[Option<&SValue>],
+) -> Option<Vec<&'a Table>> {
     match req {
         Request::GetRange { table, .. } if arena.table(*table).is_ok_and(|t| t.readonly) => {
             encode::record_shape(arena, values)
@@ -225,10 +255,7 @@ fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<
                     len: first.border(),
                     ids: values
                         .iter()
-                        .filter_map(|v| match v {
-                            Value::Table(id) => Some(*id),
-                            _ => None,
-                        })
+                        .filter_map(|v| v.and_then(SValue::table))
                         .collect(),
                     values: tables
                         .iter()
@@ -236,18 +263,20 @@ fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<
                         .collect(),
                 }));
             }
+            let values = owned(&values);
             let tables = views(arena, &values);
             return Ok(Reply::Fetched(Fetched { values, tables }));
         }
         Some(Ok(Read::Entries(arena, entries, done))) => {
             let tables = views(arena, entries.iter().map(|(_, v)| v));
-            return Ok(Reply::Entries {
+            return Ok(Reply::Entries(Entries {
                 entries,
                 tables,
                 done,
-            });
+            }));
         }
         Some(Ok(Read::Long(key, len))) => return Ok(Reply::Long { key, len }),
+        Some(Ok(Read::Piece(piece))) => return Ok(Reply::Bytes(piece.to_vec())),
         Some(Err(e)) => return Err(e),
         None => {}
     }
@@ -281,22 +310,25 @@ fn serve(mut locked: Option<Locked<'_>>, scope: &Scope, req: Request) -> Result<
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Reply::Reserved(ids))
         }
-        Request::GetStr { table, key, offset } => {
-            let t = scoped(&locked, scope, table)?.table(table)?;
-            let s = t
-                .get_view(KeyView::of(&key))
-                .and_then(SValue::bytes)
-                .ok_or_else(|| StoreError::NotAString(key.clone()))?;
-            let from = usize::try_from(offset).unwrap_or(usize::MAX).min(s.len());
-            let to = from + (s.len() - from).min(LONG_STRING);
-            Ok(Reply::Bytes(s[from..to].to_vec()))
+        Request::Move {
+            table,
+            first,
+            last,
+            to,
+        } => {
+            let (arena, _) = writable(&mut locked, scope, table, &Key::Int(to))?;
+            moves::move_keys(arena, table, first, last, to)?;
+            Ok(Reply::Ok)
         }
         Request::Append { table, key, bytes } => {
             let (arena, _) = writable(&mut locked, scope, table, &key)?;
             arena.append_str(table, &key, &bytes)?;
             Ok(Reply::Ok)
         }
-        Request::Get { .. } | Request::GetRange { .. } | Request::Next { .. } => {
+        Request::Get { .. }
+        | Request::GetRange { .. }
+        | Request::Next { .. }
+        | Request::GetStr { .. } => {
             unreachable!("reads are served by read() above")
         }
     }

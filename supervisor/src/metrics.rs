@@ -135,7 +135,7 @@ impl ComputeTimes {
 }
 
 /// The names of the compute error kinds, as the daemon sends them.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "LuaError",
     "Timeout",
     "MemoryLimit",
@@ -148,6 +148,7 @@ const KINDS: [&str; 12] = [
     "BadResult",
     "OutputTooLarge",
     "NoScript",
+    "Conflict",
 ];
 
 fn kind_index(e: &ComputeError) -> usize {
@@ -165,6 +166,7 @@ fn kind_index(e: &ComputeError) -> usize {
         ComputeError::BadResult { .. } => 9,
         ComputeError::OutputTooLarge { .. } => 10,
         ComputeError::NoScript { .. } => 11,
+        ComputeError::Conflict { .. } => 12,
     }
 }
 

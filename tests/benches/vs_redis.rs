@@ -18,9 +18,9 @@
 //! (`apt-get install redis-server`; without them only luapool's rows run).
 //! `LUAPOOL_BENCH_COMPUTES` sets the computes per row (default 100 000),
 //! `LUAPOOL_BENCH_ROUNDS` how many times each row runs (default 3; the
-//! table gives the median round), `LUAPOOL_BENCH_WORKERS` the daemon's
-//! workers (default 2, the machine's cores), `LUAPOOL_BENCH_BIN` another
-//! `luapool` binary to compare (the worker next to it is used). `LUAPOOL_BENCH_STATS=1` also
+//! table gives the median round), `LUAPOOL_BENCH_BIN` another `luapool`
+//! binary to compare (the worker next to it is used; the daemon has 2
+//! workers, the machine's cores). `LUAPOOL_BENCH_STATS=1` also
 //! prints where the time goes: the daemon's CPU time and context switches
 //! per compute by thread (event loop `luapool`, `luapool-slot-*`, the
 //! `worker` processes) and the client's, and the daemon's own wait and run
@@ -29,7 +29,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ use luapool_protocol::stream::{FrameScanner, Scan};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
+
 const SCRIPT: &str = "return 1";
 
 fn env(name: &str, default: usize) -> usize {
@@ -45,11 +49,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench path");
-    exe.ancestors().nth(3).expect("target dir").join("release")
 }
 
 /// A child process killed on drop.
@@ -72,31 +71,6 @@ fn wait_for_socket(path: &Path) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn start_luapool(dir: &Path) -> Server {
-    let bin = std::env::var_os("LUAPOOL_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("luapool"));
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --release --workspace",
-        bin.display()
-    );
-    let workers = env("LUAPOOL_BENCH_WORKERS", 2).to_string();
-    let child = Command::new(bin)
-        .args(["serve", "--workers", &workers, "--socket"])
-        .arg(dir.join("luapool.sock"))
-        .arg("--operator-socket")
-        .arg(dir.join("operator.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn luapool serve");
-    let server = Server(child);
-    wait_for_socket(&dir.join("luapool.sock"));
-    server
 }
 
 fn start_redis(dir: &Path) -> Option<Server> {
@@ -350,8 +324,8 @@ fn per_compute(before: &Usage, after: &Usage, computes: usize) -> String {
 }
 
 /// The daemon's own wait and run medians so far (µs).
-fn daemon_times(dir: &Path) -> String {
-    let mut s = UnixStream::connect(dir.join("operator.sock")).expect("operator socket");
+fn daemon_times(operator: &Path) -> String {
+    let mut s = UnixStream::connect(operator).expect("operator socket");
     let stats = call(&mut s, &Request::Stats);
     let p50 = |what: &str| stats[what]["p50_us"].as_u64().unwrap_or(0);
     format!(
@@ -373,8 +347,12 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("luapool-vs-redis-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let daemon = start_luapool(&dir);
-    let socket = dir.join("luapool.sock");
+    let operator = dir.join("operator.sock");
+    let (daemon, _) = Daemon::start(
+        "vs-redis",
+        &["--operator-socket", operator.to_str().unwrap()],
+    );
+    let socket = daemon.socket.clone();
     let digest = Conn::open(&socket).1;
     let redis = start_redis(&dir);
     let sha = redis.as_ref().map(|_| redis_load(&dir.join("redis.sock")));
@@ -398,13 +376,13 @@ fn main() {
         let (mut lp, mut rd) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let before = (
-                usage_by_thread(daemon.0.id(), true),
+                usage_by_thread(daemon.pid(), true),
                 usage_by_thread(std::process::id(), false),
             );
             let (rate, lat) = luapool_run(&socket, conns, depth, total);
             if stats {
                 let after = (
-                    usage_by_thread(daemon.0.id(), true),
+                    usage_by_thread(daemon.pid(), true),
                     usage_by_thread(std::process::id(), false),
                 );
                 println!(
@@ -421,7 +399,7 @@ fn main() {
         if stats {
             println!(
                 "  ({label}, all rounds so far) daemon: {}",
-                daemon_times(&dir)
+                daemon_times(&operator)
             );
         }
         let (lr, lp50) = median(lp);

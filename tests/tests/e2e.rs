@@ -18,5 +18,7 @@ mod pool_stats;
 mod reference;
 mod sandbox;
 mod scripts;
+mod shared;
 mod soak;
+mod tablelib;
 mod walks;

@@ -19,10 +19,10 @@ use luapool_protocol::{
 use mlua::{ChunkMode, Function, Lua, Table};
 
 use crate::chunks::Chunks;
-use crate::conn::{Conn, ConnError};
 use crate::convert::{literal_of, CopyErrorKind, MAX_COPY_BYTES};
 use crate::cpu::{self, CpuTimer};
 use crate::ext::Ext;
+use crate::ext::{Conn, ConnError};
 use crate::memory;
 use crate::sandbox::Sandbox;
 use crate::stop::{self, Reason};
@@ -61,7 +61,7 @@ impl Worker {
 
     /// The connection to the supervisor.
     pub fn conn(&self) -> std::cell::RefMut<'_, Conn> {
-        self.ext.conn.borrow_mut()
+        self.ext.link.conn()
     }
 
     /// Runs one compute. An `Err` means the ring broke: the worker must exit.
@@ -86,10 +86,10 @@ impl Worker {
             (None, Ok(o)) => o,
             (None, Err(e)) => Outcome::Failed(self.failure(message_of(&e), FailureKind::LuaError)),
         };
-        if let Some(e) = self.ext.fatal.borrow_mut().take() {
+        if let Some(e) = self.ext.link.take_broken() {
             return Err(e);
         }
-        let outcome = match (outcome, self.ext.conn.borrow_mut().flush()?) {
+        let outcome = match (outcome, self.ext.finish()?) {
             (Outcome::Returned(_), Some(Reply::Error(e))) => Outcome::Failed(Failure {
                 kind: match e.kind {
                     RequestErrorKind::Quota => FailureKind::Quota,
@@ -100,7 +100,7 @@ impl Worker {
             }),
             (o, _) => o,
         };
-        self.ext.conn.borrow_mut().discard_writes();
+        self.ext.link.conn().discard_writes();
         if memory::allocated() > self.clean + GC_SLACK {
             let _ = self.lua.gc_collect();
             self.clean = memory::allocated();

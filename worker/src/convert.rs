@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ffi::c_void;
 
-use luapool_protocol::{Key, KeyError, Literal, TableId, Value};
+use luapool_protocol::{Key, Literal, TableId, Value};
 use mlua::Table;
 
 use crate::memory::{self, OutOfMemory};
@@ -16,26 +16,14 @@ pub const MAX_COPY_DEPTH: usize = luapool_protocol::MAX_LITERAL_DEPTH;
 pub fn external_id(t: &Table) -> Option<i64> {
     // Every proxy, and nothing else, holds its id under a private key (see
     // prelude.lua): a plain table cannot pass for an external one.
-    t.raw_get::<Option<i64>>(crate::materialize::id_key())
+    t.raw_get::<Option<i64>>(crate::ext::id_key())
         .ok()
         .flatten()
 }
 
 /// The store key for a Lua value, or a message saying why it cannot be one.
 pub fn key_of(v: &mlua::Value) -> Result<Key, String> {
-    match v {
-        mlua::Value::Integer(i) => Ok(Key::Int(*i)),
-        mlua::Value::Number(f) => Key::from_f64(*f).map_err(|e| e.to_string()),
-        mlua::Value::String(s) => Ok(Key::Str(s.as_bytes().to_vec())),
-        mlua::Value::Boolean(b) => Ok(Key::Bool(*b)),
-        mlua::Value::Nil => Err("table index is nil".into()),
-        // A read-only external table (ro_meta.rs).
-        mlua::Value::LightUserData(_) => Err(KeyError::Table.to_string()),
-        other => Err(format!(
-            "a {} cannot be a key of an external table",
-            other.type_name()
-        )),
-    }
+    crate::ext::key(v).map_err(|e| e.to_string())
 }
 
 /// The conversion limit: the most a compute may copy out of Lua in one
@@ -171,7 +159,7 @@ fn literal(
             Value::Str(s.to_vec())
         }
         // Every light userdata a script holds is a read-only external
-        // table: its pointer is the id (ro_meta.rs).
+        // table: its pointer is the id (ext/readonly/meta.rs).
         mlua::Value::LightUserData(p) => Value::Table(TableId::from_raw(p.0 as u64)),
         mlua::Value::Table(t) => {
             if let Some(id) = external_id(t) {

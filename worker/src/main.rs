@@ -12,31 +12,26 @@
 //! runs a compute (sandbox: `sandbox.rs`, `sandbox.lua`; stops of every
 //! limit: `stop.rs`, with `coroutines.rs`, the CPU-time timer `cpu.rs` and
 //! the memory count `memory.rs`; compiled chunks: `chunks.rs`; process-wide
-//! statics: `statics.rs`). Writable
-//! external tables are Lua proxies (`prelude.lua`, `ext.rs`,
-//! `materialize.rs`); read-only ones (the input) are light userdata over a
-//! Rust cache (`ro_meta.rs`, `ro_cache.rs`). `conn.rs` talks to the
-//! supervisor (requests, buffered writes, windows fetched ahead); `wire.rs`
-//! reads replies from their bytes; `convert.rs` turns Lua values into
+//! statics: `statics.rs`). External tables are `ext/`: writable ones are
+//! Lua proxies (`ext/prelude.lua`, `ext/writable/`), read-only ones (the
+//! input) light userdata over a Rust cache (`ext/readonly/`);
+//! `ext/link.rs` and `ext/conn.rs` talk to the supervisor (requests,
+//! buffered writes, windows fetched ahead), and replies are read in place
+//! with `luapool_protocol::hot`. `convert.rs` turns Lua values into
 //! protocol values.
 
 mod bigint;
 mod chunks;
 mod compute;
-mod conn;
 mod convert;
 mod coroutines;
 mod cpu;
 mod ext;
-mod materialize;
 mod memory;
-mod ro_cache;
-mod ro_meta;
 mod sandbox;
 mod setup;
 mod statics;
 mod stop;
-mod wire;
 
 /// Every allocation is counted, so a compute's memory includes its Rust
 /// buffers (`memory.rs`).
@@ -48,7 +43,7 @@ use std::process::ExitCode;
 use luapool_protocol::{Endpoint, ToSupervisor, ToWorker};
 
 use crate::compute::Worker;
-use crate::conn::Conn;
+use crate::ext::Conn;
 
 fn main() -> ExitCode {
     let mut ring_id = None;

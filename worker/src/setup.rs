@@ -9,11 +9,11 @@ use mlua::{ffi, Function, Lua, LuaOptions, MultiValue, StdLib, Table};
 
 use crate::chunks::Chunks;
 use crate::compute::{message_of, Worker};
-use crate::conn::Conn;
 use crate::convert::count_line;
 use crate::cpu::CpuTimer;
+use crate::ext::Conn;
 use crate::ext::Ext;
-use crate::materialize::Fns;
+use crate::ext::Fns;
 use crate::sandbox::Sandbox;
 use crate::{memory, stop};
 
@@ -58,7 +58,7 @@ fn log(ext: &Ext, parts: &Table, n: i64) -> Result<MultiValue, String> {
         }
         line.extend_from_slice(&part(i)?.as_bytes());
     }
-    let r = ext.conn.borrow_mut().log(line);
+    let r = ext.link.conn().log(line);
     r.map_err(|e| format!("luapool: lost the supervisor: {e}"))?;
     Ok(MultiValue::new())
 }
@@ -104,13 +104,13 @@ impl Worker {
         g.raw_set("bigint", crate::bigint::library(&lua)?)?;
 
         let r = lua.create_table()?;
-        r.raw_set("idkey", crate::materialize::id_key())?;
+        r.raw_set("idkey", crate::ext::id_key())?;
         let ext = Ext::new(conn);
-        let ro = crate::ro_meta::functions(&lua, &ext)?;
+        let ro = crate::ext::readonly::functions(&lua, &ext)?;
         r.raw_set("ro_next", &ro.next)?;
         r.raw_set("ro_info", &ro.info)?;
         let prelude: Table = lua
-            .load(include_str!("prelude.lua"))
+            .load(include_str!("ext/prelude.lua"))
             .set_name("=luapool-prelude")
             .call(r.clone())?;
         ext.set_fns(Fns {
@@ -119,7 +119,7 @@ impl Worker {
             pairs: prelude.raw_get("pairs_")?,
             make: prelude.raw_get("make")?,
         });
-        crate::ro_meta::install(&lua, &ro, prelude.raw_get("ud_mt")?)?;
+        crate::ext::readonly::install(&lua, &ro, prelude.raw_get("ud_mt")?)?;
         ext.install(&lua, &r)?;
 
         let log = {

@@ -2,7 +2,7 @@
 //!
 //! A worker process runs one Lua state on one thread. A few things must
 //! still be reachable without a `&Worker`: from C functions that Lua calls
-//! (`ro_meta.rs`, `coroutines.rs`), from the instruction hook, from the
+//! (`ext/readonly/meta.rs`, `coroutines.rs`), from the instruction hook, from the
 //! signal handlers of a cancel and of the CPU-time timer, and from the
 //! global allocator. They live here, each with the one module that writes
 //! it named; the logic stays in those modules.
@@ -21,7 +21,8 @@ use mlua::ffi::lua_State;
 use crate::ext::Ext;
 
 /// The worker's `Ext`, for the C functions of read-only tables
-/// (`ro_meta.rs` sets and reads it).
+/// (`ext/readonly/meta.rs` sets it once, before any of them can run, and
+/// reads it; a worker has one Lua state and one `Ext`, which outlives it).
 pub static EXT: AtomicPtr<Ext> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The main Lua state (`stop.rs`).
@@ -83,6 +84,6 @@ pub static STOP_KEYS: [u8; 5] = [0; 5];
 /// See [`STOP_KEYS`].
 pub static PLAIN_KEY: u8 = 0;
 /// Its address is the private key under which a writable external table's
-/// proxy holds its id (`materialize.rs`): a light userdata, which no
+/// proxy holds its id (`ext/writable/materialize.rs`): a light userdata, which no
 /// script can make.
 pub static ID_KEY_ADDR: u8 = 0;

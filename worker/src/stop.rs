@@ -254,13 +254,10 @@ fn cancel_requested() -> bool {
         return false;
     }
     // SAFETY: EXT points at the worker's Ext, alive while Lua runs
-    // (ro_meta.rs stores it); try_borrow: a Rust callback may hold the
-    // connection while Lua code it called runs this hook.
-    unsafe { &*ext }
-        .conn
-        .try_borrow()
-        .map(|c| c.ring().cancel_requested())
-        .unwrap_or(false)
+    // (ext/readonly/meta.rs stores it); the link answers false while a
+    // Rust callback holds the connection and Lua code it called runs this
+    // hook.
+    unsafe { &*ext }.link.cancel_requested()
 }
 
 /// Whether the compute is being stopped or soon will be (a limit fired and

@@ -92,6 +92,9 @@ export class OperatorOnlyError extends LuapoolError {}
 /** `compute` named a script by digest that this connection has not loaded
  * (`loadScript` it again: after a reconnect, say). */
 export class NoScriptError extends LuapoolError {}
+/** Daemons sharing a PostgreSQL home store: another daemon committed to the
+ * compute's home first each time it ran (`--conflict-retries`); nothing was kept. */
+export class ConflictError extends LuapoolError {}
 
 /** Client side: the daemon could not be reached at connect. */
 export class ConnectFailedError extends LuapoolError {}
@@ -127,6 +130,7 @@ const CLASSES: Record<string, new (d: ErrorDetails) => LuapoolError> = {
   HomeNotFound: HomeNotFoundError,
   OperatorOnly: OperatorOnlyError,
   NoScript: NoScriptError,
+  Conflict: ConflictError,
   ConnectFailed: ConnectFailedError,
   ConnectionClosed: ConnectionClosedError,
   InvalidValue: InvalidValueError,

@@ -1,8 +1,9 @@
-//! `luapool home list|export|import|drop (--data DIR | --socket PATH)`:
-//! managing named homes, in a data directory that no daemon holds
-//! (`--data`), or through a running daemon's socket (`--socket`: the
-//! `home.*` methods). A directory a daemon holds is refused with a line
-//! that says to use its socket.
+//! `luapool home list|export|import|drop (--data DIR | --socket PATH |
+//! --home-store URL)`: managing named homes, in a data directory that no
+//! daemon holds (`--data`), through a running daemon's socket (`--socket`:
+//! the `home.*` methods), or in a PostgreSQL home store, which daemons may
+//! be using at the same time (`--home-store`). A directory a daemon holds
+//! is refused with a line that says to use its socket.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,8 +23,17 @@ pub struct HomeArgs {
     data: Option<PathBuf>,
     /// A running daemon's socket: its `--operator-socket` (needed for
     /// `list`), or its `--socket` (export, import, drop).
-    #[arg(long, value_name = "PATH", global = true)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        global = true,
+        conflicts_with = "home_store"
+    )]
     socket: Option<PathBuf>,
+    /// The PostgreSQL home store (as given to `luapool serve
+    /// --home-store`); running daemons may share it meanwhile.
+    #[arg(long, value_name = "URL", global = true, conflicts_with = "data")]
+    home_store: Option<String>,
     #[command(subcommand)]
     command: HomeCommand,
 }
@@ -77,15 +87,21 @@ impl Target {
         if let Some(socket) = &args.socket {
             return Ok(Target::Daemon(super::call::connect(socket)?));
         }
-        let Some(dir) = &args.data else {
-            bail!("--data DIR (a data directory) or --socket PATH (a running daemon) is required");
-        };
         let limits = HomeLimits {
             quota: 0,
             max_homes: 0,
             homes_bytes: 0,
             idle_homes_bytes: 0,
             max_output_bytes: 0,
+        };
+        if let Some(url) = &args.home_store {
+            return Ok(Target::Dir(Box::new(Homes::open_store(url, limits)?)));
+        }
+        let Some(dir) = &args.data else {
+            bail!(
+                "--data DIR (a data directory), --socket PATH (a running daemon) \
+                 or --home-store URL (a PostgreSQL home store) is required"
+            );
         };
         match Homes::open(dir, limits) {
             Ok(h) => Ok(Target::Dir(Box::new(h))),

@@ -1,7 +1,7 @@
 //! [`HostValue`]: plain data on the host side of the store (what sessions
 //! load as input and get back as output), with serde and JSON conversions.
 //!
-//! Conversion rules (the contract in DESIGN.md):
+//! Conversion rules (docs/protocol.md and docs/lua-semantics.md):
 //! - into a `HostValue`: null/unit → `Nil`; bool; integers → `Int` (a `u64`
 //!   above `i64::MAX` becomes a `Float`, losing precision); other numbers →
 //!   `Float`; strings and byte strings → `Str`; sequences → `Array`; maps →

@@ -51,6 +51,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Compute: a return value could not be converted.
     BadResult,
+    /// Compute: another daemon committed to the shared home first, each
+    /// of the times the compute ran (`conflict_retries`); nothing was kept.
+    Conflict,
     /// Compute, `get_output`, `get_output_field` or `home.export`: the value
     /// would pass the output limit; names it (`limit` =
     /// `max_output_bytes`) and its value (`value`). Nothing stored changed.
@@ -73,7 +76,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 25] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -92,6 +95,7 @@ impl ErrorKind {
         ErrorKind::Busy,
         ErrorKind::Unavailable,
         ErrorKind::BadResult,
+        ErrorKind::Conflict,
         ErrorKind::OutputTooLarge,
         ErrorKind::TooManyHomes,
         ErrorKind::HomeInUse,
@@ -121,6 +125,7 @@ impl ErrorKind {
             ErrorKind::Busy => "Busy",
             ErrorKind::Unavailable => "Unavailable",
             ErrorKind::BadResult => "BadResult",
+            ErrorKind::Conflict => "Conflict",
             ErrorKind::OutputTooLarge => "OutputTooLarge",
             ErrorKind::TooManyHomes => "TooManyHomes",
             ErrorKind::HomeInUse => "HomeInUse",
@@ -143,6 +148,7 @@ impl ErrorKind {
             ComputeError::Busy => ErrorKind::Busy,
             ComputeError::Unavailable { .. } => ErrorKind::Unavailable,
             ComputeError::BadResult { .. } => ErrorKind::BadResult,
+            ComputeError::Conflict { .. } => ErrorKind::Conflict,
             ComputeError::OutputTooLarge { .. } => ErrorKind::OutputTooLarge,
             ComputeError::NoScript { .. } => ErrorKind::NoScript,
         }

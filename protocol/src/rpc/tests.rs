@@ -130,6 +130,8 @@ fn wrong_params_are_bad_requests_and_unknown_methods_unknown() {
             ],
         ),
         ("session.open", vec![HostValue::Int(1)]),
+        // A wrong number of params is BadRequest (once `stats [1]` answered).
+        ("stats", vec![HostValue::Int(1)]),
     ];
     for (method, params) in cases {
         let frame = rmp_serde::to_vec(&(0u8, 1u32, method, params)).unwrap();

@@ -8,6 +8,7 @@ mod group;
 mod journal;
 mod load_bytes;
 mod measure;
+mod moves;
 mod next;
 mod persist;
 mod reads;

@@ -193,7 +193,8 @@ fn committed_changes_and_collections_applied_in_order_read_back_the_same() {
                         limit: 4096,
                     },
                 );
-                let luapool_protocol::Reply::Entries { entries, .. } = r else {
+                let luapool_protocol::Reply::Entries(luapool_protocol::Entries { entries, .. }) = r
+                else {
                     panic!("{r:?}")
                 };
                 stack.extend(entries.into_iter().filter_map(|(_, v)| match v {

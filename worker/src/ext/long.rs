@@ -11,55 +11,60 @@
 //!
 //! The C functions of read-only tables call [`push_long`] directly; a Lua
 //! error may `longjmp` out of them, so nothing that needs dropping is alive
-//! across a Lua call: the key to read waits in [`Ext`] meanwhile.
+//! across a Lua call: the key to read waits parked meanwhile.
 
+use std::cell::RefCell;
 use std::ffi::c_int;
 
-use luapool_protocol::{Key, Reply, Request, TableId, Write, LONG_STRING};
+use luapool_protocol::hot::{self, HotReply};
+use luapool_protocol::{Key, Literal, Reply, Request, TableId, Value, Write, LONG_STRING};
 use mlua::{ffi, Lua};
 
+use super::error::ExtError;
 use super::Ext;
-use crate::conn::ConnError;
-use crate::wire::bytes_reply;
+
+/// The key of the long string a C function is about to read (no Rust
+/// value may live across its Lua calls, which may `longjmp`).
+#[derive(Default)]
+pub(super) struct Parked(RefCell<Option<(TableId, Key)>>);
 
 impl Ext {
-    /// The long string `table[key]` of `len` bytes as a Lua string, or the
-    /// message of the Lua error to raise.
+    /// The long string `table[key]` of `len` bytes as a Lua string.
     pub(super) fn long_string(
         &self,
         lua: &Lua,
         table: TableId,
         key: Key,
         len: u64,
-    ) -> mlua::Result<Result<mlua::String, String>> {
-        *self.long_key.borrow_mut() = Some((table, key));
-        let mut failed: Option<String> = None;
+    ) -> Result<mlua::String, ExtError> {
+        self.park_long(table, key);
+        let mut failed: Option<ExtError> = None;
         // SAFETY: the closure pushes one value (checked room for it); the
         // only calls that may raise (`luaL_buffinitsize`,
         // `luaL_pushresultsize`: memory) happen while it holds nothing that
         // needs dropping (`failed` lives in the caller's frame).
         let s = unsafe {
             lua.exec_raw::<mlua::Value>((), |l| {
-                if let Err(msg) = push_long(l, self, len) {
-                    failed = Some(msg);
+                if let Err(e) = push_long(l, self, len) {
+                    failed = Some(e);
                     ffi::lua_pushnil(l);
                 }
             })?
         };
-        Ok(match (failed, s) {
-            (Some(msg), _) => Err(msg),
+        match (failed, s) {
+            (Some(e), _) => Err(e),
             (None, mlua::Value::String(s)) => Ok(s),
-            (None, _) => Err("luapool: a long string did not arrive".into()),
-        })
+            (None, _) => Err(self.link.unexpected("a long string did not arrive")),
+        }
     }
 
-    /// Reads the long string whose key waits in `long_key` into `dst`
-    /// (`len` bytes). Runs no Lua code.
-    fn read_long(&self, dst: *mut u8, len: usize) -> Result<(), String> {
-        let Some((table, key)) = self.long_key.borrow_mut().take() else {
-            return Err("luapool: no long string to read".into());
+    /// Reads the long string whose key waits parked into `dst` (`len`
+    /// bytes). Runs no Lua code.
+    fn read_long(&self, dst: *mut u8, len: usize) -> Result<(), ExtError> {
+        let Some((table, key)) = self.long.0.borrow_mut().take() else {
+            return Err(self.link.unexpected("no long string to read"));
         };
-        let mut conn = self.conn.borrow_mut();
+        let mut conn = self.link.conn();
         let mut off = 0;
         while off < len {
             let req = Request::GetStr {
@@ -67,34 +72,17 @@ impl Ext {
                 key: key.clone(),
                 offset: off as u64,
             };
-            let bytes = match conn.request_raw(req) {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(Reply::Error(e))) => return Err(e.message),
-                Ok(Err(_)) => {
-                    return Err(self
-                        .die(ConnError::Unexpected("expected Ok after writes"))
-                        .to_string())
+            let bytes = self.link.request_raw(&mut conn, req)?;
+            let piece = match hot::read(bytes) {
+                Ok(Some(HotReply::Bytes(piece))) => piece,
+                Ok(_) => {
+                    self.link.other(bytes)?;
+                    return Err(self.link.unexpected("expected a piece of a string"));
                 }
-                Err(e) => return Err(self.die(e).to_string()),
-            };
-            let piece = match bytes_reply(bytes) {
-                Ok(Some(piece)) => piece,
-                Ok(None) => match luapool_protocol::decode(bytes) {
-                    Ok(luapool_protocol::ToWorker::Reply(Reply::Error(e))) => return Err(e.message),
-                    _ => {
-                        return Err(self
-                            .die(ConnError::Unexpected("expected a piece of a string"))
-                            .to_string())
-                    }
-                },
-                Err(_) => {
-                    return Err(self
-                        .die(ConnError::Unexpected("malformed piece of a string"))
-                        .to_string())
-                }
+                Err(_) => return Err(self.link.unexpected("malformed piece of a string")),
             };
             if piece.is_empty() || piece.len() > len - off {
-                return Err(format!("the string at key {key} changed while it was read"));
+                return Err(ExtError::StringChanged(key));
             }
             // SAFETY: `dst` has room for `len` bytes and `off + piece.len() <= len`.
             unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), dst.add(off), piece.len()) };
@@ -105,21 +93,15 @@ impl Ext {
 
     /// Parks the key of a long string for [`push_long`].
     pub fn park_long(&self, table: TableId, key: Key) {
-        *self.long_key.borrow_mut() = Some((table, key));
+        *self.long.0.borrow_mut() = Some((table, key));
     }
 
     /// `table[key] = s` for a string longer than [`LONG_STRING`]: the
     /// buffered writes, then the first piece, then the rest appended, each a
-    /// message of at most a piece. `Some(message)`: refused.
-    pub(super) fn write_long(
-        &self,
-        table: TableId,
-        key: Key,
-        s: &[u8],
-    ) -> mlua::Result<Option<String>> {
+    /// message of at most a piece.
+    pub(super) fn write_long(&self, table: TableId, key: Key, s: &[u8]) -> Result<(), ExtError> {
         let mut pieces = s.chunks(LONG_STRING);
         let first = pieces.next().unwrap_or_default().to_vec();
-        let mut conn = self.conn.borrow_mut();
         let rest = pieces.map(|p| Request::Append {
             table,
             key: key.clone(),
@@ -128,17 +110,15 @@ impl Ext {
         let first = Request::Write(vec![Write {
             table,
             key: key.clone(),
-            value: luapool_protocol::Literal::Value(luapool_protocol::Value::Str(first)),
+            value: Literal::Value(Value::Str(first)),
         }]);
         for req in std::iter::once(first).chain(rest) {
-            match conn.request(req) {
-                Ok(Reply::Ok) => {}
-                Ok(Reply::Error(e)) => return Ok(Some(e.message)),
-                Ok(_) => return Err(self.die(ConnError::Unexpected("expected Ok after a write"))),
-                Err(e) => return Err(self.die(e)),
+            match self.link.request(req)? {
+                Reply::Ok => {}
+                _ => return Err(self.link.unexpected("expected Ok after a write")),
             }
         }
-        Ok(None)
+        Ok(())
     }
 }
 
@@ -149,9 +129,9 @@ impl Ext {
 /// # Safety
 /// `l` is a Lua state with a free stack slot. A Lua error (out of memory)
 /// may `longjmp` out of here: the caller holds nothing that needs dropping.
-pub unsafe fn push_long(l: *mut ffi::lua_State, ext: &Ext, len: u64) -> Result<(), String> {
+pub unsafe fn push_long(l: *mut ffi::lua_State, ext: &Ext, len: u64) -> Result<(), ExtError> {
     let Ok(len) = usize::try_from(len) else {
-        return Err("a string too long for this worker".into());
+        return Err(ExtError::StringTooLong);
     };
     let mut b: ffi::luaL_Buffer = std::mem::zeroed();
     let dst = ffi::luaL_buffinitsize(l, &mut b, len);
@@ -160,10 +140,10 @@ pub unsafe fn push_long(l: *mut ffi::lua_State, ext: &Ext, len: u64) -> Result<(
             ffi::luaL_pushresultsize(&mut b, len);
             Ok(())
         }
-        Err(msg) => {
+        Err(e) => {
             // Drop the buffer's box: leave the stack as it was.
             ffi::lua_pop(l, 1);
-            Err(msg)
+            Err(e)
         }
     }
 }
@@ -175,6 +155,6 @@ pub unsafe fn push_long(l: *mut ffi::lua_State, ext: &Ext, len: u64) -> Result<(
 pub unsafe fn push_long_or_raise(l: *mut ffi::lua_State, ext: &Ext, len: u64) -> c_int {
     match push_long(l, ext, len) {
         Ok(()) => 1,
-        Err(msg) => crate::ro_meta::raise(l, msg),
+        Err(e) => super::readonly::raise(l, e),
     }
 }

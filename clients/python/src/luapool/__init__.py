@@ -20,6 +20,7 @@ from .errors import (
     BadResultError,
     BusyError,
     CancelledError,
+    ConflictError,
     ConnectFailedError,
     ConnectionClosedError,
     DecodeError,
@@ -58,5 +59,5 @@ __all__ = [
     "ShuttingDownError", "StoreError", "InternalError", "ConnectFailedError",
     "ConnectionClosedError", "InvalidValueError", "DecodeError", "from_wire", "make_error",
     "LimitReachedError", "TooLargeError", "OutputTooLargeError", "TooManyHomesError",
-    "HomeInUseError", "HomeNotFoundError", "OperatorOnlyError", "NoScriptError",
+    "HomeInUseError", "HomeNotFoundError", "OperatorOnlyError", "NoScriptError", "ConflictError",
 ]

@@ -190,6 +190,14 @@ class NoScriptError(LuapoolError):
     kind = "NoScript"
 
 
+class ConflictError(LuapoolError):
+    """Daemons sharing a PostgreSQL home store: another daemon committed to
+    the compute's home first each time it ran (``--conflict-retries``);
+    nothing was kept."""
+
+    kind = "Conflict"
+
+
 class ConnectFailedError(LuapoolError, ConnectionError):
     """Client side: nobody answered at the socket path (raised by ``connect``)."""
 
@@ -241,6 +249,7 @@ _CLASSES: Dict[str, Type[LuapoolError]] = {
         HomeNotFoundError,
         OperatorOnlyError,
         NoScriptError,
+        ConflictError,
         ConnectFailedError,
         ConnectionClosedError,
         InvalidValueError,

@@ -1,7 +1,7 @@
 //! Read-only external tables as Lua sees them: a light userdata whose
 //! pointer is the table id, and one metatable (Lua has a single metatable
 //! for all light userdata) whose `__index` and `__len` are C functions over
-//! the Rust cache (`ro_cache.rs`).
+//! the Rust cache (`cache.rs`).
 //!
 //! Reading `items[i].value` therefore allocates nothing: two C calls, two
 //! lookups by id. Identity holds for free (the same id is the same value,
@@ -11,7 +11,8 @@
 //! No script can make a light userdata, so every one it holds is an id the
 //! supervisor gave this compute.
 //!
-//! The C functions reach the worker's [`Ext`] through a static pointer.
+//! The C functions reach the worker's [`Ext`] through a static pointer
+//! (`statics.rs`).
 //! They hold no Rust value that needs dropping while they call into Lua (a
 //! Lua error unwinds them with `longjmp`), and borrow the cache only
 //! between Lua calls.
@@ -22,8 +23,8 @@ use std::sync::atomic::Ordering;
 use luapool_protocol::{Key, TableId};
 use mlua::{ffi, Function, Lua};
 
-use crate::ext::{push_long_or_raise, Ext, Other};
-use crate::ro_cache::{Cell, LKey};
+use super::super::{push_long_or_raise, Ext, Got};
+use super::cache::{Cell, Found, LKey};
 
 /// The C functions behind read-only tables, as Lua values.
 pub struct RoFunctions {
@@ -149,7 +150,7 @@ unsafe fn push_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
             // The borrow ends before Lua runs (it may raise); the bytes stay
             // put until the cache next changes, which only Rust code does.
             let (p, n) = {
-                let s = ext.ro.borrow();
+                let s = ext.ro().borrow();
                 let b = s.str(off, len);
                 (b.as_ptr(), b.len())
             };
@@ -174,11 +175,13 @@ unsafe fn push_key(l: *mut ffi::lua_State, key: &Key) {
     }
 }
 
-/// Raises `msg` as a Lua error at the script's line.
+/// Raises `e` as a Lua error at the script's line.
 ///
 /// # Safety
-/// Never returns; `msg` is dropped before the `longjmp`.
-pub unsafe fn raise(l: *mut ffi::lua_State, msg: String) -> c_int {
+/// Never returns; the message is dropped before the `longjmp`.
+pub unsafe fn raise(l: *mut ffi::lua_State, e: crate::ext::ExtError) -> c_int {
+    let msg = e.to_string();
+    drop(e);
     ffi::luaL_checkstack(l, 3, c"luapool: stack".as_ptr());
     ffi::luaL_where(l, 1);
     ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
@@ -196,16 +199,16 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
         ffi::lua_pushnil(l);
         return 1;
     };
-    let found = ext.ro.borrow().get(id, key);
+    let found = ext.ro().borrow().get(id, key);
     let cell = match found {
-        crate::ro_cache::Found::Value(c) => c,
-        crate::ro_cache::Found::Miss => match ext.ro_fetch(id, key) {
-            Ok(c) => c,
-            Err(Other::Refused(msg)) => return raise(l, msg),
-            Err(Other::Long(key, len)) => {
+        Found::Value(c) => c,
+        Found::Miss => match ext.ro_fetch(id, key) {
+            Ok(Got::Value(c)) => c,
+            Ok(Got::Long(key, len)) => {
                 ext.park_long(id, key);
                 return push_long_or_raise(l, ext, len);
             }
+            Err(e) => return raise(l, e),
         },
     };
     push_cell(l, ext, cell);
@@ -216,12 +219,12 @@ unsafe extern "C-unwind" fn ro_len(l: *mut ffi::lua_State) -> c_int {
     let ext = ext();
     // As in ro_index, argument 1 is a light userdata.
     let id = TableId::from_raw(ffi::lua_touserdata(l, 1) as u64);
-    let cached = ext.ro.borrow().len(id);
+    let cached = ext.ro().borrow().len(id);
     let n = match cached {
         Some(n) => n,
         None => match ext.ro_len(id) {
             Ok(n) => n,
-            Err(msg) => return raise(l, msg),
+            Err(e) => return raise(l, e),
         },
     };
     ffi::lua_pushinteger(l, n);
@@ -230,26 +233,27 @@ unsafe extern "C-unwind" fn ro_len(l: *mut ffi::lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn ro_next(l: *mut ffi::lua_State) -> c_int {
     let ext = ext();
+    // Only the prelude's `next` calls this, for a read-only table.
     let Some(id) = id_at(l, 1) else {
-        return raise(l, "next: not a read-only external table".into());
+        return raise(l, crate::ext::ExtError::NextKey);
     };
     let after = if ffi::lua_isnoneornil(l, 2) != 0 {
         None
     } else {
         match key_at(l, 2) {
             Some(k) => Some(k),
-            None => return raise(l, "invalid key to 'next'".into()),
+            None => return raise(l, crate::ext::ExtError::NextKey),
         }
     };
     let entry = match ext.ro_next(id, after) {
-        Ok(e) => e,
-        Err(Other::Refused(msg)) => return raise(l, msg),
-        Err(Other::Long(key, len)) => {
+        Ok(Got::Value(e)) => e,
+        Ok(Got::Long(key, len)) => {
             ffi::luaL_checkstack(l, 2, c"luapool: stack".as_ptr());
             push_key(l, &key);
             ext.park_long(id, key);
             return push_long_or_raise(l, ext, len) + 1;
         }
+        Err(e) => return raise(l, e),
     };
     match entry {
         Some((k, v)) => {
@@ -269,7 +273,7 @@ unsafe extern "C-unwind" fn ro_info(l: *mut ffi::lua_State) -> c_int {
     let ext = ext();
     match id_at(l, 1) {
         Some(id) => {
-            let complete = ext.ro.borrow().is_complete(id);
+            let complete = ext.ro().borrow().is_complete(id);
             ffi::lua_pushinteger(l, id.raw() as i64);
             ffi::lua_pushboolean(l, complete as c_int);
             2

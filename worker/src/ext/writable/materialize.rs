@@ -4,7 +4,7 @@
 //! see `prelude.lua`); a read-only one is only its id, as a light userdata
 //! (`ro_meta.rs`). Going through mlua's safe API costs a call per
 //! field, and decoding into Rust values first costs an allocation per field;
-//! this file reads the reply's bytes ([`Reader`]) and pushes the values
+//! this file reads the reply's bytes ([`Contents`]) and pushes the values
 //! straight onto the Lua stack.
 
 use std::ffi::{c_int, c_void};
@@ -12,7 +12,7 @@ use std::ffi::{c_int, c_void};
 use luapool_protocol::TableId;
 use mlua::{ffi, LightUserData, Lua, Table};
 
-use crate::wire::{hash_header, item, pair, Item, Reader};
+use luapool_protocol::hot::{Contents, Item};
 
 // Stack slots of the arguments every raw call receives.
 const PROXIES: c_int = 1;
@@ -101,7 +101,7 @@ pub fn fill(
     proxies: &Table,
     cache: &Table,
     fns: &Fns,
-    reply: &Reader,
+    reply: &Contents,
     target: Target,
 ) -> mlua::Result<mlua::Value> {
     let key = match target {
@@ -116,11 +116,9 @@ pub fn fill(
     unsafe {
         lua.exec_raw(args, |l| {
             push_names(l);
-            let (n, mut c) = reply.values;
             match target {
                 Target::Range { start, want } => {
-                    for j in 0..n {
-                        let v = item(&mut c).unwrap_or(Item::Nil);
+                    for (j, v) in reply.values().enumerate() {
                         if v != Item::Nil {
                             push_item(l, v, reply);
                             ffi::lua_rawseti(l, CACHE, start + j as i64);
@@ -128,9 +126,9 @@ pub fn fill(
                     }
                     ffi::lua_rawgeti(l, CACHE, want);
                 }
-                Target::Key(_) => match item(&mut c) {
-                    Ok(Item::Nil) | Err(_) => ffi::lua_pushnil(l),
-                    Ok(v) => {
+                Target::Key(_) => match reply.values().next() {
+                    Some(Item::Nil) | None => ffi::lua_pushnil(l),
+                    Some(v) => {
                         ffi::lua_pushvalue(l, KEY);
                         push_item(l, v, reply);
                         ffi::lua_pushvalue(l, -1);
@@ -151,9 +149,9 @@ pub fn entries(
     lua: &Lua,
     proxies: &Table,
     fns: &Fns,
-    reply: &Reader,
+    reply: &Contents,
 ) -> mlua::Result<(Table, Table)> {
-    let (n, mut c) = reply.values;
+    let n = reply.len();
     let keys = lua.create_table_with_capacity(n, 0)?;
     let vals = lua.create_table_with_capacity(n, 0)?;
     // SAFETY: as in `fill`; slot 2 (CACHE) holds `vals`, slot 7 (KEY) `keys`.
@@ -162,8 +160,7 @@ pub fn entries(
             fns.args(proxies, &vals, mlua::Value::Table(keys.clone())),
             |l| {
                 push_names(l);
-                for i in 0..n {
-                    let (k, v) = pair(&mut c);
+                for (i, (k, v)) in reply.entries().enumerate() {
                     push_item(l, k, reply);
                     ffi::lua_rawseti(l, KEY, i as i64 + 1);
                     push_item(l, v, reply);
@@ -193,7 +190,7 @@ unsafe fn push_names(l: *mut ffi::lua_State) {
 ///
 /// # Safety
 /// `l` is a raw-call stack laid out as the constants above say.
-unsafe fn push_item(l: *mut ffi::lua_State, item: Item, reply: &Reader) {
+unsafe fn push_item(l: *mut ffi::lua_State, item: Item, reply: &Contents) {
     ffi::luaL_checkstack(l, 8, c"luapool: tables nested too deep".as_ptr());
     match item {
         Item::Nil => ffi::lua_pushnil(l),
@@ -209,9 +206,9 @@ unsafe fn push_item(l: *mut ffi::lua_State, item: Item, reply: &Reader) {
 
 /// # Safety
 /// As for [`push_item`].
-unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
+unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Contents) {
     let view = reply.view(id);
-    if view.is_some_and(|v| v.readonly) {
+    if view.is_some_and(|v| v.head.readonly) {
         // Read-only: the id itself (`ro_meta.rs`); the caller put the view
         // into the read-only cache.
         ffi::lua_pushlightuserdata(l, id.raw() as *mut c_void);
@@ -222,7 +219,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     }
     ffi::lua_pop(l, 1);
     let view = match view {
-        Some(v) if v.complete => v,
+        Some(v) if v.head.complete => v,
         other => {
             // Known only by id (or too big to inline): the prelude's `make`
             // builds a proxy whose cache fetches on a miss.
@@ -230,7 +227,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
             ffi::lua_pushinteger(l, id.raw() as i64);
             ffi::lua_pushboolean(l, 0);
             match other {
-                Some(v) => ffi::lua_pushinteger(l, v.len),
+                Some(v) => ffi::lua_pushinteger(l, v.head.len),
                 None => ffi::lua_pushnil(l),
             }
             ffi::lua_createtable(l, 0, 0);
@@ -243,7 +240,7 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     };
     // D: the cache, complete; M: the table's own metatable; P: the proxy,
     // holding only its id.
-    let (narr, nhash) = view.counts;
+    let (narr, nhash) = view.counts();
     ffi::lua_createtable(l, narr as c_int, nhash as c_int);
     let d = ffi::lua_gettop(l);
     ffi::lua_createtable(l, 0, 6);
@@ -270,17 +267,13 @@ unsafe fn push_proxy(l: *mut ffi::lua_State, id: TableId, reply: &Reader) {
     // tables resolves to this proxy.
     ffi::lua_pushvalue(l, -1);
     ffi::lua_rawseti(l, PROXIES, id.raw() as i64);
-    let mut body = view.body;
-    for i in 0..narr {
-        let x = item(&mut body).unwrap_or(Item::Nil);
+    for (i, x) in view.array().enumerate() {
         if x != Item::Nil {
             push_item(l, x, reply);
             ffi::lua_rawseti(l, d, i as i64 + 1);
         }
     }
-    hash_header(&mut body);
-    for _ in 0..nhash {
-        let (k, x) = pair(&mut body);
+    for (k, x) in view.hash() {
         push_item(l, k, reply);
         push_item(l, x, reply);
         ffi::lua_rawset(l, d);

@@ -12,27 +12,29 @@
 --      holds every entry the table is complete and D has no metatable;
 --      otherwise (M.lp_incomplete) D's metatable sends misses to R.fetch,
 --      which fills D.
--- Complete tables are built in bulk from Rust (materialize.rs) with the
+-- Complete tables are built in bulk from Rust (writable/materialize.rs) with the
 -- same layout, M = { __index, __newindex, __len, __pairs, __name, lp_id }
 -- (every other lp_* field defaults to nil). Reading t.k therefore costs two
 -- table lookups and no function call once the entry is cached.
 --
 -- That is for writable tables. A read-only table (the input and all it
 -- holds) is a light userdata whose pointer is its id; its contents stay in
--- Rust (ro_cache.rs) and the metatable of all light userdata reads them
--- (ro_meta.rs, with UD_NEWINDEX and UD_PAIRS from here). The sandbox's
+-- Rust (readonly/cache.rs) and the metatable of all light userdata reads
+-- them (readonly/meta.rs, with UD_NEWINDEX and UD_PAIRS from here). The sandbox's
 -- `type` calls them tables.
 local R = ...
 local getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select =
       getmetatable, setmetatable, rawget, rawset, rawlen, next, type, error, tostring, select
+local move = table.move
 
--- Raises an error of the Rust half at the script's line; running out of
--- memory is raised as Lua's own memory error (the sandbox's pcall keeps it
--- sticky, and the compute ends as MemoryLimit).
-local MEMERR = "not enough memory"
-local function fail(err)
-  if err == MEMERR then error(MEMERR, 0) end
-  error(err, 3)
+-- Raises an error of the Rust half at the script's line. Each Rust
+-- callback returns its values, or nil, the error's message and whether it
+-- is running out of memory, which is raised as Lua's memory error is (no
+-- position; the sandbox's pcall keeps it sticky, and the compute ends as
+-- MemoryLimit).
+local function fail(err, memory, level)
+  if memory then error(err, 0) end
+  error(err, level or 3)
 end
 
 local function keystr(k)
@@ -41,8 +43,8 @@ local function keystr(k)
 end
 
 local function MISS(d, k)
-  local v, err = R.fetch(getmetatable(d).lp_m, d, k)
-  if err ~= nil then fail(err) end
+  local v, err, memory = R.fetch(getmetatable(d).lp_m, d, k)
+  if err ~= nil then fail(err, memory) end
   return v
 end
 
@@ -55,8 +57,10 @@ end
 -- A walk by batches (see `batches`) keeps a log of the writes made to its
 -- table since its batch was fetched: M.lp_walks is a weak-keyed set of
 -- those logs (a walk abandoned by `break` drops out with its iterator).
--- NIL stands for a key cleared.
+-- NIL stands for a key cleared; log[STALE] says that many keys changed
+-- at once (a move, a sort): the walk reads each value through the cache.
 local NIL = {}
+local STALE = {}
 local WEAK_KEYS = { __mode = "k" }
 -- Strings longer than this are not kept in a partial cache.
 local BIG = 64 * 1024
@@ -72,11 +76,13 @@ local function NEWINDEX(p, k, v)
   -- by the store under an id the worker learns only by reading it back
   -- (`refetch`). Either way the cache entry is replaced in place, never
   -- dropped and refilled, so a walk over the cache sees each key once.
+  -- (The third result is `memory` with an error, else `refetch`.)
   local c, err, refetch = R.write(m.lp_id, k, v)
-  if err ~= nil then fail(err) end
+  if err ~= nil then fail(err, refetch) end
   if refetch then
-    c, err = R.fetch(m, m.__index, k)
-    if err ~= nil then fail(err) end
+    local memory
+    c, err, memory = R.fetch(m, m.__index, k)
+    if err ~= nil then fail(err, memory) end
   end
   if m.lp_incomplete and type(c) == "string" and #c > BIG then
     -- A partial cache keeps no big string: the store has it.
@@ -102,9 +108,9 @@ local function LEN(p)
   if not m.lp_incomplete then return rawlen(m.__index) end
   local n = m.lp_len
   if n == nil then
-    local err
-    n, err = R.len(m.lp_id)
-    if err ~= nil then fail(err) end
+    local err, memory
+    n, err, memory = R.len(m.lp_id)
+    if err ~= nil then fail(err, memory) end
     m.lp_len = n
   end
   return n
@@ -124,9 +130,9 @@ local function batches(id, m)
       if i > n then
         if log ~= nil then m.lp_walks[log] = nil; log = nil end
         if done then return nil end
-        local err
-        keys, vals, n, done, err = R.next_batch(id, after, 512)
-        if err ~= nil then fail(err) end
+        keys, vals, n, done = R.next_batch(id, after, 512)
+        -- An error: nil, its message, memory.
+        if keys == nil then fail(vals, n) end
         i = 1
         if n == 0 then return nil end
         if m ~= nil then
@@ -143,9 +149,13 @@ local function batches(id, m)
       after = k
       local v = vals[i]
       if log ~= nil then
-        local w = log[k]
-        if w ~= nil then
-          if w == NIL then v = nil else v = w end
+        if log[STALE] then
+          v = m.__index[k]
+        else
+          local w = log[k]
+          if w ~= nil then
+            if w == NIL then v = nil else v = w end
+          end
         end
       end
       if v ~= nil then return k, v end
@@ -173,8 +183,8 @@ local function NEXT(t, k)
     if rawget(t, IDKEY) == nil then return next(t, k) end
     local m = getmetatable(t)
     if not m.lp_incomplete then return next(m.__index, k) end
-    local keys, vals, n, _, err = R.next_batch(m.lp_id, k, 1)
-    if err ~= nil then fail(err) end
+    local keys, vals, n = R.next_batch(m.lp_id, k, 1)
+    if keys == nil then fail(vals, n) end
     if n == 0 then return nil end
     return keys[1], vals[1]
   end
@@ -260,10 +270,86 @@ local function make(id, complete, len, d, io)
   return setmetatable({ [IDKEY] = id }, m)
 end
 
+-- table.insert, table.remove, table.move and table.sort done whole on a
+-- writable table (the C functions of writable/tablelib.rs call these).
+
+-- Marks the walks by batches of m's table stale (see `batches`).
+local function stale(m)
+  local walks = m.lp_walks
+  if walks ~= nil then
+    for log in next, walks do log[STALE] = true end
+  end
+end
+
+-- table.move(t, f, e, d) within t: the store's move (one request, not
+-- waited for), then the cache's: Lua's own move on a whole cache, a
+-- partial one dropped (refilled on use).
+local function MOVE(t, f, e, d)
+  local m = getmetatable(t)
+  local _, err, memory = R.move(m.lp_id, f, e, d)
+  if err ~= nil then fail(err, memory) end
+  local cache = m.__index
+  if m.lp_incomplete then
+    m.__index = setmetatable({}, getmetatable(cache))
+    m.lp_n = 0
+  else
+    move(cache, f, e, d)
+  end
+  m.lp_len = nil
+  stale(m)
+end
+
+-- t[k] for table.remove: from the cache, else alone from the supervisor
+-- (not a window: the cache is dropped next).
+local function GET(t, k)
+  local m = getmetatable(t)
+  local v = rawget(m.__index, k)
+  if v ~= nil or not m.lp_incomplete then return v end
+  local err, memory
+  v, err, memory = R.get(m.lp_id, k)
+  if err ~= nil then fail(err, memory) end
+  return v
+end
+
+-- Before table.sort(t) on t[1..n]: returns the plain table Lua's sort is
+-- to sort (t's cache, holding 1..n) and a copy of its order, or nil when
+-- the sort must go through the metamethods (a hole in 1..n of a table not
+-- cached whole). A partial cache becomes 1..n and stays put (pinned)
+-- until SORT_DONE, so the comparator sees the sort as it goes.
+local function SORT_PREP(t, n)
+  local m = getmetatable(t)
+  local d = m.__index
+  if m.lp_incomplete then
+    local copy = setmetatable({}, getmetatable(d))
+    for i = 1, n do
+      local v = t[i]
+      if v == nil then return nil end
+      copy[i] = v
+    end
+    m.__index = copy
+    m.lp_n = n
+    m.lp_pinned = true
+    d = copy
+  end
+  return d, move(d, 1, n, 1, {})
+end
+
+-- After the sort (done or failed): writes back what it changed. Returns
+-- the write-back's error (message, memory) instead of raising it.
+local function SORT_DONE(t, d, before, n)
+  local m = getmetatable(t)
+  m.lp_pinned = nil
+  stale(m)
+  local _, err, memory = R.sort_done(m.lp_id, d, before, n)
+  return err, memory
+end
+
+R.bulk = { move = MOVE, get = GET, sort_prep = SORT_PREP, sort_done = SORT_DONE }
+
 -- `ext.table()`.
 local function EXT_TABLE()
-  local t, err = R.new_table()
-  if err ~= nil then fail(err) end
+  local t, err, memory = R.new_table()
+  if err ~= nil then fail(err, memory) end
   return t
 end
 

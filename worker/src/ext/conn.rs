@@ -4,10 +4,13 @@
 //!
 //! Up to [`MAX_AHEAD`] requests may be sent *ahead* (prefetches of the next
 //! windows of a read-only array): the supervisor answers them while Lua
-//! works on the current window. Their replies are read in order, and all of
-//! them before anything else is sent, so the conversation stays in order
-//! and neither side can block the other with a message larger than the
-//! ring (a request sent ahead is a few bytes).
+//! works on the current window. A request may also be sent *unanswered*
+//! (a `Move`): its reply, `Ok` or an error, is read before the next message
+//! is sent, and an error is reported as a failed flush of writes is. Every
+//! reply is read in order, and all of them before anything else is sent,
+//! so the conversation stays in order and neither side can block the other
+//! with a message larger than the ring (a request sent ahead is a few
+//! bytes).
 
 use std::collections::VecDeque;
 
@@ -48,8 +51,11 @@ pub struct Conn {
     inb: Vec<u8>,
     writes: Vec<Write>,
     write_bytes: usize,
-    /// Requests sent ahead whose replies are not read yet, oldest first.
-    sent_ahead: VecDeque<AheadTag>,
+    /// Requests whose replies are not read yet, oldest first: sent ahead
+    /// (their tag), or unanswered (`None`).
+    unread: VecDeque<Option<AheadTag>>,
+    /// The first error reply to a request sent unanswered, not reported yet.
+    deferred: Option<Reply>,
     /// Replies read but not taken, oldest first (buffers reused).
     ready: VecDeque<(AheadTag, Vec<u8>)>,
     /// The buffer of the reply taken last, and spare buffers.
@@ -66,7 +72,8 @@ impl Conn {
             inb: Vec::with_capacity(64 * 1024),
             writes: Vec::new(),
             write_bytes: 0,
-            sent_ahead: VecDeque::new(),
+            unread: VecDeque::new(),
+            deferred: None,
             ready: VecDeque::new(),
             taken: Vec::new(),
             spare: Vec::new(),
@@ -131,28 +138,55 @@ impl Conn {
         self.out.clear();
         encode_into(&ToSupervisor::Request(req), &mut self.out);
         self.ring.send(&self.out)?;
-        self.sent_ahead.push_back(tag);
+        self.unread.push_back(Some(tag));
         Ok(())
+    }
+
+    /// Sends `req` (after buffered writes, and after reading every reply
+    /// still due) without waiting for its reply, which must be `Ok` or an
+    /// error: an error is returned by the next [`flush`](Self::flush) (or
+    /// request). A failed flush of the buffered writes returns its reply
+    /// instead, and `req` is not sent.
+    pub fn send_unanswered(&mut self, req: Request) -> Result<Option<Reply>, ConnError> {
+        if let Some(err) = self.flush()? {
+            return Ok(Some(err));
+        }
+        self.send(&ToSupervisor::Request(req))?;
+        self.unread.push_back(None);
+        Ok(None)
     }
 
     /// Requests sent ahead and not taken yet.
     pub fn ahead(&self) -> usize {
-        self.sent_ahead.len() + self.ready.len()
+        self.unread.iter().filter(|t| t.is_some()).count() + self.ready.len()
     }
 
-    /// Reads the replies to every request sent ahead.
+    /// Reads the replies to every request sent ahead or unanswered.
     fn settle(&mut self) -> Result<(), ConnError> {
-        while !self.sent_ahead.is_empty() {
-            self.read_one_ahead()?;
+        while !self.unread.is_empty() {
+            self.read_one()?;
         }
         Ok(())
     }
 
-    fn read_one_ahead(&mut self) -> Result<(), ConnError> {
-        if let Some(tag) = self.sent_ahead.pop_front() {
-            let mut buf = self.spare.pop().unwrap_or_default();
-            self.ring.recv(&mut buf, None)?;
-            self.ready.push_back((tag, buf));
+    /// Reads the oldest reply due: one to a request sent ahead is kept for
+    /// [`take_ahead`](Self::take_ahead); one to a request sent unanswered is
+    /// checked.
+    fn read_one(&mut self) -> Result<(), ConnError> {
+        match self.unread.pop_front() {
+            Some(Some(tag)) => {
+                let mut buf = self.spare.pop().unwrap_or_default();
+                self.ring.recv(&mut buf, None)?;
+                self.ready.push_back((tag, buf));
+            }
+            Some(None) => match self.recv()? {
+                ToWorker::Reply(Reply::Ok) => {}
+                ToWorker::Reply(err @ Reply::Error(_)) => {
+                    self.deferred.get_or_insert(err);
+                }
+                _ => return Err(ConnError::Unexpected("expected Ok or an error")),
+            },
+            None => {}
         }
         Ok(())
     }
@@ -160,8 +194,8 @@ impl Conn {
     /// The reply to the oldest request sent ahead (waiting for it, but not
     /// for later ones), once.
     pub fn take_ahead(&mut self) -> Result<Option<(AheadTag, &[u8])>, ConnError> {
-        if self.ready.is_empty() {
-            self.read_one_ahead()?;
+        while self.ready.is_empty() && !self.unread.is_empty() {
+            self.read_one()?;
         }
         let Some((tag, buf)) = self.ready.pop_front() else {
             return Ok(None);
@@ -182,8 +216,16 @@ impl Conn {
         Ok(None)
     }
 
-    /// Sends buffered writes. Returns the error reply if the supervisor refused one.
+    /// Sends buffered writes. Returns the error reply if the supervisor
+    /// refused one, or refused a request sent unanswered (then the writes
+    /// buffered after it are dropped, as the writes of a batch after a
+    /// refused one are).
     pub fn flush(&mut self) -> Result<Option<Reply>, ConnError> {
+        self.settle()?;
+        if let Some(err) = self.deferred.take() {
+            self.discard_writes();
+            return Ok(Some(err));
+        }
         if self.writes.is_empty() {
             return Ok(None);
         }
@@ -196,10 +238,12 @@ impl Conn {
         }
     }
 
-    /// Drops buffered writes (a compute that failed before flushing).
+    /// Drops buffered writes, and a refusal not reported yet (a compute
+    /// that failed before flushing).
     pub fn discard_writes(&mut self) {
         self.writes.clear();
         self.write_bytes = 0;
+        self.deferred = None;
     }
 
     /// Sends a log line.
