@@ -188,24 +188,51 @@ fn a_compute_cancelled_while_its_home_is_read_is_cancelled_and_changes_nothing()
     assert_eq!(int(&s, "return _home.n"), 42);
 }
 
+/// A daemon run in this process on a pool of `workers` over `backend`.
+struct Served {
+    socket: std::path::PathBuf,
+    stopper: luapool_daemon::DaemonStopper,
+    served: std::thread::JoinHandle<Result<(), luapool_daemon::DaemonError>>,
+    _dir: crate::common::TempDir,
+}
+
+impl Served {
+    fn start(tag: &str, backend: &Arc<Gated>, workers: usize, limits: DaemonLimits) -> Served {
+        let dir = crate::common::TempDir::new(tag);
+        let socket = dir.path().join("d.sock");
+        let daemon = Daemon::builder(&socket)
+            .limits(limits)
+            .handle_signals(false)
+            .bind()
+            .unwrap();
+        let stopper = daemon.stopper();
+        let p = Pool::builder()
+            .workers(workers)
+            .home_backend(backend.clone())
+            .build()
+            .unwrap();
+        let served = std::thread::spawn(move || daemon.run(p));
+        Served {
+            socket,
+            stopper,
+            served,
+            _dir: dir,
+        }
+    }
+
+    fn stop(self) {
+        self.stopper.stop();
+        self.served.join().unwrap().unwrap();
+    }
+}
+
 #[test]
 fn the_daemon_answers_other_clients_while_a_home_is_read() {
     let dir = stored("daemon-load");
     let (backend, gate) = Gated::new(&dir, "slow");
     backend.hold_load.store(true, Ordering::SeqCst);
-    let sockets = crate::common::TempDir::new("slow-daemon");
-    let socket = sockets.path().join("d.sock");
-    let daemon = Daemon::builder(&socket)
-        .handle_signals(false)
-        .bind()
-        .unwrap();
-    let stopper = daemon.stopper();
-    let p = Pool::builder()
-        .workers(2)
-        .home_backend(backend.clone())
-        .build()
-        .unwrap();
-    let served = std::thread::spawn(move || daemon.run(p));
+    let d = Served::start("slow-daemon", &backend, 2, DaemonLimits::default());
+    let socket = d.socket.clone();
     let slow_client = Client::connect(&socket).unwrap();
     let waiting = std::thread::spawn(move || {
         let s = slow_client.session_with_home("slow").unwrap();
@@ -222,8 +249,7 @@ fn the_daemon_answers_other_clients_while_a_home_is_read() {
     assert!(!waiting.is_finished(), "answered before its home was read");
     gate.release();
     assert_eq!(waiting.join().unwrap(), [HostValue::Int(42)]);
-    stopper.stop();
-    served.join().unwrap().unwrap();
+    d.stop();
 }
 
 #[test]
@@ -231,26 +257,14 @@ fn home_methods_read_the_disk_on_a_call_thread_within_their_bound() {
     let dir = stored("daemon-export");
     let (backend, gate) = Gated::new(&dir, "slow");
     backend.hold_load.store(true, Ordering::SeqCst);
-    let sockets = crate::common::TempDir::new("export-daemon");
-    let socket = sockets.path().join("d.sock");
     // One call thread, and one home call waiting per connection.
     let limits = DaemonLimits {
         call_threads: 1,
         queued_calls: 1,
         ..DaemonLimits::default()
     };
-    let daemon = Daemon::builder(&socket)
-        .limits(limits)
-        .handle_signals(false)
-        .bind()
-        .unwrap();
-    let stopper = daemon.stopper();
-    let p = Pool::builder()
-        .workers(1)
-        .home_backend(backend.clone())
-        .build()
-        .unwrap();
-    let served = std::thread::spawn(move || daemon.run(p));
+    let d = Served::start("export-daemon", &backend, 1, limits);
+    let socket = d.socket.clone();
     let mut raw = Raw::new(UnixStream::connect(&socket).unwrap());
     raw.request(1, "home.export", vec!["slow".into()]);
     let thread = gate.entered("load");
@@ -267,6 +281,5 @@ fn home_methods_read_the_disk_on_a_call_thread_within_their_bound() {
     let exported = rmpv::Value::Map(vec![("n".into(), 42.into())]);
     assert_eq!(raw.answer(1), RawAnswer::Ok(exported));
     assert_eq!(raw.answer(2), RawAnswer::Err("HomeNotFound".into()));
-    stopper.stop();
-    served.join().unwrap().unwrap();
+    d.stop();
 }
