@@ -22,6 +22,7 @@ mod compute;
 mod conn;
 mod convert;
 mod ext;
+mod func_source;
 mod materialize;
 mod ro_cache;
 mod ro_meta;

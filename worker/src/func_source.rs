@@ -1,0 +1,315 @@
+//! The source text of a Lua function, cut from the chunk that defined it,
+//! so that a function assigned to an external table is stored as text (the
+//! sandbox refuses binary chunks) and compiled again where it is read.
+//!
+//! Lua keeps no function's text, only the lines it spans
+//! (`linedefined`..`lastlinedefined`) and its chunk. This file tokenizes
+//! the chunk (strings, long brackets and comments included), finds the
+//! `function` keywords on the first line whose matching `end` is on the last
+//! line, and keeps the one whose parameters match the function's. A function
+//! statement (`function m.f(x)`, `function obj:method(x)`) becomes the
+//! expression it stands for (`function(x)`, `function(self, x)`).
+
+/// Why a function's text cannot be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FuncSourceError {
+    /// No function defined on those lines has these parameters.
+    #[error("no function with {nparams} parameter(s) is defined at lines {first}-{last}")]
+    NotFound {
+        /// First line of the definition.
+        first: usize,
+        /// Last line of the definition.
+        last: usize,
+        /// Fixed parameters the function has.
+        nparams: usize,
+    },
+    /// Several functions on those lines fit; which one is meant is unknown.
+    #[error("{count} functions at lines {first}-{last} fit; define it on a line of its own")]
+    Ambiguous {
+        /// First line of the definition.
+        first: usize,
+        /// Last line of the definition.
+        last: usize,
+        /// How many fit.
+        count: usize,
+    },
+}
+
+/// A token: what it is, where it starts and ends (bytes), and its line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tok<'a> {
+    text: &'a [u8],
+    start: usize,
+    end: usize,
+    line: usize,
+}
+
+/// Splits a chunk into tokens, skipping comments and white space. Strings
+/// and long brackets are one token each. Never fails: bytes that are not
+/// Lua come out as one-byte tokens (the chunk compiled, so this is rare).
+fn tokens(src: &[u8]) -> Vec<Tok<'_>> {
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    // A shebang line is skipped by Lua's loader too.
+    if src.starts_with(b"#") {
+        while i < src.len() && src[i] != b'\n' {
+            i += 1;
+        }
+    }
+    while i < src.len() {
+        let c = src[i];
+        let start = i;
+        let start_line = line;
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | 0x0b | 0x0c => {
+                i += 1;
+                continue;
+            }
+            b'-' if src.get(i + 1) == Some(&b'-') => {
+                i += 2;
+                if let Some(level) = long_bracket(src, i) {
+                    i = skip_long(src, i, level, &mut line);
+                } else {
+                    while i < src.len() && src[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'[' if long_bracket(src, i).is_some() => {
+                let level = long_bracket(src, i).unwrap_or(0);
+                i = skip_long(src, i, level, &mut line);
+            }
+            b'"' | b'\'' => {
+                i += 1;
+                while i < src.len() && src[i] != c {
+                    match src[i] {
+                        b'\\' => {
+                            // `\z` and escaped newlines span lines.
+                            if src.get(i + 1) == Some(&b'\n') {
+                                line += 1;
+                            }
+                            i += 2;
+                        }
+                        b'\n' => break, // unfinished string: Lua refused it already
+                        _ => i += 1,
+                    }
+                }
+                i = (i + 1).min(src.len());
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                while i < src.len() && (src[i].is_ascii_alphanumeric() || src[i] == b'_') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_digit() => {
+                // Numbers (hex, exponents, dots): letters and digits, and a
+                // sign right after an exponent letter.
+                i += 1;
+                while i < src.len() {
+                    let d = src[i];
+                    let exp_sign =
+                        (d == b'+' || d == b'-') && matches!(src[i - 1], b'e' | b'E' | b'p' | b'P');
+                    if d.is_ascii_alphanumeric() || d == b'.' || d == b'_' || exp_sign {
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                // Operators of two or three bytes are one token each.
+                const LONG: [&[u8]; 10] = [
+                    b"...", b"..", b"::", b"==", b"~=", b"<=", b">=", b"//", b"<<", b">>",
+                ];
+                i += LONG
+                    .iter()
+                    .find(|op| src[i..].starts_with(op))
+                    .map_or(1, |op| op.len());
+            }
+        }
+        out.push(Tok {
+            text: &src[start..i.min(src.len())],
+            start,
+            end: i.min(src.len()),
+            line: start_line,
+        });
+    }
+    out
+}
+
+/// The level of a long bracket opening at `i` (`[[` is 0, `[==[` is 2).
+fn long_bracket(src: &[u8], i: usize) -> Option<usize> {
+    if src.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut j = i + 1;
+    while src.get(j) == Some(&b'=') {
+        j += 1;
+    }
+    (src.get(j) == Some(&b'[')).then_some(j - i - 1)
+}
+
+/// Skips a long bracket of `level` opening at `i`; returns where it ends.
+fn skip_long(src: &[u8], i: usize, level: usize, line: &mut usize) -> usize {
+    let mut j = i + level + 2;
+    while j < src.len() {
+        if src[j] == b'\n' {
+            *line += 1;
+        } else if src[j] == b']'
+            && src[j + 1..].len() > level
+            && src[j + 1..j + 1 + level].iter().all(|&b| b == b'=')
+            && src.get(j + 1 + level) == Some(&b']')
+        {
+            return j + level + 2;
+        }
+        j += 1;
+    }
+    src.len()
+}
+
+/// A function found in the chunk: its text as an expression, and its
+/// parameters (a method's `self` counted).
+struct Found {
+    text: Vec<u8>,
+    nparams: usize,
+    vararg: bool,
+}
+
+/// Reads the function whose `function` keyword is token `k`: its
+/// parameters, and its matching `end`. `None` if it does not parse.
+fn function_at(src: &[u8], toks: &[Tok<'_>], k: usize) -> Option<(Found, usize)> {
+    let mut i = k + 1;
+    let mut method = false;
+    // A function statement's name: Name {'.' Name} [':' Name].
+    if toks.get(i).is_some_and(|t| is_name(t.text)) {
+        i += 1;
+        while toks.get(i).is_some_and(|t| t.text == b".") {
+            i += 2;
+        }
+        if toks.get(i).is_some_and(|t| t.text == b":") {
+            method = true;
+            i += 2;
+        }
+    }
+    let open = toks.get(i).filter(|t| t.text == b"(")?;
+    let mut nparams = usize::from(method);
+    let mut vararg = false;
+    i += 1;
+    loop {
+        let t = toks.get(i)?;
+        match t.text {
+            b")" => break,
+            b"," => {}
+            b"..." => vararg = true,
+            name if is_name(name) => nparams += 1,
+            _ => return None,
+        }
+        i += 1;
+    }
+    // The body: blocks open with function/if/do/repeat (a while's or a
+    // for's block opens at its `do`) and close with end/until.
+    let mut depth = 1;
+    i += 1;
+    while depth > 0 {
+        let t = toks.get(i)?;
+        match t.text {
+            b"function" | b"if" | b"do" | b"repeat" => depth += 1,
+            b"end" | b"until" => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    let end = toks[i - 1];
+    let mut text = b"function(".to_vec();
+    if method {
+        text.extend_from_slice(b"self");
+        if nparams > 1 || vararg {
+            text.extend_from_slice(b", ");
+        }
+    }
+    text.extend_from_slice(&src[open.end..end.end]);
+    Some((
+        Found {
+            text,
+            nparams,
+            vararg,
+        },
+        end.line,
+    ))
+}
+
+fn is_name(t: &[u8]) -> bool {
+    const KEYWORDS: &[&[u8]] = &[
+        b"and",
+        b"break",
+        b"do",
+        b"else",
+        b"elseif",
+        b"end",
+        b"false",
+        b"for",
+        b"function",
+        b"goto",
+        b"if",
+        b"in",
+        b"local",
+        b"nil",
+        b"not",
+        b"or",
+        b"repeat",
+        b"return",
+        b"then",
+        b"true",
+        b"until",
+        b"while",
+    ];
+    t.first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && !KEYWORDS.contains(&t)
+}
+
+/// The text, as a function expression, of the function defined in `chunk`
+/// from line `first` to line `last` with `nparams` fixed parameters (a
+/// method's `self` counted) and `vararg`.
+pub fn function_text(
+    chunk: &[u8],
+    first: usize,
+    last: usize,
+    nparams: usize,
+    vararg: bool,
+) -> Result<Vec<u8>, FuncSourceError> {
+    let toks = tokens(chunk);
+    let mut fits: Vec<Found> = toks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.line == first && t.text == b"function")
+        .filter_map(|(k, _)| function_at(chunk, &toks, k))
+        .filter(|(f, end_line)| *end_line == last && f.nparams == nparams && f.vararg == vararg)
+        .map(|(f, _)| f)
+        .collect();
+    match fits.len() {
+        1 => Ok(fits.remove(0).text),
+        0 => Err(FuncSourceError::NotFound {
+            first,
+            last,
+            nparams,
+        }),
+        count => {
+            // The same text twice (`local a, b = function() end, function() end`)
+            // is the same function, whichever was meant.
+            if fits.iter().all(|f| f.text == fits[0].text) {
+                return Ok(fits.remove(0).text);
+            }
+            Err(FuncSourceError::Ambiguous { first, last, count })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
