@@ -3,6 +3,7 @@
 //! hands each response to the caller waiting for its msgid and each log
 //! notification to the sink of the compute that printed it. So several
 //! threads can run computes on different sessions over one connection.
+//! Every message is built and read with `luapool_protocol::rpc`.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
@@ -13,14 +14,14 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use luapool_protocol::api::HostValue;
-use serde::Serialize;
+use luapool_protocol::rpc::{FromDaemon, Request, RpcError};
 
-use crate::error::{remote_error, ClientError};
+use crate::error::ClientError;
 
 /// Receives the lines a compute prints, as it prints them.
 pub type LogSink = Box<dyn FnMut(&str) + Send>;
 
-type Reply = Result<HostValue, HostValue>;
+type Reply = Result<HostValue, RpcError>;
 
 /// The socket, either kind.
 pub(crate) enum Socket {
@@ -103,17 +104,12 @@ impl Conn {
     }
 
     /// Sends a request and waits for its reply. `log` receives the log
-    /// notifications of this request; `compute` says how to type errors.
-    pub fn call<P: Serialize>(
-        &self,
-        method: &str,
-        params: P,
-        log: Option<(u64, LogSink)>,
-        compute: bool,
-    ) -> Result<HostValue, ClientError> {
+    /// notifications of this request (a compute).
+    pub fn call(&self, req: &Request<'_>, log: Option<LogSink>) -> Result<HostValue, ClientError> {
+        let compute = matches!(req, Request::Compute { .. });
         let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = rmp_serde::to_vec_named(&(0u8, msgid, method, params))
-            .map_err(|e| ClientError::Encode(e.to_string()))?;
+        let mut frame = Vec::new();
+        req.encode(msgid, &mut frame);
         let (tx, rx) = mpsc::channel();
         {
             let mut routes = lock(&self.routes);
@@ -121,7 +117,7 @@ impl Conn {
                 return Err(ClientError::Disconnected(why.clone()));
             }
             routes.pending.insert(msgid, tx);
-            if let Some((session, sink)) = log {
+            if let (Some(sink), Some(session)) = (log, req.session()) {
                 routes
                     .logs
                     .insert((session, msgid), Arc::new(Mutex::new(sink)));
@@ -140,18 +136,15 @@ impl Conn {
             routes.pending.remove(&msgid);
             routes.logs.retain(|(_, id), _| *id != msgid);
         }
-        match reply? {
-            Ok(v) => Ok(v),
-            Err(e) => Err(remote_error(e, compute)),
-        }
+        reply?.map_err(|e| ClientError::of(e, compute))
     }
 
     /// Sends a request without waiting for its reply.
-    pub fn send<P: Serialize>(&self, method: &str, params: P) {
+    pub fn send(&self, req: &Request<'_>) {
         let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(frame) = rmp_serde::to_vec_named(&(0u8, msgid, method, params)) {
-            let _ = lock(&self.writer).write_all(&frame);
-        }
+        let mut frame = Vec::new();
+        req.encode(msgid, &mut frame);
+        let _ = lock(&self.writer).write_all(&frame);
     }
 }
 
@@ -162,14 +155,6 @@ impl Drop for Conn {
     }
 }
 
-/// An unsigned integer that fits `u32` (a msgid).
-fn msgid(v: Option<&HostValue>) -> Option<u32> {
-    match v {
-        Some(HostValue::Int(i)) => u32::try_from(*i).ok(),
-        _ => None,
-    }
-}
-
 fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
     let why = loop {
         // One message: decoded straight into host values, as the supervisor does.
@@ -177,32 +162,39 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
             Ok(m) => m,
             Err(e) => break format!("{e}"),
         };
-        let HostValue::Array(mut items) = msg else {
-            break "a message that is not an array".into();
-        };
-        match items.first() {
-            Some(HostValue::Int(1)) if items.len() == 4 => {
-                let result = items.pop().expect("four items");
-                let error = items.pop().expect("four items");
-                let Some(msgid) = msgid(items.last()) else {
-                    // A reply without a msgid: the daemon rejected the stream.
-                    break format!("the daemon rejected the connection: {}", error.to_json());
-                };
-                let reply = match error {
-                    HostValue::Nil => Ok(result),
-                    error => Err(error),
-                };
+        match FromDaemon::decode(msg) {
+            Ok(FromDaemon::Response {
+                msgid: Some(msgid),
+                result,
+            }) => {
                 if let Some(tx) = lock(routes).pending.remove(&msgid) {
-                    let _ = tx.send(reply);
+                    let _ = tx.send(result);
                 }
             }
-            Some(HostValue::Int(2)) if items.len() == 3 => {
-                let params = items.pop().expect("three items");
-                if items[1] == HostValue::str("log") {
-                    route_log(routes, params);
+            Ok(FromDaemon::Response {
+                msgid: None,
+                result,
+            }) => {
+                // A reply without a msgid: the daemon rejected the stream.
+                let why = match result {
+                    Err(e) => e.to_string(),
+                    Ok(v) => v.to_json().to_string(),
+                };
+                break format!("the daemon rejected the connection: {why}");
+            }
+            Ok(FromDaemon::Log {
+                session,
+                msgid,
+                line,
+            }) => {
+                // Call the sink outside the routes lock: it may call into the client.
+                let sink = lock(routes).logs.get(&(session, msgid)).cloned();
+                if let Some(sink) = sink {
+                    (lock(&sink))(&line);
                 }
             }
-            _ => break "an unexpected message".into(),
+            Ok(FromDaemon::Other) => {}
+            Err(e) => break e,
         }
     };
     let mut routes = lock(routes);
@@ -210,21 +202,4 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
     // Dropping the senders wakes every waiting caller.
     routes.pending.clear();
     routes.logs.clear();
-}
-
-fn route_log(routes: &Mutex<Routes>, params: HostValue) {
-    let HostValue::Array(p) = params else { return };
-    let (Some(&HostValue::Int(session)), Some(msgid), Some(HostValue::Str(line))) =
-        (p.first(), msgid(p.get(1)), p.get(2))
-    else {
-        return;
-    };
-    let (Ok(session), line) = (u64::try_from(session), String::from_utf8_lossy(line)) else {
-        return;
-    };
-    // Call the sink outside the routes lock: it may call into the client.
-    let sink = lock(routes).logs.get(&(session, msgid)).cloned();
-    if let Some(sink) = sink {
-        (lock(&sink))(&line);
-    }
 }

@@ -34,7 +34,9 @@
 //!   supervisor's conversion rules exactly.
 //! - Errors: [`ClientError`]; a failed compute is
 //!   [`ClientError::Compute`] holding a [`ComputeError`], the embedded
-//!   supervisor's type.
+//!   supervisor's type; other refusals carry the protocol's [`ErrorKind`].
+//! - Requests, results and errors are `luapool_protocol::rpc`'s types, the
+//!   ones the daemon uses: the two cannot disagree on a method or a field.
 #![deny(missing_docs)]
 
 mod conn;
@@ -44,6 +46,9 @@ mod session;
 pub use conn::LogSink;
 pub use error::ClientError;
 pub use luapool_protocol::api::{
-    from_host as from_value, ComputeError, HostValue as Value, HostValueError as DecodeError,
+    from_host as from_value, ComputeError, ComputeOutput, HostValue as Value,
+    HostValueError as DecodeError, Latency, StoreStats, TableInfo, WorkerState,
 };
-pub use session::{Client, ComputeOptions, ComputeOutput, Session, Stats, StoreStats, TableInfo};
+pub use luapool_protocol::rpc::{ErrorKind, LimitInfo, Stats, StatsScope};
+pub use luapool_protocol::TableId;
+pub use session::{Client, ComputeOptions, Session};

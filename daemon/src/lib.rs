@@ -12,51 +12,65 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where things are: `listen.rs` binds the sockets, `connection.rs` reads
-//! a connection's requests (`luapool_protocol::stream` finds frame
-//! boundaries, `rpc.rs` decodes requests and encodes responses, `calls.rs` parses and
-//! runs session methods), `runner.rs` is a session's thread, `outbox.rs`
-//! a connection's writer, `signals.rs` the wake-up pipe and SIGTERM.
+//! Threads (a fixed number, whatever the connections and sessions): the
+//! event loop (the caller of [`Daemon::run`]) accepts, reads every
+//! client's requests and writes what a socket did not take at once; a few
+//! call threads ([`DaemonLimits::call_threads`]) run session calls other
+//! than computes; computes run on the pool's threads, one per worker,
+//! which also write their replies. So a compute crosses from the event loop
+//! to a pool thread once, and back to no one. An event loop (mio) rather
+//! than threads per connection: idle connections and sessions then cost
+//! memory only, and waiting (for a home, a worker, a slow client) holds no
+//! thread.
 //!
-//! Threads: one accept loop (the caller of [`Daemon::run`]), per connection a
-//! reader and a writer, per open session one thread running its calls in
-//! order. Shutdown: stop accepting and remove the socket file, stop reading
-//! requests, let every request already read finish within the grace period,
-//! then cancel what still runs, close the connections and stop the pool.
+//! With `--metrics` ([`DaemonBuilder::metrics`]), one more thread answers
+//! `GET /metrics` (`metrics.rs`, `prometheus.rs`) with the figures of the
+//! operator's `stats` (`stats.rs`).
+//!
+//! Log lines go through `tracing`; the binary installs the subscriber.
+//!
+//! Where things are: `listen.rs` binds the sockets, `event_loop.rs` is the
+//! event loop, `requests.rs` answers one request frame (the socket API's
+//! types are `luapool_protocol::rpc`), `session.rs` is a session's queue of
+//! calls, `calls.rs` runs one, `conn.rs` and `outbox.rs` a connection and
+//! its sending side, `limits.rs` the daemon's bounds, `signals.rs` the
+//! wake-up pipe and SIGTERM.
+//!
+//! Shutdown: stop accepting and remove the socket files, stop reading
+//! requests, let every request already read finish within the grace
+//! period, then answer what is queued (`Cancelled`, `ShuttingDown`), cancel
+//! what runs, close the connections and stop the pool.
 
 #![deny(missing_docs)]
 
 mod calls;
-mod connection;
+mod conn;
+mod event_loop;
+mod limits;
 mod listen;
+mod metrics;
 mod outbox;
-mod rpc;
-mod runner;
+mod prometheus;
+mod requests;
+mod session;
 mod shared;
 mod signals;
+mod stats;
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use connection::{serve_connection, Conn};
-use listen::{accept_tcp, accept_unix, bind_tcp, Stream, UnixSocket};
-use shared::Shared;
+use event_loop::{EventLoop, Listeners, WAKE};
+pub use limits::DaemonLimits;
+use listen::{bind_tcp, UnixSocket};
+use metrics::MetricsServer;
+use shared::{CallJob, Shared};
 pub use signals::DaemonStopper;
-use signals::{poll, WakePipe};
+use signals::WakePipe;
 
 use luapool_supervisor::Pool;
-
-/// The largest request frame a client may send; a larger one closes its connection.
-pub const DEFAULT_MAX_FRAME: usize = 256 << 20;
-/// How long a cancelled compute may take to end before connections are closed anyway.
-const CANCEL_WAIT: Duration = Duration::from_secs(5);
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -93,15 +107,20 @@ pub enum DaemonError {
     /// The signal handlers or the wake-up pipe could not be set up.
     #[error("cannot set up signal handling: {0}")]
     Signals(std::io::Error),
+    /// The event loop or a call thread could not be set up.
+    #[error("cannot start the daemon: {0}")]
+    Start(std::io::Error),
 }
 
 /// Options of a [`Daemon`]; see [`Daemon::builder`].
 #[derive(Debug, Clone)]
 pub struct DaemonBuilder {
     socket: PathBuf,
+    operator_socket: Option<PathBuf>,
     tcp: Option<(SocketAddr, String)>,
+    metrics: Option<SocketAddr>,
     grace: Duration,
-    max_frame: usize,
+    limits: DaemonLimits,
     signals: bool,
 }
 
@@ -112,15 +131,30 @@ impl DaemonBuilder {
         self.tcp = Some((addr, token.into()));
         self
     }
+    /// Also serve the operator's figures in Prometheus' text format at
+    /// `http://ADDR/metrics`, on a loopback address only (port 0 picks a
+    /// free port: [`Daemon::metrics_addr`]). No token: anyone on the
+    /// machine who can reach the port reads the daemon-wide figures.
+    pub fn metrics(mut self, addr: SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
     /// How long running computes may take to finish at shutdown before they
     /// are cancelled (default 10 s).
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
     }
-    /// The largest request frame (default [`DEFAULT_MAX_FRAME`]).
-    pub fn max_frame(mut self, bytes: usize) -> Self {
-        self.max_frame = bytes;
+    /// Also listen on a second Unix socket (mode 0600) for the operator:
+    /// `stats` there covers the whole daemon, where other connections see
+    /// only their own sessions.
+    pub fn operator_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.operator_socket = Some(path.into());
+        self
+    }
+    /// The daemon's bounds (default [`DaemonLimits::default`]).
+    pub fn limits(mut self, limits: DaemonLimits) -> Self {
+        self.limits = limits;
         self
     }
     /// Whether [`Daemon::run`] handles SIGTERM and SIGINT (default true).
@@ -136,11 +170,18 @@ impl DaemonBuilder {
             Some((addr, token)) => Some((bind_tcp(*addr)?, token.clone())),
             None => None,
         };
+        let metrics = self.metrics.map(bind_tcp).transpose()?;
         let wake = WakePipe::new().map_err(DaemonError::Signals)?;
         let unix = UnixSocket::bind(&self.socket)?;
+        let operator = match &self.operator_socket {
+            Some(p) => Some(UnixSocket::bind(p)?),
+            None => None,
+        };
         Ok(Daemon {
             unix,
+            operator,
             tcp,
+            metrics,
             wake,
             options: self,
         })
@@ -150,7 +191,9 @@ impl DaemonBuilder {
 /// A bound daemon; [`run`](Daemon::run) serves a pool until stopped.
 pub struct Daemon {
     unix: UnixSocket,
+    operator: Option<UnixSocket>,
     tcp: Option<(TcpListener, String)>,
+    metrics: Option<TcpListener>,
     wake: WakePipe,
     options: DaemonBuilder,
 }
@@ -160,9 +203,11 @@ impl Daemon {
     pub fn builder(socket: impl Into<PathBuf>) -> DaemonBuilder {
         DaemonBuilder {
             socket: socket.into(),
+            operator_socket: None,
             tcp: None,
+            metrics: None,
             grace: Duration::from_secs(10),
-            max_frame: DEFAULT_MAX_FRAME,
+            limits: DaemonLimits::default(),
             signals: true,
         }
     }
@@ -182,131 +227,101 @@ impl Daemon {
         self.tcp.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
+    /// The metrics address actually bound, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// A handle that shuts the daemon down as SIGTERM does.
     pub fn stopper(&self) -> DaemonStopper {
         self.wake.stopper()
     }
 
     /// Serves `pool` until SIGTERM/SIGINT (if handled) or a [`DaemonStopper`],
-    /// then shuts down gracefully, removes the socket file and stops the pool.
+    /// then shuts down gracefully, removes the socket files and stops the pool.
     pub fn run(self, pool: Arc<Pool>) -> Result<(), DaemonError> {
         if self.options.signals {
             self.wake
                 .install_signal_handlers()
                 .map_err(DaemonError::Signals)?;
         }
-        let shared = Arc::new(Shared {
-            pool,
-            token: self.tcp.as_ref().map(|(_, t)| t.clone()),
-            max_frame: self.options.max_frame,
-            next_session: AtomicU64::new(1),
-            sessions: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
-            draining: AtomicBool::new(false),
-            force_stop: AtomicBool::new(false),
-        });
-        let mut conns: Vec<(Arc<Conn>, JoinHandle<()>)> = Vec::new();
-        let mut fds = vec![self.wake.read_fd(), self.unix.listener.as_raw_fd()];
-        if let Some((l, _)) = &self.tcp {
-            fds.push(l.as_raw_fd());
-        }
-        loop {
-            let ready = poll(&fds, None);
-            if ready[0] && self.wake.drain() {
-                break;
-            }
-            let mut accepted = Vec::new();
-            if ready[1] {
-                accepted.push((accept_unix(&self.unix.listener), false));
-            }
-            if let (Some(true), Some((l, _))) = (ready.get(2), &self.tcp) {
-                accepted.push((accept_tcp(l), true));
-            }
-            for (stream, needs_auth) in accepted {
-                match stream {
-                    Ok(stream) => {
-                        conns.retain(|(_, t)| !t.is_finished());
-                        if let Some(c) = spawn_connection(&shared, stream, needs_auth) {
-                            conns.push(c);
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        // Out of file descriptors, say: do not spin on a
-                        // listener that stays readable.
-                        eprintln!("luapool: cannot accept a connection: {e}");
-                        std::thread::sleep(ACCEPT_BACKOFF);
-                    }
-                }
-            }
-        }
-        self.drain(&shared, conns);
-        Ok(())
-    }
-
-    fn drain(self, shared: &Arc<Shared>, conns: Vec<(Arc<Conn>, JoinHandle<()>)>) {
-        shared.draining.store(true, Ordering::Relaxed);
+        raise_fd_limit();
+        let poll = mio::Poll::new().map_err(DaemonError::Start)?;
+        let waker = mio::Waker::new(poll.registry(), WAKE).map_err(DaemonError::Start)?;
+        let (calls, jobs) = crossbeam_channel::unbounded::<CallJob>();
         let Daemon {
             unix,
+            operator,
             tcp,
+            metrics,
             wake,
             options,
         } = self;
-        // Dropping the listeners closes them and removes the socket file.
-        drop((tcp, unix));
-        for (c, _) in &conns {
-            c.stop_reading();
+        let (tcp, token) = match tcp {
+            Some((l, t)) => (Some(l), Some(t)),
+            None => (None, None),
+        };
+        let threads = options.limits.call_threads.max(1);
+        let shared = Arc::new(Shared::new(
+            pool.clone(),
+            options.limits.clone(),
+            token,
+            calls,
+            waker,
+        ));
+        let metrics = match metrics {
+            Some(l) => Some(MetricsServer::start(l, shared.clone()).map_err(DaemonError::Start)?),
+            None => None,
+        };
+        let mut call_threads = Vec::new();
+        for i in 0..threads {
+            let jobs = jobs.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("luapool-calls-{i}"))
+                .stack_size(8 << 20)
+                .spawn(move || {
+                    while let Ok(Some((session, call))) = jobs.recv() {
+                        session.run_call(call);
+                        session.run(true);
+                    }
+                })
+                .map_err(DaemonError::Start)?;
+            call_threads.push(t);
         }
-        let all_done =
-            |conns: &[(Arc<Conn>, JoinHandle<()>)]| conns.iter().all(|(_, t)| t.is_finished());
-        // Let accepted work finish; a second signal cuts the grace period short.
-        let deadline = Instant::now() + options.grace;
-        while !all_done(&conns) && Instant::now() < deadline {
-            if wake.wait(Duration::from_millis(20)) {
-                break;
-            }
+        let listeners = Listeners {
+            unix,
+            operator,
+            tcp,
+        };
+        let event_loop = EventLoop::new(poll, shared.clone(), listeners, wake, options.grace)
+            .map_err(DaemonError::Start)?;
+        event_loop.run();
+        if let Some(m) = metrics {
+            m.stop();
         }
-        if !all_done(&conns) {
-            shared.force_stop.store(true, Ordering::Relaxed);
-            for (c, _) in &conns {
-                c.cancel_all();
-            }
-            let deadline = Instant::now() + CANCEL_WAIT;
-            while !all_done(&conns) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            for (c, _) in &conns {
-                c.close();
-            }
+        for _ in &call_threads {
+            let _ = shared.calls.send(None);
         }
-        for (_, t) in conns {
+        for t in call_threads {
             let _ = t.join();
         }
-        shared.pool.shutdown();
+        pool.shutdown();
+        Ok(())
     }
 }
 
-fn spawn_connection(
-    shared: &Arc<Shared>,
-    stream: Stream,
-    needs_auth: bool,
-) -> Option<(Arc<Conn>, JoinHandle<()>)> {
-    let conn = Arc::new(Conn::new(stream.try_clone().ok()?));
-    let (shared2, conn2) = (shared.clone(), conn.clone());
-    shared.connections.fetch_add(1, Ordering::Relaxed);
-    let spawned = std::thread::Builder::new()
-        .name("luapool-conn".into())
-        .stack_size(8 << 20)
-        .spawn(move || {
-            serve_connection(shared2.clone(), conn2, stream, needs_auth);
-            shared2.connections.fetch_sub(1, Ordering::Relaxed);
-        });
-    match spawned {
-        Ok(t) => Some((conn, t)),
-        Err(e) => {
-            shared.connections.fetch_sub(1, Ordering::Relaxed);
-            eprintln!("luapool: cannot serve a connection: {e}");
-            None
+/// Raises the soft limit on open files to the hard one: each connection is
+/// a descriptor, and the `connections` bound is the daemon's own.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the live struct above.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

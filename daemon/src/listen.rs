@@ -1,9 +1,11 @@
 //! Sockets: binding the Unix socket (mode 0600, stale files removed, a live
 //! daemon refused) and the optional loopback TCP listener, and [`Stream`],
-//! one type over both kinds of connection.
+//! one type over both kinds of connection (non-blocking; polled by the
+//! daemon's event loop).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -18,13 +20,6 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    pub fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-        })
-    }
-
     fn shutdown(&self, how: Shutdown) {
         let _ = match self {
             Stream::Unix(s) => s.shutdown(how),
@@ -32,38 +27,34 @@ impl Stream {
         };
     }
 
-    /// Stops reading: a blocked read returns end-of-file once what is
-    /// already received has been read.
-    pub fn shutdown_read(&self) {
-        self.shutdown(Shutdown::Read);
-    }
-
-    /// Closes both directions: blocked reads and writes return.
+    /// Closes both directions: the client sees end of file, and the
+    /// daemon's poll sees the connection hang up.
     pub fn shutdown_both(&self) {
         self.shutdown(Shutdown::Both);
     }
-}
 
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads what is there (non-blocking).
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Tcp(s) => (&*s).read(buf),
+        }
+    }
+
+    /// Writes what fits (non-blocking).
+    pub fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
         }
     }
 }
 
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
         match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
         }
     }
 }
@@ -159,18 +150,18 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     Ok(listener)
 }
 
-/// Accepts one pending connection (listeners are non-blocking, so
-/// `WouldBlock` means none is pending).
+/// Accepts one pending connection, non-blocking like the listener
+/// (`WouldBlock` means none is pending).
 pub(crate) fn accept_unix(l: &UnixListener) -> io::Result<Stream> {
     let (s, _) = l.accept()?;
-    s.set_nonblocking(false)?;
+    s.set_nonblocking(true)?;
     Ok(Stream::Unix(s))
 }
 
 /// Accepts one pending TCP connection.
 pub(crate) fn accept_tcp(l: &TcpListener) -> io::Result<Stream> {
     let (s, _) = l.accept()?;
-    s.set_nonblocking(false)?;
+    s.set_nonblocking(true)?;
     let _ = s.set_nodelay(true);
     Ok(Stream::Tcp(s))
 }

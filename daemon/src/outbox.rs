@@ -1,174 +1,276 @@
-//! The sending side of a connection. Frames go through one queue, in the
-//! order they were sent, and one thread at a time writes them out:
+//! The sending side of a connection: frames queue in order and are written
+//! with non-blocking writes by whichever thread sends (the event loop, a
+//! thread running a session call, or a pool thread finishing a compute), so
+//! a reply needs no hand-off to another thread. What does not fit in the
+//! socket waits here; the event loop writes it when the socket is writable
+//! again.
 //!
-//! - a session thread sending a response writes the queue out itself when
-//!   nobody else is writing (no thread hand-off on the common path);
-//! - a log line comes from a pool's serving thread, which must never wait for
-//!   a client: it only queues, and wakes the connection's writer thread if
-//!   nobody is writing.
-//!
-//! The bytes queued are counted: above [`HIGH_WATER`] the connection's reader
-//! stops reading requests until the client catches up, and log lines are
-//! dropped rather than queued (responses are always queued).
+//! The unsent bytes are counted against the connection's bound
+//! (`unsent_bytes`): past it, log lines are dropped and the connection's
+//! sessions park instead of starting calls ([`Outbox::park_if_full`]),
+//! until the client reads it down to half the bound.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{ErrorKind, IoSlice};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
-use super::listen::Stream;
+use crate::listen::Stream;
+use crate::session::DaemonSession;
+use crate::shared::Budget;
 
-/// Bytes queued for a client beyond which it gets no new work and no log lines.
-pub(crate) const HIGH_WATER: usize = 64 << 20;
+/// Frames written per system call, at most.
+const IOV_MAX: usize = 64;
+
+/// How a write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// Everything is written.
+    Done,
+    /// Some waits for the socket to be writable.
+    Pending,
+    /// The client is gone.
+    Broken,
+}
 
 #[derive(Default)]
-struct Queue {
+struct Out {
     frames: VecDeque<Vec<u8>>,
-    /// Bytes queued or being written.
-    bytes: usize,
-    /// Some thread is writing the queue out.
-    writing: bool,
-    /// A write failed: the client is gone.
+    /// Bytes of the front frame already written.
+    head: usize,
+    /// Bytes queued and not yet written.
+    unsent: usize,
     broken: bool,
-    /// Every outbox handle is gone: the writer thread ends.
-    closed: bool,
+    /// Sessions waiting for room before they start their next call.
+    parked: Vec<Arc<DaemonSession>>,
+    /// The event loop stopped reading the client's requests for room.
+    read_paused: bool,
+    /// The socket is polled for writability.
+    want_writable: bool,
 }
 
-/// Queues frames for one connection. When every handle is gone, what is
-/// queued is still written, then the writer thread ends.
+/// One connection's queue of outgoing frames.
 pub(crate) struct Outbox {
-    inner: Arc<Inner>,
+    out: Mutex<Out>,
+    /// The bound on unsent bytes.
+    limit: usize,
+    /// Where the event loop polls the socket: it asks to hear of
+    /// writability only while something waits (else every reply the client
+    /// reads would wake the loop for nothing).
+    poll: Interest,
+    /// The daemon-wide bound the unsent bytes count against: past it, a
+    /// connection with anything unsent starts no call either.
+    budget: Arc<Budget>,
 }
 
-struct Inner {
-    queue: Mutex<Queue>,
-    /// Wakes the writer thread (work to do) and the reader (room again).
-    changed: Condvar,
-    out: Mutex<std::io::BufWriter<Stream>>,
-    /// To wake the reader when a write fails.
-    shutdown: Option<Stream>,
+/// The socket's registration with the event loop.
+pub(crate) struct Interest {
+    pub registry: Arc<mio::Registry>,
+    pub fd: std::os::fd::RawFd,
+    pub token: usize,
 }
 
 impl Outbox {
-    /// An outbox and its writer thread, writing to `stream`.
-    pub fn start(stream: Stream) -> std::io::Result<(Arc<Outbox>, JoinHandle<()>)> {
-        let inner = Arc::new(Inner {
-            queue: Mutex::new(Queue::default()),
-            changed: Condvar::new(),
-            shutdown: stream.try_clone().ok(),
-            out: Mutex::new(std::io::BufWriter::with_capacity(64 << 10, stream)),
-        });
-        let writer = inner.clone();
-        let thread = std::thread::Builder::new()
-            .name("luapool-conn-writer".into())
-            .spawn(move || writer.writer_thread())?;
-        Ok((Arc::new(Outbox { inner }), thread))
-    }
-
-    /// Queues a response and, unless another thread is writing, writes the
-    /// queue out on this thread (which may block on a slow client).
-    pub fn send(&self, frame: Vec<u8>) {
-        let mut q = self.inner.queue.lock();
-        if q.broken {
-            return;
-        }
-        q.bytes += frame.len();
-        q.frames.push_back(frame);
-        if !q.writing {
-            q.writing = true;
-            self.inner.write_out(q);
+    pub fn new(limit: usize, poll: Interest, budget: Arc<Budget>) -> Outbox {
+        Outbox {
+            out: Mutex::new(Out::default()),
+            limit,
+            poll,
+            budget,
         }
     }
 
-    /// Queues a log notification without ever blocking; dropped if the
-    /// client is too far behind.
-    pub fn send_log(&self, frame: Vec<u8>) {
-        let mut q = self.inner.queue.lock();
-        if q.broken || q.bytes > HIGH_WATER {
-            return;
-        }
-        q.bytes += frame.len();
-        q.frames.push_back(frame);
-        if !q.writing {
-            self.inner.changed.notify_all();
-        }
+    /// Whether `out` is past its bound, or holds anything while the
+    /// daemon-wide bound is passed.
+    fn full(&self, out: &Out) -> bool {
+        !out.broken && (out.unsent > self.limit || (out.unsent > 0 && self.budget.over()))
     }
 
-    /// Waits while more than [`HIGH_WATER`] bytes are queued; false once the
-    /// connection is broken.
-    pub fn wait_for_room(&self) -> bool {
-        let mut q = self.inner.queue.lock();
-        while q.bytes > HIGH_WATER && !q.broken {
-            self.inner.changed.wait(&mut q);
-        }
-        !q.broken
+    /// Whether the client has read enough for parked work to go on.
+    fn roomy(&self, out: &Out) -> bool {
+        out.broken || (out.unsent <= self.limit / 2 && (out.unsent == 0 || !self.budget.over()))
     }
 
-    /// Whether a write failed (the client is gone).
-    pub fn is_broken(&self) -> bool {
-        self.inner.queue.lock().broken
-    }
-}
-
-impl Drop for Outbox {
-    fn drop(&mut self) {
-        self.inner.queue.lock().closed = true;
-        self.inner.changed.notify_all();
-    }
-}
-
-impl Inner {
-    /// Writes frames until the queue is empty; the caller set `writing`.
-    fn write_out<'a>(&'a self, mut q: parking_lot::MutexGuard<'a, Queue>) {
-        loop {
-            let batch: Vec<Vec<u8>> = q.frames.drain(..).collect();
-            if batch.is_empty() {
-                q.writing = false;
-                self.changed.notify_all();
-                return;
-            }
-            drop(q);
-            let n: usize = batch.iter().map(Vec::len).sum();
-            let ok = {
-                let mut out = self.out.lock();
-                batch.iter().all(|f| out.write_all(f).is_ok()) && out.flush().is_ok()
+    /// Watches the socket for writability while frames wait, and only
+    /// then. Under the queue's lock, so the last writer's view wins.
+    fn settle(&self, out: &mut Out, flush: Flush) -> Flush {
+        let want = flush == Flush::Pending;
+        if want != out.want_writable {
+            out.want_writable = want;
+            let interest = if want {
+                mio::Interest::READABLE | mio::Interest::WRITABLE
+            } else {
+                mio::Interest::READABLE
             };
-            q = self.queue.lock();
-            q.bytes -= n;
-            if !ok {
-                q.broken = true;
-                q.bytes -= q.frames.iter().map(Vec::len).sum::<usize>();
-                q.frames.clear();
-                q.writing = false;
-                self.changed.notify_all();
-                drop(q);
-                // Wake the reader: the client is gone.
-                if let Some(s) = &self.shutdown {
-                    s.shutdown_both();
-                }
-                return;
-            }
-            // The reader may be waiting for room.
-            self.changed.notify_all();
+            // A connection already deregistered (gone) answers ENOENT: moot.
+            let _ = self.poll.registry.reregister(
+                &mut mio::unix::SourceFd(&self.poll.fd),
+                mio::Token(self.poll.token),
+                interest,
+            );
+        }
+        flush
+    }
+
+    /// Queues a response (always, whatever the bound) and writes what the
+    /// socket takes now.
+    pub fn send(&self, stream: &Stream, frame: Vec<u8>) -> Flush {
+        let mut out = self.out.lock();
+        if out.broken {
+            return Flush::Broken;
+        }
+        self.budget.take(frame.len());
+        out.unsent += frame.len();
+        out.frames.push_back(frame);
+        self.write(&mut out, stream)
+    }
+
+    /// Queues a log notification unless the client is past the bound.
+    pub fn send_log(&self, stream: &Stream, frame: Vec<u8>) -> Flush {
+        let mut out = self.out.lock();
+        if out.broken {
+            return Flush::Broken;
+        }
+        if self.full(&out) {
+            return Flush::Pending;
+        }
+        self.budget.take(frame.len());
+        out.unsent += frame.len();
+        out.frames.push_back(frame);
+        self.write(&mut out, stream)
+    }
+
+    /// Writes what waits (the socket became writable).
+    pub fn flush(&self, stream: &Stream) -> Flush {
+        let mut out = self.out.lock();
+        if out.broken {
+            return Flush::Broken;
+        }
+        self.write(&mut out, stream)
+    }
+
+    /// Writes what the socket takes, gives the written bytes back to the
+    /// daemon-wide bound, and settles the poll interest.
+    fn write(&self, out: &mut Out, stream: &Stream) -> Flush {
+        let before = out.unsent;
+        let flush = write_out(out, stream);
+        self.budget.give_back(before - out.unsent);
+        self.settle(out, flush)
+    }
+
+    /// Parks `session` if the client is past the bound (true), so it starts
+    /// no call until [`unpark`](Self::unpark) hands it back.
+    pub fn park_if_full(&self, session: &Arc<DaemonSession>) -> bool {
+        let mut out = self.out.lock();
+        if !self.full(&out) {
+            return false;
+        }
+        if !out.parked.iter().any(|s| Arc::ptr_eq(s, session)) {
+            out.parked.push(session.clone());
+        }
+        true
+    }
+
+    /// The parked sessions, once the client has read down to half the
+    /// bound (or is gone).
+    pub fn unpark(&self) -> Vec<Arc<DaemonSession>> {
+        let mut out = self.out.lock();
+        if self.roomy(&out) {
+            std::mem::take(&mut out.parked)
+        } else {
+            Vec::new()
         }
     }
 
-    /// Writes out what others only queued (log lines), until the outbox closes.
-    fn writer_thread(&self) {
-        let mut q = self.queue.lock();
-        loop {
-            if !q.writing && !q.frames.is_empty() {
-                q.writing = true;
-                self.write_out(q);
-                q = self.queue.lock();
-                continue;
+    /// If the client is past the bound, notes that reading its requests
+    /// pauses (true) until [`resume_reading`](Self::resume_reading).
+    pub fn pause_reading_if_full(&self) -> bool {
+        let mut out = self.out.lock();
+        if self.full(&out) {
+            out.read_paused = true;
+        }
+        out.read_paused
+    }
+
+    /// Whether a paused read may go on now (the client has read down to
+    /// half the bound, or is gone); clears the pause.
+    pub fn resume_reading(&self) -> bool {
+        let mut out = self.out.lock();
+        let resume = out.read_paused && self.roomy(&out);
+        if resume {
+            out.read_paused = false;
+        }
+        resume
+    }
+
+    /// Whether a parked session or a paused read waits for room that is
+    /// there now (the event loop should look).
+    pub fn room_awaited(&self) -> bool {
+        let out = self.out.lock();
+        (out.read_paused || !out.parked.is_empty()) && self.roomy(&out)
+    }
+
+    /// Bytes not yet written.
+    pub fn unsent(&self) -> usize {
+        self.out.lock().unsent
+    }
+
+    /// Forgets what waits, parked sessions included: the client is gone.
+    pub fn break_off(&self) {
+        let parked = {
+            let mut out = self.out.lock();
+            self.budget.give_back(out.unsent);
+            broken(&mut out);
+            std::mem::take(&mut out.parked)
+        };
+        drop(parked); // outside the lock: dropping a session may free much
+    }
+}
+
+/// Writes frames until the socket is full or the queue empty.
+fn write_out(out: &mut Out, stream: &Stream) -> Flush {
+    while !out.frames.is_empty() {
+        let written = {
+            let mut iov = Vec::with_capacity(out.frames.len().min(IOV_MAX));
+            for (i, f) in out.frames.iter().take(IOV_MAX).enumerate() {
+                iov.push(IoSlice::new(if i == 0 { &f[out.head..] } else { f }));
             }
-            if q.closed && !q.writing {
-                return;
+            stream.write_vectored(&iov)
+        };
+        match written {
+            Ok(0) => return broken(out),
+            Ok(mut n) => {
+                out.unsent -= n;
+                while n > 0 {
+                    let left = out.frames[0].len() - out.head;
+                    if n >= left {
+                        n -= left;
+                        out.head = 0;
+                        out.frames.pop_front();
+                    } else {
+                        out.head += n;
+                        n = 0;
+                    }
+                }
             }
-            self.changed.wait(&mut q);
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Pending,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return broken(out),
         }
     }
+    if out.frames.capacity() > 1024 {
+        out.frames.shrink_to(16);
+    }
+    Flush::Done
+}
+
+fn broken(out: &mut Out) -> Flush {
+    // Parked sessions stay until the event loop breaks the connection off
+    // (they hold the connection: the loop must drop them).
+    out.broken = true;
+    out.frames.clear();
+    out.unsent = 0;
+    out.head = 0;
+    Flush::Broken
 }

@@ -1,15 +1,14 @@
-//! Waking the daemon's accept loop: a self-pipe that a [`DaemonStopper`] and,
+//! Waking the daemon's event loop: a self-pipe that a [`DaemonStopper`] and,
 //! when asked for, the SIGTERM/SIGINT handlers write one byte to.
 //!
 //! Plain `libc` rather than a signal crate: the handler only has to write a
-//! byte to a pipe (async-signal-safe), and the accept loop already `poll`s
-//! file descriptors, so the pipe is one more.
+//! byte to a pipe (async-signal-safe), and the event loop polls the pipe
+//! with the sockets.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The write end of the pipe the signal handlers write to (-1: none).
 static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
@@ -93,12 +92,6 @@ impl WakePipe {
             any = true;
         }
     }
-
-    /// Waits up to `timeout` for a wake-up; true if one came (and drains it).
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let ready = poll(&[self.read_fd()], Some(timeout));
-        ready.first().copied().unwrap_or(false) && self.drain()
-    }
 }
 
 impl Drop for WakePipe {
@@ -128,23 +121,4 @@ impl DaemonStopper {
         // SAFETY: the fd is open while this Arc lives; the buffer is a live local.
         unsafe { libc::write(self.write.as_raw_fd(), (&byte as *const u8).cast(), 1) };
     }
-}
-
-/// Polls `fds` for readability; one flag per fd. `None` waits forever.
-pub(crate) fn poll(fds: &[RawFd], timeout: Option<Duration>) -> Vec<bool> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
-    // SAFETY: pfds is a live array of pfds.len() pollfd structs.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if n <= 0 {
-        return vec![false; fds.len()];
-    }
-    pfds.iter().map(|p| p.revents != 0).collect()
 }

@@ -9,6 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    cli::log::init();
     match cli::main(args) {
         Ok(code) => code,
         Err(e) => {

@@ -3,8 +3,16 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Nesting a decoded message may have; deeper input is refused, not recursed into.
-pub const MAX_DEPTH: usize = 256;
+/// The deepest plain Lua table a worker copies into a message (a
+/// [`Literal`](crate::Literal) nested this many levels): deeper is the
+/// script's error, never a message the supervisor would refuse.
+pub const MAX_LITERAL_DEPTH: usize = 200;
+
+/// Nesting a decoded message may have; deeper input is refused, not
+/// recursed into. Each level of a [`Literal`](crate::Literal) is three
+/// levels of MessagePack (variant map, fields, array), plus the envelope:
+/// so every literal a worker may send fits.
+pub const MAX_DEPTH: usize = 3 * MAX_LITERAL_DEPTH + 16;
 
 /// A message could not be decoded.
 #[derive(Debug, thiserror::Error)]

@@ -76,6 +76,7 @@ fn worker_bound_messages_round_trip() {
         home: TableId::from_raw(2),
         limits: WorkerLimits {
             instructions: 10,
+            cpu_time_ms: 15,
             memory: 20,
         },
     }));
@@ -95,15 +96,21 @@ fn worker_bound_messages_round_trip() {
         }),
         Reply::Len(5),
         Reply::NewTable(TableId::from_raw(4)),
+        Reply::Reserved(vec![TableId::from_raw(5), TableId::from_raw(6)]),
+        Reply::Long {
+            key: Key::str("big"),
+            len: 3 << 30,
+        },
+        Reply::Bytes(vec![0, 255, 7]),
         Reply::Fetched(Fetched {
             values: vec![Value::Table(TableId::from_raw(3)), Value::Str(big_string())],
             tables: vec![view(TableId::from_raw(3))],
         }),
-        Reply::Entries {
+        Reply::Entries(Entries {
             entries: vec![(Key::Int(1), Value::Nil)],
             tables: vec![view(TableId::from_raw(1))],
             done: true,
-        },
+        }),
         Reply::Error(RequestError {
             kind: RequestErrorKind::UnknownTable,
             message: "unknown table 5".into(),
@@ -154,6 +161,26 @@ fn supervisor_bound_messages_round_trip() {
             value: nested.clone(),
         }]),
         Request::NewTable,
+        Request::Move {
+            table: TableId::from_raw(9),
+            first: -3,
+            last: i64::MAX,
+            to: 1,
+        },
+        Request::Reserve {
+            like: TableId::from_raw(9),
+            count: 3,
+        },
+        Request::GetStr {
+            table: TableId::from_raw(9),
+            key: Key::Int(4),
+            offset: 1 << 20,
+        },
+        Request::Append {
+            table: TableId::from_raw(9),
+            key: Key::Int(4),
+            bytes: vec![1, 2, 3],
+        },
     ] {
         round_trip(ToSupervisor::Request(req));
     }
@@ -178,6 +205,25 @@ fn junk_is_an_error_not_a_panic() {
     ] {
         assert!(decode::<ToSupervisor>(junk).is_err());
     }
+}
+
+#[test]
+fn every_literal_a_worker_may_send_decodes() {
+    let mut lit = Literal::Value(Value::Nil);
+    for _ in 0..MAX_LITERAL_DEPTH {
+        lit = Literal::Table {
+            array: vec![],
+            hash: vec![(Key::str("x"), lit)],
+        };
+    }
+    let done = ToSupervisor::Done(Outcome::Returned(vec![lit.clone()]));
+    assert_eq!(decode::<ToSupervisor>(&encode(&done)).unwrap(), done);
+    let write = ToSupervisor::Request(Request::Write(vec![Write {
+        table: TableId::from_raw(1),
+        key: Key::Int(1),
+        value: lit,
+    }]));
+    assert_eq!(decode::<ToSupervisor>(&encode(&write)).unwrap(), write);
 }
 
 #[test]

@@ -9,6 +9,11 @@
 //!   a ring is sent in chunks. Waiting spins briefly, then sleeps on a futex.
 //! - [`api`]: the host API's value and error types ([`api::HostValue`],
 //!   [`api::ComputeError`]), shared by the supervisor and its daemon clients.
+//! - [`hot`]: the replies that carry table contents, each defined once with
+//!   its fast encoder (from borrowed values, for the store) and its fast
+//!   zero-copy decoder (for the worker), round-trip tested against serde.
+//! - [`rpc`]: the daemon's socket API (methods, params, results, error
+//!   kinds), used by the daemon and its Rust client.
 //! - [`stream`]: where one MessagePack value ends in a byte stream (the
 //!   daemon's socket framing), without trusting the bytes.
 //! - [`mp`]: a zero-copy MessagePack reader for the hot paths that read
@@ -23,14 +28,17 @@ pub mod api;
 mod codec;
 #[cfg(test)]
 mod codec_tests;
+pub mod hot;
 mod message;
 pub mod mp;
 mod ring;
+pub mod rpc;
 pub mod stream;
 mod sync;
 mod value;
 
-pub use codec::{decode, encode, encode_into, DecodeError, MAX_DEPTH};
+pub use codec::{decode, encode, encode_into, DecodeError, MAX_DEPTH, MAX_LITERAL_DEPTH};
+pub use hot::{Entries, Fetched, Records, TableView};
 pub use message::*;
 pub use ring::*;
 pub use value::{IdHasher, IdMap, IdSet, Key, KeyError, TableId, Value};

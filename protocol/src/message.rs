@@ -5,23 +5,33 @@
 //! one [`ToWorker::Reply`], plus any number of [`ToSupervisor::Log`] lines
 //! (never answered), and ends with [`ToSupervisor::Done`].
 //!
-//! Reads come back as a flat list of values plus [`TableView`]s: every table
-//! a reply mentions may come with its whole contents ("inlined") when it is
-//! small, so a worker walking an array of records needs one round trip per
-//! window of records, not one per field.
+//! The replies that carry table contents ([`Fetched`], [`Entries`],
+//! [`Records`]) and pieces of long strings are defined in [`hot`](crate::hot),
+//! each with its fast encoder and decoder.
 
 use serde::{Deserialize, Serialize};
 
+use crate::hot::{Entries, Fetched, Records};
 use crate::value::{Key, TableId, Value};
 
 /// What a worker enforces for one compute. Zero means "no limit".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerLimits {
-    /// Lua VM instructions the compute may execute (counted in steps of the hook interval).
+    /// Lua VM instructions the compute may execute (counted in steps of the
+    /// hook interval). Counting runs a hook on every instruction.
     pub instructions: u64,
-    /// Bytes of Lua heap the worker's state may use.
+    /// CPU time of the worker thread the compute may use, in milliseconds.
+    /// Enforced by a timer: no cost per instruction.
+    pub cpu_time_ms: u64,
+    /// Bytes the compute may allocate above what the worker held when it
+    /// started (Lua heap and the worker's buffers for it).
     pub memory: u64,
 }
+
+/// The exit status of a worker whose compute kept running past its CPU-time
+/// limit inside one C call, where no hook could stop it: the worker exits,
+/// and the supervisor reports the CPU-time limit.
+pub const EXIT_CPU_LIMIT: i32 = 124;
 
 /// The start of a compute.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,52 +49,6 @@ pub struct Start {
     pub home: TableId,
     /// Limits for this compute.
     pub limits: WorkerLimits,
-}
-
-/// A table as the supervisor describes it to a worker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TableView {
-    /// The table's id.
-    pub id: TableId,
-    /// Whether writes to it are refused (the input tree).
-    pub readonly: bool,
-    /// A border of the table (what `#t` returns).
-    pub len: i64,
-    /// True if `array` and `hash` hold every entry of the table.
-    pub complete: bool,
-    /// Values at keys `1..=array.len()` (only when complete).
-    pub array: Vec<Value>,
-    /// Every other entry (only when complete).
-    pub hash: Vec<(Key, Value)>,
-}
-
-/// Values read from the store, with views of the tables they mention.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Fetched {
-    /// The values asked for, in order.
-    pub values: Vec<Value>,
-    /// Views of tables mentioned by `values` (and, transitively, by inlined contents).
-    pub tables: Vec<TableView>,
-}
-
-/// A window of read-only records that all have the same keys, in the same
-/// order, and hold no tables: the flat answer to a `GetRange` over such a
-/// read-only array (a loaded JSON array of objects, say; never over a
-/// writable table). The keys travel once, and a
-/// record is its id and its values; the worker reads it without a view per
-/// record. Records are complete read-only tables, as a [`TableView`] would
-/// describe them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Records {
-    /// The keys of every record: the array part's `1..=n` first, then the rest.
-    pub keys: Vec<Key>,
-    /// A border of every record.
-    pub len: i64,
-    /// The records, one per value asked for, in order.
-    pub ids: Vec<TableId>,
-    /// Their values, record after record (`ids.len() * keys.len()`, nil for
-    /// a hole in an array part).
-    pub values: Vec<Value>,
 }
 
 /// A request from a worker to the supervisor.
@@ -128,7 +92,73 @@ pub enum Request {
     Write(Vec<Write>),
     /// Make a new empty table. Answered by [`Reply::NewTable`].
     NewTable,
+    /// Make `count` new empty writable tables (at most
+    /// [`MAX_RESERVE`]) in the arena of table `like`, for the worker to fill
+    /// with later writes: a worker that stores a plain Lua table writes its
+    /// entries into one of these, so it knows the new table's id at once.
+    /// Answered by [`Reply::Reserved`].
+    Reserve {
+        /// A table of the arena the new tables go to.
+        like: TableId,
+        /// How many.
+        count: u32,
+    },
+    /// Up to [`LONG_STRING`] bytes of the string `table[key]`, from byte
+    /// `offset` on. Answered by [`Reply::Bytes`] (empty past the end).
+    GetStr {
+        /// The table read.
+        table: TableId,
+        /// The key whose value is a string.
+        key: Key,
+        /// The first byte wanted.
+        offset: u64,
+    },
+    /// `table.move(table, first, last, to)` within one table: the values
+    /// at keys `first..=last` are copied to the keys from `to` on, as Lua's
+    /// `table.move` does (overlapping ranges included; nothing when `last <
+    /// first`). What it costs the store is bounded by the table's size, not
+    /// by `last - first`. The worker does not wait for its reply
+    /// ([`Reply::Ok`] or the error), which it reads before its next
+    /// request: a refusal surfaces there, as a buffered write's does.
+    Move {
+        /// The table (writable).
+        table: TableId,
+        /// The first key moved.
+        first: i64,
+        /// The last key moved.
+        last: i64,
+        /// Where the first key's value goes.
+        to: i64,
+    },
+    /// `table[key] = table[key] .. bytes`, where `table[key]` is a string
+    /// (the rest of a long string whose first piece was written). Answered
+    /// by [`Reply::Ok`].
+    Append {
+        /// The table written.
+        table: TableId,
+        /// The key whose value is a string.
+        key: Key,
+        /// At most [`LONG_STRING`] bytes.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
+
+/// The most tables one [`Request::Reserve`] makes.
+pub const MAX_RESERVE: u32 = 1024;
+
+/// A string longer than this never travels in one message. Read, it is
+/// answered by [`Reply::Long`] and read in pieces of at most this many
+/// bytes ([`Request::GetStr`]); written, its first piece is an ordinary
+/// write and the rest follow as [`Request::Append`]s.
+pub const LONG_STRING: usize = 1 << 20;
+
+/// About the most bytes of values a window ([`Request::GetRange`]) or a
+/// batch of entries ([`Request::Next`]) carries: past it the reply holds
+/// fewer values than asked (always at least one). Views of the tables they
+/// mention have their own budget of the same size (see the store's
+/// `INLINE_BUDGET_BYTES`), so no read reply is much over 2 MiB.
+pub const REPLY_BYTES: usize = 1 << 20;
 
 /// One assignment `table[key] = value`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,16 +221,22 @@ pub enum Reply {
     /// A border of the table.
     Len(i64),
     /// A batch of entries for `pairs`.
-    Entries {
-        /// Entries in iteration order.
-        entries: Vec<(Key, Value)>,
-        /// Views of tables the entries mention.
-        tables: Vec<TableView>,
-        /// True if no entries follow.
-        done: bool,
-    },
+    Entries(Entries),
     /// The new table.
     NewTable(TableId),
+    /// The tables a [`Request::Reserve`] made.
+    Reserved(Vec<TableId>),
+    /// The value asked for (by `Get`; the first of a `GetRange`'s window;
+    /// the first entry of a `Next`) is a string longer than
+    /// [`LONG_STRING`], to read with [`Request::GetStr`].
+    Long {
+        /// Its key.
+        key: Key,
+        /// Its length in bytes.
+        len: u64,
+    },
+    /// A piece of a string ([`Request::GetStr`]).
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The request failed.
     Error(RequestError),
 }
@@ -225,17 +261,27 @@ pub struct Failure {
     pub traceback: String,
 }
 
-/// The kinds of [`Failure`] a worker reports.
+/// The kinds of [`Failure`] a worker reports. The supervisor maps kinds,
+/// never the message's text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailureKind {
     /// A Lua error (including a syntax error).
     LuaError,
     /// The instruction budget ran out.
     InstructionLimit,
-    /// The Lua heap limit was reached.
+    /// The CPU-time limit passed.
+    CpuLimit,
+    /// The memory limit was reached.
     MemoryLimit,
     /// The supervisor asked the compute to stop.
     Cancelled,
+    /// The store refused a write for the session's or home's quota.
+    Quota,
+    /// A value copied out of Lua (into the store, as a result, as a `print`
+    /// line) passed the worker's conversion limit.
+    ConversionLimit,
+    /// A return value could not be converted (a function, a cycle, a thread).
+    BadResult,
 }
 
 /// A message from the supervisor to a worker.

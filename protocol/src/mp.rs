@@ -50,6 +50,12 @@ impl<'a> Cursor<'a> {
         self.buf
     }
 
+    /// Skips `n` bytes (all that are left, if fewer): for a reader that
+    /// measured a value itself.
+    pub fn advance(&mut self, n: usize) {
+        self.buf = &self.buf[n.min(self.buf.len())..];
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
         if self.buf.len() < n {
             return Err(Malformed);

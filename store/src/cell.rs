@@ -42,6 +42,14 @@ pub(crate) enum KeyView<'a> {
 }
 
 impl KeyView<'_> {
+    /// The bytes of a string key (0 for any other).
+    pub fn str_len(self) -> usize {
+        match self {
+            KeyView::Str(s) => s.len(),
+            _ => 0,
+        }
+    }
+
     /// The view of a protocol key.
     pub fn of(k: &Key) -> KeyView<'_> {
         match k {

@@ -1,124 +1,104 @@
-//! Read replies written straight from the store's cells as MessagePack.
-//!
-//! The bytes are exactly what `luapool_protocol::encode` writes for
-//! `ToWorker::Reply(Reply::Fetched(..))` / `Reply::Entries { .. }` (the
-//! tests decode them with the codec and compare), but no `TableView`, `Key`
-//! or `Value` is built on the way: a window of 1024 records is encoded
-//! without allocating per field.
+//! Read replies written straight from the store's cells, through the
+//! protocol's fast encoders (`luapool_protocol::hot`): cells and keys map
+//! to borrowed [`Item`]s, so a window of 1024 records is encoded without
+//! allocating per field. The bytes are what the codec writes for the owned
+//! reply (the protocol's tests check the encoders; `tests/encode.rs` checks
+//! that `handle_into` and `handle` agree).
 
-use luapool_protocol::{Key, TableId, Value};
-use rmp::encode as mp;
+use luapool_protocol::hot::{exact, write, Item, ViewHead, ViewParts};
+use luapool_protocol::{Entries, Fetched, Key, Records, TableId, Value};
 
 use super::arena::Arena;
-use super::cell::{KeyView, SKey, SValue};
+use super::cell::{KeyView, SValue};
 use super::inline::{plan, INLINE_MAX_ENTRIES};
 use super::table::Table;
 
-/// `{"Reply": {"Fetched": [` … and `{"Reply": {"Entries": [` …
-fn envelope(out: &mut Vec<u8>, variant: &str, fields: u32) {
-    let _ = mp::write_map_len(out, 1);
-    let _ = mp::write_str(out, "Reply");
-    let _ = mp::write_map_len(out, 1);
-    let _ = mp::write_str(out, variant);
-    let _ = mp::write_array_len(out, fields);
-}
-
-fn int(out: &mut Vec<u8>, i: i64) {
-    let _ = mp::write_sint(out, i);
-}
-
-fn table_ref(out: &mut Vec<u8>, id: TableId) {
-    let _ = mp::write_array_len(out, 1);
-    let _ = mp::write_uint(out, id.raw());
-}
-
-fn value(out: &mut Vec<u8>, v: &Value) {
+/// The item of a stored value.
+pub(crate) fn item(v: &SValue) -> Item<'_> {
     match v {
-        Value::Nil => mp::write_nil(out).unwrap_or(()),
-        Value::Bool(b) => mp::write_bool(out, *b).unwrap_or(()),
-        Value::Int(i) => int(out, *i),
-        Value::Float(f) => mp::write_f64(out, *f).unwrap_or(()),
-        Value::Str(s) => mp::write_bin(out, s).unwrap_or(()),
-        Value::Table(id) => table_ref(out, *id),
+        SValue::Nil => Item::Nil,
+        SValue::Bool(b) => Item::Bool(*b),
+        SValue::Int(i) => Item::Int(*i),
+        SValue::Float(f) => Item::Float(*f),
+        SValue::Table(id) => Item::Table(*id),
+        SValue::Short(..) | SValue::Long(_) => Item::Str(v.bytes().unwrap_or_default()),
     }
 }
 
-fn svalue(out: &mut Vec<u8>, v: &SValue) {
-    match v {
-        SValue::Nil => mp::write_nil(out).unwrap_or(()),
-        SValue::Bool(b) => mp::write_bool(out, *b).unwrap_or(()),
-        SValue::Int(i) => int(out, *i),
-        SValue::Float(f) => mp::write_f64(out, *f).unwrap_or(()),
-        SValue::Table(id) => table_ref(out, *id),
-        SValue::Short(..) | SValue::Long(_) => {
-            mp::write_bin(out, v.bytes().unwrap_or_default()).unwrap_or(())
-        }
-    }
-}
-
-fn key_view(out: &mut Vec<u8>, k: KeyView<'_>) {
+/// The item of a stored key.
+pub(crate) fn key_item(k: KeyView<'_>) -> Item<'_> {
     match k {
-        KeyView::Int(i) => int(out, i),
-        KeyView::Bool(b) => mp::write_bool(out, b).unwrap_or(()),
-        KeyView::Float(bits) => mp::write_f64(out, f64::from_bits(bits)).unwrap_or(()),
-        KeyView::Str(s) => mp::write_bin(out, s).unwrap_or(()),
+        KeyView::Int(i) => Item::Int(i),
+        KeyView::Bool(b) => Item::Bool(b),
+        KeyView::Float(bits) => Item::Float(f64::from_bits(bits)),
+        KeyView::Str(s) => Item::Str(s),
     }
 }
 
-fn skey(out: &mut Vec<u8>, k: &SKey) {
-    key_view(out, k.view());
+/// The views of the tables `roots` mention (see [`plan`]), as the encoders
+/// take them.
+fn views(arena: &Arena, roots: impl IntoIterator<Item = TableId>) -> Vec<(TableId, bool, &Table)> {
+    plan(arena, roots)
+        .into_iter()
+        .filter_map(|(id, complete)| Some((id, complete, arena.table(id).ok()?)))
+        .collect()
 }
 
-/// The views of the tables `roots` mention (see [`plan`]).
-fn views(out: &mut Vec<u8>, arena: &Arena, roots: impl IntoIterator<Item = TableId>) {
-    let plan = plan(arena, roots);
-    let _ = mp::write_array_len(
-        out,
-        plan.iter()
-            .filter(|(id, _)| arena.table(*id).is_ok())
-            .count() as u32,
+/// A table's view: its entries when `complete`, else none.
+fn parts<'a>(
+    &(id, complete, t): &(TableId, bool, &'a Table),
+) -> ViewParts<
+    impl ExactSizeIterator<Item = Item<'a>>,
+    impl ExactSizeIterator<Item = (Item<'a>, Item<'a>)>,
+> {
+    let (narr, nhash) = match complete {
+        true => (t.array().len(), t.entry_count() - t.array().len()),
+        false => (0, 0),
+    };
+    ViewParts {
+        head: ViewHead {
+            id,
+            readonly: t.readonly,
+            len: t.border(),
+            complete,
+        },
+        array: t.array()[..narr].iter().map(item),
+        hash: exact(
+            nhash,
+            t.hash_live().map(|(k, v)| (key_item(k.view()), item(v))),
+        ),
+    }
+}
+
+/// Writes `ToWorker::Reply(Reply::Fetched(..))` of the cells `values`
+/// (`None`: nil).
+pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Option<&SValue>]) {
+    let tables = views(
+        arena,
+        values.iter().filter_map(|v| v.and_then(SValue::table)),
     );
-    for (id, complete) in plan {
-        let Ok(t) = arena.table(id) else { continue };
-        let _ = mp::write_array_len(out, 6);
-        let _ = mp::write_uint(out, id.raw());
-        let _ = mp::write_bool(out, t.readonly);
-        int(out, t.border());
-        let _ = mp::write_bool(out, complete);
-        if complete {
-            let _ = mp::write_array_len(out, t.array().len() as u32);
-            for v in t.array() {
-                svalue(out, v);
-            }
-            let _ = mp::write_array_len(out, t.hash_live().count() as u32);
-            for (k, v) in t.hash_live() {
-                let _ = mp::write_array_len(out, 2);
-                skey(out, k);
-                svalue(out, v);
-            }
-        } else {
-            let _ = mp::write_array_len(out, 0);
-            let _ = mp::write_array_len(out, 0);
-        }
-    }
+    Fetched::write(
+        out,
+        values.iter().map(|v| v.map_or(Item::Nil, item)),
+        tables.iter().map(parts),
+    );
 }
 
-/// The table a value references, if any.
-fn table_id(v: &Value) -> Option<TableId> {
-    match v {
-        Value::Table(id) => Some(*id),
-        _ => None,
-    }
-}
-
-/// Writes `ToWorker::Reply(Reply::Fetched { values, tables })`.
-pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Value]) {
-    envelope(out, "Fetched", 2);
-    let _ = mp::write_array_len(out, values.len() as u32);
-    for v in values {
-        value(out, v);
-    }
-    views(out, arena, values.iter().filter_map(table_id));
+/// Writes `ToWorker::Reply(Reply::Entries(..))`.
+pub(crate) fn entries(out: &mut Vec<u8>, arena: &Arena, entries: &[(Key, Value)], done: bool) {
+    let tables = views(
+        arena,
+        entries.iter().filter_map(|(_, v)| match v {
+            Value::Table(id) => Some(*id),
+            _ => None,
+        }),
+    );
+    Entries::write(
+        out,
+        entries.iter().map(|(k, v)| (Item::key(k), Item::of(v))),
+        tables.iter().map(parts),
+        done,
+    );
 }
 
 /// The tables behind `values` if they are read-only records of one shape
@@ -126,12 +106,15 @@ pub(crate) fn fetched(out: &mut Vec<u8>, arena: &Arena, values: &[Value]) {
 /// them, no table among their values): what [`Reply::Records`] carries.
 ///
 /// [`Reply::Records`]: luapool_protocol::Reply::Records
-pub(crate) fn record_shape<'a>(arena: &'a Arena, values: &[Value]) -> Option<Vec<&'a Table>> {
+pub(crate) fn record_shape<'a>(
+    arena: &'a Arena,
+    values: &[Option<&SValue>],
+) -> Option<Vec<&'a Table>> {
     let tables = values
         .iter()
-        .map(|v| match v {
-            Value::Table(id) => arena.table(*id).ok().filter(|t| t.readonly),
-            _ => None,
+        .map(|v| {
+            let id = v.and_then(SValue::table)?;
+            arena.table(id).ok().filter(|t| t.readonly)
         })
         .collect::<Option<Vec<&Table>>>()?;
     let first = tables.first()?;
@@ -162,38 +145,22 @@ pub(crate) fn shape_values(t: &Table) -> impl Iterator<Item = &SValue> {
 
 /// Writes `ToWorker::Reply(Reply::Records(..))` for the records `tables`
 /// (from [`record_shape`]), which `ids` name.
-pub(crate) fn records(out: &mut Vec<u8>, tables: &[&Table], ids: &[Value]) {
+pub(crate) fn records(out: &mut Vec<u8>, tables: &[&Table], ids: &[Option<&SValue>]) {
     let first = tables[0];
-    envelope(out, "Records", 4);
-    let per = shape_keys(first).count();
-    let _ = mp::write_array_len(out, per as u32);
-    for k in shape_keys(first) {
-        key_view(out, k);
-    }
-    int(out, first.border());
-    let _ = mp::write_array_len(out, ids.len() as u32);
-    for v in ids {
-        if let Value::Table(id) = v {
-            let _ = mp::write_uint(out, id.raw());
-        }
-    }
-    let _ = mp::write_array_len(out, (tables.len() * per) as u32);
-    for t in tables {
-        for v in shape_values(t) {
-            svalue(out, v);
-        }
-    }
+    let nkeys = shape_keys(first).count();
+    Records::write(
+        out,
+        exact(nkeys, shape_keys(first).map(key_item)),
+        first.border(),
+        exact(
+            ids.len(),
+            ids.iter().filter_map(|v| v.and_then(SValue::table)),
+        ),
+        tables.iter().flat_map(|t| shape_values(t).map(item)),
+    );
 }
 
-/// Writes `ToWorker::Reply(Reply::Entries { entries, tables, done })`.
-pub(crate) fn entries(out: &mut Vec<u8>, arena: &Arena, entries: &[(Key, Value)], done: bool) {
-    envelope(out, "Entries", 3);
-    let _ = mp::write_array_len(out, entries.len() as u32);
-    for (k, v) in entries {
-        let _ = mp::write_array_len(out, 2);
-        key_view(out, KeyView::of(k));
-        value(out, v);
-    }
-    views(out, arena, entries.iter().filter_map(|(_, v)| table_id(v)));
-    let _ = mp::write_bool(out, done);
+/// Writes `ToWorker::Reply(Reply::Bytes(..))`: a piece of a long string.
+pub(crate) fn bytes(out: &mut Vec<u8>, piece: &[u8]) {
+    write::bytes(out, piece);
 }

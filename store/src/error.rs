@@ -27,6 +27,19 @@ pub enum StoreError {
         /// The arena's quota.
         quota: u64,
     },
+    /// The operation would take a group of arenas (all the homes) past its
+    /// byte limit; nothing was applied.
+    #[error("store quota exceeded: {what} would pass its limit of {limit} bytes ({used} used, {needed} more needed)")]
+    GroupQuota {
+        /// The limit's name (e.g. `homes_bytes`).
+        what: &'static str,
+        /// Bytes the group accounts now.
+        used: u64,
+        /// Bytes the operation would add.
+        needed: u64,
+        /// The group's limit.
+        limit: u64,
+    },
     /// A worker wrote to a read-only table (the input tree).
     #[error("attempt to write key {key} of a read-only table (_io.input)")]
     ReadOnly {
@@ -45,18 +58,36 @@ pub enum StoreError {
     /// Nesting deeper than [`MAX_NESTING`](super::MAX_NESTING).
     #[error("tables nested more than {} deep", super::MAX_NESTING)]
     TooDeep,
-    /// Extracting would repeat shared tables into a result too large to build.
-    #[error("result would exceed {limit} values (a table shared many times is copied each time)")]
-    TooLarge {
-        /// The most values the result may hold.
+    /// A conversion out of the store would pass its byte limit (a table
+    /// shared many times counts each time it is emitted). Nothing is changed.
+    #[error("output too large: the result would exceed the output limit of {limit} bytes (max_output_bytes; a table shared many times counts each time it is emitted)")]
+    OutputTooLarge {
+        /// The limit in bytes.
         limit: u64,
     },
     /// Host data given as MessagePack bytes is not well-formed.
     #[error("malformed MessagePack data")]
     Malformed,
+    /// Persisted data read back is not what the store wrote.
+    #[error("corrupt persisted data: {0}")]
+    Corrupt(String),
     /// An arena holds the most tables a [`TableId`] can name.
     #[error("arena {0} has no free table slot")]
     ArenaFull(ArenaId),
+    /// A piece of a long string was read or appended at a key whose value
+    /// is not a string (or past its end).
+    #[error("no string at key {0} to read or extend")]
+    NotAString(Key),
+    /// A `table.move` whose keys do not fit an integer.
+    #[error("table.move: keys {first}..{last} to {to} pass the integer range")]
+    MoveRange {
+        /// The first key moved.
+        first: i64,
+        /// The last key moved.
+        last: i64,
+        /// Where the first goes.
+        to: i64,
+    },
 }
 
 impl StoreError {
@@ -67,7 +98,9 @@ impl StoreError {
                 RequestErrorKind::UnknownTable
             }
             StoreError::ReadOnly { .. } => RequestErrorKind::ReadOnly,
-            StoreError::Quota { .. } | StoreError::ArenaFull(_) => RequestErrorKind::Quota,
+            StoreError::Quota { .. } | StoreError::GroupQuota { .. } | StoreError::ArenaFull(_) => {
+                RequestErrorKind::Quota
+            }
             _ => RequestErrorKind::Invalid,
         }
     }

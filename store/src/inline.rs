@@ -114,7 +114,8 @@ pub(crate) fn views<'v>(
         .collect()
 }
 
-fn inline_bytes(t: &Table) -> usize {
+/// About the encoded bytes of a table's entries.
+pub(crate) fn inline_bytes(t: &Table) -> usize {
     t.array().iter().map(wire_bytes).sum::<usize>()
         + t.hash_live()
             .map(|(k, v)| key_wire_bytes(k) + wire_bytes(v))

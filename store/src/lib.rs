@@ -31,30 +31,39 @@ mod extract;
 mod handle;
 mod hash_part;
 mod inline;
+mod journal;
 mod load_bytes;
+mod persist;
 mod table;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use luapool_protocol::{Key, TableId, Value};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+pub use arena::ArenaGroup;
 use arena::{arena_of, Arena};
 
 pub use error::StoreError;
+pub use extract::{OutputBudget, DEFAULT_MAX_OUTPUT_BYTES};
 pub use handle::{MAX_ENTRIES, MAX_RANGE};
 pub use inline::{
     INLINE_BUDGET_BYTES, INLINE_BUDGET_ENTRIES, INLINE_MAX_DEPTH, INLINE_MAX_ENTRIES,
 };
+pub use persist::{ChangeSet, Entry, PersistTable, EXT_TABLE};
 pub use table::{SLOT_BYTES, TABLE_BYTES};
 
 use luapool_protocol::api::HostValue;
 
 /// Identifies an arena: the tables of one session or one home.
 pub type ArenaId = u32;
+
+/// Arena ids are drawn from `1..=MAX_ARENA_ID`.
+pub const MAX_ARENA_ID: ArenaId = (1 << 21) - 1;
 
 /// How deep [`Store::load`], [`Store::extract`] and copied literals may nest.
 pub const MAX_NESTING: usize = 256;
@@ -66,18 +75,14 @@ pub struct Scope {
     pub session: ArenaId,
     /// The home's arena (`_home`).
     pub home: ArenaId,
+    /// The session's `_io` table, whose `input` key no worker may write
+    /// (the input tree itself is read-only in the store). `None`: no such
+    /// rule (a scope of the host's own).
+    pub io: Option<TableId>,
 }
 
-/// Totals over every arena.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Arenas alive.
-    pub arenas: usize,
-    /// Tables alive.
-    pub tables: usize,
-    /// Bytes accounted.
-    pub bytes: u64,
-}
+/// Totals over every arena (the shared host-API type).
+pub use luapool_protocol::api::StoreStats;
 
 /// Counts for one arena.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,7 +100,11 @@ type ArenaRef = Arc<Mutex<Arena>>;
 #[derive(Default)]
 struct Arenas {
     map: HashMap<ArenaId, ArenaRef>,
-    next: ArenaId,
+    /// How many arenas were made; the id of each is this count under a
+    /// keyed hash, so ids (and so table ids) say nothing about how many
+    /// arenas other sessions made.
+    made: u64,
+    ids: RandomState,
 }
 
 /// Owns every external table. `Send + Sync`; share it behind an `Arc`.
@@ -176,18 +185,42 @@ impl Store {
 
     /// A new arena (one per session, one per home) with a byte quota (0: unlimited).
     pub fn create_arena(&self, quota_bytes: u64) -> ArenaId {
+        self.create_arena_in(quota_bytes, None)
+    }
+
+    /// [`create_arena`](Self::create_arena), counted in `group` as well.
+    pub fn create_arena_in(&self, quota_bytes: u64, group: Option<Arc<ArenaGroup>>) -> ArenaId {
         let mut arenas = self.arenas.write();
         let id = loop {
-            arenas.next = arenas.next.wrapping_add(1);
-            let id = arenas.next;
-            if id != 0 && !arenas.map.contains_key(&id) {
+            arenas.made += 1;
+            // SipHash with the process's random keys: unpredictable ids,
+            // below 2^21 so that table ids stay below 2^53 (exact as a
+            // JavaScript number or a JSON double).
+            let id = (arenas.ids.hash_one(arenas.made) % u64::from(MAX_ARENA_ID)) as ArenaId + 1;
+            if !arenas.map.contains_key(&id) {
                 break id;
             }
         };
-        arenas
-            .map
-            .insert(id, Arc::new(Mutex::new(Arena::new(id, quota_bytes))));
+        arenas.map.insert(
+            id,
+            Arc::new(Mutex::new(Arena::new(id, quota_bytes).in_group(group))),
+        );
         id
+    }
+
+    /// The group `arena` is counted in, if any.
+    pub fn arena_group(&self, arena: ArenaId) -> Option<Arc<ArenaGroup>> {
+        self.arena(arena).ok()?.lock().group().cloned()
+    }
+
+    /// Empties `arena`: every table is freed (a home that must be read
+    /// again from disk). Its quota and group stay.
+    pub fn clear_arena(&self, arena: ArenaId) {
+        if let Ok(a) = self.arena(arena) {
+            let mut a = a.lock();
+            let (quota, group) = (a.stats().quota, a.group().cloned());
+            *a = Arena::new(arena, quota).in_group(group);
+        }
     }
 
     /// Drops the arena and every table in it. Unknown arenas are ignored.
@@ -259,11 +292,52 @@ impl Store {
     }
 
     /// Deep read for the host: tables become arrays or maps (see
-    /// [`HostValue`] for the rules). A cycle is [`StoreError::Cycle`].
+    /// [`HostValue`] for the rules), within [`DEFAULT_MAX_OUTPUT_BYTES`]. A
+    /// cycle is [`StoreError::Cycle`].
     pub fn extract(&self, v: &Value) -> Result<HostValue, StoreError> {
+        self.extract_within(v, &mut OutputBudget::new(DEFAULT_MAX_OUTPUT_BYTES))
+    }
+
+    /// [`extract`](Self::extract) charging `budget`: the MessagePack bytes
+    /// of the value plus what the tree takes in memory. Past the budget,
+    /// [`StoreError::OutputTooLarge`].
+    pub fn extract_within(
+        &self,
+        v: &Value,
+        budget: &mut OutputBudget,
+    ) -> Result<HostValue, StoreError> {
+        let mut bytes = Vec::new();
+        self.emit(v, budget, true, &mut bytes)?;
+        extract::to_host(&bytes)
+    }
+
+    /// Deep read for the host as one MessagePack value appended to `out`,
+    /// written straight from the store, charging `budget` for every byte.
+    /// Past the budget, [`StoreError::OutputTooLarge`] (and `out` holds a
+    /// partial value: discard it).
+    pub fn extract_msgpack(
+        &self,
+        v: &Value,
+        budget: &mut OutputBudget,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.emit(v, budget, false, out)
+    }
+
+    fn emit(
+        &self,
+        v: &Value,
+        budget: &mut OutputBudget,
+        tree: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         match v {
-            Value::Table(id) => extract::extract(&self.arena_for(*id)?.lock(), *id),
-            _ => extract::extract_scalar(v),
+            Value::Table(id) => {
+                let arena = self.arena_for(*id)?;
+                let guard = arena.lock();
+                extract::emit(Some(&guard), v, budget, tree, out)
+            }
+            _ => extract::emit(None, v, budget, tree, out),
         }
     }
 
@@ -298,10 +372,83 @@ impl Store {
         self.with_scope(scope, |locked| handle::handle_into(locked, scope, req, out))
     }
 
+    /// Begins a transaction on the scope's arenas (see `journal.rs`): until
+    /// [`commit`](Self::commit) or [`rollback`](Self::rollback), every write
+    /// to them can be undone. Unknown arenas are ignored.
+    pub fn begin(&self, scope: &Scope) {
+        self.each_arena(scope, Arena::begin);
+    }
+
+    /// Ends the scope's transactions keeping their writes.
+    pub fn commit(&self, scope: &Scope) {
+        self.each_arena(scope, Arena::commit);
+    }
+
+    /// Ends the scope's transactions undoing their writes: the arenas'
+    /// tables, contents and byte counts are as they were at
+    /// [`begin`](Self::begin).
+    pub fn rollback(&self, scope: &Scope) {
+        self.each_arena(scope, Arena::rollback);
+    }
+
+    fn each_arena(&self, scope: &Scope, mut f: impl FnMut(&mut Arena)) {
+        let mut ids = vec![scope.session];
+        if scope.home != scope.session {
+            ids.push(scope.home);
+        }
+        for id in ids {
+            if let Ok(a) = self.arena(id) {
+                f(&mut a.lock());
+            }
+        }
+    }
+
     /// Mark-and-sweep `arena` from its roots; returns the tables freed. Call
     /// only while no compute uses the arena.
     pub fn collect(&self, arena: ArenaId) -> usize {
-        self.arena(arena).map_or(0, |a| a.lock().collect())
+        self.collect_slots(arena).len()
+    }
+
+    /// [`collect`](Self::collect), returning the slots of the tables freed
+    /// (what a durable home deletes: [`ChangeSet::freed`]).
+    pub fn collect_slots(&self, arena: ArenaId) -> Vec<u32> {
+        self.arena(arena).map_or(Vec::new(), |a| a.lock().collect())
+    }
+
+    /// What `arena`'s open transaction changed, for a durable home to write
+    /// before [`commit`](Self::commit): the keys written (with their values
+    /// now) and the tables created. `None` if no transaction is open.
+    pub fn changes(&self, arena: ArenaId) -> Option<ChangeSet> {
+        persist::changes(&self.arena(arena).ok()?.lock())
+    }
+
+    /// All of `arena` as a change set that replaces a persisted home.
+    pub fn snapshot(&self, arena: ArenaId) -> Result<ChangeSet, StoreError> {
+        Ok(persist::snapshot(&self.arena(arena)?.lock()))
+    }
+
+    /// Fills the empty `arena` with a persisted home: its tables, then its
+    /// entries as `(slot, key, value)` in the order first written. Fails
+    /// with [`StoreError::Corrupt`] (and leaves the arena empty) if the data
+    /// is not what [`changes`](Self::changes) and [`snapshot`](Self::snapshot)
+    /// write.
+    pub fn load_persisted(
+        &self,
+        arena: ArenaId,
+        tables: &[PersistTable],
+        entries: impl IntoIterator<Item = (u32, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let a = self.arena(arena)?;
+        let mut a = a.lock();
+        if a.stats().tables != 0 {
+            return Err(StoreError::Corrupt("loading into an arena in use".into()));
+        }
+        let loaded = persist::load(&mut a, tables, entries);
+        if loaded.is_err() {
+            let (id, quota, group) = (a.id(), a.stats().quota, a.group().cloned());
+            *a = Arena::new(id, quota).in_group(group);
+        }
+        loaded
     }
 
     /// Totals over every arena.

@@ -83,6 +83,9 @@ pub(crate) struct Table {
     pub readonly: bool,
     /// Made from an array: empty, it converts back to an array, not a map.
     pub from_array: bool,
+    /// Created inside the arena's open transaction: its writes need no
+    /// undo (a rollback frees it whole).
+    pub fresh: bool,
 }
 
 impl Table {
@@ -95,6 +98,7 @@ impl Table {
             high_water: 0,
             readonly,
             from_array,
+            fresh: false,
         }
     }
 
@@ -141,7 +145,8 @@ impl Table {
                 .sum::<u64>()
     }
 
-    fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
+    /// The stored value at `key`, borrowed (maybe a tombstone's nil).
+    pub fn get_view(&self, key: KeyView<'_>) -> Option<&SValue> {
         if let Some(i) = self.array_index(key) {
             return Some(&self.array[i]);
         }
@@ -154,12 +159,6 @@ impl Table {
     /// `table[key]` (nil when absent).
     pub fn get(&self, key: &Key) -> Value {
         self.get_view(KeyView::of(key))
-            .map_or(Value::Nil, SValue::to_value)
-    }
-
-    /// `table[i]` for an integer key.
-    pub fn get_int(&self, i: i64) -> Value {
-        self.get_view(KeyView::Int(i))
             .map_or(Value::Nil, SValue::to_value)
     }
 
@@ -247,26 +246,26 @@ impl Table {
         }
     }
 
-    /// `table[key] = value` (nil deletes). Returns the change in accounted bytes.
-    pub fn set(&mut self, key: Key, value: Value) -> i64 {
-        self.set_view(KeyView::of(&key), SValue::from(value))
-    }
-
     /// [`set`](Self::set) with a borrowed key and a stored value.
     pub fn set_view(&mut self, view: KeyView<'_>, value: SValue) -> i64 {
+        self.replace(view, value).0
+    }
+
+    /// [`set_view`](Self::set_view), also returning the value the key held
+    /// (nil if none): what an undo log keeps.
+    pub fn replace(&mut self, view: KeyView<'_>, value: SValue) -> (i64, SValue) {
         if let Some(i) = self.array_index(view) {
             if value.is_nil() && i + 1 == self.array.len() {
-                let mut delta = array_entry_bytes(&self.array[i]) as i64;
-                self.array.pop();
+                let old = self.array.pop().unwrap_or(SValue::Nil);
+                let mut delta = array_entry_bytes(&old) as i64;
                 while self.array.last().is_some_and(SValue::is_nil) {
                     self.array.pop();
                     delta += SLOT_BYTES as i64;
                 }
-                return -delta;
+                return (-delta, old);
             }
             let delta = svalue_extra(&value) as i64 - svalue_extra(&self.array[i]) as i64;
-            self.array[i] = value;
-            return delta;
+            return (delta, std::mem::replace(&mut self.array[i], value));
         }
         if !value.is_nil() && self.is_append(view) {
             let mut delta = array_entry_bytes(&value);
@@ -278,29 +277,57 @@ impl Table {
                 delta += SLOT_BYTES;
             }
             self.high_water = self.high_water.max(saturate(self.array.len()));
-            return delta as i64;
+            return (delta as i64, SValue::Nil);
         }
         match self.hash.index_of(view) {
             Some(i) => {
                 let slot = self.hash.value_mut(i);
                 let (was_nil, is_nil) = (slot.is_nil(), value.is_nil());
                 let delta = svalue_extra(&value) as i64 - svalue_extra(slot) as i64;
-                *slot = value;
+                let old = std::mem::replace(slot, value);
                 match (was_nil, is_nil) {
                     (true, false) => self.tombstones -= 1,
                     (false, true) => self.tombstones += 1,
                     _ => {}
                 }
-                delta
+                (delta, old)
             }
-            None if value.is_nil() => 0,
+            None if value.is_nil() => (0, SValue::Nil),
             None => {
                 let key = SKey::from_view(view);
                 let delta = hash_entry_bytes(&key, &value) as i64;
                 self.hash.push(key, value);
-                delta
+                (delta, SValue::Nil)
             }
         }
+    }
+
+    /// Appends `bytes` to the string at `key` in place (no copy of what is
+    /// there). Returns the change in accounted bytes, or `None` if the
+    /// value at `key` is not a string.
+    pub fn append_str(&mut self, key: KeyView<'_>, bytes: &[u8]) -> Option<i64> {
+        let slot = match self.array_index(key) {
+            Some(i) => &mut self.array[i],
+            None => {
+                let i = self.hash.index_of(key)?;
+                self.hash.value_mut(i)
+            }
+        };
+        let old = std::mem::replace(slot, SValue::Nil);
+        let mut s = match old {
+            SValue::Long(b) => b.into_vec(),
+            SValue::Short(..) => old.bytes().unwrap_or_default().to_vec(),
+            other => {
+                *slot = other;
+                return None;
+            }
+        };
+        let before = s.len() as i64;
+        s.extend_from_slice(bytes);
+        let after = s.len() as i64;
+        *slot = SValue::from(Value::Str(s));
+        // What a string holds beyond its slot is its length (see value_extra).
+        Some(after - before)
     }
 
     /// Drops tombstones (ending any traversal in progress). Returns bytes freed.
@@ -320,14 +347,13 @@ impl Table {
         freed
     }
 
-    /// Appends up to `limit` live entries that follow `after` in iteration
-    /// order (array part, then hash part in insertion order) to `out`.
-    /// Returns true if no live entry follows the last one appended.
-    pub fn next(
+    /// Calls `take` with the live entries that follow `after` in iteration
+    /// order, borrowed, until it returns false (that entry is not taken).
+    /// Returns true if no live entry follows the last one taken.
+    pub fn next_with(
         &self,
         after: Option<&Key>,
-        limit: usize,
-        out: &mut Vec<(Key, Value)>,
+        mut take: impl FnMut(KeyView<'_>, &SValue) -> bool,
     ) -> Result<bool, InvalidNextKey> {
         let n = self.array.len();
         let (mut ai, mut hi) = match after.map(KeyView::of) {
@@ -346,22 +372,15 @@ impl Table {
                 },
             },
         };
-        let start = out.len();
         while ai < n {
-            if !self.array[ai].is_nil() {
-                if out.len() - start == limit {
-                    return Ok(false);
-                }
-                out.push((Key::Int(ai as i64 + 1), self.array[ai].to_value()));
+            if !self.array[ai].is_nil() && !take(KeyView::Int(ai as i64 + 1), &self.array[ai]) {
+                return Ok(false);
             }
             ai += 1;
         }
         while let Some((k, v)) = self.hash.entry(hi) {
-            if !v.is_nil() {
-                if out.len() - start == limit {
-                    return Ok(false);
-                }
-                out.push((k.to_key(), v.to_value()));
+            if !v.is_nil() && !take(k.view(), v) {
+                return Ok(false);
             }
             hi += 1;
         }

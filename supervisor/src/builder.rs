@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, HomeStorage, Limits};
 use crate::error::PoolError;
 use crate::pool::Pool;
 
 impl Pool {
-    /// A builder with defaults: one worker per CPU, 30 s per compute, 256 MiB
-    /// of Lua heap per worker, 1 GiB of store per session.
+    /// A builder with defaults: one worker per CPU, 30 s of wall clock and
+    /// 10 s of CPU time per compute, 256 MiB of memory per compute, 1 GiB
+    /// of store per session.
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
@@ -38,6 +39,12 @@ impl Default for PoolBuilder {
                 worker_address_space: 4 << 30,
                 restart_intensity: 10,
                 restart_period: Duration::from_secs(10),
+                max_output_bytes: luapool_store::DEFAULT_MAX_OUTPUT_BYTES,
+                homes: HomeStorage::Memory,
+                max_homes: 10_000,
+                homes_bytes: 4 << 30,
+                idle_homes_bytes: 256 << 20,
+                cancel_grace: Duration::from_secs(1),
             },
         }
     }
@@ -88,6 +95,57 @@ impl PoolBuilder {
     pub fn restart_intensity(mut self, restarts: usize, period: Duration) -> Self {
         self.config.restart_intensity = restarts;
         self.config.restart_period = period;
+        self
+    }
+    /// The most bytes one conversion out of the store may produce (default
+    /// 1 GiB; 0 = none): `get_output`, `get_output_field` and a compute's
+    /// return values, counted as their MessagePack bytes (the `*_msgpack`
+    /// methods, the daemon's replies) plus, for a value tree, what it takes
+    /// in memory. A table shared many times counts each time it is emitted.
+    /// Past it: `OutputTooLarge`, and nothing stored changes.
+    pub fn max_output_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_output_bytes = bytes;
+        self
+    }
+    /// Keeps every named home in the data directory `dir` (an SQLite
+    /// database, created if missing; locked against a second process):
+    /// homes survive a restart and a crash, and a compute's reply waits
+    /// until its home writes are on disk. Without it, named homes live in
+    /// memory for the life of the pool. Private homes are always in memory.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.homes = HomeStorage::Dir(dir.into());
+        self
+    }
+    /// Keeps named homes in `backend` instead (see [`data_dir`](Self::data_dir)).
+    pub fn home_backend(mut self, backend: Arc<dyn luapool_homes::HomeBackend>) -> Self {
+        self.config.homes = HomeStorage::Backend(backend);
+        self
+    }
+    /// The most named homes (default 10 000; 0 = none): on disk with a data
+    /// directory, in memory without. One more is `TooManyHomes`.
+    pub fn max_homes(mut self, n: usize) -> Self {
+        self.config.max_homes = n;
+        self
+    }
+    /// The most bytes all homes in memory may take together, private ones
+    /// included (default 4 GiB; 0 = none). A write past it is
+    /// `QuotaExceeded` naming `homes_bytes`.
+    pub fn homes_bytes(mut self, bytes: u64) -> Self {
+        self.config.homes_bytes = bytes;
+        self
+    }
+    /// With a data directory: how many bytes of homes that no session holds
+    /// stay in memory, as a cache (default 256 MiB; the least recently used
+    /// leave first). 0: a home leaves memory when its last session closes.
+    pub fn idle_homes_bytes(mut self, bytes: u64) -> Self {
+        self.config.idle_homes_bytes = bytes;
+        self
+    }
+    /// How long a cancelled compute gets to stop by itself before its
+    /// worker is killed (default 1 s; a cancel normally stops the compute
+    /// at its next Lua instruction).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.config.cancel_grace = grace;
         self
     }
     /// Starts the workers and returns the pool.

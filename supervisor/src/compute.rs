@@ -5,21 +5,22 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use luapool_protocol::{
     decode, encode_into, FailureKind, Literal, Outcome, RequestErrorKind, RingError, Start,
-    TableId, ToSupervisor, ToWorker, Value,
+    TableId, ToSupervisor, ToWorker, Value, EXIT_CPU_LIMIT,
 };
 
 use luapool_protocol::api::HostValue;
-use luapool_store::{Scope, Store, MAX_NESTING};
+use luapool_store::{OutputBudget, Scope, Store, StoreError, MAX_NESTING};
 
 use crate::error::ComputeError;
+use crate::metrics::ComputeTimes;
 use crate::worker_proc::WorkerProc;
 
-/// How long a worker gets to stop by itself after a cancel before it is killed.
-const CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How often the serving thread looks at the cancel token while it waits.
 const POLL: Duration = Duration::from_millis(20);
 /// How long a worker that closed its ring gets to exit before it is killed.
@@ -27,9 +28,33 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// Log bytes kept per compute in the result (streaming sees all of them).
 const MAX_KEPT_LOG_BYTES: usize = 1 << 20;
 
-/// Cancels a queued or running compute; clones share one flag.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+/// Cancels a queued, waiting or running compute; clones share one flag.
+/// Whoever waits on the compute's behalf (for a worker, for its session or
+/// its home) hooks itself to the token and stops waiting at once.
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<CancelInner>);
+
+#[derive(Default)]
+struct CancelInner {
+    flag: AtomicBool,
+    hooks: Mutex<Hooks>,
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Hooks {
+    next: u64,
+    list: Vec<(u64, Hook)>,
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CancelToken")
+            .field(&self.is_cancelled())
+            .finish()
+    }
+}
 
 impl CancelToken {
     /// A new token, not cancelled.
@@ -38,27 +63,70 @@ impl CancelToken {
     }
     /// Asks the compute to stop; it ends with [`ComputeError::Cancelled`].
     pub fn cancel(&self) {
-        // SYNC POINT: pairs with the Acquire load in is_cancelled(); nothing
-        // else is published through this flag.
-        self.0.store(true, Ordering::Release);
+        // SYNC POINT: pairs with the Acquire load in is_cancelled(); the
+        // hooks are taken under their lock after the store, so a hook added
+        // concurrently either sees the flag or is taken here.
+        self.0.flag.store(true, Ordering::Release);
+        let hooks = std::mem::take(&mut self.0.hooks.lock().list);
+        for (_, hook) in hooks {
+            hook();
+        }
     }
     /// Whether [`cancel`](Self::cancel) was called.
     pub fn is_cancelled(&self) -> bool {
         // SYNC POINT: pairs with the Release store in cancel().
-        self.0.load(Ordering::Acquire)
+        self.0.flag.load(Ordering::Acquire)
+    }
+    /// Whether both are clones of one token.
+    pub fn same(&self, other: &CancelToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+    /// Runs `hook` once when the token is cancelled: at once (on this
+    /// thread) if it is already, else on the cancelling thread. The id
+    /// removes it ([`remove_hook`](Self::remove_hook)).
+    pub(crate) fn on_cancel(&self, hook: Hook) -> Option<u64> {
+        let mut hooks = self.0.hooks.lock();
+        if self.is_cancelled() {
+            drop(hooks);
+            hook();
+            return None;
+        }
+        let id = hooks.next;
+        hooks.next += 1;
+        hooks.list.push((id, hook));
+        Some(id)
+    }
+    /// Forgets a hook that is no longer needed.
+    pub(crate) fn remove_hook(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.0.hooks.lock().list.retain(|(i, _)| *i != id);
+        }
     }
 }
 
 /// Receives each line a compute prints, as it prints it.
 pub type LogSink = Box<dyn FnMut(&str) + Send>;
 
-/// What a successful compute produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ComputeOutput {
-    /// The chunk's return values, converted like output.
-    pub values: Vec<HostValue>,
-    /// The lines it printed (up to 1 MiB; all of them reach a log sink).
-    pub logs: Vec<String>,
+pub use luapool_protocol::api::ComputeOutput;
+
+/// Receives a compute's result.
+pub type Reply = Box<dyn FnOnce(Result<ComputeOutput, ComputeError>) + Send>;
+
+/// What a compute does around its run, on the pool thread that takes it,
+/// so that no blocking work (reading a home from disk, waiting for a
+/// commit to be durable) runs on the thread that submitted or granted it.
+/// Dropping it without [`begin`](Self::begin) leaves nothing to undo.
+pub trait Transaction: Send {
+    /// Before the worker starts: load what the compute needs and begin its
+    /// undo log. An error is the compute's result; the worker is not used.
+    fn begin(&mut self) -> Result<(), ComputeError>;
+    /// After a successful [`begin`](Self::begin), however the compute
+    /// ended: commit (and make durable) or roll back. Returns the result to
+    /// reply with (a failed commit turns success into an error).
+    fn end(
+        &mut self,
+        result: Result<ComputeOutput, ComputeError>,
+    ) -> Result<ComputeOutput, ComputeError>;
 }
 
 /// A compute waiting for a worker.
@@ -71,10 +139,23 @@ pub struct Job {
     pub timeout: Duration,
     /// Cancellation.
     pub cancel: CancelToken,
+    /// How long the worker gets to stop by itself after a cancel before it
+    /// is killed.
+    pub cancel_grace: Duration,
     /// Streaming of print lines.
     pub on_log: Option<LogSink>,
-    /// Where the result goes.
-    pub reply: crossbeam_channel::Sender<Result<ComputeOutput, ComputeError>>,
+    /// The most bytes the return values may convert to.
+    pub max_output_bytes: u64,
+    /// What the pool thread that takes the job does before the worker
+    /// starts and after it ends (see [`Transaction`]).
+    pub txn: Box<dyn Transaction>,
+    /// Where the result goes: called exactly once, on the thread that
+    /// settles the compute.
+    pub reply: Reply,
+    /// When the compute arrived: its wait counts from here.
+    pub arrived: Instant,
+    /// Where else its wait and run times are counted (besides the pool).
+    pub times: Option<Arc<ComputeTimes>>,
 }
 
 /// What became of the worker after a compute.
@@ -157,7 +238,7 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
             cancel_sent = Some(now);
         }
         if let Some(at) = cancel_sent {
-            if now >= at + CANCEL_GRACE {
+            if now >= at + job.cancel_grace {
                 return killed(w, ComputeError::Cancelled);
             }
         }
@@ -167,6 +248,18 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
             Err(e @ (RingError::PeerGone | RingError::Closed)) => {
                 // It is exiting or gone: let it finish, to report how it ended.
                 let status = w.reap_within(EXIT_GRACE);
+                if w.exit_code() == Some(EXIT_CPU_LIMIT) {
+                    // Stuck in one C call past its CPU time (worker/src/cpu.rs).
+                    return Served {
+                        result: Err(ComputeError::Timeout {
+                            message: format!(
+                                "CPU-time limit of {:?} exceeded inside a C function; worker replaced",
+                                Duration::from_millis(job.start.limits.cpu_time_ms)
+                            ),
+                        }),
+                        fate: Fate::Killed,
+                    };
+                }
                 return Served {
                     result: Err(ComputeError::WorkerCrashed {
                         message: format!("{e} (worker {status})"),
@@ -204,7 +297,8 @@ pub fn serve(w: &mut WorkerProc, store: &Store, job: &mut Job) -> Served {
                 if let Some(id) = foreign_table(&outcome, &job.scope) {
                     return lost(w, &format!("protocol violation: the result names table {id}, outside the compute's scope"));
                 }
-                let result = finish(store, &job.scope, outcome, quota_hit, logs);
+                let budget = OutputBudget::new(job.max_output_bytes);
+                let result = finish(store, &job.scope, outcome, quota_hit, logs, budget);
                 return Served {
                     result,
                     fate: Fate::Kept,
@@ -258,66 +352,83 @@ fn finish(
     outcome: Outcome,
     quota_hit: bool,
     logs: Vec<String>,
+    mut budget: OutputBudget,
 ) -> Result<ComputeOutput, ComputeError> {
     match outcome {
         Outcome::Returned(lits) => {
             let values = lits
                 .into_iter()
-                .map(|l| literal_to_host(store, scope, l, 0))
+                .map(|l| literal_to_host(store, scope, l, 0, &mut budget))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|message| ComputeError::BadResult { message })?;
+                .map_err(|e| match e {
+                    StoreError::OutputTooLarge { limit } => ComputeError::OutputTooLarge { limit },
+                    e => ComputeError::BadResult {
+                        message: e.to_string(),
+                    },
+                })?;
             Ok(ComputeOutput { values, logs })
         }
+        // Kinds, never the message's text. A Lua error after the store
+        // refused a write for quota (the script may have caught that one)
+        // is the quota's.
         Outcome::Failed(f) => Err(match f.kind {
-            FailureKind::LuaError if quota_hit || f.message.contains("quota exceeded") => {
+            FailureKind::Quota => ComputeError::QuotaExceeded { message: f.message },
+            FailureKind::LuaError if quota_hit => {
                 ComputeError::QuotaExceeded { message: f.message }
             }
             FailureKind::LuaError => ComputeError::LuaError {
                 message: f.message,
                 traceback: f.traceback,
             },
-            FailureKind::InstructionLimit => ComputeError::Timeout { message: f.message },
+            FailureKind::InstructionLimit | FailureKind::CpuLimit => {
+                ComputeError::Timeout { message: f.message }
+            }
             FailureKind::MemoryLimit => ComputeError::MemoryLimit { message: f.message },
             FailureKind::Cancelled => ComputeError::Cancelled,
+            FailureKind::ConversionLimit => ComputeError::TooLarge { message: f.message },
+            FailureKind::BadResult => ComputeError::BadResult { message: f.message },
         }),
     }
 }
 
-/// Converts a returned value; table references must be in the compute's scope.
+/// Converts a returned value within `budget`; table references must be in
+/// the compute's scope. Each node of a literal counts as a value of the tree.
 fn literal_to_host(
     store: &Store,
     scope: &Scope,
     lit: Literal,
     depth: usize,
-) -> Result<HostValue, String> {
+    budget: &mut OutputBudget,
+) -> Result<HostValue, StoreError> {
     if depth > MAX_NESTING {
-        return Err("result nested too deep".into());
+        return Err(StoreError::TooDeep);
     }
     match lit {
         Literal::Value(Value::Table(id)) => {
             let arena = id.arena();
             if arena != scope.session && arena != scope.home {
-                return Err(format!("unknown table {id}"));
+                return Err(StoreError::UnknownTable(id));
             }
-            store.extract(&Value::Table(id)).map_err(|e| e.to_string())
+            store.extract_within(&Value::Table(id), budget)
         }
-        Literal::Value(v) => store.extract(&v).map_err(|e| e.to_string()),
+        Literal::Value(v) => store.extract_within(&v, budget),
         Literal::Table { array, hash } => {
+            budget.charge(std::mem::size_of::<HostValue>() as u64)?;
             if hash.is_empty() && !array.is_empty() {
                 let items = array
                     .into_iter()
-                    .map(|l| literal_to_host(store, scope, l, depth + 1));
+                    .map(|l| literal_to_host(store, scope, l, depth + 1, budget));
                 return Ok(HostValue::Array(items.collect::<Result<_, _>>()?));
             }
             let mut map = Vec::with_capacity(array.len() + hash.len());
             for (i, l) in array.into_iter().enumerate() {
                 map.push((
                     luapool_protocol::Key::Int(i as i64 + 1),
-                    literal_to_host(store, scope, l, depth + 1)?,
+                    literal_to_host(store, scope, l, depth + 1, budget)?,
                 ));
             }
             for (k, l) in hash {
-                let v = literal_to_host(store, scope, l, depth + 1)?;
+                let v = literal_to_host(store, scope, l, depth + 1, budget)?;
                 if v != HostValue::Nil {
                     map.push((k, v));
                 }

@@ -30,24 +30,36 @@
 //!   `_home` (`home.rs`).
 //! - `compute.rs`: one compute's conversation with its worker, answering
 //!   its table requests from the store within the session's scope.
+//! - `metrics.rs`: what [`PoolStats`] measures besides counters: wait and
+//!   run times ([`ComputeTimes`], fixed-size [`Histogram`]s), errors by
+//!   kind, each worker's state.
 #![deny(missing_docs)]
 
+mod atomic;
 mod builder;
 mod compute;
 mod config;
 mod error;
 mod home;
+mod home_admin;
+mod homes;
+mod metrics;
 mod pool;
 mod session;
+mod turn;
 mod worker_proc;
 
 pub use builder::PoolBuilder;
-pub use compute::{CancelToken, ComputeOutput, LogSink};
+pub use compute::{CancelToken, ComputeOutput, LogSink, Reply};
 pub use config::Limits;
-pub use error::{PoolError, SessionError};
+pub use error::{HomeError, PoolError, SessionError};
+pub use homes::{HomeInfo, HomeLimits, Homes};
+pub use luapool_homes::{HomeBackend, HomeStoreError, SqliteHomes};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
+pub use luapool_protocol::api::{Latency, WorkerState};
 pub use luapool_protocol::TableId;
 pub use luapool_store::{StoreError, StoreStats};
+pub use metrics::{ComputeTimes, Histogram};
 pub use pool::{Pool, PoolStats};
 pub use session::{ComputeOptions, Session, TableInfo};

@@ -12,7 +12,7 @@
 //! otherwise a client with a script that crashes its worker (or runs into
 //! its limits) could take the whole pool down by repeating it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,34 +22,75 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 
+use luapool_protocol::api::{Latency, WorkerState};
 use luapool_store::{Store, StoreStats};
 
-use crate::compute::{serve, ComputeOutput, Fate, Job};
+use crate::compute::{serve, ComputeOutput, Fate, Job, Reply, Transaction};
 use crate::config::Config;
-use crate::error::{ComputeError, PoolError};
-use crate::home::Home;
+use crate::config::HomeStorage;
+use crate::error::{ComputeError, HomeError, PoolError};
+use crate::homes::{HomeInfo, Homes};
+use crate::metrics::{PoolMetrics, Slot};
 use crate::worker_proc::{find_worker, WorkerProc};
+use luapool_protocol::api::HostValue;
 
 /// How often an idle serving thread checks that its worker is alive.
 const HEALTH_EVERY: Duration = Duration::from_millis(100);
 /// How long a worker gets to exit cleanly at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// How often a caller waiting for a queued compute looks at its cancel token.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Attempts to start a worker for one job before it fails with `Unavailable`.
 const SPAWN_ATTEMPTS: usize = 3;
 
-/// A queued job's state, shared by the caller waiting for it and the slot
-/// that takes it: exactly one of them moves it out of `QUEUED`, so a job
-/// cancelled while queued is answered once (by the caller) and never run.
+/// A queued job's state, shared by its cancel hook and the slot that takes
+/// it: exactly one of them moves it out of `QUEUED`, so a job cancelled
+/// while queued is answered once (by the hook) and never run.
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
 const ABANDONED: u8 = 2;
 
-type Queued = (Job, Arc<AtomicU8>);
+/// Who answers a queued job.
+struct Ticket {
+    state: AtomicU8,
+    /// The pool's count of jobs waiting for a worker: a job leaves it when
+    /// it is taken or cancelled, so a cancelled job frees its place at once.
+    waiting: Arc<AtomicUsize>,
+    /// The job's transaction and reply, taken by whoever answers it.
+    ends: Mutex<Option<(Box<dyn Transaction>, Reply)>>,
+    /// The cancel hook, removed once the job is taken (a token may serve
+    /// many computes).
+    hook: Mutex<Option<u64>>,
+}
+
+impl Ticket {
+    /// Moves the job out of `QUEUED` to `to`; false if someone else did.
+    fn claim(&self, to: u8) -> bool {
+        // SYNC POINT: AcqRel; pairs with the other claim (the slot's or the
+        // cancel hook's): exactly one side leaves QUEUED.
+        let left = self
+            .state
+            .compare_exchange(QUEUED, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if left {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        left
+    }
+    /// Answers a job that never began (the first time only): its
+    /// transaction is dropped (releasing what it holds), then the reply is
+    /// called, outside the lock.
+    fn answer(&self, result: Result<ComputeOutput, ComputeError>) {
+        let ends = self.ends.lock().take();
+        if let Some((txn, reply)) = ends {
+            drop(txn);
+            reply(result);
+        }
+    }
+}
+
+type Queued = (Job, Arc<Ticket>);
 
 /// Counters for monitoring and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
     /// Workers configured.
     pub workers: usize,
@@ -68,8 +109,22 @@ pub struct PoolStats {
     pub queued: usize,
     /// True once the crash-loop guard stopped respawning.
     pub crash_loop: bool,
+    /// Named homes in memory now.
+    pub homes_loaded: usize,
+    /// Bytes of every home in memory (the `homes_bytes` limit counts these).
+    pub homes_bytes: u64,
     /// The table store.
     pub store: StoreStats,
+    /// How long computes waited, from their arrival until a worker started
+    /// them (computes that never ran are not counted).
+    pub wait: Latency,
+    /// How long computes ran on a worker.
+    pub run: Latency,
+    /// Failed computes by error kind (`LuaError`, `Timeout`, ...; every
+    /// kind, zeros included).
+    pub errors: BTreeMap<String, u64>,
+    /// What each worker does now, one entry per worker.
+    pub worker_states: Vec<WorkerState>,
 }
 
 /// State shared by the pool and its serving threads.
@@ -87,6 +142,8 @@ pub(crate) struct Shared {
     recent_crashes: Mutex<VecDeque<Instant>>,
     /// Process ids of the running workers (for [`Pool::worker_pids`]).
     pids: Mutex<Vec<u32>>,
+    /// Wait and run times, errors, workers' states.
+    pub(crate) metrics: PoolMetrics,
 }
 
 /// A pool of worker processes and the store they serve. Create with
@@ -94,9 +151,10 @@ pub(crate) struct Shared {
 pub struct Pool {
     pub(crate) shared: Arc<Shared>,
     jobs: Mutex<Option<Sender<Queued>>>,
-    queue: Receiver<Queued>,
+    /// Jobs waiting for a worker (the queue's bound counts these).
+    waiting: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) homes: Mutex<HashMap<String, Arc<Home>>>,
+    pub(crate) homes: Homes,
 }
 
 impl Pool {
@@ -106,10 +164,22 @@ impl Pool {
     /// caller's thread, it would die with that thread).
     pub(crate) fn start(config: Config) -> Result<Arc<Pool>, PoolError> {
         let worker_path = find_worker(config.worker_path.as_deref())?;
+        let store = Arc::new(Store::new());
+        // The data directory first: a bad one fails before any worker starts.
+        let backend: Option<Arc<dyn luapool_homes::HomeBackend>> = match &config.homes {
+            HomeStorage::Memory => None,
+            HomeStorage::Dir(dir) => Some(Arc::new(
+                luapool_homes::SqliteHomes::open(dir).map_err(|e| PoolError::Homes(e.into()))?,
+            )),
+            HomeStorage::Backend(b) => Some(b.clone()),
+        };
+        let homes = Homes::new(store.clone(), backend, config.home_limits())?;
         let n = config.workers;
-        let (tx, rx) = crossbeam_channel::bounded(config.queue);
+        // Unbounded: the bound is `waiting`, which a cancelled job leaves at
+        // once (the channel keeps it until a slot skips it).
+        let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
-            store: Arc::new(Store::new()),
+            store,
             worker_path,
             alive: AtomicUsize::new(0),
             restarts: AtomicU64::new(0),
@@ -119,6 +189,7 @@ impl Pool {
             crash_loop: AtomicBool::new(false),
             recent_crashes: Mutex::new(VecDeque::new()),
             pids: Mutex::new(Vec::new()),
+            metrics: PoolMetrics::new(n),
             config,
         });
         let (started_tx, started) = crossbeam_channel::bounded(n);
@@ -135,7 +206,7 @@ impl Pool {
                                 shared.alive.fetch_add(1, Ordering::Relaxed);
                                 shared.pids.lock().push(w.pid());
                                 let _ = started.send(Ok(()));
-                                slot(shared, rx, Some(w));
+                                slot(shared, rx, Some(w), i);
                             }
                             Err(e) => drop(started.send(Err(e))),
                         }
@@ -146,9 +217,9 @@ impl Pool {
         let pool = Arc::new(Pool {
             shared,
             jobs: Mutex::new(Some(tx)),
-            queue: rx,
+            waiting: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(threads),
-            homes: Mutex::new(HashMap::new()),
+            homes,
         });
         for _ in 0..n {
             let result = started
@@ -167,18 +238,54 @@ impl Pool {
         &self.shared.store
     }
 
+    /// Every named home (on disk and in memory), by name.
+    pub fn list_homes(&self) -> Result<Vec<HomeInfo>, HomeError> {
+        self.homes.list()
+    }
+
+    /// Deletes the named home, from disk too; `false` if there was none.
+    /// One that a session holds is [`HomeError::InUse`].
+    pub fn drop_home(&self, name: &str) -> Result<bool, HomeError> {
+        self.homes.drop_home(name)
+    }
+
+    /// The named home as one value (its root as a map): a backup.
+    pub fn export_home(&self, name: &str) -> Result<HostValue, HomeError> {
+        self.homes.export(name)
+    }
+
+    /// [`export_home`](Self::export_home) as the bytes of one MessagePack
+    /// value (what the daemon sends), written straight from the store.
+    pub fn export_home_msgpack(&self, name: &str) -> Result<Vec<u8>, HomeError> {
+        self.homes.export_msgpack(name)
+    }
+
+    /// Replaces the named home (created if new) with `value`, a map that
+    /// becomes its root; durable on return. One that a session holds is
+    /// [`HomeError::InUse`].
+    pub fn import_home(&self, name: &str, value: &HostValue) -> Result<(), HomeError> {
+        self.homes.import(name, value)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
+        let crash_loop = s.crash_loop.load(Ordering::Relaxed);
         PoolStats {
             workers: s.config.workers,
             alive: s.alive.load(Ordering::Relaxed),
             restarts: s.restarts.load(Ordering::Relaxed),
             crashes: s.crashes.load(Ordering::Relaxed),
             computes: s.computes.load(Ordering::Relaxed),
-            queued: self.queue.len(),
-            crash_loop: s.crash_loop.load(Ordering::Relaxed),
+            queued: self.waiting.load(Ordering::Relaxed),
+            crash_loop,
+            homes_loaded: self.homes.loaded(),
+            homes_bytes: self.homes.bytes(),
             store: s.store.stats(),
+            wait: s.metrics.times.wait.latency(),
+            run: s.metrics.times.run.latency(),
+            errors: s.metrics.errors(),
+            worker_states: s.metrics.worker_states(crash_loop),
         }
     }
 
@@ -188,48 +295,38 @@ impl Pool {
         self.shared.pids.lock().clone()
     }
 
-    /// Runs `job`: queues it (`Busy` at once if the queue is full) and waits
-    /// for its result on `result`, the receiver of `job.reply`. A compute
-    /// cancelled while still queued returns `Cancelled` at once and is never
-    /// run; one cancelled while running is stopped by its serving thread.
-    pub(crate) fn run(
-        &self,
-        job: Job,
-        result: &Receiver<Result<ComputeOutput, ComputeError>>,
-    ) -> Result<ComputeOutput, ComputeError> {
+    /// Queues `job` without waiting. Its reply is called exactly once:
+    /// here with `Busy` (queue full) or `Unavailable`; at once, on the
+    /// cancelling thread, with `Cancelled` if its token is cancelled while it
+    /// waits for a worker (it then never runs and its transaction never
+    /// begins); else on the serving thread, which runs the transaction's
+    /// `begin` before the worker starts and its `end` after, with the
+    /// compute's result.
+    pub(crate) fn submit(&self, mut job: Job) {
+        let reply = std::mem::replace(&mut job.reply, Box::new(drop));
+        let txn = std::mem::replace(&mut job.txn, Box::new(NoTransaction));
+        let ticket = Arc::new(Ticket {
+            state: AtomicU8::new(QUEUED),
+            waiting: self.waiting.clone(),
+            ends: Mutex::new(Some((txn, reply))),
+            hook: Mutex::new(None),
+        });
         let cancel = job.cancel.clone();
-        let state = Arc::new(AtomicU8::new(QUEUED));
-        self.submit((job, state.clone()))?;
-        loop {
-            match result.recv_timeout(CANCEL_POLL) {
-                Ok(r) => return r,
-                Err(RecvTimeoutError::Timeout) => {
-                    // SYNC POINT: AcqRel; pairs with the compare_exchange in
-                    // slot(): exactly one side leaves QUEUED.
-                    if cancel.is_cancelled()
-                        && state
-                            .compare_exchange(
-                                QUEUED,
-                                ABANDONED,
-                                Ordering::AcqRel,
-                                Ordering::Acquire,
-                            )
-                            .is_ok()
-                    {
-                        return Err(ComputeError::Cancelled);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(ComputeError::Unavailable {
-                        message: "the pool stopped".into(),
-                    })
-                }
-            }
+        if let Err(e) = self.enqueue((job, ticket.clone())) {
+            ticket.answer(Err(e));
+            return;
         }
+        let queued = ticket.clone();
+        let hook = cancel.on_cancel(Box::new(move || {
+            if queued.claim(ABANDONED) {
+                queued.answer(Err(ComputeError::Cancelled));
+            }
+        }));
+        *ticket.hook.lock() = hook;
     }
 
-    /// Queues a job; `Busy` if the queue is full.
-    fn submit(&self, job: Queued) -> Result<(), ComputeError> {
+    /// Puts a job on the queue; `Busy` if the queue is full.
+    fn enqueue(&self, job: Queued) -> Result<(), ComputeError> {
         if self.shared.crash_loop.load(Ordering::Relaxed) {
             return Err(crash_loop_error());
         }
@@ -239,12 +336,23 @@ impl Pool {
                 message: "the pool is shutting down".into(),
             });
         };
+        let cap = self.shared.config.queue;
+        let room = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w < cap).then_some(w + 1)
+            });
+        if room.is_err() {
+            return Err(ComputeError::Busy);
+        }
         match tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(ComputeError::Busy),
-            Err(TrySendError::Disconnected(_)) => Err(ComputeError::Unavailable {
-                message: "the pool stopped".into(),
-            }),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                Err(ComputeError::Unavailable {
+                    message: "the pool stopped".into(),
+                })
+            }
         }
     }
 
@@ -262,6 +370,45 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Runs a begun job on this slot's worker (a new one if it is gone).
+fn run(
+    shared: &Shared,
+    worker: &mut Option<WorkerProc>,
+    job: &mut Job,
+    me: usize,
+) -> Result<ComputeOutput, ComputeError> {
+    let w = shared.ready_worker(worker)?;
+    job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
+    let began = Instant::now();
+    let metrics = &shared.metrics;
+    metrics.slot(me, Slot::Running(began));
+    let served = serve(w, &shared.store, job);
+    metrics.ran(job.arrived, began, job.times.as_deref());
+    match served.fate {
+        Fate::Kept => {}
+        Fate::Killed => shared.retire(worker, End::Killed),
+        Fate::Crashed => shared.retire(worker, End::CrashedInCompute),
+    }
+    metrics.slot(me, Slot::Waiting(worker.is_some()));
+    shared.computes.fetch_add(1, Ordering::Relaxed);
+    served.result
+}
+
+/// The transaction left in a job whose own was moved to its ticket.
+struct NoTransaction;
+
+impl Transaction for NoTransaction {
+    fn begin(&mut self) -> Result<(), ComputeError> {
+        Ok(())
+    }
+    fn end(
+        &mut self,
+        result: Result<ComputeOutput, ComputeError>,
+    ) -> Result<ComputeOutput, ComputeError> {
+        result
     }
 }
 
@@ -302,9 +449,10 @@ impl Shared {
         if recent.len() > self.config.restart_intensity
             && !self.crash_loop.swap(true, Ordering::Relaxed)
         {
-            eprintln!(
-                "luapool: more than {} worker crashes within {:?}; no longer respawning workers",
-                self.config.restart_intensity, self.config.restart_period
+            tracing::error!(
+                "more than {} worker crashes within {:?}; no longer respawning workers",
+                self.config.restart_intensity,
+                self.config.restart_period
             );
         }
     }
@@ -323,7 +471,7 @@ impl Shared {
                 Ok(w)
             }
             Err(e) => {
-                eprintln!("luapool: {e}");
+                tracing::warn!("{e}");
                 self.note_crash(true);
                 Err(ComputeError::Unavailable {
                     message: e.to_string(),
@@ -356,7 +504,7 @@ impl Shared {
                 .map(|why| format!("sent {why}; killed ({})", w.kill()))
         };
         if let Some(why) = problem {
-            eprintln!("luapool: worker {} {why}; replacing it", w.pid());
+            tracing::warn!("worker {} {why}; replacing it", w.pid());
             self.retire(worker, End::CrashedIdle);
         }
     }
@@ -391,16 +539,20 @@ impl Shared {
     }
 }
 
-/// One serving thread: owns one worker, runs jobs on it, replaces it when it dies.
-fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>) {
+/// One serving thread (number `me`): owns one worker, runs jobs on it,
+/// replaces it when it dies.
+fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>, me: usize) {
+    let metrics = &shared.metrics;
     loop {
         if worker.is_none() && !shared.crash_loop.load(Ordering::Relaxed) {
+            metrics.slot(me, Slot::Starting);
             match shared.respawn() {
                 Ok(w) => worker = Some(w),
                 Err(_) => std::thread::sleep(HEALTH_EVERY),
             }
         }
-        let (mut job, state) = match jobs.recv_timeout(HEALTH_EVERY) {
+        metrics.slot(me, Slot::Waiting(worker.is_some()));
+        let (mut job, ticket) = match jobs.recv_timeout(HEALTH_EVERY) {
             Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => {
                 shared.check_idle(&mut worker);
@@ -408,33 +560,34 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        // SYNC POINT: AcqRel; pairs with the compare_exchange in Pool::run().
-        if state
-            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            continue; // cancelled while queued; its caller has its answer
+        if !ticket.claim(TAKEN) {
+            continue; // cancelled while queued; its hook answered
         }
+        job.cancel.remove_hook(ticket.hook.lock().take());
+        // Taken: only this thread answers it now.
+        let Some((mut txn, reply)) = ticket.ends.lock().take() else {
+            continue;
+        };
         if job.cancel.is_cancelled() {
-            let _ = job.reply.send(Err(ComputeError::Cancelled));
+            drop(txn);
+            reply(Err(ComputeError::Cancelled));
             continue;
         }
-        let w = match shared.ready_worker(&mut worker) {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = job.reply.send(Err(e));
-                continue;
-            }
-        };
-        job.start.compute = shared.next_compute.fetch_add(1, Ordering::Relaxed);
-        let served = serve(w, &shared.store, &mut job);
-        match served.fate {
-            Fate::Kept => {}
-            Fate::Killed => shared.retire(&mut worker, End::Killed),
-            Fate::Crashed => shared.retire(&mut worker, End::CrashedInCompute),
+        if let Err(e) = txn.begin() {
+            drop(txn);
+            reply(Err(e));
+            continue;
         }
-        shared.computes.fetch_add(1, Ordering::Relaxed);
-        let _ = job.reply.send(served.result);
+        let result = if job.cancel.is_cancelled() {
+            Err(ComputeError::Cancelled)
+        } else {
+            run(&shared, &mut worker, &mut job, me)
+        };
+        let result = txn.end(result);
+        // The transaction holds the compute's turns: released before the
+        // reply, so whoever the reply wakes finds them free.
+        drop(txn);
+        reply(result);
     }
     if let Some(w) = worker.take() {
         shared.alive.fetch_sub(1, Ordering::Relaxed);

@@ -93,6 +93,11 @@ impl WorkerProc {
         self.kill()
     }
 
+    /// The exit code of a process that exited by itself (after a reap).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().and_then(|s| s.code())
+    }
+
     /// Waits for an exited process and describes its status.
     pub fn reap(&mut self) -> String {
         self.ring.close();

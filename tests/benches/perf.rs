@@ -12,10 +12,16 @@
 //! - (e) trivial computes: latency p50/p99 and computes per second.
 //! - (f) 1 000 000 items: the worker's peak RSS against the supervisor's
 //!   memory for that input.
+//! - (g) `table.insert` and `table.remove` at position 1 of a 100 000-element
+//!   external array, `table.sort` of 100 000 numbers and of 100 000 records
+//!   by a field, each against the same operation on a native table (the
+//!   external array is in the store, from an earlier compute; one compute
+//!   per operation, timed from the host).
 //!
 //! `LUAPOOL_BENCH_RUNS` sets the repetitions (default 7);
 //! `LUAPOOL_BENCH_ONLY=loop` runs only the Pattern 2 loops and also prints
-//! the fastest run, which is steadier than the median on a busy machine.
+//! the fastest run, which is steadier than the median on a busy machine;
+//! `LUAPOOL_BENCH_ONLY=tablelib` only (g).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,11 +87,12 @@ fn time<T>(f: impl FnMut() -> T) -> (Duration, T) {
     (median(times), last.expect("at least one run"))
 }
 
-/// A compute with no instruction budget: no VM hook runs (see
-/// `worker/src/budget.rs`); the wall-time limit still holds.
-fn unbudgeted() -> ComputeOptions {
+/// A compute with the instruction budget of earlier defaults (2·10⁹): the
+/// counting hook runs on every VM instruction (see `worker/src/stop.rs`).
+/// The default limits (CPU time by a timer) run no hook at all.
+fn budgeted() -> ComputeOptions {
     ComputeOptions {
-        instructions: Some(0),
+        instructions: Some(2_000_000_000),
         ..ComputeOptions::default()
     }
 }
@@ -257,6 +264,85 @@ fn trivial(pool: &Arc<Pool>) {
     }
 }
 
+/// (g): one table-library operation on a 100 000-element array, luapool
+/// (the array in the store: `_io.output.a`, written by `setup`, untimed)
+/// against native (the array built by `native_setup`, untimed).
+fn tablelib_op(session: &Session, name: &str, setup: &str, op: &str) {
+    const N: usize = 100_000;
+    let lua = Lua::new();
+    let prepare = lua
+        .load(format!(
+            "local N = {N}
+             local function shuffled(i) return (i * 7919) % 100003 end
+             return function()
+               local a = {{}}
+               {setup}
+               return a
+             end"
+        ))
+        .eval::<mlua::Function>()
+        .unwrap();
+    let run_op = lua
+        .load(format!("return function(a) {op} end"))
+        .eval::<mlua::Function>()
+        .unwrap();
+    let mut native = Vec::new();
+    for _ in 0..runs() {
+        let a: mlua::Table = prepare.call(()).unwrap();
+        let t = Instant::now();
+        run_op.call::<()>(a).unwrap();
+        native.push(t.elapsed());
+    }
+    let native = median(native);
+    let mut ours = Vec::new();
+    for _ in 0..runs() {
+        session
+            .compute(&format!(
+                "local N = {N}
+                 local function shuffled(i) return (i * 7919) % 100003 end
+                 local a = ext.table()
+                 {setup}
+                 _io.output = {{ a = a }}"
+            ))
+            .unwrap();
+        let t = Instant::now();
+        session
+            .compute(&format!("local a = _io.output.a {op}"))
+            .unwrap();
+        ours.push(t.elapsed());
+    }
+    row(&format!("(g) {name}, native"), native, Some(native));
+    row(&format!("(g) {name}, luapool"), median(ours), Some(native));
+}
+
+fn tablelib(session: &Session) {
+    let numbers = "for i = 1, N do a[i] = i end";
+    tablelib_op(
+        session,
+        "insert at 1 of 100 000",
+        numbers,
+        "table.insert(a, 1, 0)",
+    );
+    tablelib_op(
+        session,
+        "remove at 1 of 100 000",
+        numbers,
+        "table.remove(a, 1)",
+    );
+    tablelib_op(
+        session,
+        "sort 100 000 numbers",
+        "for i = 1, N do a[i] = shuffled(i) end",
+        "table.sort(a)",
+    );
+    tablelib_op(
+        session,
+        "sort 100 000 records by a field",
+        "for i = 1, N do a[i] = { id = i, v = shuffled(i) } end",
+        "table.sort(a, function(x, y) return x.v < y.v end)",
+    );
+}
+
 fn main() {
     let pool = Pool::builder()
         .workers(2)
@@ -277,6 +363,10 @@ fn main() {
         million_items();
         return;
     }
+    if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("tablelib") {
+        tablelib(&session);
+        return;
+    }
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("loop") {
         session.set_input(&p2).unwrap();
         row(
@@ -286,14 +376,14 @@ fn main() {
         );
         let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
         row(
-            "    Pattern 2 loop alone, luapool compute (input set)",
+            "    Pattern 2 loop alone, luapool, default limits (CPU time)",
             lp_loop,
             None,
         );
-        let (lp_free, _) = time(|| session.compute_with(PATTERN2, unbudgeted()).unwrap());
+        let (lp_count, _) = time(|| session.compute_with(PATTERN2, budgeted()).unwrap());
         row(
-            "    Pattern 2 loop alone, luapool, no instruction budget",
-            lp_free,
+            "    Pattern 2 loop alone, luapool, instruction budget",
+            lp_count,
             None,
         );
         return;
@@ -305,7 +395,7 @@ fn main() {
     let (json, _) = time(|| json_in_lua(&p2, PATTERN2));
     session.set_input(&p2).unwrap();
     let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
-    let (lp_free, _) = time(|| session.compute_with(PATTERN2, unbudgeted()).unwrap());
+    let (lp_count, _) = time(|| session.compute_with(PATTERN2, budgeted()).unwrap());
     let nat_loop = native_loop(&p2, PATTERN2);
     row(
         "(b) Pattern 2, native Lua table built from the data (floor)",
@@ -336,13 +426,13 @@ fn main() {
         Some(nat_loop),
     );
     row(
-        "    Pattern 2 loop alone, luapool compute (input set)",
+        "    Pattern 2 loop alone, luapool, default limits (CPU time)",
         lp_loop,
         Some(nat_loop),
     );
     row(
-        "    Pattern 2 loop alone, luapool, no instruction budget",
-        lp_free,
+        "    Pattern 2 loop alone, luapool, instruction budget",
+        lp_count,
         Some(nat_loop),
     );
 
@@ -380,6 +470,8 @@ fn main() {
         e2e4,
         Some(floor4),
     );
+    println!();
+    tablelib(&session);
     println!();
     trivial(&pool);
     million_items();

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::common::{example_path as example, luapool_bin, TempDir};
 
 /// Runs `luapool ARGS`, with `stdin` on standard input.
-fn luapool_run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn luapool_run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(luapool_bin())
         .args(args)
         .stdin(Stdio::piped())
@@ -315,4 +315,56 @@ fn help_explains_the_commands_and_options() {
     let out = luapool_run(&["run"], None);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("SCRIPT"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_output_sharing_one_table_3000_times_fails_with_output_too_large() {
+    // 3 000 references to 1 MiB: 3 GB of JSON if printed.
+    let tmp = TempDir::new("cli");
+    let script = tmp.file(
+        "shared.lua",
+        "local s = ext.table(); s[1] = string.rep('x', 2^20)\n\
+         local out = ext.table(); for i = 1, 3000 do out[i] = s end\n\
+         _io.output = out\n",
+    );
+    let err = one_line_failure(&luapool_run(&["run", &script, "--max-output", "64"], None));
+    assert!(
+        err.contains("output too large") && err.contains("67108864"),
+        "{err}"
+    );
+    // Return values are bounded the same way.
+    let ret = tmp.file(
+        "shared_return.lua",
+        "local s = ext.table(); s[1] = string.rep('x', 2^20)\n\
+         local out = ext.table(); for i = 1, 3000 do out[i] = s end\n\
+         return out\n",
+    );
+    let err = one_line_failure(&luapool_run(
+        &["run", &ret, "--return", "--max-output", "64"],
+        None,
+    ));
+    assert!(err.contains("output too large"), "{err}");
+}
+
+#[test]
+fn json_text_longer_than_max_output_fails_even_when_the_data_is_small() {
+    // 300 KiB of control characters: 300 KiB stored, 1.8 MiB of JSON escapes.
+    let tmp = TempDir::new("cli");
+    let script = tmp.file(
+        "escapes.lua",
+        "_io.output = { s = string.rep('\\1', 300 * 1024) }\n",
+    );
+    let err = one_line_failure(&luapool_run(
+        &["run", &script, "--max-output", "1", "--compact"],
+        None,
+    ));
+    assert!(
+        err.contains("output too large") && err.contains("--max-output"),
+        "{err}"
+    );
+    let ok = luapool_run(&["run", &script, "--max-output", "4", "--compact"], None);
+    assert_eq!(
+        stdout_json(&ok)["s"].as_str().map(str::len),
+        Some(300 * 1024)
+    );
 }

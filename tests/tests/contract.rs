@@ -842,15 +842,15 @@ fn binary_strings_round_trip_exactly() {
 fn home_persists_across_computes_and_sessions_of_the_same_home_only() {
     let p = pool();
     let name = format!("contract-home-{}", std::process::id());
-    let a = p.session_with_home(&name);
+    let a = p.session_with_home(&name).unwrap();
     run(&a, "_home.n = (_home.n or 0) + 1; _home.list = { 'x' }");
     run(&a, "_home.n = _home.n + 1; table.insert(_home.list, 'y')");
-    let b = p.session_with_home(&name);
+    let b = p.session_with_home(&name).unwrap();
     assert_eq!(
         eval(&b, "return { _home.n, table.concat(_home.list) }"),
         json!([2, "xy"])
     );
-    let other = p.session_with_home(&format!("{name}-other"));
+    let other = p.session_with_home(&format!("{name}-other")).unwrap();
     assert_eq!(eval(&other, "return _home.n == nil"), json!(true));
     let private = p.session();
     assert_eq!(eval(&private, "return _home.n == nil"), json!(true));

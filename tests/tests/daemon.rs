@@ -4,6 +4,12 @@
 //! and Python clients have their own suites: `clients/*/tests`.)
 
 mod api;
+mod bounds;
 mod faults;
-pub mod harness;
+pub(crate) mod harness;
+mod isolation;
 mod lifecycle;
+mod metrics;
+mod output;
+mod races;
+mod soak;

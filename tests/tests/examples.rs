@@ -1,7 +1,7 @@
 //! One table of example cases, run down every way in: the embedded session
-//! API, the `luapool run` command line, and the daemon through
-//! `luapool-client` (as ripgrep's `SearcherTester` runs one case down every
-//! code path). Each case is a script of `examples/` with its input and
+//! API, the `luapool run` command line, the daemon through `luapool-client`,
+//! and the daemon through `luapool call` (as ripgrep's `SearcherTester`
+//! runs one case down every code path). Each case is a script of `examples/` with its input and
 //! metadata files and what the reference says it produces; a way in that
 //! disagrees with the table fails with every mismatch listed.
 //!
@@ -301,8 +301,22 @@ fn every_example_case_through_the_embedded_api() {
 
 #[test]
 fn every_example_case_through_luapool_run() {
-    check_every_case("luapool run", |c| {
-        let mut args = vec!["run".to_string(), example_path(c.script)];
+    through_the_command_line("luapool run", &["run"]);
+}
+
+#[test]
+fn every_example_case_through_luapool_call() {
+    let daemon = Daemon::start(&[]);
+    let socket = daemon.socket.to_string_lossy();
+    through_the_command_line("luapool call", &["call", "--socket", &socket]);
+}
+
+/// Runs every case through `luapool COMMAND...`, once for `_io.output` and
+/// once with `--return`; the print lines are what it writes to stderr.
+fn through_the_command_line(name: &str, command: &[&str]) {
+    check_every_case(name, |c| {
+        let mut args: Vec<String> = command.iter().map(|a| a.to_string()).collect();
+        args.push(example_path(c.script));
         if let Some(f) = c.input {
             args.extend(["--input".into(), example_path(f)]);
         }

@@ -528,11 +528,11 @@ fn best_practice6_home_is_shared_by_sessions_naming_it() {
     let p = pool();
     let home = format!("bp6-{}", std::process::id());
     let code = example!("bp6_home_persistence.lua");
-    let a = p.session_with_home(&home);
+    let a = p.session_with_home(&home).unwrap();
     a.set_input(&json!({ "items": [1, 2, 3] })).unwrap();
     run_named(&a, "bp6_home_persistence.lua", code);
     assert_eq!(output(&a), json!({ "processed": 3, "totalProcessed": 3 }));
-    let b = p.session_with_home(&home);
+    let b = p.session_with_home(&home).unwrap();
     b.set_input(&json!({ "items": [1] })).unwrap();
     run_named(&b, "bp6_home_persistence.lua", code);
     assert_eq!(output(&b), json!({ "processed": 1, "totalProcessed": 4 }));

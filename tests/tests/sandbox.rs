@@ -344,3 +344,152 @@ fn deep_recursion_and_nesting_are_errors_not_crashes() {
         vec![HostValue::Int(2)]
     );
 }
+
+#[test]
+fn every_compute_starts_from_the_same_observable_state() {
+    // One worker, so both sessions run in the same Lua state.
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let (a, b) = (pool.session(), pool.session());
+    let out = a
+        .compute(
+            r#"
+            math.randomseed(42)
+            for i = 1, 1000 do math.random() end
+            while os.clock() < 0.2 do end
+            local keep = {} for i = 1, 200000 do keep[i] = { i } end
+            return os.clock(), collectgarbage("count")
+            "#,
+        )
+        .unwrap();
+    let HostValue::Float(a_kib) = out.values[1] else {
+        panic!("{out:?}")
+    };
+    assert!(a_kib > 10_000.0, "A's own heap: {a_kib} KiB");
+    let seen = |s: &luapool_supervisor::Session| {
+        s.compute(
+            "return math.random(1, 1e9), math.random(1, 1e9), os.clock(), collectgarbage('count')",
+        )
+        .unwrap()
+        .values
+    };
+    let first = seen(&b);
+    // Not seed 42's sequence, not A's CPU time, not A's heap.
+    assert_ne!(
+        first[..2],
+        [HostValue::Int(637695718), HostValue::Int(460870706)]
+    );
+    assert!(
+        matches!(first[2], HostValue::Float(c) if c < 0.2),
+        "{first:?}"
+    );
+    assert!(
+        matches!(first[3], HostValue::Float(k) if k < 1024.0),
+        "{first:?}"
+    );
+    // Seeded afresh each compute: the next one draws other numbers.
+    let second = seen(&b);
+    assert_ne!(first[..2], second[..2]);
+}
+
+#[test]
+fn chunks_cached_for_one_session_are_never_charged_to_another() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    // Eight large scripts (300 kB of source, about a megabyte compiled,
+    // each), compiled with no memory limit and cached.
+    for i in 0..8 {
+        let code = format!("local t = {{ {} }} return #t + {i}", "1,".repeat(150_000));
+        let unlimited = luapool_supervisor::ComputeOptions {
+            memory: Some(0),
+            ..Default::default()
+        };
+        pool.session().compute_with(&code, unlimited).unwrap();
+    }
+    // Another session with a tight limit still has all of it to itself
+    // (string.rep holds its buffer and the string: twice 6 MiB).
+    let tight = luapool_supervisor::ComputeOptions {
+        memory: Some(16 << 20),
+        ..Default::default()
+    };
+    let out = pool
+        .session()
+        .compute_with("local s = string.rep('x', 6 << 20) return #s", tight)
+        .unwrap();
+    assert_eq!(out.values, vec![HostValue::Int(6 << 20)]);
+}
+
+#[test]
+fn error_values_raised_inside_callbacks_come_back_as_the_script_raised_them() {
+    let out = values(
+        r#"
+        local t = setmetatable({}, { __tostring = function() error({ code = 7 }) end })
+        local ok, e = pcall(print, t)
+        local s = setmetatable({}, { __tostring = function() error("boom") end })
+        local ok2, e2 = pcall(print, "x", s)
+        local ok3, e3 = pcall(tostring, setmetatable({}, { __tostring = function() return {} end }))
+        return ok, type(e), e.code, ok2, e2, ok3, type(e3)
+        "#,
+    );
+    assert_eq!(
+        out,
+        vec![
+            HostValue::Bool(false),
+            s("table"),
+            HostValue::Int(7),
+            HostValue::Bool(false),
+            s("compute:4: boom"),
+            HostValue::Bool(false),
+            s("string"),
+        ]
+    );
+}
+
+#[test]
+fn errors_of_rust_callbacks_are_plain_strings_at_the_script_line() {
+    // The store refuses ext.table() past the quota: the script sees a
+    // string that names its own line, no Rust traceback, no address, no
+    // internal chunk name.
+    let pool = Pool::builder()
+        .workers(1)
+        .session_quota(1 << 20)
+        .build()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let opts = luapool_supervisor::ComputeOptions {
+        on_log: Some(Box::new(move |l: &str| {
+            sink.lock().unwrap().push(l.to_string())
+        })),
+        ..Default::default()
+    };
+    let out = pool.session().compute_with(
+        "local ok, e = pcall(function() for i = 1, 1e9 do ext.table() end end)\nprint(type(e), e)",
+        opts,
+    );
+    // The script caught the error and ended well.
+    assert!(out.is_ok(), "{out:?}");
+    let lines = lines.lock().unwrap();
+    let line = &lines[0];
+    assert!(line.starts_with("string\tcompute:1: "), "{line}");
+    assert!(line.contains("quota"), "{line}");
+    for leak in ["0x", "luapool-", "traceback", "callback"] {
+        assert!(!line.contains(leak), "{leak} in {line}");
+    }
+}
+
+#[test]
+fn errors_raised_by_any_rust_callback_are_caught_as_their_message() {
+    // bigint's operators are Rust callbacks: what pcall, an xpcall handler,
+    // coroutine.resume and coroutine.wrap hand the script is the message.
+    let out = values(
+        r#"
+        local div = function() return bigint.new(1) // bigint.new(0) end
+        local _, a = pcall(div)
+        local _, b = xpcall(div, function(e) return e end)
+        local _, c = coroutine.resume(coroutine.create(div))
+        local _, d = pcall(coroutine.wrap(div))
+        return a, b, c, d
+        "#,
+    );
+    let msg = s("bigint: division by zero");
+    assert_eq!(out, vec![msg.clone(), msg.clone(), msg.clone(), msg]);
+}

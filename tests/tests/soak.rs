@@ -86,6 +86,7 @@ fn soak_mixed_computes_with_kills_lose_nothing() {
         .restart_intensity(100_000, Duration::from_secs(1))
         .limits(Limits {
             timeout: Duration::from_secs(30),
+            cpu_time: Duration::ZERO,
             instructions: 2_000_000,
             memory: 32 << 20,
         })

@@ -3,74 +3,111 @@
 use std::collections::HashSet;
 use std::ffi::c_void;
 
-use luapool_protocol::{Key, KeyError, Literal, TableId, Value};
+use luapool_protocol::{Key, Literal, TableId, Value};
 use mlua::Table;
 
+use crate::memory::{self, OutOfMemory};
+use crate::stop::{self, Reason};
+
 /// Deepest plain table a compute may copy into the store.
-pub const MAX_COPY_DEPTH: usize = 200;
+pub const MAX_COPY_DEPTH: usize = luapool_protocol::MAX_LITERAL_DEPTH;
 
 /// The table id of a writable external table's proxy, if `t` is one.
 pub fn external_id(t: &Table) -> Option<i64> {
     // Every proxy, and nothing else, holds its id under a private key (see
     // prelude.lua): a plain table cannot pass for an external one.
-    t.raw_get::<Option<i64>>(crate::materialize::id_key())
+    t.raw_get::<Option<i64>>(crate::ext::id_key())
         .ok()
         .flatten()
 }
 
 /// The store key for a Lua value, or a message saying why it cannot be one.
 pub fn key_of(v: &mlua::Value) -> Result<Key, String> {
-    match v {
-        mlua::Value::Integer(i) => Ok(Key::Int(*i)),
-        mlua::Value::Number(f) => Key::from_f64(*f).map_err(|e| e.to_string()),
-        mlua::Value::String(s) => Ok(Key::Str(s.as_bytes().to_vec())),
-        mlua::Value::Boolean(b) => Ok(Key::Bool(*b)),
-        mlua::Value::Nil => Err("table index is nil".into()),
-        // A read-only external table (ro_meta.rs).
-        mlua::Value::LightUserData(_) => Err(KeyError::Table.to_string()),
-        other => Err(format!(
-            "a {} cannot be a key of an external table",
-            other.type_name()
-        )),
-    }
+    crate::ext::key(v).map_err(|e| e.to_string())
 }
 
+/// The conversion limit: the most a compute may copy out of Lua in one
+/// value (a plain table assigned to an external table, a return value, a
+/// `print` line), counted as [`NODE_BYTES`] per value and key plus the
+/// bytes of its strings, a part shared by reference counted each time it
+/// appears. Half the ring's message limit, so that what passes always fits
+/// one message. Past it the compute stops with a typed error naming it.
+pub const MAX_COPY_BYTES: usize = luapool_protocol::DEFAULT_MAX_MESSAGE / 2;
+/// What one value or key counts toward [`MAX_COPY_BYTES`], besides its bytes
+/// (at least what it takes encoded, with its enum tags).
+pub const NODE_BYTES: usize = 32;
+
 /// Converts a Lua value for storing: scalars and external tables as they are,
-/// plain tables copied deeply (a cycle is an error). Also returns a rough
-/// size in bytes, for the write buffer.
-pub fn literal_of(v: &mlua::Value) -> Result<(Literal, usize), String> {
+/// plain tables copied deeply (a cycle is an error). Also returns its size
+/// as counted for [`MAX_COPY_BYTES`]. The memory the copy takes counts
+/// toward the compute's limit (`memory.rs`); running out of it, or passing
+/// the conversion limit, also stops the compute.
+pub fn literal_of(v: &mlua::Value) -> Result<(Literal, usize), CopyError> {
     let mut path = HashSet::new();
     let mut bytes = 0;
-    let lit = literal(v, &mut path, 0, &mut bytes).map_err(CopyError::into_message)?;
+    let lit = literal(v, &mut path, 0, &mut bytes)?;
     Ok((lit, bytes))
 }
 
-/// Why a plain table cannot be copied: a message, and the keys from the
-/// table assigned down to the offending value (innermost first).
-struct CopyError {
+/// Why a value cannot be copied out of Lua.
+#[derive(Debug)]
+pub enum CopyErrorKind {
+    /// Not a value an external table can hold (a function, a cycle, …).
+    Invalid(String),
+    /// Past [`MAX_COPY_BYTES`]; the compute is stopped.
+    TooLarge,
+    /// Past the compute's memory limit; the compute is stopped.
+    Memory(OutOfMemory),
+    /// The compute is being stopped (CPU time, cancel) mid-copy.
+    Stopped,
+}
+
+/// Why a plain table cannot be copied: what, and the keys from the table
+/// assigned down to the offending value (innermost first).
+#[derive(Debug)]
+pub struct CopyError {
     keys: Vec<Key>,
-    message: String,
+    /// What went wrong.
+    pub kind: CopyErrorKind,
+}
+
+impl From<CopyErrorKind> for CopyError {
+    fn from(kind: CopyErrorKind) -> CopyError {
+        CopyError {
+            keys: Vec::new(),
+            kind,
+        }
+    }
 }
 
 impl From<String> for CopyError {
     fn from(message: String) -> CopyError {
-        CopyError {
-            keys: Vec::new(),
-            message,
-        }
+        CopyErrorKind::Invalid(message).into()
     }
 }
 
 impl CopyError {
     fn at(mut self, key: Key) -> CopyError {
-        self.keys.push(key);
+        if matches!(self.kind, CopyErrorKind::Invalid(_)) {
+            self.keys.push(key);
+        }
         self
     }
+}
 
-    /// `at key 'a' > 'b' > 3: message`; a long path keeps its ends only.
-    fn into_message(self) -> String {
+/// `at key 'a' > 'b' > 3: message`; a long path keeps its ends only.
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = match &self.kind {
+            CopyErrorKind::Invalid(m) => m.clone(),
+            CopyErrorKind::TooLarge => {
+                format!("the value is larger than the conversion limit of {MAX_COPY_BYTES} bytes")
+            }
+            CopyErrorKind::Memory(e) => e.to_string(),
+            CopyErrorKind::Stopped => "the compute is being stopped".into(),
+        };
         if self.keys.is_empty() {
-            return self.message;
+            return f.write_str(&message);
         }
         let keys: Vec<String> = self.keys.iter().rev().map(ToString::to_string).collect();
         let path = if keys.len() <= 6 {
@@ -83,8 +120,26 @@ impl CopyError {
                 keys[keys.len() - 2..].join(" > ")
             )
         };
-        format!("at key {path}: {}", self.message)
+        write!(f, "at key {path}: {message}")
     }
+}
+
+impl std::error::Error for CopyError {}
+
+/// Counts `more` bytes toward the conversion limit and the memory limit,
+/// before they are allocated.
+fn count(bytes: &mut usize, more: usize) -> Result<(), CopyError> {
+    *bytes = bytes.saturating_add(more);
+    if *bytes > MAX_COPY_BYTES {
+        stop::halt(Reason::Conversion);
+        return Err(CopyErrorKind::TooLarge.into());
+    }
+    memory::reserve(more).map_err(|e| CopyErrorKind::Memory(e).into())
+}
+
+/// Counts a line of `len` bytes (a `print` line) like a copy.
+pub fn count_line(len: usize) -> Result<(), CopyError> {
+    count(&mut 0, len)
 }
 
 fn literal(
@@ -93,19 +148,18 @@ fn literal(
     depth: usize,
     bytes: &mut usize,
 ) -> Result<Literal, CopyError> {
-    *bytes += 16;
     let value = match v {
         mlua::Value::Nil => Value::Nil,
         mlua::Value::Boolean(b) => Value::Bool(*b),
         mlua::Value::Integer(i) => Value::Int(*i),
         mlua::Value::Number(f) => Value::Float(*f),
         mlua::Value::String(s) => {
-            let b = s.as_bytes().to_vec();
-            *bytes += b.len();
-            Value::Str(b)
+            let s = s.as_bytes();
+            count(bytes, s.len())?;
+            Value::Str(s.to_vec())
         }
         // Every light userdata a script holds is a read-only external
-        // table: its pointer is the id (ro_meta.rs).
+        // table: its pointer is the id (ext/readonly/meta.rs).
         mlua::Value::LightUserData(p) => Value::Table(TableId::from_raw(p.0 as u64)),
         mlua::Value::Table(t) => {
             if let Some(id) = external_id(t) {
@@ -133,6 +187,9 @@ fn copy_table(
     if depth >= MAX_COPY_DEPTH {
         return Err(format!("table nested deeper than {MAX_COPY_DEPTH} levels").into());
     }
+    if stop::pending() {
+        return Err(CopyErrorKind::Stopped.into());
+    }
     let ptr = t.to_pointer();
     if !path.insert(ptr) {
         return Err(String::from("a table that contains itself (a cycle) cannot be copied").into());
@@ -143,6 +200,7 @@ fn copy_table(
         if v.is_nil() {
             break;
         }
+        count(bytes, NODE_BYTES)?;
         let key = Key::Int(array.len() as i64 + 1);
         array.push(literal(&v, path, depth + 1, bytes).map_err(|e| e.at(key))?);
     }
@@ -154,6 +212,11 @@ fn copy_table(
         if matches!(key, Key::Int(i) if i >= 1 && i <= n) {
             continue;
         }
+        let key_bytes = match &key {
+            Key::Str(s) => s.len(),
+            _ => 0,
+        };
+        count(bytes, 2 * NODE_BYTES + key_bytes)?;
         let lit = literal(&v, path, depth + 1, bytes).map_err(|e| e.at(key.clone()))?;
         hash.push((key, lit));
     }

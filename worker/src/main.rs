@@ -2,39 +2,49 @@
 //! luapool supervisor over a 64 KiB shared-memory ring.
 //!
 //! The supervisor starts it as `luapool-worker --ring <os-id> [--max-memory <bytes>]`.
-//! The worker opens the ring, says it is ready, then runs each compute it is
-//! sent. External tables live in the supervisor: every read the worker cannot
+//! The worker opens the ring, builds its Lua state, confines itself
+//! (`confine.rs`: no descriptors, tight rlimits, a seccomp allowlist), says
+//! it is ready, then runs each compute it is sent. External tables live in the supervisor: every read the worker cannot
 //! serve from its per-compute cache becomes a request on the ring. The worker
 //! exits when told to, when its parent dies, or when the ring breaks.
 //!
-//! Where things are: `compute.rs` runs a compute (sandbox: `sandbox.rs`,
-//! `sandbox.lua`; the instruction-budget hook: `budget.rs`). Writable
-//! external tables are Lua proxies (`prelude.lua`, `ext.rs`,
-//! `materialize.rs`); read-only ones (the input) are light userdata over a
-//! Rust cache (`ro_meta.rs`, `ro_cache.rs`). `conn.rs` talks to the
-//! supervisor (requests, buffered writes, windows fetched ahead); `wire.rs`
-//! reads replies from their bytes; `convert.rs` turns Lua values into
+//! Where things are: `setup.rs` builds the Lua state once; `compute.rs`
+//! runs a compute (sandbox: `sandbox.rs`, `sandbox.lua`; stops of every
+//! limit: `stop.rs`, with `coroutines.rs`, the CPU-time timer `cpu.rs` and
+//! the memory count `memory.rs`; compiled chunks: `chunks.rs`; process-wide
+//! statics: `statics.rs`). External tables are `ext/`: writable ones are
+//! Lua proxies (`ext/prelude.lua`, `ext/writable/`), read-only ones (the
+//! input) light userdata over a Rust cache (`ext/readonly/`);
+//! `ext/link.rs` and `ext/conn.rs` talk to the supervisor (requests,
+//! buffered writes, windows fetched ahead), and replies are read in place
+//! with `luapool_protocol::hot`. `convert.rs` turns Lua values into
 //! protocol values.
 
 mod bigint;
-mod budget;
+mod chunks;
 mod compute;
-mod conn;
 mod convert;
+mod coroutines;
+mod cpu;
 mod ext;
 mod func_source;
-mod materialize;
-mod ro_cache;
-mod ro_meta;
+mod memory;
 mod sandbox;
-mod wire;
+mod setup;
+mod statics;
+mod stop;
+
+/// Every allocation is counted, so a compute's memory includes its Rust
+/// buffers (`memory.rs`).
+#[global_allocator]
+static ALLOCATOR: memory::Counting = memory::Counting;
 
 use std::process::ExitCode;
 
 use luapool_protocol::{Endpoint, ToSupervisor, ToWorker};
 
 use crate::compute::Worker;
-use crate::conn::Conn;
+use crate::ext::Conn;
 
 fn main() -> ExitCode {
     let mut ring_id = None;
@@ -74,12 +84,18 @@ fn main() -> ExitCode {
     let mut worker = match Worker::new(Conn::new(ring)) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("luapool-worker: cannot set up Lua: {e}");
+            eprintln!("luapool-worker: {e}");
             return ExitCode::from(3);
         }
     };
     if let Some(bytes) = max_memory {
         worker.cap_heap(heap_cap_under(bytes));
+    }
+    // From here on: no descriptors, no files, no processes, a seccomp
+    // allowlist (confine.rs).
+    if let Err(e) = luapool_worker::confine::confine() {
+        eprintln!("luapool-worker: cannot confine the worker: {e}");
+        return ExitCode::from(3);
     }
     if let Err(e) = worker.conn().send(&ToSupervisor::Ready {
         pid: std::process::id(),

@@ -1,47 +1,51 @@
--- Sandbox wrappers. Run once per worker with the functions they wrap; returns
--- the wrapped base functions and a function that, given a compute's
--- environment, returns its `load` and `collectgarbage`.
+-- Sandbox wrappers. Run once per worker with the functions they wrap (table
+-- F, from sandbox.rs); returns the wrapped functions and new_env, which
+-- builds each compute's fresh environment.
 --
--- `pcall`, `xpcall` and `coroutine.resume` arrive already wrapped by the
--- prelude (a stopped compute's error is raised again). Here they also make
--- the heap limit sticky: once an allocation failed, `on_memory_error` marks
--- the compute as stopped by the memory limit and the error is raised again,
--- so `pcall` cannot swallow the limit either. `stop` is the prelude's table
--- whose `reason` is set once the compute is being stopped.
-local pcall, xpcall, resume, setmetatable, on_memory_error, stop = ...
-local load, collectgarbage, select, error, tostring, type, rawget, next =
-      load, collectgarbage, select, error, tostring, type, rawget, next
+-- Stops (instruction budget, CPU time, memory, cancel) are raised by the
+-- hook in stop.rs at every instruction once decided, and by the coroutine
+-- functions (coroutines.rs), so a `pcall`, a `load` reader or a `__close`
+-- handler that catches one gets no further. One gap is closed here: Lua
+-- runs an `xpcall` message handler before it unwinds, and with hooks off
+-- when the error came from the hook, so after a stop the script's handler
+-- is not called at all.
+--
+-- Error values stay what the script raised. An error raised by a Rust
+-- callback through mlua reaches Lua as opaque userdata whose text holds a
+-- Rust traceback with internal chunk names. So the worker's own callbacks
+-- never raise: they return `true, results...` or `false, message` (or
+-- `nil, message`), and Lua raises the message as a plain string at the
+-- script's line (`check` here, `fail` in the prelude).
+-- For any other Rust callback (bigint's, the external tables'), every place
+-- a script can catch an error (pcall, xpcall's handler, coroutine.resume,
+-- wrap and close) hands it `plain(e)`: such userdata becomes its message.
+local F = ...
+local pcall, xpcall, load, setmetatable, plain = pcall, F.xpcall, load, F.setmetatable, F.plain
+local select, error, tostring, type, rawget, next = select, error, tostring, type, rawget, next
+local stopped, clock, count, randomseed, entropy, log =
+      F.stopped, F.clock, F.count, F.randomseed, F.entropy, F.log
 
-local MEMERR = "not enough memory"
-
-local function memcheck(ok, ...)
-  if not ok then
-    local e = ...
-    -- Lua raises the preallocated string; an error crossing a Rust callback
-    -- arrives as userdata whose text ends with it.
-    if e == MEMERR or (type(e) == "userdata" and tostring(e):sub(-#MEMERR) == MEMERR) then
-      on_memory_error()
-      error(MEMERR, 0)
-    end
-  end
-  return ok, ...
+local function check(ok, ...)
+  if not ok then error((...), 2) end
+  return ...
 end
 
-local function PCALL(...) return memcheck(pcall(...)) end
--- Lua runs a message handler before it unwinds, and an error raised by the
--- instruction hook is raised with hooks off: a handler called for a stop
--- would run with no budget at all. So once the compute is stopped, the
--- script's handler is not called.
+local function caught(ok, ...)
+  if ok then return ok, ... end
+  return ok, plain((...))
+end
+
+local function PCALL(...)
+  return caught(pcall(...))
+end
+
 local function XPCALL(f, handler, ...)
-  if type(handler) ~= "function" then return memcheck(xpcall(f, handler, ...)) end
-  local function guarded(...)
-    local reason = stop.reason
-    if reason ~= nil then return reason end
-    return handler(...)
-  end
-  return memcheck(xpcall(f, guarded, ...))
+  return xpcall(f, function(e, ...)
+    local s = stopped()
+    if s ~= nil then return s end
+    return handler(plain(e), ...)
+  end, ...)
 end
-local function RESUME(...) return memcheck(resume(...)) end
 
 -- No finalizers: a __gc metamethod would run untrusted code outside the
 -- compute that created it (between computes, or inside another session's).
@@ -52,27 +56,44 @@ local function SETMETATABLE(t, mt)
   return setmetatable(t, mt)
 end
 
+-- Lua's print: each argument through tostring (a script's __tostring runs
+-- here, in Lua, so its errors reach the script as it raised them), joined
+-- by tabs in Rust, which bounds the line.
+local function PRINT(...)
+  local n = select("#", ...)
+  local parts = { ... }
+  for i = 1, n do parts[i] = tostring(parts[i]) end
+  return check(log(parts, n))
+end
+
+-- This compute's memory (see memory.rs), in KiB like Lua's count.
 local function COLLECTGARBAGE(opt)
-  if opt == "count" then return collectgarbage("count") end
+  if opt == "count" then return count() end
   error("collectgarbage(" .. (opt == nil and "" or ("'" .. tostring(opt) .. "'"))
         .. ") is not allowed here: only collectgarbage('count')", 2)
 end
 
-local function env_functions(env)
+-- Without arguments, a seed from the OS (Lua's own would be the time).
+local function RANDOMSEED(...)
+  if select("#", ...) == 0 then return randomseed(entropy()) end
+  return randomseed(...)
+end
+
+local function env_load(env)
   -- Text only: a binary chunk could break the VM. Without an explicit
   -- environment, a loaded chunk sees the compute's globals.
-  local function LOAD(chunk, name, _mode, ...)
+  return function(chunk, name, _mode, ...)
     if select("#", ...) == 0 then return load(chunk, name, "t", env) end
     return load(chunk, name, "t", ...)
   end
-  return LOAD, COLLECTGARBAGE
 end
 
 -- A compute's fresh environment: the base functions as they are, a copy of
 -- each library (a compute that changes string.upper changes only its own
--- copy), and load/collectgarbage bound to it. Copying the ~150 entries here
+-- copy), and load bound to it. The random generator is seeded from the OS
+-- (s1, s2), so nothing drawn before shows. Copying the ~150 entries here
 -- costs a fraction of doing it from Rust one call each.
-local function new_env(base, libs)
+local function new_env(base, libs, s1, s2)
   local env = {}
   for k, v in next, base do env[k] = v end
   for name, lib in next, libs do
@@ -80,12 +101,14 @@ local function new_env(base, libs)
     for k, v in next, lib do copy[k] = v end
     env[name] = copy
   end
-  env.load, env.collectgarbage = env_functions(env)
+  env.load = env_load(env)
   env._G = env
+  randomseed(s1, s2)
   return env
 end
 
 return {
-  pcall = PCALL, xpcall = XPCALL, resume = RESUME, setmetatable = SETMETATABLE,
+  pcall = PCALL, xpcall = XPCALL, setmetatable = SETMETATABLE, print = PRINT,
+  collectgarbage = COLLECTGARBAGE, randomseed = RANDOMSEED, clock = clock,
   new_env = new_env,
 }

@@ -3,10 +3,16 @@
 //! reaches outside the worker (no `io`, `os` only for time, no `require`,
 //! `dofile`, `loadfile`, `debug`, `string.dump`; `load` is text-only;
 //! `collectgarbage` only counts; the string metatable is locked; no `__gc`
-//! finalizers; the heap limit, like the instruction budget, cannot be
-//! swallowed by `pcall`). The Lua half is `sandbox.lua`.
+//! finalizers). What a compute can observe starts from the same state
+//! whatever ran before on the worker: the random generator is seeded from
+//! the OS per compute, `os.clock` counts the compute's own CPU time,
+//! `collectgarbage("count")` its own memory. The coroutine functions keep
+//! stops on every thread (`coroutines.rs`). The Lua half is `sandbox.lua`.
 
-use mlua::{Function, Lua, Table};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{ffi, Function, Lua, Table};
 
 /// Base functions copied as they are.
 const BASE: &[&str] = &[
@@ -24,14 +30,60 @@ const LIBS: &[(&str, Option<&[&str]>)] = &[
     ("os", Some(&["clock", "time", "date", "difftime"])),
 ];
 
+/// Random bytes from the OS, fetched a few hundred at a time.
+struct Entropy {
+    buf: [u8; 512],
+    used: usize,
+}
+
+impl Entropy {
+    fn new() -> Entropy {
+        Entropy {
+            buf: [0; 512],
+            used: 512,
+        }
+    }
+
+    /// Two random integers.
+    fn pair(&mut self) -> (i64, i64) {
+        if self.used + 16 > self.buf.len() {
+            let mut got = 0;
+            while got < self.buf.len() {
+                // SAFETY: writes within `buf`.
+                let n = unsafe {
+                    libc::getrandom(self.buf[got..].as_mut_ptr().cast(), self.buf.len() - got, 0)
+                };
+                if n > 0 {
+                    got += n as usize;
+                } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    // No entropy at all: never expected on Linux ≥ 3.17;
+                    // better a clock than a seed another compute knows.
+                    let t = crate::cpu::thread_time().as_nanos() as u64;
+                    self.buf[got..].iter_mut().enumerate().for_each(|(i, b)| {
+                        *b = (t.rotate_left(i as u32 % 64) >> (i % 8)) as u8;
+                    });
+                    break;
+                }
+            }
+            self.used = 0;
+        }
+        let word = |i: usize| i64::from_ne_bytes(self.buf[i..i + 8].try_into().expect("8 bytes"));
+        let pair = (word(self.used), word(self.used + 8));
+        self.used += 16;
+        pair
+    }
+}
+
 /// The pieces every compute's environment is built from.
 pub struct Sandbox {
     /// name → base function (or value).
     base: Table,
     /// name → the allowed part of a library, copied per compute.
     libs: Table,
-    /// `sandbox.lua`'s `new_env(base, libs)`.
+    /// `sandbox.lua`'s `new_env(base, libs, s1, s2)`.
     new_env: Function,
+    entropy: Rc<RefCell<Entropy>>,
 }
 
 /// Looks up `name` in the (name, value) list.
@@ -42,44 +94,95 @@ fn take(list: &[(&'static str, mlua::Value)], name: &str) -> mlua::Result<mlua::
         .ok_or_else(|| mlua::Error::runtime(format!("sandbox: no {name} to wrap")))
 }
 
+/// C functions as Lua values.
+fn c_functions<const N: usize>(
+    lua: &Lua,
+    push: unsafe fn(*mut ffi::lua_State),
+) -> mlua::Result<Vec<Function>> {
+    // SAFETY: `push` pushes N C functions (stack space checked first).
+    let multi = unsafe {
+        lua.exec_raw::<mlua::MultiValue>((), |l| {
+            ffi::luaL_checkstack(l, N as i32, std::ptr::null());
+            push(l)
+        })?
+    };
+    multi
+        .into_iter()
+        .map(|v| match v {
+            mlua::Value::Function(f) => Ok(f),
+            _ => Err(mlua::Error::runtime("sandbox: expected a C function")),
+        })
+        .collect()
+}
+
+unsafe fn push_small(l: *mut ffi::lua_State) {
+    ffi::lua_pushcfunction(l, crate::stop::lp_stopped);
+    ffi::lua_pushcfunction(l, crate::cpu::lp_clock);
+    ffi::lua_pushcfunction(l, lp_count);
+}
+
+/// `collectgarbage("count")`: the compute's own memory, in KiB.
+unsafe extern "C-unwind" fn lp_count(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    ffi::lua_pushnumber(l, crate::memory::used() as f64 / 1024.0);
+    1
+}
+
 impl Sandbox {
     /// Captures the pristine globals (call before any untrusted code runs)
-    /// and adds `overrides` (name, value) to the base set. `pcall`, `xpcall`
-    /// and `setmetatable` among the overrides, and `resume`, are wrapped by
-    /// `sandbox.lua`; `on_memory_error` is called when a wrapped call caught
-    /// a failed allocation (the compute must then stop with `MemoryLimit`);
-    /// `stop` is the prelude's stop table (`reason` set once stopped).
+    /// and adds `overrides` (name, value) to the base set; `setmetatable`
+    /// among them is wrapped by `sandbox.lua`. `log(parts, n)` sends a
+    /// `print` line and returns `true` or `false, message`.
     pub fn new(
         lua: &Lua,
         overrides: Vec<(&'static str, mlua::Value)>,
-        resume: Function,
-        on_memory_error: Function,
-        stop: Table,
+        log: Function,
     ) -> mlua::Result<Sandbox> {
         let g = lua.globals();
+        let small = c_functions::<3>(lua, push_small)?;
+        let coroutines = c_functions::<4>(lua, crate::coroutines::push_functions)?;
+        let entropy = Rc::new(RefCell::new(Entropy::new()));
+        let f = lua.create_table()?;
+        f.raw_set("xpcall", g.raw_get::<Function>("xpcall")?)?;
+        f.raw_set("setmetatable", take(&overrides, "setmetatable")?)?;
+        f.raw_set("stopped", &small[0])?;
+        f.raw_set("clock", &small[1])?;
+        f.raw_set("count", &small[2])?;
+        let math: Table = g.raw_get("math")?;
+        f.raw_set("randomseed", math.raw_get::<Function>("randomseed")?)?;
+        let e = entropy.clone();
+        f.raw_set(
+            "entropy",
+            lua.create_function(move |_, ()| Ok(e.borrow_mut().pair()))?,
+        )?;
+        f.raw_set("log", log)?;
+        let plain = lua.create_function(|lua, v: mlua::Value| {
+            Ok(match v {
+                mlua::Value::Error(e) => {
+                    mlua::Value::String(lua.create_string(crate::compute::message_of(&e))?)
+                }
+                other => other,
+            })
+        })?;
+        crate::coroutines::set_plain(lua, &plain)?;
+        f.raw_set("plain", plain)?;
         let wrapped: Table = lua
             .load(include_str!("sandbox.lua"))
             .set_name("=luapool-sandbox")
-            .call((
-                take(&overrides, "pcall")?,
-                take(&overrides, "xpcall")?,
-                resume,
-                take(&overrides, "setmetatable")?,
-                on_memory_error,
-                stop,
-            ))?;
+            .call(f)?;
         let mut base: Vec<(&'static str, mlua::Value)> = BASE
             .iter()
             .map(|n| Ok((*n, g.raw_get(*n)?)))
             .collect::<mlua::Result<_>>()?;
         for (name, v) in overrides {
             let v = match name {
-                "pcall" | "xpcall" | "setmetatable" => wrapped.raw_get(name)?,
+                "setmetatable" => wrapped.raw_get(name)?,
                 _ => v,
             };
             base.push((name, v));
         }
-        let resume: Function = wrapped.raw_get("resume")?;
+        for name in ["pcall", "xpcall", "print", "collectgarbage"] {
+            base.push((name, wrapped.raw_get(name)?));
+        }
         let libs = lua.create_table()?;
         for (name, keep) in LIBS {
             let orig: Table = g.raw_get(*name)?;
@@ -98,8 +201,15 @@ impl Sandbox {
                     lib.raw_set(k, v)?;
                 }
             }
-            if *name == "coroutine" {
-                lib.raw_set("resume", resume.clone())?;
+            match *name {
+                "coroutine" => {
+                    for (n, f) in crate::coroutines::NAMES.iter().zip(&coroutines) {
+                        lib.raw_set(*n, f)?;
+                    }
+                }
+                "os" => lib.raw_set("clock", wrapped.raw_get::<Function>("clock")?)?,
+                "math" => lib.raw_set("randomseed", wrapped.raw_get::<Function>("randomseed")?)?,
+                _ => {}
             }
             libs.raw_set(*name, lib)?;
         }
@@ -120,12 +230,14 @@ impl Sandbox {
             base: base_table,
             libs,
             new_env: wrapped.raw_get("new_env")?,
+            entropy,
         })
     }
 
     /// A fresh global environment with `extra` globals (`_io`, `_home`, …).
     pub fn env(&self, extra: &[(&str, mlua::Value)]) -> mlua::Result<Table> {
-        let env: Table = self.new_env.call((&self.base, &self.libs))?;
+        let (s1, s2) = self.entropy.borrow_mut().pair();
+        let env: Table = self.new_env.call((&self.base, &self.libs, s1, s2))?;
         for (name, v) in extra {
             env.raw_set(*name, v.clone())?;
         }

@@ -11,17 +11,21 @@ import { clientError, type LuapoolError } from "./errors.js";
 import { prepare } from "./codec.js";
 import { Session } from "./session.js";
 
-/** `stats()`: the daemon's counters (docs/protocol.md, `stats`). */
+/** `stats()`: the daemon's counters (docs/protocol.md, `stats`): the whole
+ * daemon's on the operator's socket (`scope: "daemon"`), this connection's
+ * own elsewhere (`scope: "connection"`, the daemon-wide fields absent). */
 export interface Stats {
+  scope: "daemon" | "connection";
   workers: number;
   alive: number;
-  restarts: number;
-  computes: number;
-  queued: number;
   crash_loop: boolean;
-  store: { arenas: number; tables: number; bytes: number };
-  connections: number;
   sessions: number;
+  queued_calls: number;
+  store: { arenas: number; tables: number; bytes: number };
+  restarts?: number;
+  computes?: number;
+  queued?: number;
+  connections?: number;
   [more: string]: unknown;
 }
 

@@ -52,7 +52,12 @@ export class Daemon {
     const dir = mkdtempSync(join(tmpdir(), "luapool-js-"));
     const socket = join(dir, "luapool.sock");
     const workers = args.includes("--workers") ? [] : ["--workers", "2"];
-    const proc = spawn(LUAPOOL_BIN, ["serve", "--socket", socket, ...workers, ...args], {
+    // Tests ask for long computes and for no instruction budget, which the
+    // daemon allows only up to its operator maxima; the operator's socket
+    // sees the daemon-wide stats.
+    const maxima = args.includes("--max-timeout") ? [] : ["--max-timeout", "120", "--max-instructions", "0"];
+    const operator = ["--operator-socket", join(dir, "operator.sock")];
+    const proc = spawn(LUAPOOL_BIN, ["serve", "--socket", socket, ...workers, ...maxima, ...operator, ...args], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     const d = new Daemon(proc, dir, socket);
@@ -66,6 +71,11 @@ export class Daemon {
   /** A new client connected to this daemon. */
   client(): Promise<Client> {
     return connect(this.socket);
+  }
+
+  /** A client on the operator's socket: its `stats()` cover the whole daemon. */
+  operator(): Promise<Client> {
+    return connect(join(this.dir, "operator.sock"));
   }
 
   /** The daemon's worker processes (its children). */

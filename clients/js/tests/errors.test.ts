@@ -94,13 +94,14 @@ test("protocol errors: BadRequest, UnknownMethod, UnknownSession", async () => {
 test("a full queue is Busy, and a worker killed mid-compute is WorkerCrashed", async () => {
   const d = await Daemon.start(["--workers", "1", "--queue", "1"]);
   const c = await connect(d.socket);
+  const op = await d.operator();
   try {
     const [s1, s2, s3] = [await c.session(), await c.session(), await c.session()];
     const started = new Promise<void>((r) => s1.once("log", () => r()));
     const running = failure(s1.compute("print('started') while true do end", { timeoutMs: 60_000 }));
     await started;
     const queued = failure(s2.compute("return 'queued'"));
-    await eventually("the second compute waits in the queue", async () => (await c.stats()).queued === 1);
+    await eventually("the second compute waits in the queue", async () => (await op.stats()).queued === 1);
     const busy = await failure(s3.compute("return 'no room'"));
     assert.ok(busy instanceof BusyError, String(busy));
     assert.equal(busy.kind, "Busy");
@@ -115,10 +116,11 @@ test("a full queue is Busy, and a worker killed mid-compute is WorkerCrashed", a
     assert.equal(crashed.kind, "WorkerCrashed");
     // The daemon replaced the worker. (The cancelled compute keeps its queue
     // place until a worker takes it off: wait for that, or this is Busy.)
-    await eventually("the queue empties", async () => (await c.stats()).queued === 0);
+    await eventually("the queue empties", async () => (await op.stats()).queued === 0);
     assert.deepEqual((await s3.compute("return 'again'")).values, ["again"]);
-    assert.equal((await c.stats()).restarts, 1);
+    assert.equal((await op.stats()).restarts, 1);
   } finally {
+    await op.close();
     await c.close();
     assert.equal(await d.stop(), 0);
   }

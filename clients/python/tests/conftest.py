@@ -55,8 +55,14 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="luapool-py-")
         self.socket = os.path.join(self.dir, "luapool.sock")
         workers = [] if "--workers" in args else ["--workers", "2"]
+        # Tests ask for long computes and for no instruction budget, which the
+        # daemon allows only up to its operator maxima; the operator's socket
+        # sees the daemon-wide stats.
+        maxima = [] if "--max-timeout" in args else ["--max-timeout", "120", "--max-instructions", "0"]
+        self.operator_socket = os.path.join(self.dir, "operator.sock")
         self.proc = subprocess.Popen(
-            [str(LUAPOOL_BIN), "serve", "--socket", self.socket, *workers, *args],
+            [str(LUAPOOL_BIN), "serve", "--socket", self.socket, *workers, *maxima,
+             "--operator-socket", self.operator_socket, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self._stderr: List[str] = []
@@ -80,6 +86,10 @@ class Daemon:
 
     def client(self) -> luapool.Client:
         return luapool.connect(self.socket)
+
+    def operator(self) -> luapool.Client:
+        """A client on the operator's socket: its ``stats()`` cover the whole daemon."""
+        return luapool.connect(self.operator_socket)
 
     def worker_pids(self) -> List[int]:
         """The daemon's worker processes (its children)."""

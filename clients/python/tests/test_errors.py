@@ -77,14 +77,14 @@ def test_protocol_errors_bad_request_unknown_method_unknown_session(client):
 def test_a_full_queue_is_busy_and_a_worker_killed_mid_compute_is_worker_crashed():
     d = Daemon(["--workers", "1", "--queue", "1"])
     try:
-        with luapool.connect(d.socket) as c:
+        with luapool.connect(d.socket) as c, d.operator() as op:
             s1, s2, s3 = c.session(), c.session(), c.session()
             started = threading.Event()
             running = c.submit("compute", s1.id, "print('started') while true do end", {"timeout_ms": 60_000},
                                on_log=lambda line: started.set())
             assert started.wait(HANG)
             queued = c.submit("compute", s2.id, "return 'queued'")
-            eventually("the second compute waits in the queue", lambda: c.stats()["queued"] == 1)
+            eventually("the second compute waits in the queue", lambda: op.stats()["queued"] == 1)
             with pytest.raises(luapool.BusyError) as busy:
                 s3.compute("return 'no room'")
             assert busy.value.kind == "Busy"
@@ -98,8 +98,8 @@ def test_a_full_queue_is_busy_and_a_worker_killed_mid_compute_is_worker_crashed(
             assert isinstance(crashed, luapool.WorkerCrashedError) and crashed.kind == "WorkerCrashed", repr(crashed)
             # The daemon replaced the worker. (The cancelled compute keeps its
             # queue place until a worker takes it off: wait for that.)
-            eventually("the queue empties", lambda: c.stats()["queued"] == 0)
+            eventually("the queue empties", lambda: op.stats()["queued"] == 0)
             assert s3.compute("return 'again'").values == ["again"]
-            assert c.stats()["restarts"] == 1
+            assert op.stats()["restarts"] == 1
     finally:
         assert d.stop() == 0

@@ -17,13 +17,15 @@ pub enum ComputeError {
         /// The Lua traceback at the point of the error.
         traceback: String,
     },
-    /// The compute ran past its instruction budget or its wall-clock limit.
+    /// The compute ran past its CPU-time limit, its instruction budget or
+    /// its wall-clock limit.
     #[error("timeout: {message}")]
     Timeout {
         /// Which limit, and its value.
         message: String,
     },
-    /// The worker's Lua heap limit was reached.
+    /// The compute's memory limit was reached (Lua heap and the worker's
+    /// buffers for it).
     #[error("memory limit: {message}")]
     MemoryLimit {
         /// What Lua reported.
@@ -33,6 +35,13 @@ pub enum ComputeError {
     #[error("quota exceeded: {message}")]
     QuotaExceeded {
         /// The store's message.
+        message: String,
+    },
+    /// A value the compute copied out of Lua (into the store, as a result,
+    /// as a `print` line) passed the conversion limit.
+    #[error("too large: {message}")]
+    TooLarge {
+        /// Which limit, and its value.
         message: String,
     },
     /// The worker process died during the compute (it has been replaced).
@@ -53,6 +62,15 @@ pub enum ComputeError {
     Unavailable {
         /// Why.
         message: String,
+    },
+    /// The compute's return values would pass the output limit
+    /// (`max_output_bytes`): a table shared many times counts each time it
+    /// is emitted. Like any failed compute, its writes are undone; what was
+    /// stored before it stays.
+    #[error("output too large: the return values would exceed the output limit of {limit} bytes (max_output_bytes)")]
+    OutputTooLarge {
+        /// The limit in bytes.
+        limit: u64,
     },
     /// The compute's result could not be converted (e.g. a cycle).
     #[error("bad result: {message}")]

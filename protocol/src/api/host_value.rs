@@ -148,6 +148,43 @@ impl HostValue {
     }
 }
 
+/// A [`HostValue`] serialized as [`HostValue::to_json`] converts it (keys
+/// as text, sorted, the later of two equal keys kept; NaN and ±inf as null;
+/// strings lossily), without building a `serde_json::Value` first: what
+/// `serde_json::to_writer(w, &v.json())` writes is
+/// `serde_json::to_string(&v.to_json())`.
+pub struct Json<'a>(&'a HostValue);
+
+impl HostValue {
+    /// This value as JSON, for `serde_json::to_writer` and friends.
+    pub fn json(&self) -> Json<'_> {
+        Json(self)
+    }
+}
+
+impl Serialize for Json<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            HostValue::Nil => s.serialize_unit(),
+            HostValue::Bool(b) => s.serialize_bool(*b),
+            HostValue::Int(i) => s.serialize_i64(*i),
+            HostValue::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            HostValue::Float(_) => s.serialize_unit(),
+            HostValue::Str(b) => s.serialize_str(&String::from_utf8_lossy(b)),
+            HostValue::Array(a) => s.collect_seq(a.iter().map(Json)),
+            HostValue::Map(m) => {
+                let sorted: std::collections::BTreeMap<String, &HostValue> =
+                    m.iter().map(|(k, v)| (key_string(k), v)).collect();
+                let mut map = s.serialize_map(Some(sorted.len()))?;
+                for (k, v) in sorted {
+                    map.serialize_entry(&k, &Json(v))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 impl From<serde_json::Value> for HostValue {
     fn from(v: serde_json::Value) -> HostValue {
         HostValue::from_json(v)

@@ -7,9 +7,16 @@
 //!   results into typed values by exactly the supervisor's rules.
 //! - [`ComputeError`]: why a compute did not return values; the daemon sends
 //!   it in its serde form, which a client decodes back.
+//! - [`ComputeOutput`], [`TableInfo`], [`StoreStats`], [`HomeInfo`]:
+//!   results, defined once.
+//! - [`Latency`], [`WorkerState`]: what monitoring reads (`PoolStats`, `stats`).
 
 mod error;
 mod host_value;
+mod metrics;
+mod types;
 
 pub use error::ComputeError;
 pub use host_value::{from_host, to_host, HostValue, HostValueError};
+pub use metrics::{Latency, WorkerState};
+pub use types::{ComputeOutput, HomeInfo, StoreStats, TableInfo};

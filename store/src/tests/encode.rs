@@ -114,6 +114,26 @@ fn direct_encoding_matches_the_codec_for_every_read() {
         },
     );
     same_reply(&store, &sc, Request::Len { table: items });
+    for offset in [0, 5, 69_999, 70_000, u64::MAX] {
+        same_reply(
+            &store,
+            &sc,
+            Request::GetStr {
+                table: id,
+                key: Key::str("long"),
+                offset,
+            },
+        );
+    }
+    same_reply(
+        &store,
+        &sc,
+        Request::GetStr {
+            table: id,
+            key: Key::str("t"),
+            offset: 0,
+        },
+    );
 }
 
 #[test]

@@ -86,7 +86,11 @@ fn concurrent_sessions_sharing_a_home_do_not_deadlock() {
             let store = store.clone();
             std::thread::spawn(move || {
                 let session = store.create_arena(0);
-                let scope = crate::Scope { session, home };
+                let scope = crate::Scope {
+                    session,
+                    home,
+                    io: None,
+                };
                 let local = store
                     .load(session, &super::j(json!({"n": n})), false)
                     .unwrap();

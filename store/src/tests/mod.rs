@@ -2,10 +2,15 @@
 
 mod convert;
 mod encode;
+mod extract;
 mod gc;
+mod group;
+mod journal;
 mod load_bytes;
 mod measure;
+mod moves;
 mod next;
+mod persist;
 mod reads;
 mod writes;
 
@@ -34,6 +39,7 @@ pub(super) fn only(arena: ArenaId) -> Scope {
     Scope {
         session: arena,
         home: arena,
+        io: None,
     }
 }
 
@@ -50,4 +56,15 @@ pub(super) fn get(store: &Store, scope: &Scope, table: TableId, key: Key) -> Rep
 
 pub(super) fn s(text: &str) -> Value {
     Value::Str(text.as_bytes().to_vec())
+}
+
+/// A deterministic generator of numbers below `n`, seeded with `seed`.
+pub(super) fn rand_below(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |n| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    }
 }

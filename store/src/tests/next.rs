@@ -40,7 +40,7 @@ fn iterate(
                 limit,
             },
         );
-        let Reply::Entries { entries, done, .. } = reply else {
+        let Reply::Entries(luapool_protocol::Entries { entries, done, .. }) = reply else {
             panic!("{reply:?}")
         };
         assert!(entries.len() <= limit as usize);
@@ -87,7 +87,7 @@ fn pairs_visits_every_key_once_while_clearing_visited_keys() {
         assert_eq!(store.handle(&only(a), Request::Write(writes)), Reply::Ok);
     });
     assert_each_once(&keys, 81);
-    let Reply::Entries { entries, done, .. } = store.handle(
+    let Reply::Entries(luapool_protocol::Entries { entries, done, .. }) = store.handle(
         &only(a),
         Request::Next {
             table: id,
@@ -138,7 +138,7 @@ fn next_reports_done_exactly_when_nothing_follows() {
             limit: 2,
         },
     );
-    let Reply::Entries { entries, done, .. } = reply else {
+    let Reply::Entries(luapool_protocol::Entries { entries, done, .. }) = reply else {
         panic!()
     };
     assert_eq!(entries.len(), 2);
@@ -151,7 +151,10 @@ fn next_reports_done_exactly_when_nothing_follows() {
             limit: 1,
         },
     );
-    assert!(matches!(reply, Reply::Entries { done: false, .. }));
+    assert!(matches!(
+        reply,
+        Reply::Entries(luapool_protocol::Entries { done: false, .. })
+    ));
     // limit 0 still makes progress
     let reply = store.handle(
         &only(a),
@@ -161,7 +164,7 @@ fn next_reports_done_exactly_when_nothing_follows() {
             limit: 0,
         },
     );
-    let Reply::Entries { entries, .. } = reply else {
+    let Reply::Entries(luapool_protocol::Entries { entries, .. }) = reply else {
         panic!()
     };
     assert_eq!(entries.len(), 1);
@@ -170,9 +173,9 @@ fn next_reports_done_exactly_when_nothing_follows() {
 #[test]
 fn next_inlines_small_tables_among_entries() {
     let (store, a, id) = loaded(json!([{"id": 1}, {"id": 2}]));
-    let Reply::Entries {
+    let Reply::Entries(luapool_protocol::Entries {
         entries, tables, ..
-    } = store.handle(
+    }) = store.handle(
         &only(a),
         Request::Next {
             table: id,

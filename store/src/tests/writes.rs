@@ -188,7 +188,14 @@ fn literal_tables_are_copied_deeply_and_keep_their_shape() {
 fn new_table_lives_in_the_session_arena() {
     let store = Store::new();
     let (session, home) = (store.create_arena(0), store.create_arena(0));
-    let Reply::NewTable(id) = store.handle(&Scope { session, home }, Request::NewTable) else {
+    let Reply::NewTable(id) = store.handle(
+        &Scope {
+            session,
+            home,
+            io: None,
+        },
+        Request::NewTable,
+    ) else {
         panic!()
     };
     assert_eq!(id.arena(), session);
@@ -199,7 +206,11 @@ fn new_table_lives_in_the_session_arena() {
 fn cross_arena_writes_copy_deeply_and_survive_dropping_the_source() {
     let store = Store::new();
     let (session, home) = (store.create_arena(0), store.create_arena(0));
-    let scope = Scope { session, home };
+    let scope = Scope {
+        session,
+        home,
+        io: None,
+    };
     let Value::Table(src) = store
         .load(session, &j(json!({"a": {"b": [1, 2]}})), true)
         .unwrap()
@@ -308,4 +319,125 @@ fn handle_never_panics_on_odd_requests() {
         store.extract(&Value::Table(t)).is_ok()
             || store.extract(&Value::Table(t)) == Err(StoreError::Cycle)
     );
+}
+
+#[test]
+fn no_worker_write_replaces_io_input_whatever_it_sends() {
+    let store = Store::new();
+    let session = store.create_arena(0);
+    let io = store.new_table(session).unwrap();
+    let Value::Table(input) = store.load(session, &j(json!({"secret": 1})), true).unwrap() else {
+        panic!()
+    };
+    store
+        .host_set(io, Key::str("input"), Value::Table(input))
+        .unwrap();
+    let scope = Scope {
+        session,
+        home: session,
+        io: Some(io),
+    };
+    let forged = store.new_table(session).unwrap();
+    for value in [
+        Literal::Value(Value::Nil),
+        Literal::Value(Value::Table(forged)),
+        Literal::Value(Value::Int(1)),
+        Literal::Table {
+            array: vec![],
+            hash: vec![],
+        },
+    ] {
+        let reply = store.handle(
+            &scope,
+            Request::Write(vec![Write {
+                table: io,
+                key: Key::str("input"),
+                value,
+            }]),
+        );
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.kind == RequestErrorKind::ReadOnly),
+            "{reply:?}"
+        );
+    }
+    // Nor a key of the input tree itself.
+    let reply = store.handle(
+        &scope,
+        Request::Write(vec![Write {
+            table: input,
+            key: Key::str("secret"),
+            value: Literal::Value(Value::Int(2)),
+        }]),
+    );
+    assert!(matches!(&reply, Reply::Error(e) if e.kind == RequestErrorKind::ReadOnly));
+    assert_eq!(
+        store.host_get(io, &Key::str("input")).unwrap(),
+        Value::Table(input)
+    );
+    assert_eq!(
+        store.host_get(input, &Key::str("secret")).unwrap(),
+        Value::Int(1)
+    );
+    // Other keys of `_io` stay writable.
+    let reply = store.handle(
+        &scope,
+        Request::Write(vec![Write {
+            table: io,
+            key: Key::str("output"),
+            value: Literal::Value(Value::Int(3)),
+        }]),
+    );
+    assert_eq!(reply, Reply::Ok);
+}
+
+#[test]
+fn reserved_tables_are_empty_writable_and_in_the_arena_asked_for() {
+    let store = Store::new();
+    let (session, home) = (store.create_arena(0), store.create_arena(0));
+    let scope = Scope {
+        session,
+        home,
+        io: None,
+    };
+    let root = store.new_table(home).unwrap();
+    let Reply::Reserved(ids) = store.handle(
+        &scope,
+        Request::Reserve {
+            like: root,
+            count: 5,
+        },
+    ) else {
+        panic!()
+    };
+    assert_eq!(ids.len(), 5);
+    assert!(ids.iter().all(|id| id.arena() == home));
+    assert_eq!(store.arena_stats(home).unwrap().tables, 6);
+    // Outside the scope: refused.
+    let other = store.create_arena(0);
+    let stranger = store.new_table(other).unwrap();
+    let reply = store.handle(
+        &scope,
+        Request::Reserve {
+            like: stranger,
+            count: 1,
+        },
+    );
+    assert!(matches!(reply, Reply::Error(e) if e.kind == RequestErrorKind::UnknownTable));
+    // Within a quota only.
+    let tight = store.create_arena(100);
+    let t = store.new_table(tight).unwrap();
+    let scope = Scope {
+        session: tight,
+        home: tight,
+        io: None,
+    };
+    let reply = store.handle(
+        &scope,
+        Request::Reserve {
+            like: t,
+            count: 1000,
+        },
+    );
+    assert!(matches!(reply, Reply::Error(e) if e.kind == RequestErrorKind::Quota));
+    assert_eq!(store.arena_stats(tight).unwrap().tables, 1);
 }

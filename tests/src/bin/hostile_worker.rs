@@ -21,6 +21,12 @@
 //! Attacks that probe the supervisor (`forge`, `bad-requests`, `pipelined`)
 //! end the compute normally and return, as a string, what the supervisor
 //! answered, so a test sees exactly what an attacker would have learnt.
+//!
+//! The `confined-*` attacks (`open`, `socket`, `execve`) apply the real
+//! worker's confinement (`luapool_worker::confine`) before saying ready,
+//! then try that system call mid-compute, as a script that escaped the Lua
+//! sandbox would: the seccomp filter kills the process, or the call fails
+//! and the compute returns `blocked: …` (`escaped: …` if it worked).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -85,6 +91,12 @@ fn main() -> ExitCode {
     };
     // SAFETY: getppid has no preconditions.
     ring.set_peer_alive(Box::new(move || unsafe { libc::getppid() } == parent));
+    if attack.starts_with("confined-") {
+        // As the real worker does after start-up (worker/src/confine.rs).
+        if luapool_worker::confine::confine().is_err() {
+            return ExitCode::from(4);
+        }
+    }
     let w = Hostile {
         ring,
         ring_id,
@@ -110,6 +122,16 @@ fn main() -> ExitCode {
             Some(ToWorker::Shutdown) => return ExitCode::SUCCESS,
             Some(ToWorker::Reply(_)) | None => return ExitCode::from(3),
         }
+    }
+}
+
+/// What a confined attack reports when the call came back: `escaped` if it
+/// worked, else the error.
+fn outcome(call: &str, rc: libc::c_int) -> String {
+    if rc >= 0 {
+        format!("escaped: {call} returned {rc}")
+    } else {
+        format!("blocked: {call}: {}", std::io::Error::last_os_error())
     }
 }
 
@@ -160,6 +182,25 @@ impl Hostile {
     fn attack(&self, attack: &str, start: &Start) -> bool {
         match attack {
             "honest" => self.done("ok".into()),
+            // Confined, then mid-compute: what a script that escaped the
+            // Lua sandbox would try. Killed by seccomp, or told no.
+            "confined-open" => {
+                // SAFETY: open with a constant path; the result is only compared.
+                let fd = unsafe { libc::open(c"/etc/passwd".as_ptr(), libc::O_RDONLY) };
+                self.done(outcome("open", fd))
+            }
+            "confined-socket" => {
+                // SAFETY: socket with constant arguments.
+                let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+                self.done(outcome("socket", fd))
+            }
+            "confined-execve" => {
+                let argv = [c"sh".as_ptr(), std::ptr::null()];
+                let envp = [std::ptr::null()];
+                // SAFETY: NUL-terminated argv and envp of constant strings.
+                let r = unsafe { libc::execve(c"/bin/sh".as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+                self.done(outcome("execve", r))
+            }
             // Bytes that are not frames at all.
             "garbage" => {
                 let junk: Vec<u8> = (0..200u32)

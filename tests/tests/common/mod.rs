@@ -118,6 +118,11 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// Writes `text` to `name` in the directory and returns its path.
     pub fn file(&self, name: &str, text: impl AsRef<[u8]>) -> String {
         let p = self.0.join(name);

@@ -102,7 +102,17 @@ fn compute_errors_arrive_with_their_kind() {
         Err(ClientError::Compute(ComputeError::Timeout { .. })) => {}
         other => panic!("expected a Timeout, got {other:?}"),
     }
-    // The session still works after both.
+    let opts = ComputeOptions {
+        cpu_time: Some(std::time::Duration::from_millis(200)),
+        ..Default::default()
+    };
+    match s.compute_with("while true do end", opts) {
+        Err(ClientError::Compute(ComputeError::Timeout { message })) => {
+            assert!(message.contains("CPU-time limit of 200ms"), "{message}")
+        }
+        other => panic!("expected a Timeout, got {other:?}"),
+    }
+    // The session still works after all three.
     assert_eq!(
         s.compute("return 40 + 2").unwrap().value::<i64>(0).unwrap(),
         42
@@ -146,8 +156,8 @@ fn a_hundred_connections_are_served_at_once() {
             });
         }
     });
-    let stats = d.client().stats().unwrap();
-    assert_eq!((stats.connections, stats.sessions), (101, 100));
+    let stats = d.operator().stats().unwrap();
+    assert_eq!((stats.connections, stats.sessions), (Some(101), 100));
 }
 
 #[test]

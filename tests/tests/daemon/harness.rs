@@ -27,6 +27,8 @@ pub fn fresh_socket_path() -> PathBuf {
 pub struct Daemon {
     pub child: Child,
     pub socket: PathBuf,
+    /// The operator's socket: `stats` there covers the whole daemon.
+    pub operator: PathBuf,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -36,11 +38,20 @@ impl Daemon {
     }
 
     pub fn start_at(socket: PathBuf, extra: &[&str]) -> Daemon {
+        let operator = socket.with_extension("op.sock");
         let mut child = Command::new(luapool_bin())
             .arg("serve")
             .arg("--socket")
             .arg(&socket)
+            .arg("--operator-socket")
+            .arg(&operator)
             .args(["--workers", "2"])
+            // Tests ask for long computes (60 s) that they then stop.
+            .args(if extra.contains(&"--max-timeout") {
+                &[][..]
+            } else {
+                &["--max-timeout", "120"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,6 +71,7 @@ impl Daemon {
         let mut d = Daemon {
             child,
             socket,
+            operator,
             stderr,
         };
         eventually("the daemon says it is listening", || {
@@ -83,8 +95,14 @@ impl Daemon {
         Raw::new(UnixStream::connect(&self.socket).expect("connect"))
     }
 
+    /// A client on the operator's socket.
+    pub fn operator(&self) -> Client {
+        Client::connect(&self.operator).expect("connect to the operator socket")
+    }
+
+    /// Tables in the whole store and sessions open in the whole daemon.
     pub fn tables(&self) -> (usize, usize) {
-        let s = self.client().stats().expect("stats");
+        let s = self.operator().stats().expect("stats");
         (s.store.tables, s.sessions)
     }
 
@@ -117,6 +135,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.operator);
     }
 }
 
@@ -226,5 +245,117 @@ impl Daemon {
     pub fn child_running(&self) -> bool {
         // SAFETY: kill with signal 0 only checks that the process exists.
         unsafe { libc::kill(self.child.id() as libc::pid_t, 0) == 0 }
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A line of the daemon's /proc status, in kB (`VmRSS`, `VmHWM`) or a count (`Threads`).
+    pub fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in the daemon's status"))
+    }
+
+    /// Both workers answer a trivial compute: none is left busy.
+    pub fn workers_are_free(&self) {
+        let c = self.client();
+        let (a, b) = (c.session().unwrap(), c.session().unwrap());
+        std::thread::scope(|s| {
+            let ta = s.spawn(|| a.compute("return 1").map(|o| o.value::<i64>(0).unwrap()));
+            let tb = s.spawn(|| b.compute("return 2").map(|o| o.value::<i64>(0).unwrap()));
+            assert_eq!(ta.join().unwrap().unwrap(), 1);
+            assert_eq!(tb.join().unwrap().unwrap(), 2);
+        });
+    }
+}
+
+impl Raw {
+    /// Every response until the connection closes or `until` has been
+    /// answered: (msgid, answer) in arrival order; notifications skipped.
+    pub fn responses_until(&mut self, until: Option<u32>) -> Vec<(Option<u64>, Answer)> {
+        let mut got: Vec<(Option<u64>, Answer)> = self
+            .early
+            .drain(..)
+            .map(|m| (m[1].as_u64(), Self::answer_of(&m)))
+            .collect();
+        if until.is_some_and(|u| got.iter().any(|(id, _)| *id == Some(u64::from(u)))) {
+            return got;
+        }
+        while let Some(msg) = self.next() {
+            let Value::Array(m) = msg else {
+                panic!("not an array: {msg}")
+            };
+            if m[0] == Value::from(2) {
+                continue;
+            }
+            let id = m[1].as_u64();
+            got.push((id, Self::answer_of(&m)));
+            if until.is_some_and(|u| id == Some(u64::from(u))) {
+                break;
+            }
+        }
+        got
+    }
+
+    /// Opens a session (optionally on a home) and returns its id.
+    pub fn open(&mut self, msgid: u32, home: Option<&str>) -> Value {
+        let params = home.map(|h| vec![h.into()]).unwrap_or_default();
+        match self.call(msgid, "session.open", params) {
+            Answer::Ok(sid) => sid,
+            other => panic!("session.open: {other:?}"),
+        }
+    }
+}
+
+impl Raw {
+    /// The whole response to `msgid` (`[1, msgid, error, result]`), skipping
+    /// notifications and keeping other responses for later.
+    pub fn response(&mut self, msgid: u32) -> Vec<Value> {
+        if let Some(i) = self.early.iter().position(|m| m[1] == Value::from(msgid)) {
+            return self.early.remove(i);
+        }
+        while let Some(msg) = self.next() {
+            let Value::Array(m) = msg else {
+                panic!("not an array: {msg}")
+            };
+            if m[0] == Value::from(2) {
+                continue;
+            }
+            if m[1] == Value::from(msgid) {
+                return m;
+            }
+            self.early.push(m);
+        }
+        panic!("the connection closed before the response to {msgid}")
+    }
+
+    /// The `limit` an error response names, with its `value`.
+    pub fn limit_of(response: &[Value]) -> (String, u64) {
+        let e = &response[2];
+        (
+            e["limit"].as_str().expect("a limit name").to_owned(),
+            e["value"].as_u64().expect("a limit value"),
+        )
+    }
+}
+
+impl Daemon {
+    /// The TCP address the daemon said it listens on (`--tcp`).
+    pub fn tcp_addr(&self) -> String {
+        self.stderr()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("luapool: listening on tcp ")
+                    .map(str::to_owned)
+            })
+            .expect("tcp address")
     }
 }

@@ -113,14 +113,7 @@ fn the_socket_file_is_private_to_its_owner() {
 #[test]
 fn tcp_is_loopback_only_and_needs_the_token_first() {
     let d = Daemon::start(&["--tcp", "127.0.0.1:0", "--token", "s3cret"]);
-    let addr = d
-        .stderr()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("luapool: listening on tcp ")
-                .map(str::to_owned)
-        })
-        .expect("tcp address");
+    let addr = d.tcp_addr();
 
     let mut raw = Raw::tcp(TcpStream::connect(&addr).unwrap());
     assert_eq!(

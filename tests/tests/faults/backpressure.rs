@@ -64,6 +64,7 @@ fn cancelling_a_compute_stuck_in_a_c_call_kills_the_worker_after_the_grace() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_secs(120),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 64 << 20,
         })
@@ -116,4 +117,45 @@ fn a_token_cancelled_before_the_compute_is_queued_never_runs() {
     assert!(matches!(e, ComputeError::Cancelled), "{e:?}");
     let out: serde_json::Value = session.get_output().unwrap();
     assert_eq!(out, serde_json::Value::Null, "the compute did not run");
+}
+
+#[test]
+fn cancelling_a_compute_that_waits_for_its_home_returns_at_once() {
+    let pool = builder(2).build().unwrap();
+    let (holder, waiter) = (
+        pool.session_with_home("h").unwrap(),
+        pool.session_with_home("h").unwrap(),
+    );
+    let (started_tx, started) = mpsc::channel();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            holder.compute_with("print('go') while true do end", spinning(started_tx, None))
+        });
+        started
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the holder runs");
+        let token = CancelToken::new();
+        let (cancel, waiter) = (token.clone(), &waiter);
+        let second = s.spawn(move || {
+            waiter.compute_with(
+                "return 1",
+                ComputeOptions {
+                    cancel: Some(cancel),
+                    ..ComputeOptions::default()
+                },
+            )
+        });
+        // Let it reach the home's line (if it has not, it is cancelled
+        // before it gets there: the answer is the same).
+        std::thread::sleep(Duration::from_millis(100));
+        token.cancel();
+        let e = expect_err(second.join().unwrap(), "waiting for the home");
+        assert!(matches!(e, ComputeError::Cancelled), "{e:?}");
+        // It did not wait for the holder, which still runs.
+        assert!(!first.is_finished(), "the holder ended first");
+        holder.cancel();
+        let e = expect_err(first.join().unwrap(), "holder");
+        assert!(matches!(e, ComputeError::Cancelled), "{e:?}");
+    });
+    still_works(&waiter);
 }

@@ -4,7 +4,9 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use luapool_supervisor::{ComputeError, ComputeOptions, HostValue, Limits, Pool, PoolError};
+use luapool_supervisor::{
+    ComputeError, ComputeOptions, HostValue, Limits, Pool, PoolError, WorkerState,
+};
 
 use super::{
     builder, expect_err, int, kill, rss_kib, still_works, wait_for_full_pool, wait_until, Hostile,
@@ -169,6 +171,15 @@ fn a_worker_program_that_keeps_exiting_stops_being_respawned() {
     assert!(later.crashes > 5 && later.alive == 0, "{later:?}");
     let e = expect_err(pool.session().compute("return 1"), "crash-looping pool");
     assert!(matches!(e, ComputeError::Unavailable { .. }), "{e:?}");
+    assert_eq!(pool.stats().errors["Unavailable"], 1);
+    wait_until(
+        "every worker shows the crash loop",
+        Duration::from_secs(30),
+        || {
+            let st = pool.stats().worker_states;
+            st.len() == 2 && st.iter().all(|w| *w == WorkerState::CrashLooped)
+        },
+    );
 }
 
 #[test]
@@ -189,6 +200,7 @@ fn timeouts_and_cancels_replace_workers_without_tripping_the_crash_guard() {
         .restart_intensity(1, Duration::from_secs(600))
         .limits(Limits {
             timeout: Duration::from_millis(150),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 64 << 20,
         })

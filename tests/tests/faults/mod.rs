@@ -8,9 +8,13 @@
 //! and never assert a duration.
 
 mod backpressure;
+mod confined;
+mod conversion;
 mod crashes;
+mod escapes;
 mod hostile;
 mod memory;
+mod output;
 mod runaway;
 
 use crate::common::HANG;
@@ -186,6 +190,7 @@ pub fn hostile_pool(attack: &str, workers: usize) -> (Hostile, Arc<Pool>) {
         .worker_path(h.path())
         .limits(luapool_supervisor::Limits {
             timeout: Duration::from_secs(5),
+            cpu_time: Duration::ZERO,
             instructions: 0,
             memory: 0,
         })

@@ -35,6 +35,7 @@ fn runaway_loops_stop_at_the_instruction_budget_even_inside_pcall() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_secs(60),
+            cpu_time: Duration::ZERO,
             instructions: 2_000_000,
             memory: 64 << 20,
         })
@@ -97,6 +98,7 @@ fn pool_limits_are_the_defaults_and_a_compute_can_override_them() {
     let pool = builder(1)
         .limits(Limits {
             timeout: Duration::from_millis(400),
+            cpu_time: Duration::ZERO,
             instructions: 1_000_000,
             memory: 64 << 20,
         })
@@ -140,7 +142,7 @@ fn pool_limits_are_the_defaults_and_a_compute_can_override_them() {
 }
 
 #[test]
-fn cli_timeout_and_instructions_flags_stop_a_runaway_script() {
+fn cli_timeout_cpu_time_and_instructions_flags_stop_a_runaway_script() {
     let dir = std::env::temp_dir().join(format!("luapool-cli-runaway-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("spin.lua");
@@ -166,5 +168,33 @@ fn cli_timeout_and_instructions_flags_stop_a_runaway_script() {
     let (code, err) = run(&["--instructions", "100000"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("instruction limit exceeded"), "{err}");
+    let (code, err) = run(&["--cpu-time", "0.2"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("CPU-time limit of 200ms exceeded"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cpu_time_stops_a_long_c_call_by_replacing_the_worker() {
+    // No VM instruction runs inside this one string.find, so the hook the
+    // CPU-time timer arms never fires; a second of CPU time later the
+    // worker exits by itself, well before the wall clock.
+    let pool = builder(1).build().unwrap();
+    let session = pool.session();
+    let code = "return string.find(string.rep('a', 20000), '.-.-.-.-b')";
+    let opts = luapool_supervisor::ComputeOptions {
+        timeout: Some(Duration::from_secs(600)),
+        cpu_time: Some(Duration::from_millis(200)),
+        instructions: Some(0),
+        ..Default::default()
+    };
+    let e = expect_err(session.compute_with(code, opts), "pattern");
+    assert!(
+        matches!(&e, ComputeError::Timeout { message }
+            if message.contains("CPU-time limit of 200ms") && message.contains("replaced")),
+        "{e:?}"
+    );
+    wait_for_full_pool(&pool);
+    still_works(&session);
+    assert_eq!(pool.stats().crashes, 0, "a limit, not a crash");
 }

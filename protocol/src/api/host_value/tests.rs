@@ -259,3 +259,31 @@ fn newtypes_still_deserialize_from_host_values() {
         }
     );
 }
+
+#[test]
+fn json_view_writes_what_to_json_converts() {
+    let host = HostValue::Map(vec![
+        (Key::Int(2), HostValue::Float(f64::NAN)),
+        (Key::str("b"), HostValue::Str(vec![b'x', 0xff])),
+        (
+            Key::Int(1),
+            HostValue::Array(vec![HostValue::Nil, HostValue::Float(1.0)]),
+        ),
+        (Key::str("1"), HostValue::Bool(true)),
+        (Key::Float(1.5f64.to_bits()), HostValue::Int(i64::MAX)),
+    ]);
+    for pretty in [false, true] {
+        let (view, tree) = if pretty {
+            (
+                serde_json::to_string_pretty(&host.json()).unwrap(),
+                serde_json::to_string_pretty(&host.to_json()).unwrap(),
+            )
+        } else {
+            (
+                serde_json::to_string(&host.json()).unwrap(),
+                serde_json::to_string(&host.to_json()).unwrap(),
+            )
+        };
+        assert_eq!(view, tree);
+    }
+}
