@@ -35,19 +35,37 @@ pub enum FuncSourceError {
     },
 }
 
-/// A token: what it is, where it starts and ends (bytes), and its line.
+/// A token: where it starts and ends (bytes), and its line.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Tok<'a> {
-    text: &'a [u8],
+struct Tok {
     start: usize,
     end: usize,
     line: usize,
 }
 
+/// A chunk split into tokens once, to find any number of its functions.
+pub struct Chunk {
+    src: Box<[u8]>,
+    toks: Vec<Tok>,
+}
+
+/// The tokens of `src`, with their text.
+struct Toks<'a> {
+    src: &'a [u8],
+    toks: &'a [Tok],
+}
+
+impl Toks<'_> {
+    /// The text of token `i` (empty past the end).
+    fn text(&self, i: usize) -> &[u8] {
+        self.toks.get(i).map_or(&[], |t| &self.src[t.start..t.end])
+    }
+}
+
 /// Splits a chunk into tokens, skipping comments and white space. Strings
 /// and long brackets are one token each. Never fails: bytes that are not
 /// Lua come out as one-byte tokens (the chunk compiled, so this is rare).
-fn tokens(src: &[u8]) -> Vec<Tok<'_>> {
+fn tokens(src: &[u8]) -> Vec<Tok> {
     let mut out = Vec::new();
     let (mut i, mut line) = (0, 1);
     // A shebang line is skipped by Lua's loader too.
@@ -134,7 +152,6 @@ fn tokens(src: &[u8]) -> Vec<Tok<'_>> {
             }
         }
         out.push(Tok {
-            text: &src[start..i.min(src.len())],
             start,
             end: i.min(src.len()),
             line: start_line,
@@ -179,31 +196,34 @@ struct Found {
     text: Vec<u8>,
     nparams: usize,
     vararg: bool,
+    /// The index of its `end` token.
+    end_token: usize,
 }
 
 /// Reads the function whose `function` keyword is token `k`: its
 /// parameters, and its matching `end`. `None` if it does not parse.
-fn function_at(src: &[u8], toks: &[Tok<'_>], k: usize) -> Option<(Found, usize)> {
+fn function_at(t: &Toks<'_>, k: usize) -> Option<(Found, usize)> {
+    let (src, toks) = (t.src, t.toks);
     let mut i = k + 1;
     let mut method = false;
     // A function statement's name: Name {'.' Name} [':' Name].
-    if toks.get(i).is_some_and(|t| is_name(t.text)) {
+    if is_name(t.text(i)) {
         i += 1;
-        while toks.get(i).is_some_and(|t| t.text == b".") {
+        while t.text(i) == b"." {
             i += 2;
         }
-        if toks.get(i).is_some_and(|t| t.text == b":") {
+        if t.text(i) == b":" {
             method = true;
             i += 2;
         }
     }
-    let open = toks.get(i).filter(|t| t.text == b"(")?;
+    let open = toks.get(i).filter(|_| t.text(i) == b"(")?;
     let mut nparams = usize::from(method);
     let mut vararg = false;
     i += 1;
     loop {
-        let t = toks.get(i)?;
-        match t.text {
+        toks.get(i)?;
+        match t.text(i) {
             b")" => break,
             b"," => {}
             b"..." => vararg = true,
@@ -217,8 +237,8 @@ fn function_at(src: &[u8], toks: &[Tok<'_>], k: usize) -> Option<(Found, usize)>
     let mut depth = 1;
     i += 1;
     while depth > 0 {
-        let t = toks.get(i)?;
-        match t.text {
+        toks.get(i)?;
+        match t.text(i) {
             b"function" | b"if" | b"do" | b"repeat" => depth += 1,
             b"end" | b"until" => depth -= 1,
             _ => {}
@@ -239,6 +259,7 @@ fn function_at(src: &[u8], toks: &[Tok<'_>], k: usize) -> Option<(Found, usize)>
             text,
             nparams,
             vararg,
+            end_token: i - 1,
         },
         end.line,
     ))
@@ -277,6 +298,7 @@ fn is_name(t: &[u8]) -> bool {
 /// The text, as a function expression, of the function defined in `chunk`
 /// from line `first` to line `last` with `nparams` fixed parameters (a
 /// method's `self` counted) and `vararg`.
+#[cfg(test)]
 pub fn function_text(
     chunk: &[u8],
     first: usize,
@@ -284,29 +306,73 @@ pub fn function_text(
     nparams: usize,
     vararg: bool,
 ) -> Result<Vec<u8>, FuncSourceError> {
-    let toks = tokens(chunk);
-    let mut fits: Vec<Found> = toks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.line == first && t.text == b"function")
-        .filter_map(|(k, _)| function_at(chunk, &toks, k))
-        .filter(|(f, end_line)| *end_line == last && f.nparams == nparams && f.vararg == vararg)
-        .map(|(f, _)| f)
-        .collect();
-    match fits.len() {
-        1 => Ok(fits.remove(0).text),
-        0 => Err(FuncSourceError::NotFound {
-            first,
-            last,
-            nparams,
-        }),
-        count => {
-            // The same text twice (`local a, b = function() end, function() end`)
-            // is the same function, whichever was meant.
-            if fits.iter().all(|f| f.text == fits[0].text) {
-                return Ok(fits.remove(0).text);
+    Chunk::new(chunk).function_text(first, last, nparams, vararg)
+}
+
+/// True if `text` is one function expression and nothing else:
+/// `function (params) body end`, its `end` the last token.
+pub fn is_function_expression(text: &[u8]) -> bool {
+    let toks = tokens(text);
+    let t = Toks {
+        src: text,
+        toks: &toks,
+    };
+    t.text(0) == b"function"
+        && !is_name(t.text(1))
+        && function_at(&t, 0).is_some_and(|(f, _)| f.end_token + 1 == toks.len())
+}
+
+impl Chunk {
+    /// Splits `src` into tokens.
+    pub fn new(src: &[u8]) -> Chunk {
+        Chunk {
+            toks: tokens(src),
+            src: src.into(),
+        }
+    }
+
+    /// The chunk's text.
+    pub fn src(&self) -> &[u8] {
+        &self.src
+    }
+
+    /// See [`function_text`]: the function defined from line `first` to
+    /// line `last` with `nparams` fixed parameters and `vararg`.
+    pub fn function_text(
+        &self,
+        first: usize,
+        last: usize,
+        nparams: usize,
+        vararg: bool,
+    ) -> Result<Vec<u8>, FuncSourceError> {
+        let t = Toks {
+            src: &self.src,
+            toks: &self.toks,
+        };
+        // Tokens are in line order: those of line `first` are one run.
+        let from = self.toks.partition_point(|tok| tok.line < first);
+        let to = self.toks.partition_point(|tok| tok.line <= first);
+        let mut fits: Vec<Found> = (from..to)
+            .filter(|&k| t.text(k) == b"function")
+            .filter_map(|k| function_at(&t, k))
+            .filter(|(f, end_line)| *end_line == last && f.nparams == nparams && f.vararg == vararg)
+            .map(|(f, _)| f)
+            .collect();
+        match fits.len() {
+            1 => Ok(fits.remove(0).text),
+            0 => Err(FuncSourceError::NotFound {
+                first,
+                last,
+                nparams,
+            }),
+            count => {
+                // The same text twice (`local a, b = function() end, function() end`)
+                // is the same function, whichever was meant.
+                if fits.iter().all(|f| f.text == fits[0].text) {
+                    return Ok(fits.remove(0).text);
+                }
+                Err(FuncSourceError::Ambiguous { first, last, count })
             }
-            Err(FuncSourceError::Ambiguous { first, last, count })
         }
     }
 }

@@ -33,6 +33,7 @@ mod sandbox;
 mod setup;
 mod statics;
 mod stop;
+mod values;
 
 /// Every allocation is counted, so a compute's memory includes its Rust
 /// buffers (`memory.rs`).
