@@ -11,6 +11,7 @@ mod daemon;
 mod durable;
 mod examples;
 mod faults;
+mod functions;
 mod long_strings;
 mod machinery;
 mod pool_stats;

@@ -336,15 +336,18 @@ impl Chunk {
         &self.src
     }
 
-    /// See [`function_text`]: the function defined from line `first` to
-    /// line `last` with `nparams` fixed parameters and `vararg`.
-    pub fn function_text(
+    /// The texts of the functions defined from line `first` to line
+    /// `last` with `nparams` fixed parameters and `vararg`, each once (the
+    /// same text twice, `local a, b = function() end, function() end`, is
+    /// the same function, whichever was meant). Several: functions on the
+    /// same lines that the caller tells apart another way, or cannot.
+    pub fn candidates(
         &self,
         first: usize,
         last: usize,
         nparams: usize,
         vararg: bool,
-    ) -> Result<Vec<u8>, FuncSourceError> {
+    ) -> Vec<Vec<u8>> {
         let t = Toks {
             src: &self.src,
             toks: &self.toks,
@@ -352,27 +355,37 @@ impl Chunk {
         // Tokens are in line order: those of line `first` are one run.
         let from = self.toks.partition_point(|tok| tok.line < first);
         let to = self.toks.partition_point(|tok| tok.line <= first);
-        let mut fits: Vec<Found> = (from..to)
-            .filter(|&k| t.text(k) == b"function")
-            .filter_map(|k| function_at(&t, k))
-            .filter(|(f, end_line)| *end_line == last && f.nparams == nparams && f.vararg == vararg)
-            .map(|(f, _)| f)
-            .collect();
+        let mut fits: Vec<Vec<u8>> = Vec::new();
+        for k in (from..to).filter(|&k| t.text(k) == b"function") {
+            if let Some((f, end_line)) = function_at(&t, k) {
+                let fit = end_line == last && f.nparams == nparams && f.vararg == vararg;
+                if fit && !fits.contains(&f.text) {
+                    fits.push(f.text);
+                }
+            }
+        }
+        fits
+    }
+
+    /// The one function of [`candidates`](Self::candidates), or why there
+    /// is not one.
+    #[cfg(test)]
+    pub fn function_text(
+        &self,
+        first: usize,
+        last: usize,
+        nparams: usize,
+        vararg: bool,
+    ) -> Result<Vec<u8>, FuncSourceError> {
+        let mut fits = self.candidates(first, last, nparams, vararg);
         match fits.len() {
-            1 => Ok(fits.remove(0).text),
+            1 => Ok(fits.remove(0)),
             0 => Err(FuncSourceError::NotFound {
                 first,
                 last,
                 nparams,
             }),
-            count => {
-                // The same text twice (`local a, b = function() end, function() end`)
-                // is the same function, whichever was meant.
-                if fits.iter().all(|f| f.text == fits[0].text) {
-                    return Ok(fits.remove(0).text);
-                }
-                Err(FuncSourceError::Ambiguous { first, last, count })
-            }
+            count => Err(FuncSourceError::Ambiguous { first, last, count }),
         }
     }
 }

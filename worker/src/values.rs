@@ -29,7 +29,7 @@ use luapool_protocol::ext_value::{EXT_BIGINT, EXT_FUNCTION, MAX_FUNCTION_BYTES};
 use mlua::{ffi, ChunkMode, Function, Lua, Table};
 
 use crate::bigint::Big;
-use crate::func_source::{is_function_expression, Chunk};
+use crate::func_source::{is_function_expression, Chunk, FuncSourceError};
 
 /// What a compute has found and compiled so far.
 #[derive(Default)]
@@ -141,10 +141,12 @@ impl Values {
     /// it cannot be stored.
     pub fn function_text(&self, lua: &Lua, f: &Function) -> Result<Rc<str>, String> {
         let info = info(lua, f).map_err(|e| crate::compute::message_of(&e))?;
-        if info.c {
+        // The sandbox's own Lua functions (`print`, `pcall`, …) come from
+        // chunks named `=luapool-…`.
+        if info.c || info.source.starts_with(b"=luapool-") {
             return Err(
-                "a C function (a built-in or library function) cannot be stored; \
-                        only functions written in Lua can"
+                "a built-in or C function (print, string.upper, …) cannot be stored; \
+                 only functions written in Lua by the script can"
                     .into(),
             );
         }
@@ -156,8 +158,7 @@ impl Values {
                  global, or store it in an external table"
             ));
         }
-        let mut s = self.state.borrow_mut();
-        let chunk = s.chunk(&info.source)?;
+        let chunk = self.state.borrow_mut().chunk(&info.source)?;
         let key = (
             Rc::as_ptr(&chunk) as *const u8 as usize,
             info.first,
@@ -165,7 +166,7 @@ impl Values {
             info.nparams,
             info.vararg,
         );
-        if let Some(t) = s.texts.get(&key) {
+        if let Some(t) = self.state.borrow().texts.get(&key) {
             return Ok(t.clone());
         }
         let text = if info.main {
@@ -175,9 +176,21 @@ impl Values {
             t.extend_from_slice(b"\nend");
             t
         } else {
-            chunk
-                .function_text(info.first, info.last, info.nparams, info.vararg)
-                .map_err(|e| format!("cannot find its source: {e}"))?
+            let fits = chunk.candidates(info.first, info.last, info.nparams, info.vararg);
+            let (first, last) = (info.first, info.last);
+            let not_found = |e: FuncSourceError| format!("cannot find its source: {e}");
+            match fits.len() {
+                0 => {
+                    return Err(not_found(FuncSourceError::NotFound {
+                        first,
+                        last,
+                        nparams: info.nparams,
+                    }))
+                }
+                1 => fits.into_iter().next().unwrap_or_default(),
+                count => pick(lua, f, first, fits)
+                    .ok_or_else(|| not_found(FuncSourceError::Ambiguous { first, last, count }))?,
+            }
         };
         if text.len() > MAX_FUNCTION_BYTES {
             return Err(format!(
@@ -188,7 +201,7 @@ impl Values {
         let text: Rc<str> = String::from_utf8(text)
             .map_err(|_| String::from("its source is not UTF-8"))?
             .into();
-        s.texts.insert(key, text.clone());
+        self.state.borrow_mut().texts.insert(key, text.clone());
         Ok(text)
     }
 
@@ -246,6 +259,39 @@ impl Values {
             .insert(text.into(), f.clone());
         Ok(f)
     }
+}
+
+/// Of several texts that fit `f`'s lines and parameters (functions nested
+/// on one line, `function(k) return function(y) … end end`), the one that
+/// compiles to `f`'s code: each is compiled at `f`'s line and dumped
+/// (stripped) to compare with `f`'s dump, exactly, else by length (an
+/// upvalue's index may differ where the function was nested). `None`: no
+/// one candidate matches.
+fn pick(lua: &Lua, f: &Function, first: usize, fits: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+    let want = f.dump(true);
+    let env = lua.create_table().ok()?;
+    let dumps: Vec<Vec<u8>> = fits
+        .iter()
+        .map(|text| {
+            let mut chunk = "\n".repeat(first.saturating_sub(1)).into_bytes();
+            chunk.extend_from_slice(b"return ");
+            chunk.extend_from_slice(text);
+            lua.load(chunk)
+                .set_mode(ChunkMode::Text)
+                .set_environment(env.clone())
+                .call::<Function>(())
+                .map(|g| g.dump(true))
+                .unwrap_or_default()
+        })
+        .collect();
+    let one = |same: &dyn Fn(&Vec<u8>) -> bool| {
+        let mut hits = dumps.iter().enumerate().filter(|(_, d)| same(d));
+        match (hits.next(), hits.next()) {
+            (Some((i, _)), None) => Some(fits[i].clone()),
+            _ => None,
+        }
+    };
+    one(&|d| *d == want).or_else(|| one(&|d| d.len() == want.len()))
 }
 
 impl State {
