@@ -13,3 +13,4 @@ mod metrics;
 mod output;
 mod races;
 mod soak;
+mod values;
