@@ -62,15 +62,32 @@ impl Toks<'_> {
     }
 }
 
+/// Whether `c` ends a line for Lua's lexer (`\n` or `\r`).
+fn is_newline(c: u8) -> bool {
+    c == b'\n' || c == b'\r'
+}
+
+/// Skips the line break at `i` as Lua's lexer does (`\n`, `\r`, `\r\n`
+/// or `\n\r` is one line), counting it; returns where the next line starts.
+fn newline(src: &[u8], i: usize, line: &mut usize) -> usize {
+    *line += 1;
+    match (src[i], src.get(i + 1)) {
+        (a, Some(&b)) if is_newline(b) && a != b => i + 2,
+        _ => i + 1,
+    }
+}
+
 /// Splits a chunk into tokens, skipping comments and white space. Strings
 /// and long brackets are one token each. Never fails: bytes that are not
 /// Lua come out as one-byte tokens (the chunk compiled, so this is rare).
+/// Lines and the end of a comment follow Lua's lexer exactly (a `\r` ends a
+/// line too), so that nothing Lua reads as code is taken for a comment.
 fn tokens(src: &[u8]) -> Vec<Tok> {
     let mut out = Vec::new();
     let (mut i, mut line) = (0, 1);
-    // A shebang line is skipped by Lua's loader too.
+    // A shebang line is skipped by Lua's file loader.
     if src.starts_with(b"#") {
-        while i < src.len() && src[i] != b'\n' {
+        while i < src.len() && !is_newline(src[i]) {
             i += 1;
         }
     }
@@ -79,12 +96,11 @@ fn tokens(src: &[u8]) -> Vec<Tok> {
         let start = i;
         let start_line = line;
         match c {
-            b'\n' => {
-                line += 1;
-                i += 1;
+            b'\n' | b'\r' => {
+                i = newline(src, i, &mut line);
                 continue;
             }
-            b' ' | b'\t' | b'\r' | 0x0b | 0x0c => {
+            b' ' | b'\t' | 0x0b | 0x0c => {
                 i += 1;
                 continue;
             }
@@ -93,7 +109,7 @@ fn tokens(src: &[u8]) -> Vec<Tok> {
                 if let Some(level) = long_bracket(src, i) {
                     i = skip_long(src, i, level, &mut line);
                 } else {
-                    while i < src.len() && src[i] != b'\n' {
+                    while i < src.len() && !is_newline(src[i]) {
                         i += 1;
                     }
                 }
@@ -107,14 +123,13 @@ fn tokens(src: &[u8]) -> Vec<Tok> {
                 i += 1;
                 while i < src.len() && src[i] != c {
                     match src[i] {
-                        b'\\' => {
-                            // `\z` and escaped newlines span lines.
-                            if src.get(i + 1) == Some(&b'\n') {
-                                line += 1;
-                            }
-                            i += 2;
+                        // An escaped line break spans lines.
+                        b'\\' if src.get(i + 1).is_some_and(|&n| is_newline(n)) => {
+                            i = newline(src, i + 1, &mut line);
                         }
-                        b'\n' => break, // unfinished string: Lua refused it already
+                        b'\\' => i += 2,
+                        // Unfinished string: Lua refused it already.
+                        b'\n' | b'\r' => break,
                         _ => i += 1,
                     }
                 }
@@ -176,9 +191,11 @@ fn long_bracket(src: &[u8], i: usize) -> Option<usize> {
 fn skip_long(src: &[u8], i: usize, level: usize, line: &mut usize) -> usize {
     let mut j = i + level + 2;
     while j < src.len() {
-        if src[j] == b'\n' {
-            *line += 1;
-        } else if src[j] == b']'
+        if is_newline(src[j]) {
+            j = newline(src, j, line);
+            continue;
+        }
+        if src[j] == b']'
             && src[j + 1..].len() > level
             && src[j + 1..j + 1 + level].iter().all(|&b| b == b'=')
             && src.get(j + 1 + level) == Some(&b']')

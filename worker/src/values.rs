@@ -273,6 +273,9 @@ fn pick(lua: &Lua, f: &Function, first: usize, fits: Vec<Vec<u8>>) -> Option<Vec
     let dumps: Vec<Vec<u8>> = fits
         .iter()
         .map(|text| {
+            if !is_function_expression(text) {
+                return Vec::new();
+            }
             let mut chunk = "\n".repeat(first.saturating_sub(1)).into_bytes();
             chunk.extend_from_slice(b"return ");
             chunk.extend_from_slice(text);

@@ -58,10 +58,7 @@ fn ext_1_and_ext_2_travel_both_ways_on_the_socket() {
     // get_output carries them too.
     values(&mut raw, 4, &sid, "_io.output = { big = -_io.input.n }");
     match raw.call(5, "get_output", vec![sid.clone()]) {
-        Answer::Ok(v) => assert_eq!(
-            v["big"],
-            Value::Ext(1, format!("-{BIG}").into_bytes())
-        ),
+        Answer::Ok(v) => assert_eq!(v["big"], Value::Ext(1, format!("-{BIG}").into_bytes())),
         other => panic!("{other:?}"),
     }
 }
@@ -98,7 +95,10 @@ fn a_bad_ext_payload_is_a_bad_request_and_stores_nothing() {
         "{response:?}"
     );
     // The input is what it was; the connection goes on.
-    assert_eq!(values(&mut raw, 8, &sid, "return _io.input"), vec![Value::from(7)]);
+    assert_eq!(
+        values(&mut raw, 8, &sid, "return _io.input"),
+        vec![Value::from(7)]
+    );
 }
 
 #[test]
@@ -139,10 +139,6 @@ fn the_rust_client_round_trips_big_integers_and_functions() {
     assert_eq!(back, json!([BIG, -4]));
     // Typed: a u128 and a String.
     s.set_input(&(1u128 << 100)).unwrap();
-    let n: u128 = s
-        .compute("return _io.input * 2")
-        .unwrap()
-        .value(0)
-        .unwrap();
+    let n: u128 = s.compute("return _io.input * 2").unwrap().value(0).unwrap();
     assert_eq!(n, 1u128 << 101);
 }

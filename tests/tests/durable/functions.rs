@@ -81,7 +81,10 @@ fn a_refused_function_leaves_the_durable_home_as_it_was() {
         s.compute("_home.n = 1").unwrap();
         match s.compute("_home.n = 2 local up = 3 _home.f = function() return up end") {
             Err(ClientError::Compute(ComputeError::LuaError { message, .. })) => {
-                assert!(message.contains("key 'f'") && message.contains("'up'"), "{message}")
+                assert!(
+                    message.contains("key 'f'") && message.contains("'up'"),
+                    "{message}"
+                )
             }
             other => panic!("{other:?}"),
         }

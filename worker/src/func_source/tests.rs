@@ -4,7 +4,7 @@
 
 use mlua::{Function, Lua};
 
-use super::{function_text, FuncSourceError};
+use super::{function_text, is_function_expression, FuncSourceError};
 
 /// Runs `chunk` (which returns a function), cuts the function's text out of
 /// the chunk by its debug info, compiles the text again and returns it.
@@ -143,4 +143,55 @@ fn wrong_lines_or_parameters_are_not_found() {
         let _ = function_text(&chunk[..cut_at], 1, 1, 1, false);
     }
     let _ = function_text(b"function f( [==[ \"unterminated", 1, 1, 0, false);
+}
+
+#[test]
+fn carriage_returns_end_lines_and_comments_as_in_lua() {
+    let lua = Lua::new();
+    // Lines counted as Lua counts them: "\r\n", "\n\r" and a lone "\r" are one each.
+    for nl in ["\r\n", "\n\r", "\r"] {
+        let chunk =
+            format!("local a = 1{nl}-- note{nl}local f = function(x) return x + 1 end{nl}return f");
+        let (text, _, g) = cut(&lua, &chunk);
+        assert_eq!(text, "function(x) return x + 1 end", "{nl:?}");
+        assert_eq!(g.call::<i64>(1).unwrap(), 2);
+    }
+    // A "\r" ends a line comment for Lua: what follows it is code, not part
+    // of the comment, so this is not one function expression.
+    let forged = b"function() --\r end or (function() X = 1 end)() or function() --\nend";
+    assert!(!is_function_expression(forged));
+    assert!(lua
+        .load(format!("return {}", String::from_utf8_lossy(forged)))
+        .into_function()
+        .is_ok());
+}
+
+#[test]
+fn a_function_expression_is_one_function_and_nothing_else() {
+    for good in [
+        &b"function(x) return x end"[..],
+        b"function (a, ...) local s = 'end' --[[ end ]] return a end",
+        b"function() if x then return [==[ ]] end ]==] end end",
+        b"function(self, x) repeat x = x - 1 until x < 0 return self end",
+    ] {
+        assert!(
+            is_function_expression(good),
+            "{}",
+            String::from_utf8_lossy(good)
+        );
+    }
+    for bad in [
+        &b"function f() end"[..],
+        b"function() end or function() end",
+        b"function() end; os.exit()",
+        b"return function() end",
+        b"function() return 1",
+        b"",
+    ] {
+        assert!(
+            !is_function_expression(bad),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
 }
