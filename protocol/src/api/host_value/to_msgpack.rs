@@ -185,10 +185,140 @@ impl<S: Serializer> Serializer for Numbers<S> {
     }
 }
 
-/// A struct, or serde_json's exact number (its text, once its field came).
+/// A struct, or serde_json's exact number (the number, once its field came).
 enum StructOrNumber<S: Serializer> {
     Struct(S::SerializeStruct),
-    Number(S, Option<String>),
+    Number(S, Option<Num>),
+}
+
+/// A number read from its JSON text.
+enum Num {
+    Int(i64),
+    Float(f64),
+    Big(String),
+}
+
+impl Num {
+    /// The number a JSON number's text stands for (see [`number`]).
+    fn of(text: &str) -> Result<Num, String> {
+        if let Ok(i) = text.parse::<i64>() {
+            return Ok(Num::Int(i));
+        }
+        match number(text)? {
+            HostValue::Int(i) => Ok(Num::Int(i)),
+            HostValue::BigInt(t) => Ok(Num::Big(t)),
+            HostValue::Float(f) => Ok(Num::Float(f)),
+            _ => Err(format!("{text:?} is not a number")),
+        }
+    }
+}
+
+/// Reads the field of serde_json's number struct (its text) without
+/// copying it: a serializer that takes a string and nothing else.
+struct NumberText;
+
+/// Why [`NumberText`] refuses anything but a string.
+fn not_text() -> serde_json::Error {
+    ser::Error::custom("a JSON number without its text")
+}
+
+macro_rules! not_text {
+    ($($method:ident($($ty:ty),*);)*) => {$(
+        fn $method(self $(, _: $ty)*) -> Result<Num, serde_json::Error> {
+            Err(not_text())
+        }
+    )*};
+}
+
+type No = ser::Impossible<Num, serde_json::Error>;
+
+impl Serializer for NumberText {
+    type Ok = Num;
+    type Error = serde_json::Error;
+    type SerializeSeq = No;
+    type SerializeTuple = No;
+    type SerializeTupleStruct = No;
+    type SerializeTupleVariant = No;
+    type SerializeMap = No;
+    type SerializeStruct = No;
+    type SerializeStructVariant = No;
+
+    fn serialize_str(self, v: &str) -> Result<Num, serde_json::Error> {
+        Num::of(v).map_err(ser::Error::custom)
+    }
+
+    not_text! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_f32(f32);
+        serialize_f64(f64);
+        serialize_char(char);
+        serialize_bytes(&[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<Num, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Num, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Num, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<No, serde_json::Error> {
+        Err(not_text())
+    }
 }
 
 impl<S: Serializer> SerializeStruct for StructOrNumber<S> {
@@ -202,11 +332,8 @@ impl<S: Serializer> SerializeStruct for StructOrNumber<S> {
     ) -> Result<(), S::Error> {
         match self {
             StructOrNumber::Struct(st) => st.serialize_field(key, &Through(v)),
-            StructOrNumber::Number(_, text) => {
-                match v.serialize(serde_json::value::Serializer) {
-                    Ok(serde_json::Value::String(t)) => *text = Some(t),
-                    _ => return Err(ser::Error::custom("a JSON number without its text")),
-                }
+            StructOrNumber::Number(_, num) => {
+                *num = Some(v.serialize(NumberText).map_err(ser::Error::custom)?);
                 Ok(())
             }
         }
@@ -215,14 +342,11 @@ impl<S: Serializer> SerializeStruct for StructOrNumber<S> {
     fn end(self) -> Result<S::Ok, S::Error> {
         match self {
             StructOrNumber::Struct(st) => st.end(),
-            StructOrNumber::Number(s, text) => {
-                let text =
-                    text.ok_or_else(|| ser::Error::custom("a JSON number without its text"))?;
-                match number(&text).map_err(ser::Error::custom)? {
-                    HostValue::Int(i) => s.serialize_i64(i),
-                    HostValue::BigInt(t) => wide(s, t),
-                    HostValue::Float(f) => s.serialize_f64(f),
-                    _ => Err(ser::Error::custom("a JSON number that is not a number")),
+            StructOrNumber::Number(s, num) => {
+                match num.ok_or_else(|| ser::Error::custom("a JSON number without its text"))? {
+                    Num::Int(i) => s.serialize_i64(i),
+                    Num::Big(t) => wide(s, t),
+                    Num::Float(f) => s.serialize_f64(f),
                 }
             }
         }
