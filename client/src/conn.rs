@@ -139,6 +139,11 @@ impl Conn {
         reply?.map_err(|e| ClientError::of(e, compute))
     }
 
+    /// False once the connection is gone (the daemon closed it or died).
+    pub fn is_open(&self) -> bool {
+        lock(&self.routes).closed.is_none()
+    }
+
     /// Sends a request without waiting for its reply.
     pub fn send(&self, req: &Request<'_>) {
         let msgid = self.next_id.fetch_add(1, Ordering::Relaxed);

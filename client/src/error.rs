@@ -42,6 +42,13 @@ pub enum ClientError {
     /// The request's data could not be encoded.
     #[error("cannot encode the request: {0}")]
     Encode(String),
+    /// No daemon of a [`Cluster`](crate::Cluster) could open the session:
+    /// each refused the connection, lost it, or is shutting down.
+    #[error("no daemon could open the session ({tried})")]
+    NoDaemon {
+        /// Each daemon tried, and why it failed.
+        tried: String,
+    },
     /// The daemon sent something that is not the protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),

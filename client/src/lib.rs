@@ -24,7 +24,9 @@
 //!
 //! - [`Client`]: one connection; open sessions with [`Client::session`] or
 //!   [`Client::session_with_home`]. Share it between threads: calls on
-//!   different sessions run concurrently on the daemon's workers.
+//!   different sessions run concurrently on the daemon's workers. Manage
+//!   named homes with [`Client::list_homes`] (operator's socket),
+//!   [`Client::drop_home`], [`Client::export_home`], [`Client::import_home`].
 //! - [`Session`]: `set_input`, `get_output`, `set_input_field`,
 //!   `get_output_field`, `set_metadata`, `clear_io`, `io_table_id`,
 //!   `table_info`, `compute`, `compute_with`, `cancel`, `close`.
@@ -35,18 +37,23 @@
 //! - Errors: [`ClientError`]; a failed compute is
 //!   [`ClientError::Compute`] holding a [`ComputeError`], the embedded
 //!   supervisor's type; other refusals carry the protocol's [`ErrorKind`].
+//! - [`Cluster`]: several daemons sharing their homes (PostgreSQL); each
+//!   session goes to its home's daemon by rendezvous hashing ([`rank`]),
+//!   or to the next one when that one is down.
 //! - Requests, results and errors are `luapool_protocol::rpc`'s types, the
 //!   ones the daemon uses: the two cannot disagree on a method or a field.
 #![deny(missing_docs)]
 
+mod cluster;
 mod conn;
 mod error;
 mod session;
 
+pub use cluster::{rank, score, Cluster, Endpoint};
 pub use conn::LogSink;
 pub use error::ClientError;
 pub use luapool_protocol::api::{
-    from_host as from_value, ComputeError, ComputeOutput, HostValue as Value,
+    from_host as from_value, ComputeError, ComputeOutput, HomeInfo, HostValue as Value,
     HostValueError as DecodeError, Latency, StoreStats, TableInfo, WorkerState,
 };
 pub use luapool_protocol::rpc::{ErrorKind, LimitInfo, Stats, StatsScope};

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use luapool_protocol::api::{from_host, ComputeOutput, HostValue, TableInfo};
+use luapool_protocol::api::{from_host, ComputeOutput, HomeInfo, HostValue, TableInfo};
 use luapool_protocol::rpc::{self, Request, Stats};
 use luapool_protocol::TableId;
 use serde::de::DeserializeOwned;
@@ -59,6 +59,12 @@ impl Client {
         Ok(client)
     }
 
+    /// False once the connection is gone: the daemon closed it or died
+    /// (every call then fails with [`ClientError::Disconnected`]).
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_open()
+    }
+
     /// Opens a session with its own, private `_home`.
     pub fn session(&self) -> Result<Session, ClientError> {
         self.open(None)
@@ -86,6 +92,43 @@ impl Client {
     /// this connection's own elsewhere ([`Stats::scope`]).
     pub fn stats(&self) -> Result<Stats, ClientError> {
         Ok(from_host(self.conn.call(&Request::Stats, None)?)?)
+    }
+
+    /// Every named home, on disk and in memory, by name. Served on the
+    /// operator's socket only (elsewhere [`ErrorKind::OperatorOnly`](crate::ErrorKind)).
+    pub fn list_homes(&self) -> Result<Vec<HomeInfo>, ClientError> {
+        Ok(from_host(self.conn.call(&Request::HomeList, None)?)?)
+    }
+
+    /// Deletes the named home, from disk too; `false` if there was none.
+    /// One that a session holds is `HomeInUse`.
+    pub fn drop_home(&self, name: &str) -> Result<bool, ClientError> {
+        let req = Request::HomeDrop { name: name.into() };
+        Ok(from_host(self.conn.call(&req, None)?)?)
+    }
+
+    /// The named home as one value (its root table as a map), converted to
+    /// `T` (`serde_json::Value` or [`Value`](crate::Value) work): a backup.
+    /// One that does not exist is `HomeNotFound`.
+    pub fn export_home<T: DeserializeOwned>(&self, name: &str) -> Result<T, ClientError> {
+        let req = Request::HomeExport { name: name.into() };
+        Ok(from_host(self.conn.call(&req, None)?)?)
+    }
+
+    /// Replaces the named home (created if new) with `value`, a map (or an
+    /// array) that becomes its root table; durable on return when the
+    /// daemon has a data directory. One that a session holds is `HomeInUse`.
+    pub fn import_home<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<(), ClientError> {
+        let value = &data(value)?;
+        let req = Request::HomeImport {
+            name: name.into(),
+            value,
+        };
+        self.conn.call(&req, None).map(drop)
     }
 }
 

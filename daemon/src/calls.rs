@@ -63,7 +63,11 @@ impl Call {
             | Request::GetIoTableId { .. }
             | Request::GetTableInfo { .. }
             | Request::Cancel { .. }
-            | Request::Stats => return None,
+            | Request::Stats
+            | Request::HomeList
+            | Request::HomeDrop { .. }
+            | Request::HomeExport { .. }
+            | Request::HomeImport { .. } => return None,
         })
     }
 }
@@ -110,6 +114,7 @@ pub(crate) fn home_error(e: HomeError) -> RpcError {
         HomeError::Corrupt { .. } | HomeError::Backend(_) => {
             RpcError::new(ErrorKind::Unavailable, message)
         }
+        HomeError::Conflict { .. } => RpcError::new(ErrorKind::Conflict, message),
     }
 }
 

@@ -3,7 +3,7 @@
 //! connection, so they say nothing about other clients.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ pub(crate) struct Conn {
     /// Its computes' wait and run times (its `stats`); made at its first
     /// compute, so idle connections do not pay for the histograms.
     pub times: OnceLock<Arc<ComputeTimes>>,
+    /// Its home calls waiting for a call thread (bound: `queued_calls`).
+    pub home_calls: AtomicUsize,
 }
 
 impl Conn {
@@ -60,6 +62,7 @@ impl Conn {
             operator,
             errors: ErrorCounts::default(),
             times: OnceLock::new(),
+            home_calls: AtomicUsize::new(0),
         }
     }
 

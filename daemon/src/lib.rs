@@ -16,7 +16,7 @@
 //! event loop (the caller of [`Daemon::run`]) accepts, reads every
 //! client's requests and writes what a socket did not take at once; a few
 //! call threads ([`DaemonLimits::call_threads`]) run session calls other
-//! than computes; computes run on the pool's threads, one per worker,
+//! than computes and the home methods (`homes.rs`); computes run on the pool's threads, one per worker,
 //! which also write their replies. So a compute crosses from the event loop
 //! to a pool thread once, and back to no one. An event loop (mio) rather
 //! than threads per connection: idle connections and sessions then cost
@@ -46,6 +46,7 @@
 mod calls;
 mod conn;
 mod event_loop;
+mod homes;
 mod limits;
 mod listen;
 mod metrics;
@@ -275,14 +276,18 @@ impl Daemon {
         };
         let mut call_threads = Vec::new();
         for i in 0..threads {
-            let jobs = jobs.clone();
+            let (jobs, thread_shared) = (jobs.clone(), shared.clone());
             let t = std::thread::Builder::new()
                 .name(format!("luapool-calls-{i}"))
                 .stack_size(8 << 20)
-                .spawn(move || {
-                    while let Ok(Some((session, call))) = jobs.recv() {
-                        session.run_call(call);
-                        session.run(true);
+                .spawn(move || loop {
+                    match jobs.recv() {
+                        Ok(CallJob::Session(session, call)) => {
+                            session.run_call(call);
+                            session.run(true);
+                        }
+                        Ok(CallJob::Home(job)) => homes::run(&thread_shared, job),
+                        Ok(CallJob::Stop) | Err(_) => break,
                     }
                 })
                 .map_err(DaemonError::Start)?;
@@ -300,7 +305,7 @@ impl Daemon {
             m.stop();
         }
         for _ in &call_threads {
-            let _ = shared.calls.send(None);
+            let _ = shared.calls.send(CallJob::Stop);
         }
         for t in call_threads {
             let _ = t.join();

@@ -16,8 +16,9 @@ pub struct DaemonLimits {
     pub sessions_per_connection: usize,
     /// Sessions open in the whole daemon (`sessions`).
     pub sessions: usize,
-    /// Calls waiting in one session's queue (`queued_calls`); one more is
-    /// `Busy` (`session.close` is always taken).
+    /// Calls waiting in one session's queue, and home calls waiting on one
+    /// connection (`queued_calls`); one more is `Busy` (`session.close` is
+    /// always taken).
     pub queued_calls: usize,
     /// Bytes of requests waiting in one session's queue (`queued_bytes`);
     /// one more is `Busy` (a call into an empty queue is always taken).
@@ -38,7 +39,8 @@ pub struct DaemonLimits {
     pub max_frame: usize,
     /// Bytes a TCP client may send before `auth` (`unauthenticated_bytes`).
     pub unauthenticated_bytes: usize,
-    /// Threads that run session calls other than computes (`call_threads`).
+    /// Threads that run session calls other than computes, and the home
+    /// methods (`call_threads`).
     pub call_threads: usize,
     /// The most a compute may ask for, per limit: a compute may ask for
     /// less, never more. A zero instruction budget or memory limit means

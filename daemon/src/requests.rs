@@ -12,6 +12,7 @@ use luapool_supervisor::HostValue;
 
 use crate::calls::{self, Call};
 use crate::conn::Conn;
+use crate::homes::{self, HomeCall};
 use crate::session::DaemonSession;
 use crate::shared::Shared;
 
@@ -91,6 +92,17 @@ impl Requests {
                 to_host(&s.session().table_info())
                     .map_err(|e| RpcError::new(ErrorKind::Internal, e.to_string()))
             }),
+            req @ (Request::HomeList
+            | Request::HomeDrop { .. }
+            | Request::HomeExport { .. }
+            | Request::HomeImport { .. }) => {
+                let bytes = req.payload_bytes();
+                let call = HomeCall::of(req).expect("a home method");
+                match homes::submit(shared, &self.conn, msgid, call, bytes) {
+                    Ok(()) => return Flow::Continue,
+                    Err(e) => Err(e),
+                }
+            }
             req => match self.enqueue(msgid, req) {
                 Ok(()) => return Flow::Continue,
                 Err(e) => Err(e),

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 
 use crate::calls::{self, Call, Queued};
 use crate::conn::Conn;
-use crate::shared::Shared;
+use crate::shared::{CallJob, Shared};
 
 /// A session's queue and what it runs now.
 #[derive(Default)]
@@ -234,7 +234,12 @@ impl DaemonSession {
                 }
                 call if !on_call_thread => {
                     let q = Queued { call, ..q };
-                    if self.shared.calls.send(Some((self.clone(), q))).is_err() {
+                    if self
+                        .shared
+                        .calls
+                        .send(CallJob::Session(self.clone(), q))
+                        .is_err()
+                    {
                         self.ended(); // the daemon is stopping
                     }
                     return;

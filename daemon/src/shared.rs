@@ -9,13 +9,21 @@ use parking_lot::Mutex;
 
 use crate::calls::Queued;
 use crate::conn::Conn;
+use crate::homes::HomeJob;
 use crate::limits::DaemonLimits;
 use crate::session::DaemonSession;
 use crate::stats::ErrorCounts;
 use luapool_supervisor::Pool;
 
-/// Work for a call thread: run this call of this session (`None`: stop).
-pub(crate) type CallJob = Option<(Arc<DaemonSession>, Queued)>;
+/// Work for a call thread.
+pub(crate) enum CallJob {
+    /// Run this call of this session, then the session's next ones.
+    Session(Arc<DaemonSession>, Queued),
+    /// Run a home method.
+    Home(HomeJob),
+    /// Stop the thread.
+    Stop,
+}
 
 /// State shared by the whole daemon.
 pub(crate) struct Shared {

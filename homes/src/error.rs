@@ -44,6 +44,49 @@ pub enum HomeStoreError {
     /// The store is shut down.
     #[error("the home store is closed")]
     Closed,
+    /// A commit was made on top of a version of the home that is no longer
+    /// the current one: another daemon committed (or dropped it) since it
+    /// was read. Nothing was written.
+    #[error("home {name:?} was changed by another daemon since it was read")]
+    Conflict {
+        /// The home.
+        name: String,
+    },
+    /// The database server cannot be reached or refused the connection.
+    #[error("cannot connect to the home store {target}: {message}")]
+    Connect {
+        /// The server, as given (without its password).
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database holds tables named like luapool's that are not a
+    /// luapool home store of this version; nothing was changed.
+    #[error("the home store {target} is not a luapool home store this luapool can use: {message}")]
+    Schema {
+        /// The server, as given (without its password).
+        target: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Every connection to the database was busy for the whole wait.
+    #[error("all {connections} connections to the home store were busy for {waited:?} (home_store_connections)")]
+    Busy {
+        /// The pool's size.
+        connections: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+}
+
+impl From<::postgres::Error> for HomeStoreError {
+    fn from(e: ::postgres::Error) -> HomeStoreError {
+        // The server's own message (with its detail) says more than Display.
+        match e.as_db_error() {
+            Some(db) => HomeStoreError::Engine(format!("{}: {}", db.severity(), db.message())),
+            None => HomeStoreError::Engine(e.to_string()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for HomeStoreError {

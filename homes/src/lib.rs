@@ -12,19 +12,39 @@
 //! The embedded backend is SQLite ([`SqliteHomes`], `sqlite.rs`): one
 //! database file in the data directory, locked against a second process
 //! (`lock.rs`), written by one committer thread that gives several
-//! computes' commits one transaction and one sync (`committer.rs`). A
-//! PostgreSQL backend (issue 16) implements the same trait.
+//! computes' commits one transaction and one sync (`committer.rs`).
+//!
+//! The shared backend is PostgreSQL ([`PgHomes`], `postgres/`): several
+//! daemons keep their homes in one database. It is
+//! [shared](HomeBackend::is_shared): each home has a version that every
+//! commit changes, a daemon checks the version of a home it caches before
+//! using it ([`version`](HomeBackend::version)), and commits only on top of
+//! the version it read ([`commit_if`](HomeBackend::commit_if)); a commit on
+//! top of another is [`HomeStoreError::Conflict`], and the supervisor runs
+//! the compute again on the home as it is now.
 #![deny(missing_docs)]
+
+use std::time::Duration;
 
 mod committer;
 mod error;
 mod lock;
+mod postgres;
 mod schema;
 mod sqlite;
 
 pub use error::HomeStoreError;
 pub use luapool_store::{ChangeSet, Entry, PersistTable};
+pub use postgres::PgHomes;
 pub use sqlite::SqliteHomes;
+
+/// A home's version in a [shared](HomeBackend::is_shared) backend: each
+/// commit gives the home a new one, never given before (not even to a
+/// home of the same name that was dropped). [`ABSENT`] for no home.
+pub type Version = u64;
+
+/// The version of a home that is not kept.
+pub const ABSENT: Version = 0;
 
 /// One stored entry: `(slot, key, value)`, as `luapool-store` encodes them.
 pub type StoredEntry = (u32, Vec<u8>, Vec<u8>);
@@ -39,6 +59,17 @@ pub struct StoredHome {
     pub entries: Vec<StoredEntry>,
     /// The bytes its arena accounted at the last commit.
     pub bytes: u64,
+    /// Its version ([`ABSENT`] from a backend that is not shared).
+    pub version: Version,
+}
+
+/// A home held against other writers ([`HomeBackend::lock`]).
+pub trait HomeLock: Send {
+    /// The home's version, which no one else can change while this is held.
+    fn version(&self) -> Version;
+    /// Applies `changes` (see [`HomeBackend::commit`]) and lets the home go.
+    /// Returns its new version.
+    fn commit(self: Box<Self>, changes: ChangeSet, bytes: u64) -> Result<Version, HomeStoreError>;
 }
 
 /// A home kept by a backend.
@@ -63,6 +94,55 @@ pub trait HomeBackend: Send + Sync {
     fn commit(&self, name: &str, changes: ChangeSet, bytes: u64) -> Result<(), HomeStoreError>;
     /// Deletes the home `name`; `false` if none was kept. Durable on return.
     fn drop_home(&self, name: &str) -> Result<bool, HomeStoreError>;
+
+    /// True if other processes may commit to the same homes (a database
+    /// that several daemons share): a cached home must then be checked
+    /// with [`version`](Self::version) before use, and written with
+    /// [`commit_if`](Self::commit_if). False (the default) when this
+    /// process is the only writer: a cached home is always current.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The version of the home `name` now ([`ABSENT`] if none is kept).
+    /// Asked only of a shared backend; the default says [`ABSENT`].
+    fn version(&self, name: &str) -> Result<Version, HomeStoreError> {
+        let _ = name;
+        Ok(ABSENT)
+    }
+
+    /// Holds the home `name` against every other writer until the lock
+    /// commits or is dropped (dropped: nothing written), so a compute run
+    /// under it cannot conflict: the supervisor takes it for a compute that
+    /// conflicted, so that it does not lose again and again to computes of
+    /// other daemons. A holder that goes silent for `hold` loses the lock.
+    /// `None` if there is no such home, or (the default) the backend is not
+    /// shared.
+    fn lock(
+        &self,
+        name: &str,
+        hold: Duration,
+    ) -> Result<Option<Box<dyn HomeLock>>, HomeStoreError> {
+        let _ = (name, hold);
+        Ok(None)
+    }
+
+    /// [`commit`](Self::commit) only if the home `name` is at version
+    /// `expected` now ([`ABSENT`]: only if there is no such home): else
+    /// nothing is written and the error is [`HomeStoreError::Conflict`].
+    /// Returns the home's new version. A backend that is not shared (only
+    /// this process writes, one compute per home at a time) need not
+    /// check: the default commits and returns [`ABSENT`].
+    fn commit_if(
+        &self,
+        name: &str,
+        changes: ChangeSet,
+        bytes: u64,
+        expected: Version,
+    ) -> Result<Version, HomeStoreError> {
+        let _ = expected;
+        self.commit(name, changes, bytes).map(|()| ABSENT)
+    }
 }
 
 #[cfg(test)]

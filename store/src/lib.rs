@@ -19,7 +19,10 @@
 //! writes read replies straight from the cells and `inline.rs` picks the
 //! small tables that travel with them; `convert.rs` stores worker
 //! literals and copies across arenas; `load_bytes.rs` loads host data from
-//! MessagePack, `extract.rs` reads it back out.
+//! MessagePack, `extract.rs` reads it back out (within an output byte
+//! budget). `journal.rs` is the undo log that makes a compute atomic
+//! ([`Store::begin`], `commit`, `rollback`); `persist.rs` the form a
+//! durable home is kept in (a snapshot, then each commit's changes).
 #![deny(missing_docs)]
 
 mod arena;

@@ -45,6 +45,8 @@ impl Default for PoolBuilder {
                 homes_bytes: 4 << 30,
                 idle_homes_bytes: 256 << 20,
                 cancel_grace: Duration::from_secs(1),
+                conflict_retries: 10,
+                home_store_connections: 0,
             },
         }
     }
@@ -116,6 +118,34 @@ impl PoolBuilder {
         self.config.homes = HomeStorage::Dir(dir.into());
         self
     }
+    /// Keeps every named home in the PostgreSQL database at `url`
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`; a Unix socket's
+    /// directory, percent-encoded, in place of HOST), which several pools
+    /// (daemons, on several machines) may share: a compute's home writes
+    /// commit in one PostgreSQL transaction before its reply, computes
+    /// that share a home are serializable across pools (see
+    /// `docs/deploy.md`), and a home cached here is checked against the
+    /// database before each use. The tables are created if the database
+    /// has none. The pool fails to build if the server cannot be reached.
+    pub fn home_store(mut self, url: impl Into<String>) -> Self {
+        self.config.homes = HomeStorage::Postgres(url.into());
+        self
+    }
+    /// With [`home_store`](Self::home_store): how many times a compute
+    /// runs again when another pool committed to its home while it ran
+    /// (default 10), before it fails with `Conflict`.
+    pub fn conflict_retries(mut self, n: u32) -> Self {
+        self.config.conflict_retries = n;
+        self
+    }
+    /// With [`home_store`](Self::home_store): the most connections to the
+    /// database (default 0: twice the workers plus 4, enough for every
+    /// pool thread, which may hold a home on one while it reads it on
+    /// another, and a few management calls at once).
+    pub fn home_store_connections(mut self, n: usize) -> Self {
+        self.config.home_store_connections = n;
+        self
+    }
     /// Keeps named homes in `backend` instead (see [`data_dir`](Self::data_dir)).
     pub fn home_backend(mut self, backend: Arc<dyn luapool_homes::HomeBackend>) -> Self {
         self.config.homes = HomeStorage::Backend(backend);
@@ -134,7 +164,7 @@ impl PoolBuilder {
         self.config.homes_bytes = bytes;
         self
     }
-    /// With a data directory: how many bytes of homes that no session holds
+    /// With a data directory or a home store: how many bytes of homes that no session holds
     /// stay in memory, as a cache (default 256 MiB; the least recently used
     /// leave first). 0: a home leaves memory when its last session closes.
     pub fn idle_homes_bytes(mut self, bytes: u64) -> Self {

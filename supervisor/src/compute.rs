@@ -122,11 +122,19 @@ pub trait Transaction: Send {
     fn begin(&mut self) -> Result<(), ComputeError>;
     /// After a successful [`begin`](Self::begin), however the compute
     /// ended: commit (and make durable) or roll back. Returns the result to
-    /// reply with (a failed commit turns success into an error).
-    fn end(
-        &mut self,
-        result: Result<ComputeOutput, ComputeError>,
-    ) -> Result<ComputeOutput, ComputeError>;
+    /// reply with (a failed commit turns success into an error), or
+    /// [`Settled::Again`].
+    fn end(&mut self, result: Result<ComputeOutput, ComputeError>) -> Settled;
+}
+
+/// How a compute's transaction ended.
+pub enum Settled {
+    /// Reply with this result.
+    Reply(Result<ComputeOutput, ComputeError>),
+    /// Run the compute again: it was rolled back, and what it read is no
+    /// longer current (another daemon committed to its shared home). The
+    /// pool thread calls [`begin`](Transaction::begin) again, then runs it.
+    Again,
 }
 
 /// A compute waiting for a worker.

@@ -48,6 +48,8 @@ pub(crate) enum HomeStorage {
     Memory,
     /// In an SQLite database in this data directory.
     Dir(PathBuf),
+    /// In this PostgreSQL database (a URL), shared with other daemons.
+    Postgres(String),
     /// In this backend.
     Backend(Arc<dyn HomeBackend>),
 }
@@ -57,6 +59,8 @@ impl std::fmt::Debug for HomeStorage {
         match self {
             HomeStorage::Memory => f.write_str("Memory"),
             HomeStorage::Dir(d) => write!(f, "Dir({})", d.display()),
+            // The URL may hold a password.
+            HomeStorage::Postgres(_) => f.write_str("Postgres(..)"),
             HomeStorage::Backend(_) => f.write_str("Backend(..)"),
         }
     }
@@ -80,6 +84,8 @@ pub struct Config {
     pub(crate) homes_bytes: u64,
     pub(crate) idle_homes_bytes: u64,
     pub(crate) cancel_grace: Duration,
+    pub(crate) conflict_retries: u32,
+    pub(crate) home_store_connections: usize,
 }
 
 impl Config {

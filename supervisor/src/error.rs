@@ -74,6 +74,14 @@ pub enum HomeError {
     /// The value given cannot be a home (not a table, over quota).
     #[error("cannot import the home: {0}")]
     Import(String),
+    /// Another daemon committed to the home (or dropped it) after this
+    /// one read it, so this commit was refused and nothing was written (a
+    /// shared home store only).
+    #[error("home {name:?} was changed by another daemon since it was read")]
+    Conflict {
+        /// The home.
+        name: String,
+    },
     /// The store refused.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -94,8 +102,8 @@ pub enum PoolError {
     /// A worker could not be started.
     #[error("cannot start a worker: {0}")]
     Spawn(String),
-    /// The data directory cannot be used (see [`HomeStoreError`]).
-    #[error("cannot use the data directory: {0}")]
+    /// The home store (data directory or database) cannot be used (see [`HomeStoreError`]).
+    #[error("cannot use the home store: {0}")]
     Homes(#[from] HomeError),
     /// The configuration is invalid.
     #[error("invalid pool configuration: {0}")]

@@ -1,6 +1,7 @@
 //! A `_home`: the arena shared by every session that names it, the turn
 //! that serializes the computes using it (a wait for it can be cancelled),
-//! and, for a named home of a pool with a data directory, its durable copy.
+//! and, for a named home of a pool with a data directory or a home store,
+//! its durable copy.
 //!
 //! The durable state (whether the arena holds the home, whether the disk
 //! does) lives next to the turn and is touched only through a [`HomeTurn`],
@@ -16,12 +17,21 @@
 //! freed tables go the same way. When the disk refuses a write, the
 //! in-memory copy is read again on next use, so memory never holds what the
 //! disk does not.
+//!
+//! A home in a shared store (PostgreSQL, several daemons) may change
+//! under the copy in memory. The copy remembers the version it was read
+//! at: [`HomeTurn::load`] asks the store for the home's version first (one
+//! query) and reads the home again when it differs, and
+//! [`HomeTurn::persist`] commits only on top of that version. A commit on
+//! top of a version that is no longer current writes nothing and is
+//! [`HomeError::Conflict`]; the copy is then read again on next use, and
+//! the compute runs again (`atomic.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use luapool_homes::HomeBackend;
+use luapool_homes::{HomeBackend, HomeLock, HomeStoreError, Version, ABSENT};
 use luapool_protocol::TableId;
 use luapool_store::{ArenaGroup, ArenaId, ChangeSet, Store};
 use parking_lot::Mutex;
@@ -37,6 +47,8 @@ struct HomeState {
     loaded: bool,
     /// The home exists in the backend (so commits are incremental).
     on_disk: bool,
+    /// The version the arena holds (a shared backend's; else `ABSENT`).
+    version: Version,
 }
 
 /// A durable home's name and where it is kept.
@@ -68,6 +80,9 @@ pub struct Home {
 pub(crate) struct HomeTurn {
     home: Arc<Home>,
     _turn: TurnGuard,
+    /// A shared store's lock on the home, from [`hold`](HomeTurn::hold)
+    /// to the next write (or [`release`](HomeTurn::release)).
+    held: Mutex<Option<Box<dyn HomeLock>>>,
 }
 
 impl Home {
@@ -165,7 +180,13 @@ impl Home {
         let home = self.clone();
         self.turn.acquire(
             cancel,
-            Box::new(move |t| grant(t.map(|turn| HomeTurn { home, _turn: turn }))),
+            Box::new(move |t| {
+                grant(t.map(|turn| HomeTurn {
+                    home,
+                    _turn: turn,
+                    held: Mutex::new(None),
+                }))
+            }),
         );
     }
 
@@ -174,6 +195,7 @@ impl Home {
         HomeTurn {
             home: self.clone(),
             _turn: self.turn.lock(),
+            held: Mutex::new(None),
         }
     }
 
@@ -183,18 +205,20 @@ impl Home {
 }
 
 impl HomeTurn {
-    /// Reads a durable home into its arena if it is not there (blocking:
-    /// a large home takes seconds; call it on a pool thread).
+    /// Reads a durable home into its arena if it is not there, or if a
+    /// shared store holds another version of it now (blocking: a large
+    /// home takes seconds; call it on a pool thread).
     pub(crate) fn load(&self) -> Result<(), HomeError> {
         let home = &*self.home;
-        if home.state.lock().loaded {
-            return Ok(());
-        }
         let Some(d) = &home.durable else {
             return Ok(());
         };
+        let state = *home.state.lock();
+        if state.loaded && (!d.backend.is_shared() || self.current_version(d)? == state.version) {
+            return Ok(());
+        }
         home.store.clear_arena(home.arena);
-        let on_disk = match d.backend.load(&d.name)? {
+        let (on_disk, version) = match d.backend.load(&d.name)? {
             Some(stored) => {
                 if let Some(group) = home.group() {
                     group
@@ -212,19 +236,49 @@ impl HomeTurn {
                     })?;
                 // SYNC POINT: Relaxed; see is_saved().
                 home.saved.store(true, Ordering::Relaxed);
-                true
+                (true, stored.version)
             }
             None => {
                 home.create_root();
-                false
+                // Dropped by another daemon since it was read, or never kept.
+                // SYNC POINT: Relaxed; see is_saved().
+                home.saved.store(false, Ordering::Relaxed);
+                (false, ABSENT)
             }
         };
         *home.live_bytes.lock() = home.bytes();
         *home.state.lock() = HomeState {
             loaded: true,
             on_disk,
+            version,
         };
         Ok(())
+    }
+
+    /// The home's version in the shared store now: the held one, if held.
+    fn current_version(&self, d: &Durable) -> Result<Version, HomeStoreError> {
+        match &*self.held.lock() {
+            Some(lock) => Ok(lock.version()),
+            None => d.backend.version(&d.name),
+        }
+    }
+
+    /// Holds the home in a shared store against other daemons' commits
+    /// until the next write or [`release`](Self::release) (for at most
+    /// `hold`), so that a compute run meanwhile cannot conflict. Nothing
+    /// to do for a store that is not shared, or a home it does not keep.
+    pub(crate) fn hold(&self, hold: Duration) -> Result<(), HomeError> {
+        if let Some(d) = self.home.durable.as_ref().filter(|d| d.backend.is_shared()) {
+            let lock = d.backend.lock(&d.name, hold)?;
+            *self.held.lock() = lock;
+        }
+        Ok(())
+    }
+
+    /// Lets go of what [`hold`](Self::hold) holds, writing nothing.
+    pub(crate) fn release(&self) {
+        let lock = self.held.lock().take();
+        drop(lock);
     }
 
     /// Writes what the open transaction changed in this home to disk (all
@@ -288,9 +342,17 @@ impl HomeTurn {
             return Ok(());
         }
         let home = &*self.home;
-        match d.backend.commit(&d.name, cs, home.bytes()) {
-            Ok(()) => {
-                home.state.lock().on_disk = true;
+        let expected = home.state.lock().version;
+        let held = self.held.lock().take();
+        let committed = match held {
+            Some(lock) => lock.commit(cs, home.bytes()),
+            None => d.backend.commit_if(&d.name, cs, home.bytes(), expected),
+        };
+        match committed {
+            Ok(version) => {
+                let mut state = home.state.lock();
+                state.on_disk = true;
+                state.version = version;
                 // SYNC POINT: Relaxed; see is_saved().
                 home.saved.store(true, Ordering::Relaxed);
                 Ok(())
@@ -298,7 +360,10 @@ impl HomeTurn {
             Err(e) => {
                 // Memory may now differ from the disk: read it again next time.
                 home.state.lock().loaded = false;
-                Err(e.into())
+                Err(match e {
+                    HomeStoreError::Conflict { name } => HomeError::Conflict { name },
+                    e => e.into(),
+                })
             }
         }
     }

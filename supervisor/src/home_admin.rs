@@ -13,6 +13,10 @@ use crate::error::HomeError;
 use crate::home::Home;
 use crate::homes::Homes;
 
+/// How many times an import reads and replaces a home of a shared store
+/// that other daemons keep committing to.
+const IMPORT_ATTEMPTS: u32 = 10;
+
 impl Homes {
     /// Every named home: on disk, and in memory.
     pub fn list(&self) -> Result<Vec<HomeInfo>, HomeError> {
@@ -30,9 +34,13 @@ impl Homes {
                 );
             }
         }
+        let shared = self.backend.as_ref().is_some_and(|b| b.is_shared());
         for (name, h) in &self.map.lock().loaded {
             if !h.is_loaded() && !out.contains_key(name) {
                 continue; // named by a session, nothing stored yet
+            }
+            if shared && !out.contains_key(name) {
+                continue; // the shared store is the truth: dropped elsewhere
             }
             let info = out.entry(name.clone()).or_insert_with(|| HomeInfo {
                 name: name.clone(),
@@ -164,26 +172,15 @@ impl Homes {
                 sessions,
             });
         }
-        let result = (|| {
-            let turn = home.lock();
-            turn.load()?;
-            let scope = home_scope(&home);
-            self.store.begin(&scope);
-            match self.fill(&home, entries) {
-                Ok(()) => self.store.commit(&scope),
-                Err(e) => {
-                    self.store.rollback(&scope);
-                    return Err(match e {
-                        e @ (StoreError::Quota { .. }
-                        | StoreError::GroupQuota { .. }
-                        | StoreError::ArenaFull(_)) => HomeError::Store(e),
-                        e => HomeError::Import(e.to_string()),
-                    });
-                }
+        // In a shared store another daemon may commit to the home between
+        // the read and the write: then read it again and replace it again.
+        let mut attempts = 1;
+        let result = loop {
+            match self.replace_home(&home, &entries) {
+                Err(HomeError::Conflict { .. }) if attempts < IMPORT_ATTEMPTS => attempts += 1,
+                r => break r,
             }
-            self.store.collect(home.arena);
-            turn.replace()
-        })();
+        };
         drop(home);
         if result.is_ok() && self.backend.is_some() {
             self.map.lock().on_disk.insert(name.to_string());
@@ -192,8 +189,35 @@ impl Homes {
         result
     }
 
+    /// Reads `home` (if it is not in memory, or stale) and replaces it
+    /// with `entries`: durable on return.
+    fn replace_home(
+        &self,
+        home: &Arc<Home>,
+        entries: &[(Key, &HostValue)],
+    ) -> Result<(), HomeError> {
+        let turn = home.lock();
+        turn.load()?;
+        let scope = home_scope(home);
+        self.store.begin(&scope);
+        match self.fill(home, entries) {
+            Ok(()) => self.store.commit(&scope),
+            Err(e) => {
+                self.store.rollback(&scope);
+                return Err(match e {
+                    e @ (StoreError::Quota { .. }
+                    | StoreError::GroupQuota { .. }
+                    | StoreError::ArenaFull(_)) => HomeError::Store(e),
+                    e => HomeError::Import(e.to_string()),
+                });
+            }
+        }
+        self.store.collect(home.arena);
+        turn.replace()
+    }
+
     /// Empties the root of `home` and stores `entries` in it.
-    fn fill(&self, home: &Home, entries: Vec<(Key, &HostValue)>) -> Result<(), StoreError> {
+    fn fill(&self, home: &Home, entries: &[(Key, &HostValue)]) -> Result<(), StoreError> {
         let scope = home_scope(home);
         loop {
             let reply = self.store.handle(
@@ -219,13 +243,17 @@ impl Homes {
         }
         for (k, v) in entries {
             let v = self.store.load(home.arena, v, false)?;
-            self.store.host_set(home.root, k, v)?;
+            self.store.host_set(home.root, k.clone(), v)?;
         }
         Ok(())
     }
 
-    /// Whether a home of that name exists (on disk, or in memory).
+    /// Whether a home of that name exists (on disk, or in memory; in a
+    /// shared store, there only: another daemon may have made or dropped it).
     fn exists(&self, name: &str) -> Result<bool, HomeError> {
+        if let Some(b) = self.backend.as_ref().filter(|b| b.is_shared()) {
+            return Ok(b.version(name)? != luapool_homes::ABSENT);
+        }
         {
             let reg = self.map.lock();
             if reg.on_disk.contains(name) || reg.loaded.get(name).is_some_and(|h| h.is_loaded()) {

@@ -3,10 +3,12 @@
 //! Named homes are bounded: at most `max_homes` of them (on disk, or in
 //! memory for a pool without a data directory), and every home in memory,
 //! private ones included, counts towards `homes_bytes` (a write past it is
-//! `QuotaExceeded`). With a data directory, homes in memory are a cache:
-//! a home is read on its first compute, and one that no session holds stays
-//! only while the idle homes take at most `idle_homes_bytes` (least
-//! recently used first out), so memory is bounded by the homes in use.
+//! `QuotaExceeded`). With a data directory (or a home store), homes in
+//! memory are a cache: a home is read on its first compute (and again when
+//! another daemon sharing the store changed it), and one that no session
+//! holds stays only while the idle homes take at most `idle_homes_bytes`
+//! (least recently used first out), so memory is bounded by the homes in
+//! use.
 //! Without one, a named home lives until it is dropped.
 //!
 //! Management (`home_admin.rs`: [`list`](Homes::list),
@@ -22,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use luapool_homes::{HomeBackend, SqliteHomes};
+use luapool_homes::{HomeBackend, PgHomes, SqliteHomes};
 pub use luapool_protocol::api::HomeInfo;
 use luapool_store::{ArenaGroup, Store};
 use parking_lot::Mutex;
@@ -91,6 +93,13 @@ impl Homes {
     /// without a pool: fails if a running daemon holds the directory.
     pub fn open(dir: impl AsRef<Path>, limits: HomeLimits) -> Result<Homes, HomeError> {
         let backend = Arc::new(SqliteHomes::open(dir)?);
+        Homes::new(Arc::new(Store::new()), Some(backend), limits)
+    }
+
+    /// The homes kept in the PostgreSQL database at `url`, for managing
+    /// them without a pool (daemons may be using the same database).
+    pub fn open_store(url: &str, limits: HomeLimits) -> Result<Homes, HomeError> {
+        let backend = Arc::new(PgHomes::open(url, 2)?);
         Homes::new(Arc::new(Store::new()), Some(backend), limits)
     }
 

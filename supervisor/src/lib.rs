@@ -28,8 +28,16 @@
 //!   `get_output`, `set_input_field`, `get_output_field`, `set_metadata`,
 //!   `clear_io`, `io_table_id`, `table_info`, `compute`), bound to a
 //!   `_home` (`home.rs`).
+//!   A wait for a session's or a home's turn holds no thread (`turn.rs`).
+//! - Homes: `home.rs` is one `_home` (its arena, its turn, its durable
+//!   state), `homes.rs` the pool's named homes (limits, a cache of durable
+//!   homes), `home_admin.rs` list/drop/export/import ([`Homes`]).
 //! - `compute.rs`: one compute's conversation with its worker, answering
-//!   its table requests from the store within the session's scope.
+//!   its table requests from the store within the session's scope;
+//!   `atomic.rs` wraps it in a transaction (home loaded, undo log begun;
+//!   durable commit or rollback) on the pool thread that runs it.
+//!
+//! docs/architecture.md follows a compute through all of this.
 //! - `metrics.rs`: what [`PoolStats`] measures besides counters: wait and
 //!   run times ([`ComputeTimes`], fixed-size [`Histogram`]s), errors by
 //!   kind, each worker's state.
@@ -54,7 +62,7 @@ pub use compute::{CancelToken, ComputeOutput, LogSink, Reply};
 pub use config::Limits;
 pub use error::{HomeError, PoolError, SessionError};
 pub use homes::{HomeInfo, HomeLimits, Homes};
-pub use luapool_homes::{HomeBackend, HomeStoreError, SqliteHomes};
+pub use luapool_homes::{HomeBackend, HomeStoreError, PgHomes, SqliteHomes};
 // The host API's value and compute-error types are shared with daemon clients.
 pub use luapool_protocol::api::{from_host, to_host, ComputeError, HostValue, HostValueError};
 pub use luapool_protocol::api::{Latency, WorkerState};

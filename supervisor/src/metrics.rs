@@ -135,7 +135,7 @@ impl ComputeTimes {
 }
 
 /// The names of the compute error kinds, as the daemon sends them.
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 12] = [
     "LuaError",
     "Timeout",
     "MemoryLimit",
@@ -147,6 +147,7 @@ const KINDS: [&str; 11] = [
     "Unavailable",
     "BadResult",
     "OutputTooLarge",
+    "Conflict",
 ];
 
 fn kind_index(e: &ComputeError) -> usize {
@@ -163,6 +164,7 @@ fn kind_index(e: &ComputeError) -> usize {
         ComputeError::Unavailable { .. } => 8,
         ComputeError::BadResult { .. } => 9,
         ComputeError::OutputTooLarge { .. } => 10,
+        ComputeError::Conflict { .. } => 11,
     }
 }
 

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use luapool_protocol::api::{Latency, WorkerState};
 use luapool_store::{Store, StoreStats};
 
-use crate::compute::{serve, ComputeOutput, Fate, Job, Reply, Transaction};
+use crate::compute::{serve, ComputeOutput, Fate, Job, Reply, Settled, Transaction};
 use crate::config::Config;
 use crate::config::HomeStorage;
 use crate::error::{ComputeError, HomeError, PoolError};
@@ -171,6 +171,18 @@ impl Pool {
             HomeStorage::Dir(dir) => Some(Arc::new(
                 luapool_homes::SqliteHomes::open(dir).map_err(|e| PoolError::Homes(e.into()))?,
             )),
+            HomeStorage::Postgres(url) => {
+                // A pool thread may use two at once: one holding a home, one
+                // reading it.
+                let connections = match config.home_store_connections {
+                    0 => 2 * config.workers + 4,
+                    n => n,
+                };
+                Some(Arc::new(
+                    luapool_homes::PgHomes::open(url, connections)
+                        .map_err(|e| PoolError::Homes(e.into()))?,
+                ))
+            }
             HomeStorage::Backend(b) => Some(b.clone()),
         };
         let homes = Homes::new(store.clone(), backend, config.home_limits())?;
@@ -404,11 +416,8 @@ impl Transaction for NoTransaction {
     fn begin(&mut self) -> Result<(), ComputeError> {
         Ok(())
     }
-    fn end(
-        &mut self,
-        result: Result<ComputeOutput, ComputeError>,
-    ) -> Result<ComputeOutput, ComputeError> {
-        result
+    fn end(&mut self, result: Result<ComputeOutput, ComputeError>) -> Settled {
+        Settled::Reply(result)
     }
 }
 
@@ -573,17 +582,22 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             reply(Err(ComputeError::Cancelled));
             continue;
         }
-        if let Err(e) = txn.begin() {
-            drop(txn);
-            reply(Err(e));
-            continue;
-        }
-        let result = if job.cancel.is_cancelled() {
-            Err(ComputeError::Cancelled)
-        } else {
-            run(&shared, &mut worker, &mut job, me)
+        // More than once when the transaction says so (a shared home
+        // changed under the compute: it was rolled back, and runs again).
+        let result = loop {
+            if let Err(e) = txn.begin() {
+                break Err(e);
+            }
+            let result = if job.cancel.is_cancelled() {
+                Err(ComputeError::Cancelled)
+            } else {
+                run(&shared, &mut worker, &mut job, me)
+            };
+            match txn.end(result) {
+                Settled::Reply(result) => break result,
+                Settled::Again => continue,
+            }
         };
-        let result = txn.end(result);
         // The transaction holds the compute's turns: released before the
         // reply, so whoever the reply wakes finds them free.
         drop(txn);

@@ -34,9 +34,9 @@ impl Pool {
     }
 
     /// A new session bound to the named home: every session naming it shares
-    /// one `_home`. With a data directory the home is durable (read from
+    /// one `_home`. With a data directory (or a home store) the home is durable (read from
     /// disk on its first compute); without, it lives as long as the pool.
-    /// A new name past `max_homes` is [`HomeError::TooManyHomes`].
+    /// A new name past `max_homes` is [`HomeError::TooManyHomes`](crate::HomeError::TooManyHomes).
     pub fn session_with_home(self: &Arc<Self>, name: &str) -> Result<Session, SessionError> {
         let home = self.homes.open_home(name)?;
         Ok(Session::new(self.clone(), home))
@@ -324,6 +324,11 @@ impl State {
         &self.pool
     }
 
+    /// The name of the session's home, if it is a named durable one.
+    pub(crate) fn home_name(&self) -> Option<&str> {
+        self.home.name()
+    }
+
     /// Sends the compute with both turns held. Its transaction holds them
     /// ([`ComputeTxn`]): the pool thread that takes the compute loads the
     /// home and begins, then commits (durably) or rolls back, and releases
@@ -340,6 +345,10 @@ impl State {
         let limits = state.pool.shared.config.limits;
         let pool = state.pool.clone();
         let token = cancel.clone();
+        let timeout = opts.timeout.unwrap_or(limits.timeout);
+        // A run that holds a shared home: its time, a cancel's grace, and
+        // room for the home's load and commit.
+        let hold = timeout + state.pool.shared.config.cancel_grace + Duration::from_secs(30);
         let (io, home_root, scope) = (
             state.io,
             state.home.root,
@@ -363,7 +372,7 @@ impl State {
                 },
             },
             scope,
-            timeout: opts.timeout.unwrap_or(limits.timeout),
+            timeout,
             cancel,
             cancel_grace: state.pool.shared.config.cancel_grace,
             on_log: opts.on_log,
@@ -376,6 +385,7 @@ impl State {
                 home,
                 session_turn,
                 token.clone(),
+                hold,
             )),
             reply: Box::new(move |out| {
                 // The transaction (and with it the turns) is gone: the

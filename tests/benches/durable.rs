@@ -18,12 +18,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use luapool_client::{Client, ComputeOptions};
+
+#[path = "common/daemon.rs"]
+mod daemon;
+use daemon::Daemon;
 
 const INCREMENT: &str = "_home.n = (_home.n or 0) + 1 return _home.n";
 
@@ -36,64 +40,10 @@ fn secs() -> Duration {
     )
 }
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench path");
-    exe.ancestors().nth(3).expect("target dir").join("release")
-}
-
 fn scratch(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("luapool-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
     p
-}
-
-/// A `luapool serve --data DIR` child; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(data: &Path, name: &str) -> (Daemon, Duration) {
-        let bin = target_dir().join("luapool");
-        assert!(
-            bin.exists(),
-            "{} is missing: cargo build --release --workspace",
-            bin.display()
-        );
-        let socket =
-            std::env::temp_dir().join(format!("luapool-bench-{}-{name}.sock", std::process::id()));
-        let t = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["serve", "--workers", "2", "--socket"])
-            .arg(&socket)
-            .arg("--data")
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn luapool serve");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("workers)") {
-            line.clear();
-            if err.read_line(&mut line).unwrap_or(0) == 0 {
-                panic!("luapool serve exited: {line}");
-            }
-        }
-        let up = t.elapsed();
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        (Daemon { child, socket }, up)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
 }
 
 /// Runs `f(conn)` on `conns` threads for the bench duration; computes per second.
@@ -213,7 +163,7 @@ fn restart(gib: f64) {
     let dir = scratch("restart");
     let homes = ((gib * 8.0).ceil() as usize).max(1);
     {
-        let (d, _) = Daemon::start(&dir, "fill");
+        let (d, _) = Daemon::start("fill", &["--data", dir.to_str().unwrap()]);
         let c = Client::connect(&d.socket).unwrap();
         for h in 0..homes {
             let s = c.session_with_home(&format!("big{h}")).unwrap();
@@ -237,7 +187,7 @@ fn restart(gib: f64) {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let (d, up) = Daemon::start(&dir, "restart");
+    let (d, up) = Daemon::start("restart", &["--data", dir.to_str().unwrap()]);
     let c = Client::connect(&d.socket).unwrap();
     let t = Instant::now();
     let s = c.session_with_home("small").unwrap();
@@ -267,7 +217,7 @@ fn main() {
     println!("| what | computes per second |");
     println!("|---|---|");
     let dir = scratch("incr");
-    let (d, _) = Daemon::start(&dir, "incr");
+    let (d, _) = Daemon::start("incr", &["--data", dir.to_str().unwrap()]);
     let l1 = luapool_rate(&d, 1, false);
     println!("| luapool, durable home, 1 connection | {l1:.0} |");
     let l8 = luapool_rate(&d, 8, false);

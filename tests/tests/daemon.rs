@@ -7,6 +7,7 @@ mod api;
 mod bounds;
 mod faults;
 pub(crate) mod harness;
+mod homes;
 mod isolation;
 mod lifecycle;
 mod metrics;

@@ -17,6 +17,7 @@ mod machinery;
 mod pool_stats;
 mod reference;
 mod sandbox;
+mod shared;
 mod soak;
 mod tablelib;
 mod walks;

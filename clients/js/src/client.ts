@@ -29,6 +29,17 @@ export interface Stats {
   [more: string]: unknown;
 }
 
+/** A named home as `listHomes()` reports it. */
+export interface HomeInfo {
+  name: string;
+  /** Bytes it accounts (in memory if loaded, else at its last commit). */
+  bytes: number;
+  /** Whether it is in memory now. */
+  loaded: boolean;
+  /** Sessions holding it now. */
+  sessions: number;
+}
+
 /** Options of `client.session()`. */
 export interface SessionOptions {
   /** A daemon-wide home shared by every session naming it (default: a private one). */
@@ -64,9 +75,7 @@ export class Client extends EventEmitter {
   /** Opens a session; `home` names a shared `_home`. */
   async session(options: SessionOptions = {}): Promise<Session> {
     const home = options.home ?? null;
-    if (home !== null && typeof home !== "string") {
-      throw clientError("InvalidValue", `a home name must be a string, got ${typeof home}`);
-    }
+    if (home !== null) checkName(home);
     const id = (await this.call("session.open", home === null ? [] : [home])) as number;
     return new Session(this.conn, id, home);
   }
@@ -74,6 +83,26 @@ export class Client extends EventEmitter {
   /** The daemon's counters. */
   async stats(): Promise<Stats> {
     return (await this.call("stats", [])) as Stats;
+  }
+
+  /** Every named home, by name (the operator's socket only: elsewhere `OperatorOnlyError`). */
+  async listHomes(): Promise<HomeInfo[]> {
+    return (await this.call("home.list", [])) as HomeInfo[];
+  }
+
+  /** Deletes the named home, from disk too; false if there was none (`HomeInUseError` if a session holds it). */
+  async dropHome(name: string): Promise<boolean> {
+    return (await this.call("home.drop", [checkName(name)])) as boolean;
+  }
+
+  /** The named home as one value, its root table as an object (`HomeNotFoundError` if there is none). */
+  async exportHome(name: string): Promise<unknown> {
+    return this.call("home.export", [checkName(name)]);
+  }
+
+  /** Replaces the named home (created if new) with `value`, an object or an array (`HomeInUseError` if a session holds it). */
+  async importHome(name: string, value: unknown): Promise<void> {
+    await this.call("home.import", [checkName(name), value]);
   }
 
   /**
@@ -97,4 +126,9 @@ export class Client extends EventEmitter {
   close(): Promise<void> {
     return this.conn.close();
   }
+}
+
+function checkName(name: unknown): string {
+  if (typeof name !== "string") throw clientError("InvalidValue", `a home name must be a string, got ${typeof name}`);
+  return name;
 }

@@ -35,7 +35,7 @@ export class LuaError extends LuapoolError {
     return typeof this.details.traceback === "string" ? this.details.traceback : "";
   }
 }
-/** The compute ran past its wall-clock limit or instruction budget. */
+/** The compute ran past its wall-clock limit, CPU time or instruction budget. */
 export class TimeoutError extends LuapoolError {}
 /** The worker's Lua heap limit was reached. */
 export class MemoryLimitError extends LuapoolError {}
@@ -65,6 +65,33 @@ export class ShuttingDownError extends LuapoolError {}
 export class StoreError extends LuapoolError {}
 /** The daemon could not do something it should have. */
 export class InternalError extends LuapoolError {}
+/** A bound of the daemon was reached (`limit` names it, `value` is its
+ * value), or a compute option asked for more than the daemon allows. */
+export class LimitReachedError extends LuapoolError {
+  /** The limit's name, e.g. "sessions_per_connection" (undefined if none). */
+  get limit(): string | undefined {
+    return typeof this.details.limit === "string" ? this.details.limit : undefined;
+  }
+  /** The limit's value (undefined if none). */
+  get value(): number | undefined {
+    return typeof this.details.value === "number" ? this.details.value : undefined;
+  }
+}
+/** A value the compute copied out of Lua passed the conversion limit. */
+export class TooLargeError extends LuapoolError {}
+/** A reply's data would pass the daemon's output limit (`--max-output`). */
+export class OutputTooLargeError extends LuapoolError {}
+/** A new home name past the daemon's `--max-homes`. */
+export class TooManyHomesError extends LuapoolError {}
+/** `dropHome` or `importHome` of a home that a session holds. */
+export class HomeInUseError extends LuapoolError {}
+/** `exportHome` of a home that does not exist. */
+export class HomeNotFoundError extends LuapoolError {}
+/** A method served on the operator's socket only (`listHomes`). */
+export class OperatorOnlyError extends LuapoolError {}
+/** Daemons sharing a PostgreSQL home store: another daemon committed to the
+ * compute's home first each time it ran (`--conflict-retries`); nothing was kept. */
+export class ConflictError extends LuapoolError {}
 
 /** Client side: the daemon could not be reached at connect. */
 export class ConnectFailedError extends LuapoolError {}
@@ -92,6 +119,14 @@ const CLASSES: Record<string, new (d: ErrorDetails) => LuapoolError> = {
   ShuttingDown: ShuttingDownError,
   StoreError,
   Internal: InternalError,
+  LimitReached: LimitReachedError,
+  TooLarge: TooLargeError,
+  OutputTooLarge: OutputTooLargeError,
+  TooManyHomes: TooManyHomesError,
+  HomeInUse: HomeInUseError,
+  HomeNotFound: HomeNotFoundError,
+  OperatorOnly: OperatorOnlyError,
+  Conflict: ConflictError,
   ConnectFailed: ConnectFailedError,
   ConnectionClosed: ConnectionClosedError,
   InvalidValue: InvalidValueError,

@@ -16,6 +16,8 @@ import { clientError } from "./errors.js";
 export interface ComputeOptions {
   /** Wall-clock limit in milliseconds (the worker is killed past it). */
   timeoutMs?: number;
+  /** CPU-time limit in milliseconds on the worker's own CPU clock; 0 = none. */
+  cpuTimeMs?: number;
   /** Lua instruction budget; 0 = none. */
   instructions?: number;
   /** Lua heap limit in bytes; 0 = none. */
@@ -49,6 +51,7 @@ export interface TableInfo {
 
 const WIRE_OPTIONS: Record<string, string> = {
   timeoutMs: "timeout_ms",
+  cpuTimeMs: "cpu_time_ms",
   instructions: "instructions",
   memory: "memory",
   chunkName: "chunk_name",

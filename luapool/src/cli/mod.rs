@@ -64,9 +64,11 @@ enum Command {
     /// own. --json prints the value as the daemon sends it
     /// (docs/protocol.md, `stats`). Exit status 2 if no daemon answers.
     Stats(stats::StatsArgs),
-    /// Manage the homes of a data directory: list, export (JSON), import
-    /// (JSON), drop. Not while a daemon holds the directory: use its
-    /// socket then.
+    /// Manage named homes: list, export (JSON), import (JSON), drop.
+    ///
+    /// With --data DIR, in a data directory no daemon holds; with --socket
+    /// PATH, through a running daemon (`list` needs its operator socket).
+    /// Exit status 1 if the home does not exist, 2 on any other failure.
     Home(home::HomeArgs),
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 
 use super::limits::LimitArgs;
 use super::script::{self, ScriptArgs};
@@ -11,6 +11,7 @@ use luapool_supervisor::{ComputeOptions, Pool};
 
 /// Arguments of `luapool run`.
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("home_storage").args(["data", "home_store"])))]
 pub struct RunArgs {
     #[command(flatten)]
     script: ScriptArgs,
@@ -23,11 +24,20 @@ pub struct RunArgs {
     /// --data` uses; not while a daemon holds it). With --home, `_home` is
     /// that durable home: what the script writes there is on disk when the
     /// run ends, and a failed run writes nothing.
-    #[arg(long, value_name = "DIR", requires = "home")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "home",
+        conflicts_with = "home_store"
+    )]
     data: Option<PathBuf>,
-    /// The home the script's `_home` is (needs --data); without it `_home`
-    /// is private to this run and is gone when it ends.
-    #[arg(long, value_name = "NAME", requires = "data")]
+    /// Keep named homes in this PostgreSQL database instead (the one
+    /// `luapool serve --home-store` uses; daemons may use it meanwhile).
+    #[arg(long, value_name = "URL", requires = "home")]
+    home_store: Option<String>,
+    /// The home the script's `_home` is (needs --data or --home-store);
+    /// without it `_home` is private to this run and is gone when it ends.
+    #[arg(long, value_name = "NAME", requires = "home_storage")]
     home: Option<String>,
 }
 
@@ -42,6 +52,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .max_output_bytes(args.script.max_output.saturating_mul(1 << 20));
     if let Some(dir) = &args.data {
         pool = pool.data_dir(dir);
+    }
+    if let Some(url) = &args.home_store {
+        pool = pool.home_store(url);
     }
     let pool = pool.build()?;
     let session = match &args.home {

@@ -44,9 +44,28 @@ pub struct ServeArgs {
     /// survive a restart or a crash, and a compute's reply is sent once its
     /// home writes are on disk. Without it, homes live as long as the
     /// daemon. A directory another daemon holds is refused.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "home_store")]
     data: Option<PathBuf>,
-    /// With --data: MiB of homes that no session holds kept in memory as a
+    /// Keep every named home in this PostgreSQL database instead
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or a Unix socket's
+    /// directory percent-encoded in place of HOST), shared with every
+    /// daemon given the same URL: a compute's reply is sent once its home
+    /// writes are committed there, computes that share a home are
+    /// serializable across daemons, and a home cached here is checked
+    /// against the database before each use (docs/deploy.md). The tables
+    /// are created if the database has none.
+    #[arg(long, value_name = "URL")]
+    home_store: Option<String>,
+    /// With --home-store: how many times a compute runs again when another
+    /// daemon committed to its home while it ran, before it fails with
+    /// `Conflict`.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    conflict_retries: u32,
+    /// With --home-store: the most connections to the database (0: twice
+    /// the workers plus 4).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    home_store_connections: usize,
+    /// With --data or --home-store: MiB of homes that no session holds kept in memory as a
     /// cache (the least recently used leave first).
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     idle_homes: u64,
@@ -86,7 +105,8 @@ struct BoundArgs {
     /// Sessions open on one connection.
     #[arg(long, default_value_t = DaemonLimits::default().sessions_per_connection, value_name = "N")]
     max_sessions_per_connection: usize,
-    /// Calls waiting in one session's queue; one more is `Busy`.
+    /// Calls waiting in one session's queue, and home calls waiting on one
+    /// connection; one more is `Busy`.
     #[arg(long, default_value_t = DaemonLimits::default().queued_calls, value_name = "N")]
     max_queued_calls: usize,
     /// MiB of requests waiting in one session's queue; one more is `Busy`.
@@ -213,6 +233,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.data {
         pool = pool.data_dir(dir);
     }
+    if let Some(url) = &args.home_store {
+        pool = pool
+            .home_store(url)
+            .conflict_retries(args.conflict_retries)
+            .home_store_connections(args.home_store_connections);
+    }
     if let Some(n) = args.workers {
         pool = pool.workers(n);
     }
@@ -220,6 +246,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let workers = pool.stats().workers;
     if let Some(dir) = &args.data {
         tracing::info!("homes kept in {}", dir.display());
+    }
+    if args.home_store.is_some() {
+        eprintln!("luapool: homes kept in PostgreSQL, shared");
     }
     if let Some(addr) = daemon.tcp_addr() {
         tracing::info!("listening on tcp {addr}");

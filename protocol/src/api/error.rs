@@ -72,6 +72,16 @@ pub enum ComputeError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The compute's home is shared by several daemons (a PostgreSQL home
+    /// store), and each time it ran, another daemon committed to the home
+    /// first: its writes were undone and it ran again, as many times as
+    /// the pool allows (`conflict_retries`, named in the message with its
+    /// value). Nothing of it was kept; try again.
+    #[error("conflict: {message}")]
+    Conflict {
+        /// The home, the attempts and the limit.
+        message: String,
+    },
     /// The compute's result could not be converted (e.g. a cycle).
     #[error("bad result: {message}")]
     BadResult {

@@ -1,7 +1,7 @@
 //! [`HostValue`]: plain data on the host side of the store (what sessions
 //! load as input and get back as output), with serde and JSON conversions.
 //!
-//! Conversion rules (the contract in DESIGN.md):
+//! Conversion rules (docs/protocol.md and docs/lua-semantics.md):
 //! - into a `HostValue`: null/unit → `Nil`; bool; integers → `Int`, or
 //!   `BigInt` beyond `i64` (a `u64` above `i64::MAX`, an `i128`/`u128`, a
 //!   JSON integer of any length: serde_json is built with

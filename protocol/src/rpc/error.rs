@@ -51,6 +51,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Compute: a return value could not be converted.
     BadResult,
+    /// Compute: another daemon committed to the shared home first, each
+    /// of the times the compute ran (`conflict_retries`); nothing was kept.
+    Conflict,
     /// Compute, `get_output`, `get_output_field` or `home.export`: the value
     /// would pass the output limit; names it (`limit` =
     /// `max_output_bytes`) and its value (`value`). Nothing stored changed.
@@ -63,11 +66,14 @@ pub enum ErrorKind {
     HomeInUse,
     /// `home.export` of a home that does not exist.
     HomeNotFound,
+    /// A method served on the operator's socket only (`home.list`), asked
+    /// on another connection; the connection goes on.
+    OperatorOnly,
 }
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -86,10 +92,12 @@ impl ErrorKind {
         ErrorKind::Busy,
         ErrorKind::Unavailable,
         ErrorKind::BadResult,
+        ErrorKind::Conflict,
         ErrorKind::OutputTooLarge,
         ErrorKind::TooManyHomes,
         ErrorKind::HomeInUse,
         ErrorKind::HomeNotFound,
+        ErrorKind::OperatorOnly,
     ];
 
     /// The kind's name on the wire.
@@ -113,10 +121,12 @@ impl ErrorKind {
             ErrorKind::Busy => "Busy",
             ErrorKind::Unavailable => "Unavailable",
             ErrorKind::BadResult => "BadResult",
+            ErrorKind::Conflict => "Conflict",
             ErrorKind::OutputTooLarge => "OutputTooLarge",
             ErrorKind::TooManyHomes => "TooManyHomes",
             ErrorKind::HomeInUse => "HomeInUse",
             ErrorKind::HomeNotFound => "HomeNotFound",
+            ErrorKind::OperatorOnly => "OperatorOnly",
         }
     }
 
@@ -133,6 +143,7 @@ impl ErrorKind {
             ComputeError::Busy => ErrorKind::Busy,
             ComputeError::Unavailable { .. } => ErrorKind::Unavailable,
             ComputeError::BadResult { .. } => ErrorKind::BadResult,
+            ComputeError::Conflict { .. } => ErrorKind::Conflict,
             ComputeError::OutputTooLarge { .. } => ErrorKind::OutputTooLarge,
         }
     }

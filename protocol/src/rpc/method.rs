@@ -39,11 +39,20 @@ pub enum Method {
     Cancel,
     /// `stats []` → [`Stats`](super::Stats).
     Stats,
+    /// `home.list []` → array of [`HomeInfo`](crate::api::HomeInfo)
+    /// (operator's socket only).
+    HomeList,
+    /// `home.drop [name]` → bool (whether the home existed).
+    HomeDrop,
+    /// `home.export [name]` → the home's root table as a value.
+    HomeExport,
+    /// `home.import [name, value]` → nil.
+    HomeImport,
 }
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 14] = [
+    pub const ALL: [Method; 18] = [
         Method::Auth,
         Method::SessionOpen,
         Method::SessionClose,
@@ -58,6 +67,10 @@ impl Method {
         Method::Compute,
         Method::Cancel,
         Method::Stats,
+        Method::HomeList,
+        Method::HomeDrop,
+        Method::HomeExport,
+        Method::HomeImport,
     ];
 
     /// The method's name on the wire.
@@ -77,6 +90,10 @@ impl Method {
             Method::Compute => "compute",
             Method::Cancel => "cancel",
             Method::Stats => "stats",
+            Method::HomeList => "home.list",
+            Method::HomeDrop => "home.drop",
+            Method::HomeExport => "home.export",
+            Method::HomeImport => "home.import",
         }
     }
 
@@ -88,8 +105,9 @@ impl Method {
     /// The least and most params the method takes.
     pub const fn arity(self) -> (usize, usize) {
         match self {
-            Method::Stats => (0, 0),
-            Method::Auth => (1, 1),
+            Method::Stats | Method::HomeList => (0, 0),
+            Method::Auth | Method::HomeDrop | Method::HomeExport => (1, 1),
+            Method::HomeImport => (2, 2),
             Method::SessionOpen => (0, 1),
             Method::SetInputField => (3, 3),
             Method::SetInput | Method::GetOutputField | Method::SetMetadata => (2, 2),
@@ -207,6 +225,25 @@ pub enum Request<'a> {
     },
     /// The daemon's counters.
     Stats,
+    /// Every named home (operator's socket only).
+    HomeList,
+    /// Delete a named home (from disk too).
+    HomeDrop {
+        /// The home.
+        name: String,
+    },
+    /// A named home as one value.
+    HomeExport {
+        /// The home.
+        name: String,
+    },
+    /// Replace a named home (created if new) with a value.
+    HomeImport {
+        /// The home.
+        name: String,
+        /// One MessagePack value: a map (or an array), the new root table.
+        value: &'a [u8],
+    },
 }
 
 /// MessagePack nil, for a param left out.
@@ -241,13 +278,23 @@ impl<'a> Request<'a> {
             Request::Compute { .. } => Method::Compute,
             Request::Cancel { .. } => Method::Cancel,
             Request::Stats => Method::Stats,
+            Request::HomeList => Method::HomeList,
+            Request::HomeDrop { .. } => Method::HomeDrop,
+            Request::HomeExport { .. } => Method::HomeExport,
+            Request::HomeImport { .. } => Method::HomeImport,
         }
     }
 
     /// The session the request names, if it names one.
     pub fn session(&self) -> Option<u64> {
         match *self {
-            Request::Auth { .. } | Request::SessionOpen { .. } | Request::Stats => None,
+            Request::Auth { .. }
+            | Request::SessionOpen { .. }
+            | Request::Stats
+            | Request::HomeList
+            | Request::HomeDrop { .. }
+            | Request::HomeExport { .. }
+            | Request::HomeImport { .. } => None,
             Request::SessionClose { sid }
             | Request::SetInput { sid, .. }
             | Request::GetOutput { sid }
@@ -273,6 +320,7 @@ impl<'a> Request<'a> {
                 code.len() + options.chunk_name.as_ref().map_or(0, String::len)
             }
             Request::GetOutputField { key, .. } => key.len(),
+            Request::HomeImport { name, value } => name.len() + value.len(),
             _ => 0,
         }
     }
@@ -343,6 +391,17 @@ impl<'a> Request<'a> {
             }
             Method::Cancel => Request::Cancel { sid: sid(p(0))? },
             Method::Stats => Request::Stats,
+            Method::HomeList => Request::HomeList,
+            Method::HomeDrop => Request::HomeDrop {
+                name: param(p(0), "the home name")?,
+            },
+            Method::HomeExport => Request::HomeExport {
+                name: param(p(0), "the home name")?,
+            },
+            Method::HomeImport => Request::HomeImport {
+                name: param(p(0), "the home name")?,
+                value: p(1),
+            },
         })
     }
 
@@ -357,7 +416,16 @@ impl<'a> Request<'a> {
         let ser = |out: &mut Vec<u8>, v: &dyn ErasedParam| v.write(out);
         let sid = |out: &mut Vec<u8>, s: u64| drop(mp::write_uint(out, s));
         match self {
-            Request::Stats => drop(mp::write_array_len(out, 0)),
+            Request::Stats | Request::HomeList => drop(mp::write_array_len(out, 0)),
+            Request::HomeDrop { name } | Request::HomeExport { name } => {
+                let _ = mp::write_array_len(out, 1);
+                let _ = mp::write_str(out, name);
+            }
+            Request::HomeImport { name, value } => {
+                let _ = mp::write_array_len(out, 2);
+                let _ = mp::write_str(out, name);
+                out.extend_from_slice(value);
+            }
             Request::Auth { token } => {
                 let _ = mp::write_array_len(out, 1);
                 let _ = mp::write_str(out, token);

@@ -70,6 +70,13 @@ fn every_request_encodes_and_decodes_back_to_itself() {
         },
         Request::Cancel { sid: 11 },
         Request::Stats,
+        Request::HomeList,
+        Request::HomeDrop { name: "h".into() },
+        Request::HomeExport { name: "h".into() },
+        Request::HomeImport {
+            name: "h".into(),
+            value: &data,
+        },
     ];
     let mut methods: Vec<Method> = all.iter().map(Request::method).collect();
     methods.dedup();
@@ -120,6 +127,8 @@ fn wrong_params_are_bad_requests_and_unknown_methods_unknown() {
             ],
         ),
         ("session.open", vec![HostValue::Int(1)]),
+        // A wrong number of params is BadRequest (once `stats [1]` answered).
+        ("stats", vec![HostValue::Int(1)]),
     ];
     for (method, params) in cases {
         let frame = rmp_serde::to_vec(&(0u8, 1u32, method, params)).unwrap();

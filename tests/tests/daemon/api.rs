@@ -112,7 +112,15 @@ fn compute_errors_arrive_with_their_kind() {
         }
         other => panic!("expected a Timeout, got {other:?}"),
     }
-    // The session still works after all three.
+    // Values that are not data (a function, a cycle) are BadResult, never
+    // a LuaError with an empty traceback (docs/protocol.md).
+    for code in ["return print", "local t = {} t.t = t return t"] {
+        match s.compute(code) {
+            Err(ClientError::Compute(ComputeError::BadResult { .. })) => {}
+            other => panic!("{code}: expected a BadResult, got {other:?}"),
+        }
+    }
+    // The session still works after all of them.
     assert_eq!(
         s.compute("return 40 + 2").unwrap().value::<i64>(0).unwrap(),
         42

@@ -129,11 +129,13 @@ fn a_data_directory_held_by_a_running_daemon_is_refused() {
     // The first daemon and its home are untouched.
     let out = s.compute("_home.n = _home.n + 1 return _home.n").unwrap();
     assert_eq!(out.value::<i64>(0).unwrap(), 8);
-    // And `luapool home` is refused too while it runs.
+    // And `luapool home --data` is refused too while it runs (it points
+    // at the socket: `daemon/homes.rs`).
     let out = Command::new(luapool_bin())
         .args(["home", "list", "--data", dir.path()])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("held by a running daemon"), "{err}");
 }

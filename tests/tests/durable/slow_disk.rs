@@ -3,17 +3,21 @@
 //! slow disk costs that compute's time and nothing else: not the thread
 //! that submitted it, not other computes, not the daemon's event loop. A
 //! backend that holds one home's reads or commits until the test lets them
-//! go makes every step deterministic.
+//! go makes every step deterministic. The daemon's home methods read the
+//! disk on its call threads, never on its event loop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use std::os::unix::net::UnixStream;
+
 use luapool_client::Client;
-use luapool_daemon::Daemon;
+use luapool_daemon::{Daemon, DaemonLimits};
 use luapool_homes::{ChangeSet, HomeBackend, HomeInfo, HomeStoreError, SqliteHomes, StoredHome};
 use luapool_supervisor::{CancelToken, ComputeError, ComputeOptions, HostValue, Pool};
 
 use super::{int, pool, TempDir};
+use crate::daemon::harness::{Answer as RawAnswer, Raw};
 
 /// A backend that, for one home, reports each read or commit (with the
 /// thread it runs on) and waits for the test to let it go.
@@ -218,6 +222,51 @@ fn the_daemon_answers_other_clients_while_a_home_is_read() {
     assert!(!waiting.is_finished(), "answered before its home was read");
     gate.release();
     assert_eq!(waiting.join().unwrap(), [HostValue::Int(42)]);
+    stopper.stop();
+    served.join().unwrap().unwrap();
+}
+
+#[test]
+fn home_methods_read_the_disk_on_a_call_thread_within_their_bound() {
+    let dir = stored("daemon-export");
+    let (backend, gate) = Gated::new(&dir, "slow");
+    backend.hold_load.store(true, Ordering::SeqCst);
+    let sockets = crate::common::TempDir::new("export-daemon");
+    let socket = sockets.path().join("d.sock");
+    // One call thread, and one home call waiting per connection.
+    let limits = DaemonLimits {
+        call_threads: 1,
+        queued_calls: 1,
+        ..DaemonLimits::default()
+    };
+    let daemon = Daemon::builder(&socket)
+        .limits(limits)
+        .handle_signals(false)
+        .bind()
+        .unwrap();
+    let stopper = daemon.stopper();
+    let p = Pool::builder()
+        .workers(1)
+        .home_backend(backend.clone())
+        .build()
+        .unwrap();
+    let served = std::thread::spawn(move || daemon.run(p));
+    let mut raw = Raw::new(UnixStream::connect(&socket).unwrap());
+    raw.request(1, "home.export", vec!["slow".into()]);
+    let thread = gate.entered("load");
+    assert!(thread.starts_with("luapool-calls-"), "read on {thread:?}");
+    // The call thread is held: one more home call waits, the next is Busy.
+    raw.request(2, "home.export", vec!["other".into()]);
+    let busy = raw.call(3, "home.drop", vec!["other".into()]);
+    assert_eq!(busy, RawAnswer::Err("Busy".into()));
+    // Meanwhile the daemon serves computes.
+    let other = Client::connect(&socket).unwrap();
+    let s = other.session().unwrap();
+    assert_eq!(s.compute("return 5").unwrap().values, [HostValue::Int(5)]);
+    gate.release();
+    let exported = rmpv::Value::Map(vec![("n".into(), 42.into())]);
+    assert_eq!(raw.answer(1), RawAnswer::Ok(exported));
+    assert_eq!(raw.answer(2), RawAnswer::Err("HomeNotFound".into()));
     stopper.stop();
     served.join().unwrap().unwrap();
 }

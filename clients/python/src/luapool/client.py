@@ -54,14 +54,34 @@ class Client:
         """Opens a session; ``home`` names a ``_home`` shared by every session
         naming it (default: a private one). ``on_log`` gets every ``print``
         line of the session's computes, as they run (on the reader thread)."""
-        if home is not None and not isinstance(home, str):
-            raise InvalidValueError(f"a home name must be a str, not {type(home).__name__}")
+        if home is not None:
+            _name(home)
         sid = self.call("session.open", *([] if home is None else [home]))
         return Session(self, sid, home, on_log)
 
     def stats(self) -> Dict[str, Any]:
         """The daemon's counters (docs/protocol.md, ``stats``)."""
         return self.call("stats")
+
+    def list_homes(self) -> List[Dict[str, Any]]:
+        """Every named home, by name: ``{name, bytes, loaded, sessions}`` each.
+        Served on the operator's socket only (elsewhere :class:`OperatorOnlyError`)."""
+        return self.call("home.list")
+
+    def drop_home(self, name: str) -> bool:
+        """Deletes the named home, from disk too; False if there was none
+        (:class:`HomeInUseError` if a session holds it)."""
+        return self.call("home.drop", _name(name))
+
+    def export_home(self, name: str) -> Any:
+        """The named home as one value, its root table as a dict
+        (:class:`HomeNotFoundError` if there is none)."""
+        return self.call("home.export", _name(name))
+
+    def import_home(self, name: str, value: Any) -> None:
+        """Replaces the named home (created if new) with ``value``, a dict or a
+        list (:class:`HomeInUseError` if a session holds it)."""
+        self.call("home.import", _name(name), value)
 
     def call(self, method: str, *params: Any) -> Any:
         """Calls any method of docs/protocol.md by name and waits for its result."""
@@ -145,12 +165,14 @@ class Session:
         """Table ids, and the tables and bytes alive in the session's and home's stores."""
         return self._call("get_table_info")
 
-    def compute(self, code: str, *, timeout_ms: Optional[int] = None, instructions: Optional[int] = None,
-                memory: Optional[int] = None, chunk_name: Optional[str] = None,
-                stream_logs: Optional[bool] = None, on_log: Optional[LogSink] = None) -> ComputeResult:
+    def compute(self, code: str, *, timeout_ms: Optional[int] = None, cpu_time_ms: Optional[int] = None,
+                instructions: Optional[int] = None, memory: Optional[int] = None,
+                chunk_name: Optional[str] = None, stream_logs: Optional[bool] = None,
+                on_log: Optional[LogSink] = None) -> ComputeResult:
         """Runs the Lua chunk ``code`` with this session's ``_io`` and ``_home``.
 
-        ``timeout_ms``: wall-clock limit; ``instructions``: Lua instruction
+        ``timeout_ms``: wall-clock limit; ``cpu_time_ms``: CPU-time limit on
+        the worker's own clock (0 = none); ``instructions``: Lua instruction
         budget (0 = none); ``memory``: Lua heap limit in bytes (0 = none);
         ``chunk_name``: the name in error messages (``"@job.lua"`` reads
         ``job.lua:3:``); ``stream_logs``: send ``print`` lines while it runs
@@ -160,7 +182,8 @@ class Session:
             raise InvalidValueError(f"compute takes Lua source as a str, not {type(code).__name__}")
         options = {
             name: value
-            for name, value in (("timeout_ms", timeout_ms), ("instructions", instructions), ("memory", memory),
+            for name, value in (("timeout_ms", timeout_ms), ("cpu_time_ms", cpu_time_ms),
+                                ("instructions", instructions), ("memory", memory),
                                 ("chunk_name", chunk_name), ("stream_logs", stream_logs))
             if value is not None
         }
@@ -209,3 +232,9 @@ def _key(key: Any) -> str:
     if not isinstance(key, str):
         raise InvalidValueError(f"a field key must be a str, not {type(key).__name__}")
     return key
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise InvalidValueError(f"a home name must be a str, not {type(name).__name__}")
+    return name

@@ -41,7 +41,7 @@ class LuaError(LuapoolError):
 
 
 class TimeoutError(LuapoolError, builtins.TimeoutError):  # noqa: A001 (luapool.TimeoutError)
-    """The compute ran past its wall-clock limit or instruction budget."""
+    """The compute ran past its wall-clock limit, CPU time or instruction budget."""
 
     kind = "Timeout"
 
@@ -130,6 +130,67 @@ class InternalError(LuapoolError):
     kind = "Internal"
 
 
+class LimitReachedError(LuapoolError):
+    """A bound of the daemon was reached (``limit`` names it, ``value`` is its
+    value), or a compute option asked for more than the daemon allows."""
+
+    kind = "LimitReached"
+
+    @property
+    def limit(self) -> Optional[str]:
+        limit = self.details.get("limit")
+        return limit if isinstance(limit, str) else None
+
+    @property
+    def value(self) -> Optional[int]:
+        value = self.details.get("value")
+        return value if isinstance(value, int) else None
+
+
+class TooLargeError(LuapoolError):
+    """A value the compute copied out of Lua passed the conversion limit."""
+
+    kind = "TooLarge"
+
+
+class OutputTooLargeError(LuapoolError):
+    """A reply's data would pass the daemon's output limit (``--max-output``)."""
+
+    kind = "OutputTooLarge"
+
+
+class TooManyHomesError(LuapoolError):
+    """A new home name past the daemon's ``--max-homes``."""
+
+    kind = "TooManyHomes"
+
+
+class HomeInUseError(LuapoolError):
+    """``drop_home`` or ``import_home`` of a home that a session holds."""
+
+    kind = "HomeInUse"
+
+
+class HomeNotFoundError(LuapoolError):
+    """``export_home`` of a home that does not exist."""
+
+    kind = "HomeNotFound"
+
+
+class OperatorOnlyError(LuapoolError):
+    """A method served on the operator's socket only (``list_homes``)."""
+
+    kind = "OperatorOnly"
+
+
+class ConflictError(LuapoolError):
+    """Daemons sharing a PostgreSQL home store: another daemon committed to
+    the compute's home first each time it ran (``--conflict-retries``);
+    nothing was kept."""
+
+    kind = "Conflict"
+
+
 class ConnectFailedError(LuapoolError, ConnectionError):
     """Client side: nobody answered at the socket path (raised by ``connect``)."""
 
@@ -173,6 +234,14 @@ _CLASSES: Dict[str, Type[LuapoolError]] = {
         ShuttingDownError,
         StoreError,
         InternalError,
+        LimitReachedError,
+        TooLargeError,
+        OutputTooLargeError,
+        TooManyHomesError,
+        HomeInUseError,
+        HomeNotFoundError,
+        OperatorOnlyError,
+        ConflictError,
         ConnectFailedError,
         ConnectionClosedError,
         InvalidValueError,
