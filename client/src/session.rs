@@ -173,9 +173,10 @@ pub struct ComputeOptions {
     pub chunk_name: Option<String>,
 }
 
-/// Serializes host data for a data param (structs as maps keyed by field name).
+/// Serializes host data for a data param (structs as maps keyed by field
+/// name, numbers exact: see `api::to_msgpack`).
 fn data<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, ClientError> {
-    rmp_serde::to_vec_named(v).map_err(|e| ClientError::Encode(e.to_string()))
+    luapool_protocol::api::to_msgpack(v).map_err(|e| ClientError::Encode(e.to_string()))
 }
 
 impl Session {

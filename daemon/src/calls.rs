@@ -108,6 +108,7 @@ fn store_error(e: StoreError) -> RpcError {
         StoreError::OutputTooLarge { limit } => {
             RpcError::Compute(ComputeError::OutputTooLarge { limit })
         }
+        StoreError::BadValue(_) => RpcError::bad_request(e.to_string()),
         e => RpcError::new(ErrorKind::StoreError, e.to_string()),
     }
 }

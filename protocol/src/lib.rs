@@ -16,6 +16,8 @@
 //!   kinds), used by the daemon and its Rust client.
 //! - [`stream`]: where one MessagePack value ends in a byte stream (the
 //!   daemon's socket framing), without trusting the bytes.
+//! - [`ext_value`]: the big integer and the Lua function, MessagePack
+//!   extension types 1 and 2 everywhere they travel, and their checks.
 //! - [`mp`]: a zero-copy MessagePack reader for the hot paths that read
 //!   messages without building Rust values; [`IdMap`]/[`IdSet`] hash table
 //!   ids cheaply on the same paths.
@@ -28,6 +30,7 @@ pub mod api;
 mod codec;
 #[cfg(test)]
 mod codec_tests;
+pub mod ext_value;
 pub mod hot;
 mod message;
 pub mod mp;

@@ -2,12 +2,15 @@
 //!
 //! Both serialize to plain MessagePack types so any MessagePack library reads
 //! them: nil, bool, int, float, bin (strings are bytes, any length); a table
-//! reference is a one-element array holding its id.
+//! reference is a one-element array holding its id; a big integer and a Lua
+//! function are the extension types of [`ext_value`](crate::ext_value).
 
 use std::fmt;
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ext_value::{read_ext, Ext, EXT_BIGINT, EXT_FUNCTION};
 
 /// Identifies one external table in the supervisor's store: the arena
 /// (a session's or a home's tables) in the high 32 bits, the table's slot in
@@ -87,6 +90,11 @@ pub enum Value {
     Str(Vec<u8>),
     /// A reference to another external table.
     Table(TableId),
+    /// A big integer (a `bigint` in Lua): its canonical decimal text.
+    BigInt(String),
+    /// A Lua function: its source, a function expression
+    /// (`function(x) return x end`), compiled again where it is read.
+    Function(String),
 }
 
 /// A key of an external table, normalised as Lua does.
@@ -114,6 +122,12 @@ pub enum KeyError {
     /// Tables cannot key an external table (its keys must be plain data).
     #[error("a table cannot be a key of an external table")]
     Table,
+    /// Big integers cannot key an external table.
+    #[error("a bigint cannot be a key of an external table")]
+    BigInt,
+    /// Functions cannot key an external table.
+    #[error("a function cannot be a key of an external table")]
+    Function,
 }
 
 impl Key {
@@ -139,6 +153,8 @@ impl Key {
             Value::Float(f) => Key::from_f64(*f),
             Value::Str(s) => Ok(Key::Str(s.clone())),
             Value::Table(_) => Err(KeyError::Table),
+            Value::BigInt(_) => Err(KeyError::BigInt),
+            Value::Function(_) => Err(KeyError::Function),
         }
     }
 
@@ -179,6 +195,8 @@ impl Serialize for Value {
             Value::Float(f) => s.serialize_f64(*f),
             Value::Str(b) => s.serialize_bytes(b),
             Value::Table(id) => [id.raw()].serialize(s),
+            Value::BigInt(t) => Ext(EXT_BIGINT, t.as_bytes()).serialize(s),
+            Value::Function(t) => Ext(EXT_FUNCTION, t.as_bytes()).serialize(s),
         }
     }
 }
@@ -201,7 +219,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("nil, bool, integer, float, string or [table id]")
+        f.write_str("nil, bool, integer, float, string, [table id], big integer or function")
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Ok(match read_ext(d)? {
+            (EXT_BIGINT, t) => Value::BigInt(t),
+            (_, t) => Value::Function(t),
+        })
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Nil)

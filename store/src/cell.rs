@@ -145,6 +145,10 @@ pub(crate) enum SValue {
     Table(TableId),
     Short(u8, [u8; INLINE]),
     Long(Box<[u8]>),
+    /// A big integer: its canonical decimal text.
+    Big(Box<str>),
+    /// A Lua function: its source.
+    Func(Box<str>),
 }
 
 impl SValue {
@@ -169,6 +173,15 @@ impl SValue {
         }
     }
 
+    /// What the value holds beyond its slot: a string's bytes, a big
+    /// integer's digits, a function's source (empty for any other).
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            SValue::Big(t) | SValue::Func(t) => t.as_bytes(),
+            other => other.bytes().unwrap_or_default(),
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         match self {
             SValue::Nil => Value::Nil,
@@ -179,6 +192,8 @@ impl SValue {
             SValue::Short(..) | SValue::Long(_) => {
                 Value::Str(self.bytes().unwrap_or_default().to_vec())
             }
+            SValue::Big(t) => Value::BigInt(t.to_string()),
+            SValue::Func(t) => Value::Function(t.to_string()),
         }
     }
 }
@@ -202,6 +217,8 @@ impl From<Value> for SValue {
                 || SValue::Long(s.into_boxed_slice()),
                 |(n, d)| SValue::Short(n, d),
             ),
+            Value::BigInt(t) => SValue::Big(t.into_boxed_str()),
+            Value::Function(t) => SValue::Func(t.into_boxed_str()),
         }
     }
 }

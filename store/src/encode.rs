@@ -22,6 +22,8 @@ pub(crate) fn item(v: &SValue) -> Item<'_> {
         SValue::Float(f) => Item::Float(*f),
         SValue::Table(id) => Item::Table(*id),
         SValue::Short(..) | SValue::Long(_) => Item::Str(v.bytes().unwrap_or_default()),
+        SValue::Big(t) => Item::BigInt(t),
+        SValue::Func(t) => Item::Function(t),
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`StoreError`]: why a store operation failed, and how a worker hears of it.
 
+use luapool_protocol::ext_value::ExtValueError;
 use luapool_protocol::{Key, KeyError, RequestError, RequestErrorKind, TableId};
 
 use super::ArenaId;
@@ -68,6 +69,10 @@ pub enum StoreError {
     /// Host data given as MessagePack bytes is not well-formed.
     #[error("malformed MessagePack data")]
     Malformed,
+    /// A big integer or a function in host data is not a valid one (or an
+    /// extension type luapool does not use); nothing was stored.
+    #[error("invalid value: {0}")]
+    BadValue(#[from] ExtValueError),
     /// Persisted data read back is not what the store wrote.
     #[error("corrupt persisted data: {0}")]
     Corrupt(String),

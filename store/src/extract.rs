@@ -17,6 +17,7 @@
 
 use std::collections::HashSet;
 
+use luapool_protocol::ext_value::{ext_text, EXT_BIGINT, EXT_FUNCTION};
 use luapool_protocol::mp::{Cursor, Token};
 use luapool_protocol::{Key, TableId, Value};
 use rmp::encode as mp;
@@ -108,6 +109,8 @@ pub(crate) fn emit(
         Value::Int(i) => e.scalar(&SValue::Int(*i)),
         Value::Float(f) => e.scalar(&SValue::Float(*f)),
         Value::Str(s) => e.string(s, false),
+        Value::BigInt(t) => e.ext(EXT_BIGINT, t.as_bytes()),
+        Value::Function(t) => e.ext(EXT_FUNCTION, t.as_bytes()),
     }
 }
 
@@ -151,8 +154,18 @@ impl Emitter<'_, '_> {
         Ok(())
     }
 
+    /// A big integer or a function: MessagePack ext 1 or 2.
+    fn ext(&mut self, ty: i8, payload: &[u8]) -> Result<(), StoreError> {
+        self.charge(ext_len(payload.len()), false)?;
+        let _ = mp::write_ext_meta(self.out, payload.len() as u32, ty);
+        self.out.extend_from_slice(payload);
+        Ok(())
+    }
+
     fn scalar(&mut self, v: &SValue) -> Result<(), StoreError> {
         match v {
+            SValue::Big(t) => self.ext(EXT_BIGINT, t.as_bytes()),
+            SValue::Func(t) => self.ext(EXT_FUNCTION, t.as_bytes()),
             SValue::Short(..) | SValue::Long(_) => {
                 self.string(v.bytes().unwrap_or_default(), false)
             }
@@ -234,6 +247,12 @@ fn text_len(n: usize) -> usize {
     }
 }
 
+/// The encoded length of an ext value of `n` bytes (at most: a fixext is
+/// shorter).
+fn ext_len(n: usize) -> usize {
+    text_len(n) + 1
+}
+
 /// A string as `str` when it is UTF-8, else as `bin` (what `HostValue`'s
 /// serde form writes).
 fn write_text(out: &mut Vec<u8>, s: &[u8]) {
@@ -272,9 +291,13 @@ fn host(c: &mut Cursor<'_>, depth: usize) -> Result<HostValue, StoreError> {
         Token::Nil => HostValue::Nil,
         Token::Bool(b) => HostValue::Bool(b),
         Token::Int(i) => HostValue::Int(i),
-        Token::BigUint(u) => HostValue::Float(u as f64),
+        Token::BigUint(u) => HostValue::BigInt(u.to_string()),
         Token::Float(f) => HostValue::Float(f),
         Token::Str(s) | Token::Bin(s) => HostValue::Str(s.to_vec()),
+        Token::Ext(ty, b) => match ext_text(ty, b)? {
+            (EXT_BIGINT, t) => HostValue::BigInt(t.into_owned()),
+            (_, t) => HostValue::Function(t.into_owned()),
+        },
         Token::Array(n) => {
             let mut items = Vec::with_capacity(n.min(c.rest().len()));
             for _ in 0..n {
@@ -296,6 +319,5 @@ fn host(c: &mut Cursor<'_>, depth: usize) -> Result<HostValue, StoreError> {
             }
             HostValue::Map(entries)
         }
-        Token::Ext(..) => return Err(StoreError::Malformed),
     })
 }

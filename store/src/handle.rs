@@ -59,7 +59,7 @@ fn reply_bytes(arena: &Arena, v: &SValue) -> usize {
             .ok()
             .filter(|t| t.entry_count() <= INLINE_MAX_ENTRIES)
             .map_or(9, |t| 9 + inline_bytes(t)),
-        v => 9 + v.bytes().map_or(0, <[u8]>::len),
+        v => 9 + v.payload().len(),
     }
 }
 

@@ -29,7 +29,12 @@ pub const INLINE_MAX_DEPTH: usize = 8;
 
 /// A rough MessagePack size of a value (or key).
 fn wire_bytes(v: &SValue) -> usize {
-    v.bytes().map_or(9, |b| 5 + b.len())
+    match v {
+        SValue::Short(..) | SValue::Long(_) | SValue::Big(_) | SValue::Func(_) => {
+            5 + v.payload().len()
+        }
+        _ => 9,
+    }
 }
 
 fn key_wire_bytes(k: &SKey) -> usize {

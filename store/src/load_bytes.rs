@@ -5,11 +5,14 @@
 //!
 //! As in [`convert`](super::convert): the cost is computed first and the
 //! quota checked, so a refused load changes nothing. Conversion follows the
-//! host rules (`HostValue`'s): nil → nil, integers (above `i64::MAX`: floats),
-//! floats, str and bin → strings, arrays → tables "created from an array",
-//! maps → tables with keys by Lua's rules (an integral float is the integer
-//! key; nil and NaN keys are errors).
+//! host rules (`HostValue`'s): nil → nil, integers (above `i64::MAX`: big
+//! integers), floats, str and bin → strings, ext 1 → big integers and ext 2
+//! → functions (checked, see `luapool_protocol::ext_value`), arrays →
+//! tables "created from an array", maps → tables with keys by Lua's rules
+//! (an integral float is the integer key; nil and NaN keys, and big
+//! integers and functions as keys, are errors).
 
+use luapool_protocol::ext_value::{ext_text, ExtValueError, EXT_BIGINT, EXT_FUNCTION};
 use luapool_protocol::mp::{Cursor, Token};
 use luapool_protocol::{Key, KeyError, Value};
 
@@ -53,13 +56,18 @@ fn key(t: Token<'_>) -> Result<KeyView<'_>, StoreError> {
         Token::Bool(b) => Ok(KeyView::Bool(b)),
         Token::Nil => Err(KeyError::Nil.into()),
         Token::Array(_) | Token::Map(_) => Err(KeyError::Table.into()),
-        Token::Ext(..) => Err(StoreError::Malformed),
+        Token::Ext(EXT_BIGINT, _) => Err(KeyError::BigInt.into()),
+        Token::Ext(EXT_FUNCTION, _) => Err(KeyError::Function.into()),
+        Token::Ext(ty, _) => Err(ExtValueError::UnknownType(ty).into()),
     }
 }
 
+/// What a scalar holds beyond its slot: a string's bytes, a big integer's
+/// digits, a function's source.
 fn str_len(t: &Token<'_>) -> u64 {
     match t {
-        Token::Str(s) | Token::Bin(s) => s.len() as u64,
+        Token::Str(s) | Token::Bin(s) | Token::Ext(_, s) => s.len() as u64,
+        Token::BigUint(_) => 20,
         _ => 0,
     }
 }
@@ -74,7 +82,10 @@ fn cost(c: &mut Cursor<'_>, depth: usize) -> Result<u64, StoreError> {
     let (n, map) = match t {
         Token::Array(n) => (n, false),
         Token::Map(n) => (n, true),
-        Token::Ext(..) => return Err(StoreError::Malformed),
+        Token::Ext(ty, b) => {
+            ext_text(ty, b)?;
+            return Ok(str_len(&t));
+        }
         scalar => return Ok(str_len(&scalar)),
     };
     // A container cannot hold more values than bytes remain.
@@ -99,9 +110,13 @@ fn build(arena: &mut Arena, c: &mut Cursor<'_>, readonly: bool) -> Result<SValue
         Token::Nil => SValue::Nil,
         Token::Bool(b) => SValue::Bool(b),
         Token::Int(i) => SValue::Int(i),
-        Token::BigUint(u) => SValue::Float(u as f64),
+        Token::BigUint(u) => SValue::Big(u.to_string().into()),
         Token::Float(f) => SValue::Float(f),
         Token::Str(s) | Token::Bin(s) => SValue::str(s),
+        Token::Ext(ty, b) => match ext_text(ty, b)? {
+            (EXT_BIGINT, t) => SValue::Big(t.into()),
+            (_, t) => SValue::Func(t.into()),
+        },
         Token::Array(n) => {
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
@@ -121,6 +136,5 @@ fn build(arena: &mut Arena, c: &mut Cursor<'_>, readonly: bool) -> Result<SValue
             bytes -= t.compact() as i64;
             SValue::Table(arena.insert(t, bytes.max(0) as u64)?)
         }
-        Token::Ext(..) => return Err(StoreError::Malformed),
     })
 }

@@ -22,6 +22,7 @@
 //! wrote and the tables it created, a collection the tables it freed, so a
 //! counter increment writes one row whatever the home's size.
 
+use luapool_protocol::ext_value::{ext_text, EXT_BIGINT, EXT_FUNCTION};
 use luapool_protocol::mp::{Cursor, Token};
 use luapool_protocol::TableId;
 use rmp::encode as mp;
@@ -99,6 +100,8 @@ pub(crate) fn encode_value(v: &SValue) -> Option<Vec<u8>> {
             out.extend_from_slice(&id.slot().to_be_bytes());
         }
         SValue::Short(..) | SValue::Long(_) => text(&mut out, v.bytes().unwrap_or_default()),
+        SValue::Big(t) => ext(&mut out, EXT_BIGINT, t),
+        SValue::Func(t) => ext(&mut out, EXT_FUNCTION, t),
     }
     Some(out)
 }
@@ -108,6 +111,11 @@ fn text(out: &mut Vec<u8>, s: &[u8]) {
         Ok(t) => mp::write_str(out, t).unwrap_or(()),
         Err(_) => mp::write_bin(out, s).unwrap_or(()),
     }
+}
+
+fn ext(out: &mut Vec<u8>, ty: i8, t: &str) {
+    let _ = mp::write_ext_meta(out, t.len() as u32, ty);
+    out.extend_from_slice(t.as_bytes());
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -143,6 +151,12 @@ pub(crate) fn decode_value(b: &[u8], arena: u32) -> Result<SValue, StoreError> {
         Token::Str(s) | Token::Bin(s) => SValue::str(s),
         Token::Ext(EXT_TABLE, &[a, b, c, d]) => {
             SValue::Table(TableId::new(arena, u32::from_be_bytes([a, b, c, d])))
+        }
+        Token::Ext(ty @ (EXT_BIGINT | EXT_FUNCTION), b) => {
+            match ext_text(ty, b).map_err(|e| corrupt(&e.to_string()))? {
+                (EXT_BIGINT, t) => SValue::Big(t.into()),
+                (_, t) => SValue::Func(t.into()),
+            }
         }
         _ => return Err(corrupt("a value of an unknown type")),
     };

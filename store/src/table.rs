@@ -31,6 +31,7 @@ pub const SLOT_BYTES: u64 = 32;
 pub(crate) fn value_extra(v: &Value) -> u64 {
     match v {
         Value::Str(s) => s.len() as u64,
+        Value::BigInt(t) | Value::Function(t) => t.len() as u64,
         _ => 0,
     }
 }
@@ -44,7 +45,7 @@ pub(crate) fn key_extra(k: &Key) -> u64 {
 }
 
 fn svalue_extra(v: &SValue) -> u64 {
-    v.bytes().map_or(0, |b| b.len() as u64)
+    v.payload().len() as u64
 }
 
 fn view_extra(k: KeyView<'_>) -> u64 {

@@ -485,9 +485,10 @@ impl State {
     }
 }
 
-/// Serializes host data (structs as maps keyed by field name) for loading.
+/// Serializes host data (structs as maps keyed by field name, numbers
+/// exact: see `api::to_msgpack`) for loading.
 fn to_msgpack<T: Serialize + ?Sized>(data: &T) -> Result<Vec<u8>, SessionError> {
-    rmp_serde::to_vec_named(data).map_err(|e| SessionError::Convert(e.to_string()))
+    luapool_protocol::api::to_msgpack(data).map_err(|e| SessionError::Convert(e.to_string()))
 }
 
 /// True once an arena has grown to twice what was live after its last

@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use luapool_supervisor::{ComputeOptions, Pool, Session};
+use luapool_supervisor::{ComputeOptions, HostValue, Pool, Session};
 use mlua::{Lua, LuaSerdeExt};
 use serde_json::{json, Value};
 
@@ -112,8 +112,11 @@ fn luapool_e2e(session: &Session, input: &Value, steps: &[&str]) -> Value {
 }
 
 /// Native Lua in-process: a fresh state, the input built as a native table
-/// from the same data, the same steps, the output converted back.
-fn native_e2e(input: &Value, steps: &[&str]) -> Value {
+/// from the same data, the same steps, the output converted back. The data
+/// is a `HostValue` tree: mlua's serde cannot read a `serde_json::Value`'s
+/// numbers, which serde_json (built with `arbitrary_precision`) hands to
+/// other serializers as structs holding their text.
+fn native_e2e(input: &HostValue, steps: &[&str]) -> Value {
     let lua = Lua::new();
     let mut data = input.clone();
     for code in steps {
@@ -132,11 +135,11 @@ fn native_e2e(input: &Value, steps: &[&str]) -> Value {
             .from_value(io.get::<mlua::Value>("output").unwrap())
             .unwrap();
     }
-    data
+    data.to_json()
 }
 
 /// The loop alone on a native table (input already built).
-fn native_loop(input: &Value, code: &str) -> Duration {
+fn native_loop(input: &HostValue, code: &str) -> Duration {
     let lua = Lua::new();
     let io = lua.create_table().unwrap();
     io.set("input", lua.to_value(input).unwrap()).unwrap();
@@ -371,7 +374,7 @@ fn main() {
         session.set_input(&p2).unwrap();
         row(
             "    Pattern 2 loop alone, native table",
-            native_loop(&p2, PATTERN2),
+            native_loop(&HostValue::from_json(p2.clone()), PATTERN2),
             None,
         );
         let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
@@ -388,7 +391,8 @@ fn main() {
         );
         return;
     }
-    let (floor, native_out) = time(|| native_e2e(&p2, &[PATTERN2]));
+    let p2_host = HostValue::from_json(p2.clone());
+    let (floor, native_out) = time(|| native_e2e(&p2_host, &[PATTERN2]));
     let (e2e, out) = time(|| luapool_e2e(&session, &p2, &[PATTERN2]));
     assert_eq!(out["count"], native_out["count"]);
     assert_eq!(out["sum"], native_out["sum"]);
@@ -396,7 +400,7 @@ fn main() {
     session.set_input(&p2).unwrap();
     let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
     let (lp_count, _) = time(|| session.compute_with(PATTERN2, budgeted()).unwrap());
-    let nat_loop = native_loop(&p2, PATTERN2);
+    let nat_loop = native_loop(&p2_host, PATTERN2);
     row(
         "(b) Pattern 2, native Lua table built from the data (floor)",
         floor,
@@ -438,7 +442,8 @@ fn main() {
 
     let p3 = people(100_000);
     let steps = [PATTERN3_FILTER, PATTERN3_TRANSFORM];
-    let (floor3, n3) = time(|| native_e2e(&p3, &steps));
+    let p3_host = HostValue::from_json(p3.clone());
+    let (floor3, n3) = time(|| native_e2e(&p3_host, &steps));
     let (e2e3, o3) = time(|| luapool_e2e(&session, &p3, &steps));
     assert_eq!(
         o3["items"].as_array().map(Vec::len),
@@ -457,7 +462,8 @@ fn main() {
     );
 
     let p4 = transactions(100_000);
-    let (floor4, _) = time(|| native_e2e(&p4, &[PATTERN4]));
+    let p4_host = HostValue::from_json(p4.clone());
+    let (floor4, _) = time(|| native_e2e(&p4_host, &[PATTERN4]));
     let (e2e4, o4) = time(|| luapool_e2e(&session, &p4, &[PATTERN4]));
     assert_eq!(o4["groups"].as_array().map(Vec::len), Some(100));
     row(

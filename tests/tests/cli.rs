@@ -60,6 +60,28 @@ fn return_prints_several_values_as_an_array_and_none_as_null() {
 }
 
 #[test]
+fn integers_beyond_64_bits_round_trip_exactly_through_json() {
+    let tmp = TempDir::new("cli");
+    let script = tmp.file(
+        "big.lua",
+        "local i = _io.input
+         _io.output = { sum = i.a + i.b, a = i.a, neg = -i.a, small = i.small,
+                        isbig = bigint.isbigint(i.a), f = i.f, fn = function(x) return x end }\n",
+    );
+    let input = br#"{"a": 123456789012345678901234567890, "b": 18446744073709551615, "small": 3, "f": 0.1}"#;
+    let out = luapool_run(&["run", &script, "--input", "-", "--compact"], Some(input));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!(
+            r#"{"a":123456789012345678901234567890,"f":0.1,"fn":"function(x) return x end","#,
+            r#""isbig":true,"neg":-123456789012345678901234567890,"small":3,"#,
+            r#""sum":123456789030792422974944119505}"#
+        )
+    );
+}
+
+#[test]
 fn binary_return_values_are_lossy_in_json() {
     let tmp = TempDir::new("cli");
     let bin = tmp.file("bin.lua", "return 'ok\\xff'\n");

@@ -15,3 +15,4 @@ mod output;
 mod races;
 mod scripts;
 mod soak;
+mod values;

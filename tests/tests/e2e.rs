@@ -12,6 +12,7 @@ mod daemon;
 mod durable;
 mod examples;
 mod faults;
+mod functions;
 mod long_strings;
 mod machinery;
 mod pool_stats;

@@ -120,6 +120,19 @@ fn parse(s: &[u8], base: u32) -> mlua::Result<BigInt> {
     Ok(if neg { -v } else { v })
 }
 
+impl Big {
+    /// A bigint from its decimal text (as the store keeps it), checked
+    /// against [`MAX_BITS`].
+    pub fn from_decimal(text: &[u8]) -> mlua::Result<Big> {
+        parse(text, 10).map(Big)
+    }
+
+    /// Its decimal text (as the store keeps it).
+    pub fn to_decimal(&self) -> String {
+        self.0.to_string()
+    }
+}
+
 /// Floor division and modulo, as Lua's integers do them.
 fn divide(a: &BigInt, b: &BigInt) -> mlua::Result<(BigInt, BigInt)> {
     if b.is_zero() {

@@ -73,6 +73,7 @@ impl Worker {
         self.traceback.borrow_mut().clear();
 
         let outcome = self.call(start);
+        self.ext.values.end();
         self.cpu.arm(Duration::ZERO);
         // An allocation refused and never granted ended the compute even if
         // no instruction ran after it to stop it.
@@ -131,6 +132,9 @@ impl Worker {
             }
             Err(e) => return Err(e),
         };
+        self.ext
+            .values
+            .begin(&start.code, &start.chunk_name, env.clone());
         f.set_environment(env)?;
         let packed = self.xpcall.call::<Table>((&f, self.handler.clone()));
         // The cached chunk must not keep this compute's globals alive.
@@ -151,7 +155,7 @@ impl Worker {
         }
         let mut values: Vec<Literal> = Vec::new();
         for v in results {
-            match literal_of(&v) {
+            match literal_of(&self.lua, &self.ext.values, &v) {
                 Ok((lit, _)) => values.push(lit),
                 Err(e) => {
                     let kind = match e.kind {

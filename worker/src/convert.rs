@@ -1,13 +1,15 @@
 //! Conversions between Lua values and protocol values, with Lua's key rules.
+//! A `bigint` and a function become their text (`values.rs`).
 
 use std::collections::HashSet;
 use std::ffi::c_void;
 
 use luapool_protocol::{Key, Literal, TableId, Value};
-use mlua::Table;
+use mlua::{Lua, Table};
 
 use crate::memory::{self, OutOfMemory};
 use crate::stop::{self, Reason};
+use crate::values::{big_text, Values};
 
 /// Deepest plain table a compute may copy into the store.
 pub const MAX_COPY_DEPTH: usize = luapool_protocol::MAX_LITERAL_DEPTH;
@@ -38,15 +40,33 @@ pub const MAX_COPY_BYTES: usize = luapool_protocol::DEFAULT_MAX_MESSAGE / 2;
 pub const NODE_BYTES: usize = 32;
 
 /// Converts a Lua value for storing: scalars and external tables as they are,
-/// plain tables copied deeply (a cycle is an error). Also returns its size
-/// as counted for [`MAX_COPY_BYTES`]. The memory the copy takes counts
-/// toward the compute's limit (`memory.rs`); running out of it, or passing
-/// the conversion limit, also stops the compute.
-pub fn literal_of(v: &mlua::Value) -> Result<(Literal, usize), CopyError> {
-    let mut path = HashSet::new();
-    let mut bytes = 0;
-    let lit = literal(v, &mut path, 0, &mut bytes)?;
-    Ok((lit, bytes))
+/// plain tables copied deeply (a cycle is an error), a `bigint` and a Lua
+/// function as their text (a function with upvalues is an error). Also
+/// returns its size as counted for [`MAX_COPY_BYTES`]. The memory the copy
+/// takes counts toward the compute's limit (`memory.rs`); running out of
+/// it, or passing the conversion limit, also stops the compute.
+pub fn literal_of(
+    lua: &Lua,
+    values: &Values,
+    v: &mlua::Value,
+) -> Result<(Literal, usize), CopyError> {
+    let mut cx = Cx {
+        lua,
+        values,
+        path: HashSet::new(),
+        bytes: 0,
+    };
+    let lit = literal(&mut cx, v, 0)?;
+    Ok((lit, cx.bytes))
+}
+
+/// One copy out of Lua: what it needs and what it has counted.
+struct Cx<'a> {
+    lua: &'a Lua,
+    values: &'a Values,
+    /// The plain tables from the value copied down to the one being copied.
+    path: HashSet<*const c_void>,
+    bytes: usize,
 }
 
 /// Why a value cannot be copied out of Lua.
@@ -142,12 +162,7 @@ pub fn count_line(len: usize) -> Result<(), CopyError> {
     count(&mut 0, len)
 }
 
-fn literal(
-    v: &mlua::Value,
-    path: &mut HashSet<*const c_void>,
-    depth: usize,
-    bytes: &mut usize,
-) -> Result<Literal, CopyError> {
+fn literal(cx: &mut Cx<'_>, v: &mlua::Value, depth: usize) -> Result<Literal, CopyError> {
     let value = match v {
         mlua::Value::Nil => Value::Nil,
         mlua::Value::Boolean(b) => Value::Bool(*b),
@@ -155,8 +170,18 @@ fn literal(
         mlua::Value::Number(f) => Value::Float(*f),
         mlua::Value::String(s) => {
             let s = s.as_bytes();
-            count(bytes, s.len())?;
+            count(&mut cx.bytes, s.len())?;
             Value::Str(s.to_vec())
+        }
+        mlua::Value::UserData(ud) if big_text(ud).is_some() => {
+            let text = big_text(ud).unwrap_or_default();
+            count(&mut cx.bytes, text.len())?;
+            Value::BigInt(text)
+        }
+        mlua::Value::Function(f) => {
+            let text = cx.values.function_text(cx.lua, f)?;
+            count(&mut cx.bytes, text.len())?;
+            Value::Function(text.to_string())
         }
         // Every light userdata a script holds is a read-only external
         // table: its pointer is the id (ext/readonly/meta.rs).
@@ -165,7 +190,7 @@ fn literal(
             if let Some(id) = external_id(t) {
                 Value::Table(TableId::from_raw(id as u64))
             } else {
-                return copy_table(t, path, depth, bytes);
+                return copy_table(cx, t, depth);
             }
         }
         other => {
@@ -178,12 +203,7 @@ fn literal(
     Ok(Literal::Value(value))
 }
 
-fn copy_table(
-    t: &Table,
-    path: &mut HashSet<*const c_void>,
-    depth: usize,
-    bytes: &mut usize,
-) -> Result<Literal, CopyError> {
+fn copy_table(cx: &mut Cx<'_>, t: &Table, depth: usize) -> Result<Literal, CopyError> {
     if depth >= MAX_COPY_DEPTH {
         return Err(format!("table nested deeper than {MAX_COPY_DEPTH} levels").into());
     }
@@ -191,7 +211,7 @@ fn copy_table(
         return Err(CopyErrorKind::Stopped.into());
     }
     let ptr = t.to_pointer();
-    if !path.insert(ptr) {
+    if !cx.path.insert(ptr) {
         return Err(String::from("a table that contains itself (a cycle) cannot be copied").into());
     }
     let mut array = Vec::new();
@@ -200,9 +220,9 @@ fn copy_table(
         if v.is_nil() {
             break;
         }
-        count(bytes, NODE_BYTES)?;
+        count(&mut cx.bytes, NODE_BYTES)?;
         let key = Key::Int(array.len() as i64 + 1);
-        array.push(literal(&v, path, depth + 1, bytes).map_err(|e| e.at(key))?);
+        array.push(literal(cx, &v, depth + 1).map_err(|e| e.at(key))?);
     }
     let n = array.len() as i64;
     let mut hash = Vec::new();
@@ -216,10 +236,10 @@ fn copy_table(
             Key::Str(s) => s.len(),
             _ => 0,
         };
-        count(bytes, 2 * NODE_BYTES + key_bytes)?;
-        let lit = literal(&v, path, depth + 1, bytes).map_err(|e| e.at(key.clone()))?;
+        count(&mut cx.bytes, 2 * NODE_BYTES + key_bytes)?;
+        let lit = literal(cx, &v, depth + 1).map_err(|e| e.at(key.clone()))?;
         hash.push((key, lit));
     }
-    path.remove(&ptr);
+    cx.path.remove(&ptr);
     Ok(Literal::Table { array, hash })
 }

@@ -27,11 +27,13 @@ mod convert;
 mod coroutines;
 mod cpu;
 mod ext;
+mod func_source;
 mod memory;
 mod sandbox;
 mod setup;
 mod statics;
 mod stop;
+mod values;
 
 /// Every allocation is counted, so a compute's memory includes its Rust
 /// buffers (`memory.rs`).

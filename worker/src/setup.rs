@@ -121,6 +121,7 @@ impl Worker {
         });
         crate::ext::readonly::install(&lua, &ro, prelude.raw_get("ud_mt")?)?;
         ext.install(&lua, &r)?;
+        crate::values::install(&lua, &ext)?;
 
         let log = {
             let ext = ext.clone();

@@ -87,3 +87,8 @@ pub static PLAIN_KEY: u8 = 0;
 /// proxy holds its id (`ext/writable/materialize.rs`): a light userdata, which no
 /// script can make.
 pub static ID_KEY_ADDR: u8 = 0;
+
+/// Its address is the registry key of the function that turns a stored
+/// big integer or function into its Lua value (`values.rs`), for the C
+/// code that builds values from replies.
+pub static VALUE_FN_ADDR: u8 = 0;

@@ -9,9 +9,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use luapool_client::{Client, ClientError, ErrorKind};
+use luapool_protocol::api::to_msgpack;
 use luapool_supervisor::{HomeError, HomeInfo, HomeLimits, HomeStoreError, Homes, HostValue};
 
 /// Arguments of `luapool home`.
@@ -42,13 +43,20 @@ pub struct HomeArgs {
 enum HomeCommand {
     /// List the homes: name and bytes, one per line.
     List,
-    /// Print a home as JSON (its root table as an object).
+    /// Print a home as JSON (its root table as an object). JSON has no
+    /// functions and no big-integer type: a function stored in the home is
+    /// printed as its source text (a string), a big integer as a plain
+    /// integer; use --msgpack for a copy that imports back exactly.
     Export {
         /// The home.
         name: String,
         /// Print compact JSON on one line.
         #[arg(long)]
         compact: bool,
+        /// Write MessagePack instead of JSON (exact: big integers and
+        /// functions are ext types 1 and 2, strings keep their bytes).
+        #[arg(long, conflicts_with = "compact")]
+        msgpack: bool,
     },
     /// Replace a home (created if new) with a JSON object or array.
     Import {
@@ -56,6 +64,9 @@ enum HomeCommand {
         name: String,
         /// The JSON file (`-` reads standard input).
         file: String,
+        /// Read MessagePack (as `export --msgpack` writes it) instead of JSON.
+        #[arg(long)]
+        msgpack: bool,
     },
     /// Delete a home.
     Drop {
@@ -180,9 +191,17 @@ fn command(target: &Target, command: HomeCommand) -> Result<ExitCode, Failure> {
                 writeln!(out, "{}\t{}", h.name, h.bytes)?;
             }
         }
-        HomeCommand::Export { name, compact } => {
+        HomeCommand::Export {
+            name,
+            compact,
+            msgpack,
+        } => {
             let v = target.export(&name)?;
             let mut out = std::io::stdout().lock();
+            if msgpack {
+                out.write_all(&to_msgpack(&v)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             if compact {
                 serde_json::to_writer(&mut out, &v.json())?;
             } else {
@@ -190,7 +209,17 @@ fn command(target: &Target, command: HomeCommand) -> Result<ExitCode, Failure> {
             }
             writeln!(out)?;
         }
-        HomeCommand::Import { name, file } => {
+        HomeCommand::Import {
+            name,
+            file,
+            msgpack: true,
+        } => {
+            let bytes = super::script::read_bytes(&file)?;
+            let v: HostValue = luapool_protocol::decode(&bytes)
+                .with_context(|| format!("{file} is not a MessagePack value"))?;
+            target.import(&name, &v)?;
+        }
+        HomeCommand::Import { name, file, .. } => {
             let json = super::script::read_json(&file)?;
             target.import(&name, &HostValue::from_json(json))?;
         }

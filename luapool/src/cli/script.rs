@@ -167,16 +167,21 @@ pub fn failed(e: &ComputeError) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// JSON from a file, or standard input for `-`.
-pub(super) fn read_json(path: &str) -> anyhow::Result<Value> {
-    let text = if path == "-" {
-        let mut s = String::new();
+/// The bytes of a file, or of standard input for `-`.
+pub(super) fn read_bytes(path: &str) -> anyhow::Result<Vec<u8>> {
+    if path == "-" {
+        let mut b = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut s)
+            .read_to_end(&mut b)
             .context("cannot read standard input")?;
-        s
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
-    };
-    serde_json::from_str(&text).with_context(|| format!("{path} is not valid JSON"))
+        return Ok(b);
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {path}"))
+}
+
+/// JSON from a file, or standard input for `-`. Numbers keep their digits
+/// (an integer beyond 64 bits loads as a big integer).
+pub(super) fn read_json(path: &str) -> anyhow::Result<Value> {
+    let bytes = read_bytes(path)?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{path} is not valid JSON"))
 }

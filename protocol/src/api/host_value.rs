@@ -2,11 +2,15 @@
 //! load as input and get back as output), with serde and JSON conversions.
 //!
 //! Conversion rules (docs/protocol.md and docs/lua-semantics.md):
-//! - into a `HostValue`: null/unit → `Nil`; bool; integers → `Int` (a `u64`
-//!   above `i64::MAX` becomes a `Float`, losing precision); other numbers →
-//!   `Float`; strings and byte strings → `Str`; sequences → `Array`; maps →
-//!   `Map`, with keys normalised as Lua does (an integral float key is the
-//!   integer key; a nil or NaN key is an error).
+//! - into a `HostValue`: null/unit → `Nil`; bool; integers → `Int`, or
+//!   `BigInt` beyond `i64` (a `u64` above `i64::MAX`, an `i128`/`u128`, a
+//!   JSON integer of any length: serde_json is built with
+//!   `arbitrary_precision`, so its numbers keep their digits); other numbers
+//!   → `Float`; strings and byte strings → `Str`; sequences → `Array`; maps
+//!   → `Map`, with keys normalised as Lua does (an integral float key is the
+//!   integer key; a nil or NaN key is an error); MessagePack ext 1 →
+//!   `BigInt`, ext 2 → `Function` ([`ext_value`](crate::ext_value): checked
+//!   when the store loads them).
 //! - out of the store (the supervisor's `Store::extract`): a table
 //!   whose keys are exactly `1..n` is an `Array`, an empty table made from an
 //!   array is an `Array`, any other table a `Map` (so a table with holes is a
@@ -16,18 +20,33 @@
 //!   keys; a map with both `1` and `"1"` keeps the later one); NaN and ±inf
 //!   become `null`; strings that are not UTF-8 are converted lossily (invalid
 //!   bytes become U+FFFD); an `i64` beyond 2^53 stays an exact integer in the
-//!   JSON text, which JavaScript readers will round.
+//!   JSON text, which JavaScript readers will round; a `BigInt` is an exact
+//!   JSON integer (however long); a `Function` is its source text, a string.
+//! - to MessagePack (the `Serialize` impl with rmp-serde, which is not
+//!   human-readable): `BigInt` is ext 1 (its decimal text), `Function` ext 2
+//!   (its source); with a human-readable serializer (serde_json) they are
+//!   written as in JSON above.
 //! - to a `HostValue` (`from_host::<HostValue>`, `get_output::<HostValue>()`):
 //!   exact, strings that are not UTF-8 included; to bytes
-//!   (`serde_bytes::ByteBuf`) exact too.
+//!   (`serde_bytes::ByteBuf`) exact too. A `BigInt` read into another type:
+//!   an integer type that holds it (`i128`, `u128`, …), a string (its
+//!   digits), a float (rounded), or, into untyped data such as
+//!   `serde_json::Value`, an exact number. A `Function` read into another
+//!   type is its source text.
 
 mod de;
+mod ext;
+#[cfg(test)]
+mod ext_tests;
 #[cfg(test)]
 mod tests;
+mod to_msgpack;
 
 use std::fmt;
 
+use crate::ext_value::{read_ext, Ext, EXT_BIGINT, EXT_FUNCTION};
 use crate::Key;
+use ext::{number, JsonNumber, JSON_NUMBER};
 use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -49,6 +68,11 @@ pub enum HostValue {
     Array(Vec<HostValue>),
     /// A map, in order; keys follow Lua's rules.
     Map(Vec<(Key, HostValue)>),
+    /// A big integer (a `bigint` in Lua): its decimal text, `-?[0-9]+`.
+    BigInt(String),
+    /// A Lua function: its source, a function expression
+    /// (`function(name) return "hi " .. name end`).
+    Function(String),
 }
 
 /// Why a conversion to or from a [`HostValue`] failed.
@@ -73,9 +97,11 @@ impl serde::de::Error for HostValueError {
 
 /// Converts any serializable value (structs become maps keyed by field name).
 pub fn to_host<T: Serialize + ?Sized>(v: &T) -> Result<HostValue, HostValueError> {
-    let bytes = rmp_serde::to_vec_named(v)?;
+    let bytes = to_msgpack(v)?;
     Ok(rmp_serde::from_slice::<HostValue>(&bytes)?)
 }
+
+pub use to_msgpack::to_msgpack;
 
 /// Converts a [`HostValue`] into any deserializable type. A non-UTF-8 string
 /// read as a string is converted lossily; read as bytes it is exact.
@@ -114,10 +140,9 @@ impl HostValue {
         match v {
             J::Null => HostValue::Nil,
             J::Bool(b) => HostValue::Bool(b),
-            J::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => HostValue::Int(i),
-                (None, Some(u)) => HostValue::Float(u as f64),
-                _ => HostValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => HostValue::Int(i),
+                None => number(n.as_str()).unwrap_or(HostValue::Float(f64::NAN)),
             },
             J::String(s) => HostValue::Str(s.into_bytes()),
             J::Array(a) => HostValue::Array(a.into_iter().map(HostValue::from_json).collect()),
@@ -138,6 +163,8 @@ impl HostValue {
             HostValue::Int(i) => J::from(*i),
             HostValue::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             HostValue::Str(s) => J::String(String::from_utf8_lossy(s).into_owned()),
+            HostValue::BigInt(t) => t.parse().map_or_else(|_| J::String(t.clone()), J::Number),
+            HostValue::Function(t) => J::String(t.clone()),
             HostValue::Array(a) => J::Array(a.iter().map(HostValue::to_json).collect()),
             HostValue::Map(m) => J::Object(
                 m.iter()
@@ -171,6 +198,8 @@ impl Serialize for Json<'_> {
             HostValue::Float(f) if f.is_finite() => s.serialize_f64(*f),
             HostValue::Float(_) => s.serialize_unit(),
             HostValue::Str(b) => s.serialize_str(&String::from_utf8_lossy(b)),
+            HostValue::BigInt(t) => JsonNumber(t).serialize(s),
+            HostValue::Function(t) => s.serialize_str(t),
             HostValue::Array(a) => s.collect_seq(a.iter().map(Json)),
             HostValue::Map(m) => {
                 let sorted: std::collections::BTreeMap<String, &HostValue> =
@@ -227,6 +256,10 @@ impl Serialize for HostValue {
             HostValue::Int(i) => s.serialize_i64(*i),
             HostValue::Float(f) => s.serialize_f64(*f),
             HostValue::Str(b) => serialize_text(b, s),
+            HostValue::BigInt(t) if s.is_human_readable() => JsonNumber(t).serialize(s),
+            HostValue::BigInt(t) => Ext(EXT_BIGINT, t.as_bytes()).serialize(s),
+            HostValue::Function(t) if s.is_human_readable() => s.serialize_str(t),
+            HostValue::Function(t) => Ext(EXT_FUNCTION, t.as_bytes()).serialize(s),
             HostValue::Array(a) => s.collect_seq(a),
             HostValue::Map(m) => {
                 let mut map = s.serialize_map(Some(m.len()))?;
@@ -239,8 +272,13 @@ impl Serialize for HostValue {
     }
 }
 
-/// Accepts any self-describing data.
-struct HostVisitor;
+/// Accepts any self-describing data. `nested`: inside the newtype a
+/// `HostValue` asks for (see [`EXACT`]), where a further newtype is an
+/// extension value (rmp-serde hands ext 1 and 2 over so).
+#[derive(Clone, Copy)]
+struct HostVisitor {
+    nested: bool,
+}
 
 impl<'de> Visitor<'de> for HostVisitor {
     type Value = HostValue;
@@ -258,7 +296,13 @@ impl<'de> Visitor<'de> for HostVisitor {
         HostValue::deserialize(d)
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<HostValue, D::Error> {
-        d.deserialize_any(HostVisitor)
+        if !self.nested {
+            return d.deserialize_any(HostVisitor { nested: true });
+        }
+        Ok(match read_ext(d)? {
+            (EXT_BIGINT, t) => HostValue::BigInt(t),
+            (_, t) => HostValue::Function(t),
+        })
     }
     fn visit_bool<E>(self, b: bool) -> Result<HostValue, E> {
         Ok(HostValue::Bool(b))
@@ -267,7 +311,13 @@ impl<'de> Visitor<'de> for HostVisitor {
         Ok(HostValue::Int(i))
     }
     fn visit_u64<E>(self, u: u64) -> Result<HostValue, E> {
-        Ok(i64::try_from(u).map_or(HostValue::Float(u as f64), HostValue::Int))
+        Ok(i64::try_from(u).map_or_else(|_| HostValue::BigInt(u.to_string()), HostValue::Int))
+    }
+    fn visit_i128<E>(self, i: i128) -> Result<HostValue, E> {
+        Ok(i64::try_from(i).map_or_else(|_| HostValue::BigInt(i.to_string()), HostValue::Int))
+    }
+    fn visit_u128<E>(self, u: u128) -> Result<HostValue, E> {
+        Ok(i64::try_from(u).map_or_else(|_| HostValue::BigInt(u.to_string()), HostValue::Int))
     }
     fn visit_f64<E>(self, f: f64) -> Result<HostValue, E> {
         Ok(HostValue::Float(f))
@@ -296,6 +346,13 @@ impl<'de> Visitor<'de> for HostVisitor {
         while let Some((HostKey(k), v)) = map.next_entry()? {
             entries.push((k, v));
         }
+        // serde_json's exact number: `{JSON_NUMBER: "text"}` (see ext.rs).
+        if let [(Key::Str(k), HostValue::Str(text))] = &entries[..] {
+            if k == JSON_NUMBER.as_bytes() {
+                let text = String::from_utf8_lossy(text);
+                return number(&text).map_err(serde::de::Error::custom);
+            }
+        }
         Ok(HostValue::Map(entries))
     }
 }
@@ -310,7 +367,7 @@ pub(crate) const EXACT: &str = "$luapool::HostValue";
 
 impl<'de> Deserialize<'de> for HostValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HostValue, D::Error> {
-        d.deserialize_newtype_struct(EXACT, HostVisitor)
+        d.deserialize_newtype_struct(EXACT, HostVisitor { nested: false })
     }
 }
 

@@ -17,6 +17,6 @@ mod metrics;
 mod types;
 
 pub use error::ComputeError;
-pub use host_value::{from_host, to_host, HostValue, HostValueError};
+pub use host_value::{from_host, to_host, to_msgpack, HostValue, HostValueError};
 pub use metrics::{Latency, WorkerState};
 pub use types::{ComputeOutput, HomeInfo, StoreStats, TableInfo};

@@ -110,6 +110,10 @@ pub enum Item<'a> {
     Str(&'a [u8]),
     /// a table reference
     Table(TableId),
+    /// a big integer's canonical decimal text
+    BigInt(&'a str),
+    /// a Lua function's source
+    Function(&'a str),
 }
 
 impl<'a> Item<'a> {
@@ -122,6 +126,8 @@ impl<'a> Item<'a> {
             Value::Float(f) => Item::Float(*f),
             Value::Str(s) => Item::Str(s),
             Value::Table(id) => Item::Table(*id),
+            Value::BigInt(t) => Item::BigInt(t),
+            Value::Function(t) => Item::Function(t),
         }
     }
 
@@ -144,6 +150,8 @@ impl<'a> Item<'a> {
             Item::Float(f) => Value::Float(f),
             Item::Str(s) => Value::Str(s.to_vec()),
             Item::Table(id) => Value::Table(id),
+            Item::BigInt(t) => Value::BigInt(t.to_string()),
+            Item::Function(t) => Value::Function(t.to_string()),
         }
     }
 

@@ -16,9 +16,11 @@
 //! never nil, a table or NaN, and an integral float key is the integer key.
 //! One function, `walk`, knows the layout of a `Fetched` and an `Entries`.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use super::{Item, ViewHead};
+use crate::ext_value::{bigint_text, function_text, EXT_BIGINT, EXT_FUNCTION};
 use crate::mp::{Cursor, Malformed, Token};
 use crate::value::{IdMap, Key, TableId};
 
@@ -33,6 +35,12 @@ pub fn value<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
         Token::Float(f) => Item::Float(f),
         Token::Str(b) | Token::Bin(b) => Item::Str(b),
         Token::Array(1) => Item::Table(TableId::from_raw(id(c)?)),
+        // What the store writes is canonical: anything else is malformed.
+        Token::Ext(EXT_BIGINT, b) => match bigint_text(b) {
+            Ok(Cow::Borrowed(t)) => Item::BigInt(t),
+            _ => return Err(Malformed),
+        },
+        Token::Ext(EXT_FUNCTION, b) => Item::Function(function_text(b).map_err(|_| Malformed)?),
         _ => return Err(Malformed),
     })
 }
@@ -40,7 +48,7 @@ pub fn value<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
 /// Reads one key: a value that can be a key, normalised as [`Key`] is.
 pub fn key<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>, Malformed> {
     match value(c)? {
-        Item::Nil | Item::Table(_) => Err(Malformed),
+        Item::Nil | Item::Table(_) | Item::BigInt(_) | Item::Function(_) => Err(Malformed),
         Item::Float(f) => match Key::from_f64(f).map_err(|_| Malformed)? {
             Key::Int(i) => Ok(Item::Int(i)),
             _ => Ok(Item::Float(f)),

@@ -21,6 +21,8 @@ fn value() -> impl Strategy<Value = Value> {
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Str),
         proptest::collection::vec(any::<u8>(), 250..300).prop_map(Value::Str),
         any::<u64>().prop_map(|id| Value::Table(TableId::from_raw(id))),
+        "0|-?[1-9][0-9]{0,60}".prop_map(Value::BigInt),
+        "function\\([a-z, ]{0,8}\\) return [a-z0-9 .]{0,20} end".prop_map(Value::Function),
     ]
 }
 

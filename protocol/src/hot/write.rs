@@ -10,6 +10,7 @@
 use rmp::encode as mp;
 
 use super::{Entries, Fetched, Item, Records, ViewHead};
+use crate::ext_value::{EXT_BIGINT, EXT_FUNCTION};
 use crate::value::TableId;
 
 /// Writing to a `Vec` cannot fail: the `rmp` calls' results carry nothing.
@@ -38,7 +39,15 @@ pub fn item(out: &mut Vec<u8>, it: Item<'_>) {
             ok(mp::write_array_len(out, 1));
             ok(mp::write_uint(out, id.raw()));
         }
+        Item::BigInt(t) => ext(out, EXT_BIGINT, t.as_bytes()),
+        Item::Function(t) => ext(out, EXT_FUNCTION, t.as_bytes()),
     }
+}
+
+/// Writes an extension value (as rmp-serde writes one).
+pub fn ext(out: &mut Vec<u8>, ty: i8, payload: &[u8]) {
+    ok(mp::write_ext_meta(out, payload.len() as u32, ty));
+    out.extend_from_slice(payload);
 }
 
 /// Writes an array of exactly `it.len()` elements.

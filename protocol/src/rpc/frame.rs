@@ -8,6 +8,7 @@ use serde::de::IgnoredAny;
 
 use super::error::RpcError;
 use crate::api::HostValue;
+use crate::ext_value::ext_text;
 use crate::mp::{Cursor, Token};
 
 /// The notification a compute's printed line travels in.
@@ -122,7 +123,8 @@ fn array_items(bytes: &[u8]) -> Option<Vec<&[u8]>> {
 }
 
 /// Checks that `frame` is plain data, which is what a [`HostValue`] can
-/// hold: no ext values, and every map key a boolean, a number (not NaN) or a
+/// hold: no ext values but a valid big integer (1) or function (2), and
+/// every map key a boolean, a number (not NaN) or a
 /// string. The frame scanner has bounded its size and nesting already.
 fn check_plain(frame: &[u8]) -> Result<(), String> {
     let mut c = Cursor::new(frame);
@@ -141,7 +143,7 @@ fn check_plain(frame: &[u8]) -> Result<(), String> {
             let bad = match t {
                 Token::Nil => Some("table index is nil"),
                 Token::Float(f) if f.is_nan() => Some("table index is NaN"),
-                Token::Array(_) | Token::Map(_) => {
+                Token::Array(_) | Token::Map(_) | Token::Ext(..) => {
                     Some("a map key must be a boolean, a number or a string")
                 }
                 _ => None,
@@ -153,7 +155,8 @@ fn check_plain(frame: &[u8]) -> Result<(), String> {
         match t {
             Token::Array(n) => open.push((n, false)),
             Token::Map(n) => open.push((n.checked_mul(2).ok_or("a map too large")?, true)),
-            Token::Ext(..) => return Err("MessagePack ext values are not plain data".into()),
+            // A big integer or a function, checked (see `ext_value`).
+            Token::Ext(ty, b) => drop(ext_text(ty, b).map_err(|e| e.to_string())?),
             _ => {}
         }
     }

@@ -26,7 +26,7 @@ fn request_decodes_with_its_params() {
 
 #[test]
 fn every_request_encodes_and_decodes_back_to_itself() {
-    let data = rmp_serde::to_vec(&serde_json::json!({"rows": [1, 2, {"a": null}]})).unwrap();
+    let data = crate::api::to_msgpack(&serde_json::json!({"rows": [1, 2, {"a": null}]})).unwrap();
     let options = ComputeOptions {
         timeout_ms: Some(5),
         cpu_time_ms: Some(0),
@@ -178,9 +178,14 @@ fn data_params_are_the_exact_bytes_of_their_value() {
 
 #[test]
 fn data_that_is_not_plain_is_bad_with_its_msgid() {
-    // [0, 5, "set_input", [1, x]] with x each of: ext, NaN key, array key, nested nil key.
+    // [0, 5, "set_input", [1, x]] with x each of: a big integer that is not
+    // decimal, one with a sign only, an unknown ext, a function that is not
+    // one, NaN key, array key, nested nil key.
     for x in [
         &[0xd4, 0x01, 0x02][..],
+        &[0xd4, 0x01, b'-'],
+        &[0xd4, 0x07, b'1'],
+        &[0xd5, 0x02, b'o', b's'],
         &[0x81, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0, 0x01],
         &[0x81, 0x90, 0x01],
         &[0x91, 0x81, 0x01, 0x81, 0xc0, 0x02],
@@ -200,6 +205,24 @@ fn data_that_is_not_plain_is_bad_with_its_msgid() {
             other => panic!("{x:x?}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn big_integers_and_functions_are_plain_data() {
+    let f = b"function(x) return x end";
+    let mut x = vec![0x92, 0xd5, 0x01, b'-', b'7', 0xc7, f.len() as u8, 0x02];
+    x.extend_from_slice(f);
+    let mut frame = rmp_serde::to_vec(&(0u8, 5u32, "set_input")).unwrap();
+    frame[0] = 0x94;
+    frame.extend_from_slice(&[0x92, 0x01]);
+    frame.extend_from_slice(&x);
+    let Incoming::Request(r) = decode_request(&frame) else {
+        panic!("refused")
+    };
+    let Request::SetInput { data, .. } = Request::decode(&r.method, &r.params).unwrap() else {
+        panic!()
+    };
+    assert_eq!(data, x);
 }
 
 #[test]

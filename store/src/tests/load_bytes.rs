@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::{Store, StoreError};
-use luapool_protocol::api::to_host;
+use luapool_protocol::api::{to_host, to_msgpack};
 
 #[test]
 fn loading_bytes_matches_loading_host_values() {
@@ -21,7 +21,7 @@ fn loading_bytes_matches_loading_host_values() {
         let store = Store::new();
         let (a, b) = (store.create_arena(0), store.create_arena(0));
         let from_bytes = store
-            .load_msgpack(a, &rmp_serde::to_vec_named(&case).unwrap(), true)
+            .load_msgpack(a, &to_msgpack(&case).unwrap(), true)
             .unwrap();
         let from_host = store.load(b, &to_host(&case).unwrap(), true).unwrap();
         assert_eq!(

@@ -2,6 +2,7 @@
 
 mod convert;
 mod encode;
+mod ext_values;
 mod extract;
 mod gc;
 mod group;

@@ -105,6 +105,20 @@ fn a_snapshot_reads_back_as_the_same_home() {
         .host_set(root, Key::Bool(true), Value::Float(f64::NAN))
         .unwrap();
     store
+        .host_set(
+            root,
+            Key::str("big"),
+            Value::BigInt("-98765432109876543210".into()),
+        )
+        .unwrap();
+    store
+        .host_set(
+            root,
+            Key::str("f"),
+            Value::Function("function(x) return x end".into()),
+        )
+        .unwrap();
+    store
         .host_set(root, Key::str("self"), Value::Table(root))
         .unwrap();
     store
@@ -127,6 +141,14 @@ fn a_snapshot_reads_back_as_the_same_home() {
     assert_eq!(
         store.host_get(back, &Key::Int(7)),
         Ok(Value::Str(vec![0xff, 0]))
+    );
+    assert_eq!(
+        store.host_get(back, &Key::str("big")),
+        Ok(Value::BigInt("-98765432109876543210".into()))
+    );
+    assert_eq!(
+        store.host_get(back, &Key::str("f")),
+        Ok(Value::Function("function(x) return x end".into()))
     );
     let Ok(Value::Float(nan)) = store.host_get(back, &Key::Bool(true)) else {
         panic!()
@@ -226,7 +248,11 @@ fn corrupt_rows_are_an_error_and_load_nothing() {
     junk.entries[0].key = vec![0xc1];
     let mut rootless = good.clone();
     rootless.created.clear();
-    for bad in [dangling, junk, rootless] {
+    let mut bad_bigint = good.clone();
+    bad_bigint.entries[0].value = Some(vec![0xd5, 1, b'1', b'x']);
+    let mut bad_function = good.clone();
+    bad_function.entries[0].value = Some(vec![0xd5, 2, b'o', b's']);
+    for bad in [dangling, junk, rootless, bad_bigint, bad_function] {
         let mut disk = Disk::default();
         disk.apply(&bad);
         let arena = store.create_arena(0);

@@ -7,6 +7,7 @@ mod api;
 mod bad_dirs;
 mod cli;
 mod crash;
+mod functions;
 mod slow_disk;
 
 use std::path::PathBuf;

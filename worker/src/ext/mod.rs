@@ -62,6 +62,8 @@ pub struct Ext {
     readonly: ReadOnly,
     /// The long string a C function is reading.
     long: Parked,
+    /// Big integers and functions: this compute's conversions.
+    pub values: crate::values::Values,
 }
 
 impl Ext {
@@ -72,6 +74,7 @@ impl Ext {
             writable: Writable::default(),
             readonly: ReadOnly::default(),
             long: Parked::default(),
+            values: Default::default(),
         })
     }
 
@@ -120,6 +123,9 @@ pub fn key(v: &mlua::Value) -> Result<Key, BadKey> {
         mlua::Value::Nil => return Err(KeyError::Nil.into()),
         // A read-only external table (`readonly/meta.rs`).
         mlua::Value::LightUserData(_) | mlua::Value::Table(_) => return Err(KeyError::Table.into()),
+        mlua::Value::UserData(ud) if ud.is::<crate::bigint::Big>() => {
+            return Err(KeyError::BigInt.into())
+        }
         other => return Err(BadKey::Type(other.type_name())),
     })
 }

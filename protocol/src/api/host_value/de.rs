@@ -13,6 +13,11 @@
 //!   string keys) works with integer keys, as serde_json itself does.
 //! - Enums: a string names a unit variant; a single-entry map is
 //!   `{variant: content}`.
+//! - A `BigInt` visits an `i64` or `u64` when it fits one, else serde_json's
+//!   exact number (`ext.rs`); a target asking for `i128`/`u128` gets it
+//!   when it fits, one asking for a string its digits, one asking for a
+//!   float the nearest float. A `Function` visits its source text. A
+//!   `HostValue` target gets both exactly (as rmp-serde's extension newtype).
 
 use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{
@@ -22,7 +27,9 @@ use serde::forward_to_deserialize_any;
 
 use crate::Key;
 
+use super::ext::{visit_json_number, ExtNewtype};
 use super::{key_string, HostValue, HostValueError, EXACT};
+use crate::ext_value::{EXT_BIGINT, EXT_FUNCTION};
 
 fn lossy(s: Vec<u8>) -> String {
     String::from_utf8(s).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
@@ -38,6 +45,8 @@ impl HostValue {
             HostValue::Str(s) => Unexpected::Bytes(s),
             HostValue::Array(_) => Unexpected::Seq,
             HostValue::Map(_) => Unexpected::Map,
+            HostValue::BigInt(_) => Unexpected::Other("a big integer"),
+            HostValue::Function(_) => Unexpected::Other("a function"),
         }
     }
 }
@@ -59,6 +68,12 @@ impl<'de> de::Deserializer<'de> for HostValue {
             HostValue::Int(i) => v.visit_i64(i),
             HostValue::Float(f) => v.visit_f64(f),
             HostValue::Str(s) => v.visit_string(lossy(s)),
+            HostValue::BigInt(t) => match (t.parse::<i64>(), t.parse::<u64>()) {
+                (Ok(i), _) => v.visit_i64(i),
+                (_, Ok(u)) => v.visit_u64(u),
+                _ => visit_json_number(&t, v),
+            },
+            HostValue::Function(t) => v.visit_string(t),
             HostValue::Array(items) => {
                 let mut seq = SeqDeserializer::new(items.into_iter());
                 let out = v.visit_seq(&mut seq)?;
@@ -102,8 +117,61 @@ impl<'de> de::Deserializer<'de> for HostValue {
             HostValue::Str(s) if name == EXACT && std::str::from_utf8(&s).is_err() => {
                 v.visit_byte_buf(s)
             }
+            HostValue::BigInt(t) if name == EXACT => v.visit_newtype_struct(ExtNewtype {
+                ty: EXT_BIGINT,
+                text: &t,
+            }),
+            HostValue::Function(t) if name == EXACT => v.visit_newtype_struct(ExtNewtype {
+                ty: EXT_FUNCTION,
+                text: &t,
+            }),
             other if name == EXACT => other.deserialize_any(v),
             other => v.visit_newtype_struct(other),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, HostValueError> {
+        match self {
+            HostValue::BigInt(t) => v.visit_string(t),
+            other => other.deserialize_any(v),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, HostValueError> {
+        self.deserialize_str(v)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, HostValueError> {
+        match self {
+            HostValue::BigInt(t) => match t.parse::<f64>() {
+                Ok(f) => v.visit_f64(f),
+                Err(_) => Err(de::Error::invalid_value(Unexpected::Str(&t), &v)),
+            },
+            other => other.deserialize_any(v),
+        }
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, HostValueError> {
+        self.deserialize_f64(v)
+    }
+
+    fn deserialize_i128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, HostValueError> {
+        match self {
+            HostValue::BigInt(t) => match t.parse::<i128>() {
+                Ok(i) => v.visit_i128(i),
+                Err(_) => Err(de::Error::invalid_value(Unexpected::Str(&t), &v)),
+            },
+            other => other.deserialize_any(v),
+        }
+    }
+
+    fn deserialize_u128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, HostValueError> {
+        match self {
+            HostValue::BigInt(t) => match t.parse::<u128>() {
+                Ok(u) => v.visit_u128(u),
+                Err(_) => Err(de::Error::invalid_value(Unexpected::Str(&t), &v)),
+            },
+            other => other.deserialize_any(v),
         }
     }
 
@@ -131,7 +199,7 @@ impl<'de> de::Deserializer<'de> for HostValue {
     }
 
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i32 i64 u8 u16 u32 u64 char
         unit unit_struct seq tuple tuple_struct map struct identifier
     }
 }

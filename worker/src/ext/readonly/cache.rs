@@ -50,6 +50,20 @@ pub enum Cell {
     },
     /// a (read-only) table
     Table(TableId),
+    /// a big integer: its text at `bytes[off..off + len]` of the cache
+    BigInt {
+        /// Offset in the byte arena.
+        off: u32,
+        /// Length in bytes.
+        len: u32,
+    },
+    /// a function: its source at `bytes[off..off + len]` of the cache
+    Function {
+        /// Offset in the byte arena.
+        off: u32,
+        /// Length in bytes.
+        len: u32,
+    },
 }
 
 /// A key Lua asked for, borrowed from the Lua stack.

@@ -119,7 +119,7 @@ impl RoCache {
         let values_at = self.cells.len() as u32;
         for v in r.values() {
             let v = match v? {
-                Item::Str(s) => self.cell(Item::Str(s)),
+                it @ (Item::Str(_) | Item::BigInt(_) | Item::Function(_)) => self.cell(it),
                 other => scalar(other),
             };
             self.cells.push(v);
@@ -175,14 +175,25 @@ impl RoCache {
             Item::Float(f) => Cell::Float(f),
             Item::Table(id) => Cell::Table(id),
             Item::Str(s) => {
-                let off = self.bytes.len() as u32;
-                self.bytes.extend_from_slice(s);
-                Cell::Str {
-                    off,
-                    len: s.len() as u32,
-                }
+                let (off, len) = self.text(s);
+                Cell::Str { off, len }
+            }
+            Item::BigInt(t) => {
+                let (off, len) = self.text(t.as_bytes());
+                Cell::BigInt { off, len }
+            }
+            Item::Function(t) => {
+                let (off, len) = self.text(t.as_bytes());
+                Cell::Function { off, len }
             }
         }
+    }
+
+    /// Copies bytes into the byte arena: where they are.
+    fn text(&mut self, s: &[u8]) -> (u32, u32) {
+        let off = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(s);
+        (off, s.len() as u32)
     }
 
     /// Drops every cached entry; partial tables keep their border.
@@ -290,7 +301,7 @@ impl<'a> Visitor<'a> for Adder<'_, '_> {
 #[inline]
 fn scalar(it: Item) -> Cell {
     match it {
-        Item::Nil | Item::Str(_) => Cell::Nil,
+        Item::Nil | Item::Str(_) | Item::BigInt(_) | Item::Function(_) => Cell::Nil,
         Item::Bool(b) => Cell::Bool(b),
         Item::Int(i) => Cell::Int(i),
         Item::Float(f) => Cell::Float(f),

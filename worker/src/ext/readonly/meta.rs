@@ -23,8 +23,11 @@ use std::sync::atomic::Ordering;
 use luapool_protocol::{Key, TableId};
 use mlua::{ffi, Function, Lua};
 
+use luapool_protocol::ext_value::{EXT_BIGINT, EXT_FUNCTION};
+
 use super::super::{push_long_or_raise, Ext, Got};
 use super::cache::{Cell, Found, LKey};
+use crate::values::push_converted;
 
 /// The C functions behind read-only tables, as Lua values.
 pub struct RoFunctions {
@@ -146,17 +149,32 @@ unsafe fn push_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
         Cell::Int(i) => ffi::lua_pushinteger(l, i),
         Cell::Float(f) => ffi::lua_pushnumber(l, f),
         Cell::Table(id) => ffi::lua_pushlightuserdata(l, id.raw() as *mut c_void),
-        Cell::Str { off, len } => {
-            // The borrow ends before Lua runs (it may raise); the bytes stay
-            // put until the cache next changes, which only Rust code does.
-            let (p, n) = {
-                let s = ext.ro().borrow();
-                let b = s.str(off, len);
-                (b.as_ptr(), b.len())
-            };
-            ffi::lua_pushlstring(l, p.cast(), n);
+        Cell::Str { off, len } => push_text(l, ext, off, len),
+        // Made into their Lua values by `values.rs` (which may raise).
+        Cell::BigInt { off, len } => {
+            push_text(l, ext, off, len);
+            push_converted(l, EXT_BIGINT);
+        }
+        Cell::Function { off, len } => {
+            push_text(l, ext, off, len);
+            push_converted(l, EXT_FUNCTION);
         }
     }
+}
+
+/// Pushes the bytes `off..off + len` of the cache as a string.
+///
+/// # Safety
+/// One stack slot is free.
+unsafe fn push_text(l: *mut ffi::lua_State, ext: &Ext, off: u32, len: u32) {
+    // The borrow ends before Lua runs (it may raise); the bytes stay put
+    // until the cache next changes, which only Rust code does.
+    let (p, n) = {
+        let s = ext.ro().borrow();
+        let b = s.str(off, len);
+        (b.as_ptr(), b.len())
+    };
+    ffi::lua_pushlstring(l, p.cast(), n);
 }
 
 /// Pushes a key. Pushing a string may raise (memory): then the key's

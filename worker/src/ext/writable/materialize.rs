@@ -12,7 +12,10 @@ use std::ffi::{c_int, c_void};
 use luapool_protocol::TableId;
 use mlua::{ffi, LightUserData, Lua, Table};
 
+use luapool_protocol::ext_value::{EXT_BIGINT, EXT_FUNCTION};
 use luapool_protocol::hot::{Contents, Item};
+
+use crate::values::push_converted;
 
 // Stack slots of the arguments every raw call receives.
 const PROXIES: c_int = 1;
@@ -186,7 +189,8 @@ unsafe fn push_names(l: *mut ffi::lua_State) {
 }
 
 /// Pushes a key or value; a table becomes its proxy (an existing one if
-/// this compute already has it, so identity holds).
+/// this compute already has it, so identity holds); a big integer or a
+/// function becomes its Lua value (`values.rs`, which may raise).
 ///
 /// # Safety
 /// `l` is a raw-call stack laid out as the constants above say.
@@ -201,6 +205,14 @@ unsafe fn push_item(l: *mut ffi::lua_State, item: Item, reply: &Contents) {
             ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
         }
         Item::Table(id) => push_proxy(l, id, reply),
+        Item::BigInt(t) => {
+            ffi::lua_pushlstring(l, t.as_ptr().cast(), t.len());
+            push_converted(l, EXT_BIGINT);
+        }
+        Item::Function(t) => {
+            ffi::lua_pushlstring(l, t.as_ptr().cast(), t.len());
+            push_converted(l, EXT_FUNCTION);
+        }
     }
 }
 

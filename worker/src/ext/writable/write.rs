@@ -72,7 +72,7 @@ impl Ext {
                 return Ok(MultiValue::from_vec(vec![v]));
             }
         }
-        let (value, bytes) = match crate::convert::literal_of(&v) {
+        let (value, bytes) = match crate::convert::literal_of(lua, &self.values, &v) {
             Ok(x) => x,
             Err(e) => {
                 return Err(ExtError::Value {
