@@ -49,7 +49,7 @@ fn a_function_and_a_bigint_in_a_home_survive_a_daemon_restart() {
         HostValue::BigInt("123456789012345678901234567890001".into())
     );
     assert_eq!(out.value::<i64>(3).unwrap(), 42);
-    assert_eq!(out.value::<bool>(4).unwrap(), true);
+    assert!(out.value::<bool>(4).unwrap());
     assert_eq!(
         out.value::<u128>(5).unwrap(),
         1_267_650_600_228_229_401_496_703_205_376
