@@ -24,7 +24,8 @@
 //!
 //! - [`Client`]: one connection; open sessions with [`Client::session`] or
 //!   [`Client::session_with_home`]. Share it between threads: calls on
-//!   different sessions run concurrently on the daemon's workers. Manage
+//!   different sessions run concurrently on the daemon's workers. Load a
+//!   script once ([`Client::load_script`]) and compute by its digest. Manage
 //!   named homes with [`Client::list_homes`] (operator's socket),
 //!   [`Client::drop_home`], [`Client::export_home`], [`Client::import_home`].
 //! - [`Session`]: `set_input`, `get_output`, `set_input_field`,

@@ -94,6 +94,18 @@ impl Client {
         Ok(from_host(self.conn.call(&Request::Stats, None)?)?)
     }
 
+    /// Loads a script on this connection and returns its digest (the SHA-1
+    /// of `code` in hex, as Redis's `SCRIPT LOAD` gives): until the
+    /// connection closes, [`Session::compute`] takes the digest in place of
+    /// the code. On another connection (a new one after a reconnect, say)
+    /// the digest is [`ComputeError::NoScript`](crate::ComputeError) until
+    /// it is loaded there. Past the daemon's bounds, `LimitReached`
+    /// (`scripts_per_connection`, `max_scripts`, `script_bytes`).
+    pub fn load_script(&self, code: &str) -> Result<String, ClientError> {
+        let req = Request::ScriptLoad { code: code.into() };
+        Ok(from_host(self.conn.call(&req, None)?)?)
+    }
+
     /// Every named home, on disk and in memory, by name. Served on the
     /// operator's socket only (elsewhere [`ErrorKind::OperatorOnly`](crate::ErrorKind)).
     pub fn list_homes(&self) -> Result<Vec<HomeInfo>, ClientError> {
@@ -239,7 +251,8 @@ impl Session {
         )?)
     }
 
-    /// Runs `code` with the daemon's default limits.
+    /// Runs `code` (or the digest of a script this connection loaded:
+    /// [`Client::load_script`]) with the daemon's default limits.
     pub fn compute(&self, code: &str) -> Result<ComputeOutput, ClientError> {
         self.compute_with(code, ComputeOptions::default())
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use luapool_protocol::rpc::{self, Answer, ErrorKind, Request, RpcError};
 use luapool_supervisor::{
     CancelToken, ComputeError, ComputeOptions, ComputeTimes, HomeError, HostValue, Limits, LogSink,
-    Session, SessionError, StoreError,
+    Script, Session, SessionError, StoreError,
 };
 
 /// A call in its session's queue.
@@ -34,7 +34,7 @@ pub(crate) enum Call {
     SetMetadata(Vec<u8>),
     ClearIo,
     Compute {
-        code: String,
+        code: Code,
         options: rpc::ComputeOptions,
         /// When its request was read: its wait counts from here.
         arrived: Instant,
@@ -53,7 +53,7 @@ impl Call {
             Request::SetMetadata { meta, .. } => Call::SetMetadata(meta.to_vec()),
             Request::ClearIo { .. } => Call::ClearIo,
             Request::Compute { code, options, .. } => Call::Compute {
-                code,
+                code: Code::Text(code),
                 options,
                 arrived: Instant::now(),
             },
@@ -67,8 +67,25 @@ impl Call {
             | Request::HomeList
             | Request::HomeDrop { .. }
             | Request::HomeExport { .. }
-            | Request::HomeImport { .. } => return None,
+            | Request::HomeImport { .. }
+            | Request::ScriptLoad { .. } => return None,
         })
+    }
+}
+
+/// A compute's code: as sent, or a loaded script named by its digest.
+#[derive(Debug)]
+pub(crate) enum Code {
+    Text(String),
+    Script(Script),
+}
+
+impl Code {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Code::Text(t) => t,
+            Code::Script(s) => s.code(),
+        }
     }
 }
 

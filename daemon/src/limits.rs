@@ -16,6 +16,10 @@ pub struct DaemonLimits {
     pub sessions_per_connection: usize,
     /// Sessions open in the whole daemon (`sessions`).
     pub sessions: usize,
+    /// Scripts one connection has loaded (`scripts_per_connection`): one
+    /// more new one is `LimitReached`. (The pool bounds all connections'
+    /// scripts together: `max_scripts`, `script_bytes`.)
+    pub scripts_per_connection: usize,
     /// Calls waiting in one session's queue, and home calls waiting on one
     /// connection (`queued_calls`); one more is `Busy` (`session.close` is
     /// always taken).
@@ -54,6 +58,7 @@ impl Default for DaemonLimits {
             connections: 4096,
             sessions_per_connection: 256,
             sessions: 16384,
+            scripts_per_connection: 1000,
             queued_calls: 4096,
             queued_bytes: 64 << 20,
             unsent_bytes: 64 << 20,

@@ -1,16 +1,19 @@
 //! Answering one request frame, on the event loop: requests that are
 //! answered at once (`auth`, `session.open`, `stats`, `cancel`,
-//! `get_io_table_id`, `get_table_info`) are answered here; the others are
-//! queued on their session ([`DaemonSession::submit`]).
+//! `get_io_table_id`, `get_table_info`, `script.load`) are answered here;
+//! the home methods go to the call threads (`homes.rs`); the others are
+//! queued on their session ([`DaemonSession::submit`]). A compute whose
+//! code is a digest gets the script this connection loaded with it.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use luapool_protocol::api::to_host;
 use luapool_protocol::rpc::{decode_request, Answer, ErrorKind, Incoming, Request, RpcError};
-use luapool_supervisor::HostValue;
+use luapool_supervisor::{is_digest, script_digest, ComputeError, HostValue, Script, ScriptError};
 
-use crate::calls::{self, Call};
+use crate::calls::{self, Call, Code};
 use crate::conn::Conn;
 use crate::homes::{self, HomeCall};
 use crate::session::DaemonSession;
@@ -27,6 +30,9 @@ pub(crate) enum Flow {
 pub(crate) struct Requests {
     pub conn: Arc<Conn>,
     pub authed: bool,
+    /// The scripts this connection loaded, by digest: its computes may name
+    /// them by digest (and only them); released when it closes.
+    pub scripts: HashMap<String, Script>,
 }
 
 impl Requests {
@@ -80,6 +86,7 @@ impl Requests {
             Request::Auth { token } => return self.auth(shared, msgid, &token),
             Request::SessionOpen { home } => self.open(shared, home.as_deref()),
             Request::Stats => Ok(self.stats(shared)),
+            Request::ScriptLoad { code } => self.load_script(shared, &code),
             Request::Cancel { sid } => self.session(sid, true).map(|s| {
                 s.cancel();
                 HostValue::Nil
@@ -175,11 +182,47 @@ impl Requests {
         let sid = req.session().expect("session methods name a session");
         let bytes = req.payload_bytes();
         let session = self.session(sid, false)?;
-        let call = Call::of(req).expect("queued methods make calls");
-        if let Call::Compute { options, .. } = &call {
+        let mut call = Call::of(req).expect("queued methods make calls");
+        if let Call::Compute { options, code, .. } = &mut call {
             calls::check_options(options, &session.shared_limits().compute_maxima)?;
+            if let Code::Text(text) = code {
+                if is_digest(text) {
+                    *code = Code::Script(self.script(text)?);
+                }
+            }
         }
         session.submit(msgid, call, bytes)
+    }
+
+    /// The script this connection loaded with `digest`.
+    fn script(&self, digest: &str) -> Result<Script, RpcError> {
+        let digest = digest.to_ascii_lowercase();
+        match self.scripts.get(&digest) {
+            Some(s) => Ok(s.clone()),
+            None => Err(RpcError::Compute(ComputeError::NoScript { digest })),
+        }
+    }
+
+    /// `script.load`: the digest; this connection holds the script until
+    /// it closes.
+    fn load_script(&mut self, shared: &Shared, code: &str) -> Result<HostValue, RpcError> {
+        let limit = shared.limits.scripts_per_connection;
+        if self.scripts.len() >= limit && !self.scripts.contains_key(&script_digest(code)) {
+            return Err(RpcError::limit(
+                ErrorKind::LimitReached,
+                "scripts_per_connection",
+                limit as u64,
+                format!("this connection has {limit} scripts loaded"),
+            ));
+        }
+        let script = shared.pool.load_script(code).map_err(|e| match e {
+            ScriptError::Limit { limit, value, .. } => {
+                RpcError::limit(ErrorKind::LimitReached, limit, value, e.to_string())
+            }
+        })?;
+        let digest = script.digest().to_string();
+        self.scripts.insert(digest.clone(), script);
+        Ok(HostValue::str(digest))
     }
 
     fn stats(&self, shared: &Shared) -> HostValue {

@@ -269,7 +269,7 @@ impl DaemonSession {
     fn start_compute(
         self: &Arc<Self>,
         msgid: u32,
-        code: String,
+        code: calls::Code,
         options: luapool_protocol::rpc::ComputeOptions,
         token: CancelToken,
         arrived: std::time::Instant,
@@ -284,7 +284,7 @@ impl DaemonSession {
         let starting = Arc::new(AtomicBool::new(true));
         let me = (self.clone(), starting.clone());
         self.session.compute_async(
-            &code,
+            code.as_str(),
             opts,
             Box::new(move |result| {
                 let (me, starting) = me;

@@ -45,6 +45,8 @@ impl Default for PoolBuilder {
                 homes_bytes: 4 << 30,
                 idle_homes_bytes: 256 << 20,
                 cancel_grace: Duration::from_secs(1),
+                max_scripts: 10_000,
+                script_bytes: 64 << 20,
                 conflict_retries: 10,
                 home_store_connections: 0,
             },
@@ -176,6 +178,16 @@ impl PoolBuilder {
     /// at its next Lua instruction).
     pub fn cancel_grace(mut self, grace: Duration) -> Self {
         self.config.cancel_grace = grace;
+        self
+    }
+    /// The most scripts loaded at once ([`Pool::load_script`]), and bytes
+    /// of their code together (default 10 000 and 64 MiB; 0 = none). Past
+    /// either, loading a new script is
+    /// [`ScriptError::Limit`](crate::ScriptError) naming `max_scripts` or
+    /// `script_bytes`.
+    pub fn max_scripts(mut self, scripts: usize, bytes: u64) -> Self {
+        self.config.max_scripts = scripts;
+        self.config.script_bytes = bytes;
         self
     }
     /// Starts the workers and returns the pool.

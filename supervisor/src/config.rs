@@ -84,6 +84,8 @@ pub struct Config {
     pub(crate) homes_bytes: u64,
     pub(crate) idle_homes_bytes: u64,
     pub(crate) cancel_grace: Duration,
+    pub(crate) max_scripts: usize,
+    pub(crate) script_bytes: u64,
     pub(crate) conflict_retries: u32,
     pub(crate) home_store_connections: usize,
 }

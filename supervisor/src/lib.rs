@@ -32,6 +32,8 @@
 //! - Homes: `home.rs` is one `_home` (its arena, its turn, its durable
 //!   state), `homes.rs` the pool's named homes (limits, a cache of durable
 //!   homes), `home_admin.rs` list/drop/export/import ([`Homes`]).
+//! - [`Script`] (`scripts.rs`): code loaded once and named by its digest
+//!   (SHA-1, as Redis's `SCRIPT LOAD`), in a bounded store.
 //! - `compute.rs`: one compute's conversation with its worker, answering
 //!   its table requests from the store within the session's scope;
 //!   `atomic.rs` wraps it in a transaction (home loaded, undo log begun;
@@ -53,6 +55,7 @@ mod home_admin;
 mod homes;
 mod metrics;
 mod pool;
+mod scripts;
 mod session;
 mod turn;
 mod worker_proc;
@@ -70,4 +73,5 @@ pub use luapool_protocol::TableId;
 pub use luapool_store::{StoreError, StoreStats};
 pub use metrics::{ComputeTimes, Histogram};
 pub use pool::{Pool, PoolStats};
+pub use scripts::{is_digest, script_digest, Script, ScriptError};
 pub use session::{ComputeOptions, Session, TableInfo};

@@ -135,7 +135,7 @@ impl ComputeTimes {
 }
 
 /// The names of the compute error kinds, as the daemon sends them.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "LuaError",
     "Timeout",
     "MemoryLimit",
@@ -147,6 +147,7 @@ const KINDS: [&str; 12] = [
     "Unavailable",
     "BadResult",
     "OutputTooLarge",
+    "NoScript",
     "Conflict",
 ];
 
@@ -164,7 +165,8 @@ fn kind_index(e: &ComputeError) -> usize {
         ComputeError::Unavailable { .. } => 8,
         ComputeError::BadResult { .. } => 9,
         ComputeError::OutputTooLarge { .. } => 10,
-        ComputeError::Conflict { .. } => 11,
+        ComputeError::NoScript { .. } => 11,
+        ComputeError::Conflict { .. } => 12,
     }
 }
 

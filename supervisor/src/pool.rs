@@ -12,6 +12,7 @@
 //! otherwise a client with a script that crashes its worker (or runs into
 //! its limits) could take the whole pool down by repeating it.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -31,6 +32,7 @@ use crate::config::HomeStorage;
 use crate::error::{ComputeError, HomeError, PoolError};
 use crate::homes::{HomeInfo, Homes};
 use crate::metrics::{PoolMetrics, Slot};
+use crate::scripts::{ScriptLimits, Scripts};
 use crate::worker_proc::{find_worker, WorkerProc};
 use luapool_protocol::api::HostValue;
 
@@ -88,6 +90,42 @@ impl Ticket {
 }
 
 type Queued = (Job, Arc<Ticket>);
+
+thread_local! {
+    /// On a serving thread: its pool's address, and the job kept for it
+    /// ([`keep_here`]).
+    static KEPT: RefCell<(usize, Option<Queued>)> = const { RefCell::new((0, None)) };
+}
+
+/// Keeps `job` for this thread if it serves this pool and keeps none yet:
+/// it runs the job as soon as the compute it is finishing has replied. That
+/// reply starts its session's next compute, and releasing its home's turn
+/// grants a compute that waited for it: either runs next on this thread
+/// instead of waking another, so a pipelined batch on one session costs one
+/// wake-up, not one per compute. Gives the job back otherwise.
+///
+/// A caller that then blocks on the job's result ([`not_kept`]) would wait
+/// for itself: its jobs are not kept.
+fn keep_here(shared: &Arc<Shared>, job: Queued) -> Option<Queued> {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.0 == Arc::as_ptr(shared) as usize && kept.1.is_none() {
+            kept.1 = Some(job);
+            None
+        } else {
+            Some(job)
+        }
+    })
+}
+
+/// Runs `f`, which submits a job and waits for it, so that the job is not
+/// kept for this thread ([`keep_here`]) if it is a serving thread.
+pub(crate) fn not_kept<R>(f: impl FnOnce() -> R) -> R {
+    let pool = KEPT.with(|kept| std::mem::take(&mut kept.borrow_mut().0));
+    let r = f();
+    KEPT.with(|kept| kept.borrow_mut().0 = pool);
+    r
+}
 
 /// Counters for monitoring and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +193,7 @@ pub struct Pool {
     waiting: Arc<AtomicUsize>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) homes: Homes,
+    pub(crate) scripts: Scripts,
 }
 
 impl Pool {
@@ -186,6 +225,10 @@ impl Pool {
             HomeStorage::Backend(b) => Some(b.clone()),
         };
         let homes = Homes::new(store.clone(), backend, config.home_limits())?;
+        let scripts = Scripts::new(ScriptLimits {
+            max_scripts: config.max_scripts,
+            script_bytes: config.script_bytes,
+        });
         let n = config.workers;
         // Unbounded: the bound is `waiting`, which a cancelled job leaves at
         // once (the channel keeps it until a slot skips it).
@@ -232,6 +275,7 @@ impl Pool {
             waiting: Arc::new(AtomicUsize::new(0)),
             threads: Mutex::new(threads),
             homes,
+            scripts,
         });
         for _ in 0..n {
             let result = started
@@ -357,6 +401,9 @@ impl Pool {
         if room.is_err() {
             return Err(ComputeError::Busy);
         }
+        let Some(job) = keep_here(&self.shared, job) else {
+            return Ok(());
+        };
         match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -552,6 +599,7 @@ impl Shared {
 /// replaces it when it dies.
 fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerProc>, me: usize) {
     let metrics = &shared.metrics;
+    KEPT.with(|kept| kept.borrow_mut().0 = Arc::as_ptr(&shared) as usize);
     loop {
         if worker.is_none() && !shared.crash_loop.load(Ordering::Relaxed) {
             metrics.slot(me, Slot::Starting);
@@ -561,7 +609,8 @@ fn slot(shared: Arc<Shared>, jobs: Receiver<Queued>, mut worker: Option<WorkerPr
             }
         }
         metrics.slot(me, Slot::Waiting(worker.is_some()));
-        let (mut job, ticket) = match jobs.recv_timeout(HEALTH_EVERY) {
+        let kept = KEPT.with(|kept| kept.borrow_mut().1.take());
+        let (mut job, ticket) = match kept.map_or_else(|| jobs.recv_timeout(HEALTH_EVERY), Ok) {
             Ok(queued) => queued,
             Err(RecvTimeoutError::Timeout) => {
                 shared.check_idle(&mut worker);

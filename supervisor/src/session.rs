@@ -21,6 +21,7 @@ use crate::home::Home;
 use crate::home::HomeTurn;
 use crate::metrics::ComputeTimes;
 use crate::pool::Pool;
+use crate::scripts::is_digest;
 use crate::turn::{Turn, TurnGuard};
 
 /// Bytes an arena may grow to before a collection, at least.
@@ -236,7 +237,8 @@ impl Session {
         }
     }
 
-    /// Runs `code` with the pool's default limits.
+    /// Runs `code` (or the digest of a loaded script: [`Pool::load_script`])
+    /// with the pool's default limits.
     pub fn compute(&self, code: &str) -> Result<ComputeOutput, ComputeError> {
         self.compute_with(code, ComputeOptions::default())
     }
@@ -251,13 +253,15 @@ impl Session {
         opts: ComputeOptions,
     ) -> Result<ComputeOutput, ComputeError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.compute_async(
-            code,
-            opts,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
+        crate::pool::not_kept(|| {
+            self.compute_async(
+                code,
+                opts,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+        });
         rx.recv().unwrap_or(Err(ComputeError::Unavailable {
             message: "the pool stopped".into(),
         }))
@@ -266,7 +270,11 @@ impl Session {
     /// Starts `code` and returns at once, holding no thread while the
     /// compute waits for its turn, its home or a worker: `done` gets the
     /// result exactly once, on the thread that settles it (a pool thread,
-    /// a cancelling thread, or this one for an immediate `Busy`).
+    /// a cancelling thread, or this one for an immediate `Busy` or
+    /// `NoScript`).
+    ///
+    /// `code` may be the digest of a loaded script ([`Pool::load_script`])
+    /// instead: 40 hex digits, which no Lua chunk is.
     pub fn compute_async(&self, code: &str, mut opts: ComputeOptions, done: Reply) {
         opts.arrived.get_or_insert_with(Instant::now);
         // The pool's shared state, not the pool: holding no handle that
@@ -277,6 +285,18 @@ impl Session {
             drop(shared);
             done(r)
         });
+        let script;
+        let code = if is_digest(code) {
+            match self.pool.scripts.get(code) {
+                Ok(s) => {
+                    script = s;
+                    &**script.code()
+                }
+                Err(e) => return done(Err(e)),
+            }
+        } else {
+            code
+        };
         let cancel = opts.cancel.clone().unwrap_or_default();
         *self.running.lock() = Some(cancel.clone());
         let state = self.0.clone();

@@ -13,5 +13,6 @@ mod lifecycle;
 mod metrics;
 mod output;
 mod races;
+mod scripts;
 mod soak;
 mod values;

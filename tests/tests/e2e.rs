@@ -2,6 +2,7 @@
 //! `luapool serve` process). One test binary; one module per area.
 
 mod atomic;
+mod batches;
 mod bigint;
 mod cli;
 mod cli_call;
@@ -17,6 +18,7 @@ mod machinery;
 mod pool_stats;
 mod reference;
 mod sandbox;
+mod scripts;
 mod shared;
 mod soak;
 mod tablelib;

@@ -85,6 +85,16 @@ export class Client extends EventEmitter {
     return (await this.call("stats", [])) as Stats;
   }
 
+  /**
+   * Loads a script on this connection: its digest (the SHA-1 of `code` in
+   * hex, as Redis's `SCRIPT LOAD` gives), which `session.compute` then
+   * takes in place of the code on this connection, until it closes.
+   */
+  async loadScript(code: string): Promise<string> {
+    if (typeof code !== "string") throw clientError("InvalidValue", `loadScript takes Lua source as a string, got ${typeof code}`);
+    return (await this.call("script.load", [code])) as string;
+  }
+
   /** Every named home, by name (the operator's socket only: elsewhere `OperatorOnlyError`). */
   async listHomes(): Promise<HomeInfo[]> {
     return (await this.call("home.list", [])) as HomeInfo[];

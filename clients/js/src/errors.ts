@@ -89,6 +89,9 @@ export class HomeInUseError extends LuapoolError {}
 export class HomeNotFoundError extends LuapoolError {}
 /** A method served on the operator's socket only (`listHomes`). */
 export class OperatorOnlyError extends LuapoolError {}
+/** `compute` named a script by digest that this connection has not loaded
+ * (`loadScript` it again: after a reconnect, say). */
+export class NoScriptError extends LuapoolError {}
 /** Daemons sharing a PostgreSQL home store: another daemon committed to the
  * compute's home first each time it ran (`--conflict-retries`); nothing was kept. */
 export class ConflictError extends LuapoolError {}
@@ -126,6 +129,7 @@ const CLASSES: Record<string, new (d: ErrorDetails) => LuapoolError> = {
   HomeInUse: HomeInUseError,
   HomeNotFound: HomeNotFoundError,
   OperatorOnly: OperatorOnlyError,
+  NoScript: NoScriptError,
   Conflict: ConflictError,
   ConnectFailed: ConnectFailedError,
   ConnectionClosed: ConnectionClosedError,

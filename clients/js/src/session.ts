@@ -114,7 +114,11 @@ export class Session extends EventEmitter {
     return (await this.call("get_table_info")) as TableInfo;
   }
 
-  /** Runs the Lua chunk `code` with this session's `_io` and `_home`. */
+  /**
+   * Runs the Lua chunk `code` with this session's `_io` and `_home`. `code`
+   * may be the digest of a script this connection loaded (`client.loadScript`):
+   * 40 hex digits, which no Lua chunk is (`NoScriptError` if it is not loaded).
+   */
   async compute(code: string, options: ComputeOptions = {}): Promise<ComputeResult> {
     if (typeof code !== "string") throw clientError("InvalidValue", `compute takes Lua source as a string, got ${typeof code}`);
     const wire: Record<string, unknown> = {};

@@ -76,6 +76,13 @@ pub struct ServeArgs {
     /// a write past it is QuotaExceeded.
     #[arg(long, default_value_t = 4096, value_name = "MIB")]
     homes_memory: u64,
+    /// The most scripts loaded at once (`script.load`), all connections
+    /// together; the same code loaded twice is one (0 = no limit).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_scripts: usize,
+    /// The most MiB of code of the scripts loaded at once (0 = no limit).
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    max_script_mib: u64,
     /// Seconds running computes get to finish on SIGTERM before they are cancelled.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     grace: f64,
@@ -105,6 +112,9 @@ struct BoundArgs {
     /// Sessions open on one connection.
     #[arg(long, default_value_t = DaemonLimits::default().sessions_per_connection, value_name = "N")]
     max_sessions_per_connection: usize,
+    /// Scripts one connection may have loaded (`script.load`).
+    #[arg(long, default_value_t = DaemonLimits::default().scripts_per_connection, value_name = "N")]
+    max_scripts_per_connection: usize,
     /// Calls waiting in one session's queue, and home calls waiting on one
     /// connection; one more is `Busy`.
     #[arg(long, default_value_t = DaemonLimits::default().queued_calls, value_name = "N")]
@@ -187,6 +197,7 @@ impl BoundArgs {
             connections: self.max_connections,
             sessions: self.max_sessions,
             sessions_per_connection: self.max_sessions_per_connection,
+            scripts_per_connection: self.max_scripts_per_connection,
             queued_calls: self.max_queued_calls,
             queued_bytes: self.max_queued_mib << 20,
             unsent_bytes: self.max_unsent_mib << 20,
@@ -229,7 +240,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .max_output_bytes(args.max_output.saturating_mul(1 << 20))
         .max_homes(args.max_homes)
         .homes_bytes(args.homes_memory.saturating_mul(1 << 20))
-        .idle_homes_bytes(args.idle_homes.saturating_mul(1 << 20));
+        .idle_homes_bytes(args.idle_homes.saturating_mul(1 << 20))
+        .max_scripts(
+            args.max_scripts,
+            args.max_script_mib.saturating_mul(1 << 20),
+        );
     if let Some(dir) = &args.data {
         pool = pool.data_dir(dir);
     }

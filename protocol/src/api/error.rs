@@ -88,4 +88,12 @@ pub enum ComputeError {
         /// Why.
         message: String,
     },
+    /// The compute named a script by its digest, and no script with that
+    /// digest is loaded (on this connection, for a daemon client): load it
+    /// (`script.load`) and send the digest again, or send the code.
+    #[error("no script with digest {digest} is loaded; load it first")]
+    NoScript {
+        /// The digest sent.
+        digest: String,
+    },
 }

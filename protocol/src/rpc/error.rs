@@ -69,11 +69,14 @@ pub enum ErrorKind {
     /// A method served on the operator's socket only (`home.list`), asked
     /// on another connection; the connection goes on.
     OperatorOnly,
+    /// Compute: a digest in place of the code, and no script with that
+    /// digest is loaded on this connection (`script.load` it first).
+    NoScript,
 }
 
 impl ErrorKind {
     /// Every kind, for documentation checks.
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 25] = [
         ErrorKind::BadRequest,
         ErrorKind::UnknownMethod,
         ErrorKind::UnknownSession,
@@ -98,6 +101,7 @@ impl ErrorKind {
         ErrorKind::HomeInUse,
         ErrorKind::HomeNotFound,
         ErrorKind::OperatorOnly,
+        ErrorKind::NoScript,
     ];
 
     /// The kind's name on the wire.
@@ -127,6 +131,7 @@ impl ErrorKind {
             ErrorKind::HomeInUse => "HomeInUse",
             ErrorKind::HomeNotFound => "HomeNotFound",
             ErrorKind::OperatorOnly => "OperatorOnly",
+            ErrorKind::NoScript => "NoScript",
         }
     }
 
@@ -145,6 +150,7 @@ impl ErrorKind {
             ComputeError::BadResult { .. } => ErrorKind::BadResult,
             ComputeError::Conflict { .. } => ErrorKind::Conflict,
             ComputeError::OutputTooLarge { .. } => ErrorKind::OutputTooLarge,
+            ComputeError::NoScript { .. } => ErrorKind::NoScript,
         }
     }
 }

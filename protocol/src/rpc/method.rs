@@ -48,11 +48,14 @@ pub enum Method {
     HomeExport,
     /// `home.import [name, value]` → nil.
     HomeImport,
+    /// `script.load [code]` → the script's digest (SHA-1, hex), which
+    /// `compute` then takes in place of the code on this connection.
+    ScriptLoad,
 }
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 18] = [
+    pub const ALL: [Method; 19] = [
         Method::Auth,
         Method::SessionOpen,
         Method::SessionClose,
@@ -71,6 +74,7 @@ impl Method {
         Method::HomeDrop,
         Method::HomeExport,
         Method::HomeImport,
+        Method::ScriptLoad,
     ];
 
     /// The method's name on the wire.
@@ -94,6 +98,7 @@ impl Method {
             Method::HomeDrop => "home.drop",
             Method::HomeExport => "home.export",
             Method::HomeImport => "home.import",
+            Method::ScriptLoad => "script.load",
         }
     }
 
@@ -106,7 +111,7 @@ impl Method {
     pub const fn arity(self) -> (usize, usize) {
         match self {
             Method::Stats | Method::HomeList => (0, 0),
-            Method::Auth | Method::HomeDrop | Method::HomeExport => (1, 1),
+            Method::Auth | Method::HomeDrop | Method::HomeExport | Method::ScriptLoad => (1, 1),
             Method::HomeImport => (2, 2),
             Method::SessionOpen => (0, 1),
             Method::SetInputField => (3, 3),
@@ -244,6 +249,11 @@ pub enum Request<'a> {
         /// One MessagePack value: a map (or an array), the new root table.
         value: &'a [u8],
     },
+    /// Load a script: `compute` may then send its digest for its code.
+    ScriptLoad {
+        /// The script's code.
+        code: String,
+    },
 }
 
 /// MessagePack nil, for a param left out.
@@ -282,6 +292,7 @@ impl<'a> Request<'a> {
             Request::HomeDrop { .. } => Method::HomeDrop,
             Request::HomeExport { .. } => Method::HomeExport,
             Request::HomeImport { .. } => Method::HomeImport,
+            Request::ScriptLoad { .. } => Method::ScriptLoad,
         }
     }
 
@@ -294,7 +305,8 @@ impl<'a> Request<'a> {
             | Request::HomeList
             | Request::HomeDrop { .. }
             | Request::HomeExport { .. }
-            | Request::HomeImport { .. } => None,
+            | Request::HomeImport { .. }
+            | Request::ScriptLoad { .. } => None,
             Request::SessionClose { sid }
             | Request::SetInput { sid, .. }
             | Request::GetOutput { sid }
@@ -321,6 +333,7 @@ impl<'a> Request<'a> {
             }
             Request::GetOutputField { key, .. } => key.len(),
             Request::HomeImport { name, value } => name.len() + value.len(),
+            Request::ScriptLoad { code } => code.len(),
             _ => 0,
         }
     }
@@ -402,6 +415,9 @@ impl<'a> Request<'a> {
                 name: param(p(0), "the home name")?,
                 value: p(1),
             },
+            Method::ScriptLoad => Request::ScriptLoad {
+                code: param(p(0), "the code")?,
+            },
         })
     }
 
@@ -417,7 +433,9 @@ impl<'a> Request<'a> {
         let sid = |out: &mut Vec<u8>, s: u64| drop(mp::write_uint(out, s));
         match self {
             Request::Stats | Request::HomeList => drop(mp::write_array_len(out, 0)),
-            Request::HomeDrop { name } | Request::HomeExport { name } => {
+            Request::HomeDrop { name }
+            | Request::HomeExport { name }
+            | Request::ScriptLoad { code: name } => {
                 let _ = mp::write_array_len(out, 1);
                 let _ = mp::write_str(out, name);
             }

@@ -77,6 +77,9 @@ fn every_request_encodes_and_decodes_back_to_itself() {
             name: "h".into(),
             value: &data,
         },
+        Request::ScriptLoad {
+            code: "return 1".into(),
+        },
     ];
     let mut methods: Vec<Method> = all.iter().map(Request::method).collect();
     methods.dedup();

@@ -12,7 +12,9 @@ pub fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).expect("target dir").join("release")
 }
 
-/// A `luapool serve` child with 2 workers; killed on drop.
+/// A `luapool serve` child with 2 workers; killed on drop. The release
+/// `luapool`, or the one `LUAPOOL_BENCH_BIN` names (to compare builds; the
+/// worker next to it is used).
 pub struct Daemon {
     child: Child,
     pub socket: PathBuf,
@@ -22,7 +24,9 @@ impl Daemon {
     /// Starts one (socket named after `name`) with `args` (its home store),
     /// and says how long it took to listen.
     pub fn start(name: &str, args: &[&str]) -> (Daemon, Duration) {
-        let bin = target_dir().join("luapool");
+        let bin = std::env::var_os("LUAPOOL_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target_dir().join("luapool"));
         assert!(
             bin.exists(),
             "{} is missing: cargo build --release --workspace",
@@ -51,6 +55,14 @@ impl Daemon {
         let up = t.elapsed();
         std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
         (Daemon { child, socket }, up)
+    }
+}
+
+impl Daemon {
+    /// The daemon's process id.
+    #[allow(dead_code)] // not every bench reads it
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

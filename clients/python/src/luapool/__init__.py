@@ -32,6 +32,7 @@ from .errors import (
     LuaError,
     LuapoolError,
     MemoryLimitError,
+    NoScriptError,
     OperatorOnlyError,
     OutputTooLargeError,
     QuotaExceededError,
@@ -58,5 +59,5 @@ __all__ = [
     "ShuttingDownError", "StoreError", "InternalError", "ConnectFailedError",
     "ConnectionClosedError", "InvalidValueError", "DecodeError", "from_wire", "make_error",
     "LimitReachedError", "TooLargeError", "OutputTooLargeError", "TooManyHomesError",
-    "HomeInUseError", "HomeNotFoundError", "OperatorOnlyError", "ConflictError",
+    "HomeInUseError", "HomeNotFoundError", "OperatorOnlyError", "NoScriptError", "ConflictError",
 ]

@@ -63,6 +63,14 @@ class Client:
         """The daemon's counters (docs/protocol.md, ``stats``)."""
         return self.call("stats")
 
+    def load_script(self, code: str) -> str:
+        """Loads a script on this connection: its digest (the SHA-1 of ``code``
+        in hex, as Redis's ``SCRIPT LOAD`` gives), which ``Session.compute``
+        then takes in place of the code on this connection, until it closes."""
+        if not isinstance(code, str):
+            raise InvalidValueError(f"load_script takes Lua source as a str, not {type(code).__name__}")
+        return self.call("script.load", code)
+
     def list_homes(self) -> List[Dict[str, Any]]:
         """Every named home, by name: ``{name, bytes, loaded, sessions}`` each.
         Served on the operator's socket only (elsewhere :class:`OperatorOnlyError`)."""
@@ -170,6 +178,9 @@ class Session:
                 chunk_name: Optional[str] = None, stream_logs: Optional[bool] = None,
                 on_log: Optional[LogSink] = None) -> ComputeResult:
         """Runs the Lua chunk ``code`` with this session's ``_io`` and ``_home``.
+        ``code`` may be the digest of a script this connection loaded
+        (:meth:`Client.load_script`): 40 hex digits, which no Lua chunk is
+        (:class:`NoScriptError` if it is not loaded).
 
         ``timeout_ms``: wall-clock limit; ``cpu_time_ms``: CPU-time limit on
         the worker's own clock (0 = none); ``instructions``: Lua instruction

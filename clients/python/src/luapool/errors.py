@@ -183,6 +183,13 @@ class OperatorOnlyError(LuapoolError):
     kind = "OperatorOnly"
 
 
+class NoScriptError(LuapoolError):
+    """``compute`` named a script by digest that this connection has not
+    loaded (``load_script`` it again: after a reconnect, say)."""
+
+    kind = "NoScript"
+
+
 class ConflictError(LuapoolError):
     """Daemons sharing a PostgreSQL home store: another daemon committed to
     the compute's home first each time it ran (``--conflict-retries``);
@@ -241,6 +248,7 @@ _CLASSES: Dict[str, Type[LuapoolError]] = {
         HomeInUseError,
         HomeNotFoundError,
         OperatorOnlyError,
+        NoScriptError,
         ConflictError,
         ConnectFailedError,
         ConnectionClosedError,
