@@ -167,7 +167,7 @@ fn invalid_value_types_are_errors_naming_the_key() {
          for _, f in ipairs {
            function() t.fn = print end,
            function() t.co = coroutine.create(function() end) end,
-           function() t[7] = function() end end,
+           function() local u = 1 t[7] = function() return u end end,
            function() t.nested = { ok = 1, deep = { bad = print } } end,
          } do
            local ok, e = pcall(f); r[#r + 1] = ok == false and e or 'no error'
@@ -184,7 +184,7 @@ fn invalid_value_types_are_errors_naming_the_key() {
     );
     assert!(msg(1).contains("'co'") && msg(1).contains("thread"), "{v}");
     assert!(
-        msg(2).contains("key 7") && msg(2).contains("function"),
+        msg(2).contains("key 7") && msg(2).contains("upvalues") && msg(2).contains("'u'"),
         "{v}"
     );
     assert!(

@@ -192,6 +192,11 @@ impl Values {
                     .ok_or_else(|| not_found(FuncSourceError::Ambiguous { first, last, count }))?,
             }
         };
+        // What a reader will accept (a `load`ed chunk that ends inside a
+        // comment would not be): refused now rather than when read.
+        if !is_function_expression(&text) {
+            return Err("its source does not read as one function expression".into());
+        }
         if text.len() > MAX_FUNCTION_BYTES {
             return Err(format!(
                 "its source of {} bytes is over the limit of {MAX_FUNCTION_BYTES} bytes",

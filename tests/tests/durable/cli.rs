@@ -7,11 +7,11 @@ use serde_json::{json, Value};
 
 use super::TempDir;
 
-fn luapool(args: &[&str], stdin: &[u8]) -> Output {
+pub(super) fn luapool(args: &[&str], stdin: &[u8]) -> Output {
     crate::cli::luapool_run(args, Some(stdin))
 }
 
-fn ok(out: &Output) -> String {
+pub(super) fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "luapool failed ({}): {}",
@@ -22,7 +22,7 @@ fn ok(out: &Output) -> String {
 }
 
 /// Runs `code` (a script file in `dir`) on home `home` and returns stdout's JSON.
-fn run(dir: &TempDir, home: &str, code: &str) -> Output {
+pub(super) fn run(dir: &TempDir, home: &str, code: &str) -> Output {
     let script = dir.0.with_extension(format!("{home}.lua"));
     std::fs::write(&script, code).unwrap();
     let out = luapool(

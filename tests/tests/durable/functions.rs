@@ -6,6 +6,7 @@ use luapool_client::{ClientError, ComputeError};
 use luapool_protocol::api::HostValue;
 use serde_json::json;
 
+use super::cli::{luapool, ok, run};
 use super::TempDir;
 use crate::daemon::harness::{fresh_socket_path, Daemon};
 
@@ -105,82 +106,47 @@ fn a_refused_function_leaves_the_durable_home_as_it_was() {
 #[test]
 fn luapool_run_keeps_functions_and_bigints_in_a_home_between_runs() {
     let dir = TempDir::new("fn-cli");
-    let run = |code: &str| {
-        let script = dir.0.with_extension("fn.lua");
-        std::fs::write(&script, code).unwrap();
-        let out = crate::cli::luapool_run(
-            &[
-                "run",
-                script.to_str().unwrap(),
-                "--return",
-                "--compact",
-                "--data",
-                dir.path(),
-                "--home",
-                "h",
-            ],
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    run("local a = 1; local sq = function(x) return x * x end; _home.sq = sq; _home.big = bigint.new(7) ^ 40");
+    let run = |home: &str, code: &str| ok(&run(&dir, home, code)).trim().to_string();
+    run(
+        "h",
+        "local a = 1; local sq = function(x) return x * x end; _home.sq = sq; _home.big = bigint.new(7) ^ 40",
+    );
     assert_eq!(
-        run("return { _home.sq(12), _home.big }"),
+        run("h", "return { _home.sq(12), _home.big }"),
         "[144,6366805760909027985741435139224001]"
     );
     // Export as MessagePack keeps the function; JSON shows its text.
-    let export = |fmt: &[&str]| {
-        let mut args = vec!["home", "export", "h", "--data", dir.path()];
-        args.extend(fmt);
-        crate::cli::luapool_run(&args, None)
+    let export = |fmt: &str| {
+        ok(&luapool(
+            &["home", "export", "h", fmt, "--data", dir.path()],
+            b"",
+        ))
     };
-    let json = export(&["--compact"]);
-    let text = String::from_utf8_lossy(&json.stdout);
+    let text = export("--compact");
     assert!(
         text.contains(r#""sq":"function(x) return x * x end""#)
             && text.contains(r#""big":6366805760909027985741435139224001"#),
         "{text}"
     );
-    let packed = export(&["--msgpack"]);
+    let packed = luapool(
+        &["home", "export", "h", "--msgpack", "--data", dir.path()],
+        b"",
+    );
     assert!(packed.status.success());
-    let file = dir.0.with_extension("h.msgpack");
-    std::fs::write(&file, &packed.stdout).unwrap();
-    let import = crate::cli::luapool_run(
+    ok(&luapool(
         &[
             "home",
             "import",
             "copy",
-            file.to_str().unwrap(),
+            "-",
             "--msgpack",
             "--data",
             dir.path(),
         ],
-        None,
+        &packed.stdout,
+    ));
+    assert_eq!(
+        run("copy", "return _home.sq(3), bigint.isbigint(_home.big)"),
+        "[9,true]"
     );
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
-    let script = dir.0.with_extension("copy.lua");
-    std::fs::write(&script, "return _home.sq(3), bigint.isbigint(_home.big)").unwrap();
-    let out = crate::cli::luapool_run(
-        &[
-            "run",
-            script.to_str().unwrap(),
-            "--return",
-            "--compact",
-            "--data",
-            dir.path(),
-            "--home",
-            "copy",
-        ],
-        None,
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[9,true]");
 }
