@@ -105,7 +105,8 @@ thread_local! {
 /// wake-up, not one per compute. Gives the job back otherwise.
 ///
 /// A caller that then blocks on the job's result ([`not_kept`]) would wait
-/// for itself: its jobs are not kept.
+/// for itself: its jobs are not kept. Nor is a job submitted while others
+/// wait for a worker ([`Pool::enqueue`]): it joins the queue behind them.
 fn keep_here(shared: &Arc<Shared>, job: Queued) -> Option<Queued> {
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
@@ -398,11 +399,19 @@ impl Pool {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 (w < cap).then_some(w + 1)
             });
-        if room.is_err() {
+        let Ok(waiting_before) = room else {
             return Err(ComputeError::Busy);
-        }
-        let Some(job) = keep_here(&self.shared, job) else {
-            return Ok(());
+        };
+        // Kept only when no other job waits: a tenant with a deep pipeline
+        // must not keep a serving thread while others' jobs queue (FIFO
+        // across sessions is what keeps one tenant from starving another).
+        let job = if waiting_before == 0 {
+            match keep_here(&self.shared, job) {
+                None => return Ok(()),
+                Some(job) => job,
+            }
+        } else {
+            job
         };
         match tx.try_send(job) {
             Ok(()) => Ok(()),
