@@ -46,12 +46,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// The bytes not read yet.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         self.buf
     }
 
     /// Skips `n` bytes (all that are left, if fewer): for a reader that
     /// measured a value itself.
+    #[inline]
     pub fn advance(&mut self, n: usize) {
         self.buf = &self.buf[n.min(self.buf.len())..];
     }

@@ -120,17 +120,21 @@ pub(crate) fn record_shape<'a>(
         })
         .collect::<Option<Vec<&Table>>>()?;
     let first = tables.first()?;
-    let same_shape = |t: &Table| {
-        t.array().len() == first.array().len()
-            && t.hash_live()
-                .map(|(k, _)| k)
-                .eq(first.hash_live().map(|(k, _)| k))
-    };
-    let flat = |t: &Table| t.entry_count() <= INLINE_MAX_ENTRIES && t.children().next().is_none();
     tables
         .iter()
-        .all(|t| flat(t) && same_shape(t))
+        .all(|t| same_flat_shape(t, first))
         .then_some(tables)
+}
+
+/// Whether `t` is flat (at most [`INLINE_MAX_ENTRIES`] entries, no table
+/// among its values) and has `first`'s keys in `first`'s order.
+pub(crate) fn same_flat_shape(t: &Table, first: &Table) -> bool {
+    t.entry_count() <= INLINE_MAX_ENTRIES
+        && t.children().next().is_none()
+        && t.array().len() == first.array().len()
+        && t.hash_live()
+            .map(|(k, _)| k)
+            .eq(first.hash_live().map(|(k, _)| k))
 }
 
 /// The keys of a record shape: the array part's `1..=n`, then the hash part's.
@@ -146,18 +150,15 @@ pub(crate) fn shape_values(t: &Table) -> impl Iterator<Item = &SValue> {
 }
 
 /// Writes `ToWorker::Reply(Reply::Records(..))` for the records `tables`
-/// (from [`record_shape`]), which `ids` name.
-pub(crate) fn records(out: &mut Vec<u8>, tables: &[&Table], ids: &[Option<&SValue>]) {
+/// (of one shape, as [`record_shape`] finds them), which `ids` name.
+pub(crate) fn records(out: &mut Vec<u8>, tables: &[&Table], ids: &[TableId]) {
     let first = tables[0];
     let nkeys = shape_keys(first).count();
     Records::write(
         out,
         exact(nkeys, shape_keys(first).map(key_item)),
         first.border(),
-        exact(
-            ids.len(),
-            ids.iter().filter_map(|v| v.and_then(SValue::table)),
-        ),
+        ids.iter().copied(),
         tables.iter().flat_map(|t| shape_values(t).map(item)),
     );
 }

@@ -17,6 +17,7 @@ use super::table::{Table, TABLE_BYTES};
 use super::{convert, encode, Locked, Scope, StoreError};
 
 mod moves;
+mod records;
 
 /// The most values a `GetRange` returns.
 pub const MAX_RANGE: u32 = 4096;
@@ -183,12 +184,23 @@ pub(crate) fn handle_into(
     req: Request,
     out: &mut Vec<u8>,
 ) -> Option<RequestErrorKind> {
+    // A window of records, in one pass; else what `read` finds is a `Fetched`.
+    if let Request::GetRange {
+        table,
+        start,
+        count,
+    } = req
+    {
+        let found = scoped(&locked, scope, table).and_then(|a| Ok((a, a.table(table)?)));
+        if let Ok((arena, t)) = found {
+            if records::window(out, arena, t, start, count) {
+                return None;
+            }
+        }
+    }
     let reply = match read(&locked, scope, &req) {
         Some(Ok(Read::Values(arena, values))) => {
-            match records_of(&req, arena, &values) {
-                Some(tables) => encode::records(out, &tables, &values),
-                None => encode::fetched(out, arena, &values),
-            }
+            encode::fetched(out, arena, &values);
             return None;
         }
         Some(Ok(Read::Entries(arena, entries, done))) => {

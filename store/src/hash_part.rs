@@ -81,6 +81,14 @@ impl Hash {
         }
     }
 
+    /// The entries, when the hash part is a short vector.
+    pub fn small(&self) -> Option<&[(SKey, SValue)]> {
+        match self {
+            Hash::Small(v) => Some(v),
+            Hash::Big(_) => None,
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&SKey, &SValue)> {
         let (small, big) = match self {
             Hash::Small(v) => (Some(v.iter().map(|(k, v)| (k, v))), None),

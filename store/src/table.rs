@@ -183,6 +183,13 @@ impl Table {
         self.hash.iter().filter(|(_, v)| !v.is_nil())
     }
 
+    /// The hash part's entries as a slice, when it is a short vector with
+    /// no tombstone (every small record): the same entries, in the same
+    /// order, as [`hash_live`](Self::hash_live).
+    pub fn hash_slice(&self) -> Option<&[(SKey, SValue)]> {
+        self.hash.small().filter(|_| self.tombstones == 0)
+    }
+
     /// True if the hash part holds no live entry.
     pub fn hash_is_empty(&self) -> bool {
         self.hash.len() == self.tombstones

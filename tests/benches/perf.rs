@@ -372,18 +372,22 @@ fn main() {
     }
     if std::env::var("LUAPOOL_BENCH_ONLY").as_deref() == Ok("loop") {
         session.set_input(&p2).unwrap();
+        let code = std::env::var("LUAPOOL_BENCH_CODE")
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .unwrap_or_else(|_| PATTERN2.to_string());
+        let code = code.as_str();
         row(
             "    Pattern 2 loop alone, native table",
-            native_loop(&HostValue::from_json(p2.clone()), PATTERN2),
+            native_loop(&HostValue::from_json(p2.clone()), code),
             None,
         );
-        let (lp_loop, _) = time(|| session.compute(PATTERN2).unwrap());
+        let (lp_loop, _) = time(|| session.compute(code).unwrap());
         row(
             "    Pattern 2 loop alone, luapool, default limits (CPU time)",
             lp_loop,
             None,
         );
-        let (lp_count, _) = time(|| session.compute_with(PATTERN2, budgeted()).unwrap());
+        let (lp_count, _) = time(|| session.compute_with(code, budgeted()).unwrap());
         row(
             "    Pattern 2 loop alone, luapool, instruction budget",
             lp_count,

@@ -213,3 +213,79 @@ fn a_window_of_flat_records_of_one_shape_travels_as_records() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A read-only array loaded from `data`, with the scope that reads it.
+fn readonly_array(data: serde_json::Value) -> (crate::Store, crate::Scope, TableId) {
+    let store = crate::Store::new();
+    let a = store.create_arena(0);
+    let luapool_protocol::Value::Table(id) = store.load(a, &super::j(data), true).unwrap() else {
+        panic!("not a table")
+    };
+    (store, only(a), id)
+}
+
+/// How many records a `Records` reply carries, or `None` for another reply.
+fn records_in(store: &crate::Store, sc: &crate::Scope, req: Request) -> Option<usize> {
+    same_reply(store, sc, req.clone());
+    match store.handle(sc, req) {
+        luapool_protocol::Reply::Records(r) => Some(r.ids.len()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_window_of_records_ends_where_the_reply_budget_or_a_long_string_ends_it() {
+    let range = |table, start, count| Request::GetRange {
+        table,
+        start,
+        count,
+    };
+    // 20 KB a record: the 1 MB reply budget ends the window near 52.
+    let big = |i: usize| json!({"s": "x".repeat(20_000), "n": i});
+    let (store, sc, id) = readonly_array(json!((0..100).map(big).collect::<Vec<_>>()));
+    let n = records_in(&store, &sc, range(id, 1, 100)).expect("records");
+    assert!(n > 1 && n < 100, "{n}");
+    // A number past where the budget ends the window is not reached.
+    let mut items: Vec<_> = (0..60).map(big).collect();
+    items.push(json!(5));
+    let (store, sc, id) = readonly_array(json!(items));
+    assert_eq!(records_in(&store, &sc, range(id, 1, 61)), Some(n));
+    // Within the budget it is, and the window is not records.
+    assert_eq!(records_in(&store, &sc, range(id, 58, 4)), None);
+    // A long string ends the window after the records before it.
+    let long = "y".repeat(luapool_protocol::LONG_STRING + 1);
+    let (store, sc, id) = readonly_array(json!([{"a": 1}, {"a": 2}, long, {"a": 3}]));
+    assert_eq!(records_in(&store, &sc, range(id, 1, 4)), Some(2));
+    assert_eq!(records_in(&store, &sc, range(id, 3, 2)), None);
+}
+
+#[test]
+fn only_windows_of_flat_read_only_records_of_one_shape_travel_as_records() {
+    let range = |table, start, count| Request::GetRange {
+        table,
+        start,
+        count,
+    };
+    // Ten keys: a hash part past the short vector.
+    let wide = |i: i64| json!({"a": i, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5, "g": 6, "h": 7, "i": 8, "j": "ten"});
+    let (store, sc, id) = readonly_array(json!((0..20).map(wide).collect::<Vec<_>>()));
+    assert_eq!(records_in(&store, &sc, range(id, 1, 20)), Some(20));
+    assert_eq!(records_in(&store, &sc, range(id, 15, 100)), None); // nils past the end
+    assert_eq!(records_in(&store, &sc, range(id, -5, 10)), None);
+    assert_eq!(records_in(&store, &sc, range(id, i64::MAX - 1, 5)), None);
+    for data in [
+        json!([{"a": 1, "b": 2}, {"b": 1, "a": 2}]), // another key order
+        json!([{"a": 1, "b": 2}, {"a": 1, "c": 2}]), // another key
+        json!([{"a": 1}, {"a": 1, "b": 2}]),         // more keys
+        json!([{"a": 1}, {"a": [1]}]),               // a nested table
+        json!([{"a": 1}, null, {"a": 1}]),           // a hole
+        json!([{"a": 1}, "x"]),                      // not a table
+        json!([[1, 2], [1, 2, 3]]),                  // another array length
+        json!([(0..40).collect::<Vec<_>>(), [1]]),   // past INLINE_MAX_ENTRIES
+    ] {
+        let (store, sc, id) = readonly_array(data.clone());
+        assert_eq!(records_in(&store, &sc, range(id, 1, 3)), None, "{data}");
+    }
+    let (store, sc, id) = readonly_array(json!([[1, "a"], [2, "b"]]));
+    assert_eq!(records_in(&store, &sc, range(id, 1, 2)), Some(2));
+}

@@ -169,7 +169,19 @@ pub struct RoCache {
 impl RoCache {
     /// Forgets everything (a new compute: ids may have been reused).
     pub fn clear(&mut self) {
-        *self = RoCache::default();
+        // The arenas keep their capacity (bounded by MAX_CELLS and
+        // MAX_BYTES): the next compute need not grow them again.
+        let (mut cells, mut bytes) = (
+            std::mem::take(&mut self.cells),
+            std::mem::take(&mut self.bytes),
+        );
+        cells.clear();
+        bytes.clear();
+        *self = RoCache {
+            cells,
+            bytes,
+            ..RoCache::default()
+        };
     }
 
     /// The string bytes of a `Cell::Str`.

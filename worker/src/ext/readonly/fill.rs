@@ -112,18 +112,30 @@ impl RoCache {
             .take_while(|(j, k)| **k == Cell::Int(*j as i64 + 1))
             .count();
         let n = r.count();
+        self.cells.reserve(n * (nkeys + 1));
         let first = self.cells.len() as u32;
         self.cells.extend(r.ids().map(Cell::Table));
         // Values first: nothing may name a cell before it exists (bad bytes
         // stop the loop halfway).
         let values_at = self.cells.len() as u32;
-        for v in r.values() {
-            let v = match v? {
-                it @ (Item::Str(_) | Item::BigInt(_) | Item::Function(_)) => self.cell(it),
+        let (cells, bytes) = (&mut self.cells, &mut self.bytes);
+        r.each_value(|v| {
+            cells.push(match v {
+                Item::Str(s) => Cell::Str {
+                    off: bytes.len() as u32,
+                    len: text(bytes, s),
+                },
+                Item::BigInt(t) => Cell::BigInt {
+                    off: bytes.len() as u32,
+                    len: text(bytes, t.as_bytes()),
+                },
+                Item::Function(t) => Cell::Function {
+                    off: bytes.len() as u32,
+                    len: text(bytes, t.as_bytes()),
+                },
                 other => scalar(other),
-            };
-            self.cells.push(v);
-        }
+            })
+        })?;
         let shape = self.shapes.len() as u32;
         self.shapes.push(keys.split_off(narr));
         let record = |at: u32| Complete {
@@ -192,8 +204,7 @@ impl RoCache {
     /// Copies bytes into the byte arena: where they are.
     fn text(&mut self, s: &[u8]) -> (u32, u32) {
         let off = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(s);
-        (off, s.len() as u32)
+        (off, text(&mut self.bytes, s))
     }
 
     /// Drops every cached entry; partial tables keep their border.
@@ -295,6 +306,13 @@ impl<'a> Visitor<'a> for Adder<'_, '_> {
             self.cache.partials -= 1;
         }
     }
+}
+
+/// Appends `s` to the byte arena `bytes`: its length.
+#[inline]
+fn text(bytes: &mut Vec<u8>, s: &[u8]) -> u32 {
+    bytes.extend_from_slice(s);
+    s.len() as u32
 }
 
 /// The cell of an item that is not a string.
