@@ -145,7 +145,24 @@ fn native_loop(input: &HostValue, code: &str) -> Duration {
     io.set("input", lua.to_value(input).unwrap()).unwrap();
     lua.globals().set("_io", io).unwrap();
     let f = lua.load(code).into_function().unwrap();
-    time(|| f.call::<()>(()).unwrap()).0
+    let before = thread_cpu_ns();
+    let d = time(|| f.call::<()>(()).unwrap()).0;
+    NATIVE_CPU_NS.store(
+        thread_cpu_ns() - before,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    d
+}
+
+/// The CPU time of the last `native_loop`'s runs, all together.
+static NATIVE_CPU_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// This thread's CPU time.
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: gettid has no preconditions.
+    cpu_ns(&format!("/proc/self/task/{}/schedstat", unsafe {
+        libc::gettid()
+    }))
 }
 
 /// The data as one JSON string, decoded inside Lua, then the script.
@@ -225,6 +242,35 @@ fn million_items() {
         peak / 1024,
         peak as f64 / after.saturating_sub(before).max(1) as f64
     );
+}
+
+/// Nanoseconds on a CPU of a task, from its `schedstat`.
+fn cpu_ns(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time of the pool's workers (`luapool-worker`) or of this process's
+/// threads whose name starts with `prefix` (the slot threads).
+fn pool_cpu(pool: &Pool, prefix: &str) -> u64 {
+    if prefix == "luapool-worker" {
+        return pool
+            .worker_pids()
+            .iter()
+            .map(|p| cpu_ns(&format!("/proc/{p}/schedstat")))
+            .sum();
+    }
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .map(|t| cpu_ns(&t.path().join("schedstat").to_string_lossy()))
+        .sum()
 }
 
 fn trivial(pool: &Arc<Pool>) {
@@ -381,12 +427,31 @@ fn main() {
             native_loop(&HostValue::from_json(p2.clone()), code),
             None,
         );
+        let native_cpu =
+            NATIVE_CPU_NS.load(std::sync::atomic::Ordering::Relaxed) as f64 / runs() as f64 / 1e6;
+        let before = (
+            pool_cpu(&pool, "luapool-worker"),
+            pool_cpu(&pool, "luapool-slot"),
+        );
         let (lp_loop, _) = time(|| session.compute(code).unwrap());
+        let after = (
+            pool_cpu(&pool, "luapool-worker"),
+            pool_cpu(&pool, "luapool-slot"),
+        );
         row(
             "    Pattern 2 loop alone, luapool, default limits (CPU time)",
             lp_loop,
             None,
         );
+        let per_run = |a: u64, b: u64| (a - b) as f64 / runs() as f64 / 1e6;
+        println!(
+            "    CPU per run: native {native_cpu:.2} ms; luapool worker {:.2} ms + supervisor {:.2} ms",
+            per_run(after.0, before.0),
+            per_run(after.1, before.1)
+        );
+        if std::env::var_os("LUAPOOL_BENCH_NO_BUDGET").is_some() {
+            return;
+        }
         let (lp_count, _) = time(|| session.compute_with(code, budgeted()).unwrap());
         row(
             "    Pattern 2 loop alone, luapool, instruction budget",

@@ -510,6 +510,13 @@ pub struct RecordIds<'a> {
 impl RecordIds<'_> {
     #[inline]
     fn read(&mut self) -> Result<TableId, Malformed> {
+        // A session's ids are past u32 (the arena is in the high bits).
+        if let [0xcf, x0, x1, x2, x3, x4, x5, x6, x7, ..] = *self.c.rest() {
+            self.c.advance(9);
+            return Ok(TableId::from_raw(u64::from_be_bytes([
+                x0, x1, x2, x3, x4, x5, x6, x7,
+            ])));
+        }
         if let Some((f, used)) = fixed(self.c.rest()) {
             let id = match f {
                 Fixed::Int(i) if i >= 0 => i as u64,
@@ -547,14 +554,35 @@ impl<'a> RecordsReader<'a> {
     /// malformed value; `sink` has then had the values before it.
     #[inline]
     pub fn each_value(&self, mut sink: impl FnMut(Item<'a>)) -> Result<(), Malformed> {
-        let mut c = self.values;
+        let mut b = self.values.rest();
         for _ in 0..self.n * self.nkeys {
-            match fixed(c.rest()) {
+            // The two commonest first: a small integer, a float.
+            match b {
+                [m @ 0x00..=0x7f, rest @ ..] => {
+                    sink(Item::Int(i64::from(*m)));
+                    b = rest;
+                    continue;
+                }
+                [0xcb, x0, x1, x2, x3, x4, x5, x6, x7, rest @ ..] => {
+                    sink(Item::Float(f64::from_be_bytes([
+                        *x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7,
+                    ])));
+                    b = rest;
+                    continue;
+                }
+                _ => {}
+            }
+            match fixed(b) {
                 Some((f, used)) => {
-                    c.advance(used);
+                    // `fixed` read `used` bytes of `b`.
+                    b = b.get(used..).unwrap_or_default();
                     sink(f.item());
                 }
-                None => sink(value(&mut c)?),
+                None => {
+                    let mut c = Cursor::new(b);
+                    sink(value(&mut c)?);
+                    b = c.rest();
+                }
             }
         }
         Ok(())
@@ -598,7 +626,7 @@ enum Fixed {
 }
 
 impl Fixed {
-    #[inline]
+    #[inline(always)]
     fn item<'a>(self) -> Item<'a> {
         match self {
             Fixed::Int(i) => Item::Int(i),
@@ -617,7 +645,7 @@ impl Fixed {
 /// The fixed-size value at the start of `b` and its length in bytes, if it
 /// is one (`None`: anything else, or too few bytes; the caller falls back
 /// to the general reader, which reports malformed input).
-#[inline]
+#[inline(always)]
 fn fixed(b: &[u8]) -> Option<(Fixed, usize)> {
     #[inline(always)]
     fn be<const N: usize>(b: &[u8]) -> Option<[u8; N]> {

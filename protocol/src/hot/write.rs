@@ -27,8 +27,26 @@ fn envelope(out: &mut Vec<u8>, variant: &str, fields: u32) {
 }
 
 /// Writes one key or value as [`Value`](crate::Value) and
-/// [`Key`](crate::Key) serialize.
+/// [`Key`](crate::Key) serialize. The bulk of a window of records (small
+/// integers, floats, nil, booleans) is written here byte by byte, as
+/// `rmp` writes it; the rest through `rmp`.
+#[inline]
 pub fn item(out: &mut Vec<u8>, it: Item<'_>) {
+    match it {
+        Item::Nil => out.push(0xc0),
+        Item::Bool(b) => out.push(if b { 0xc3 } else { 0xc2 }),
+        // A positive or negative fixint: the value's own byte.
+        Item::Int(i) if (-32..128).contains(&i) => out.push(i as u8),
+        Item::Float(f) => {
+            out.reserve(9);
+            out.push(0xcb);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        other => item_rest(out, other),
+    }
+}
+
+fn item_rest(out: &mut Vec<u8>, it: Item<'_>) {
     match it {
         Item::Nil => ok(mp::write_nil(out)),
         Item::Bool(b) => ok(mp::write_bool(out, b)),

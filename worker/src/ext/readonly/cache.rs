@@ -152,6 +152,16 @@ pub enum Values<'k> {
     },
 }
 
+/// A partial table's window: the table, its first key, its first cell and
+/// how many keys (0: none).
+#[derive(Clone, Copy, Default)]
+pub(super) struct LastWindow {
+    pub(super) table: TableId,
+    pub(super) start: i64,
+    pub(super) first: u32,
+    pub(super) count: u32,
+}
+
 /// The cache.
 #[derive(Default)]
 pub struct RoCache {
@@ -163,6 +173,9 @@ pub struct RoCache {
     pub(super) runs: Vec<Run>,
     /// The run that answered last: a loop reads its records one after another.
     pub(super) hint: std::cell::Cell<usize>,
+    /// The window of a partial table that answered last, or was fetched
+    /// last: a loop reads its keys one after another.
+    pub(super) last: std::cell::Cell<LastWindow>,
     pub(super) partials: usize,
 }
 
@@ -190,6 +203,7 @@ impl RoCache {
     }
 
     /// The complete table `id` if the run that answered last holds it.
+    #[inline]
     fn hinted(&self, id: TableId) -> Option<Complete> {
         self.runs.get(self.hint.get()).and_then(|r| r.find(id))
     }
@@ -212,6 +226,28 @@ impl RoCache {
         })
     }
 
+    /// `table[i]`, if the cache can answer: first from the window that
+    /// answered last (a loop over a big array), then as [`get`](Self::get).
+    #[inline]
+    pub fn get_int(&self, table: TableId, i: i64) -> Found {
+        let w = self.last.get();
+        let k = i.wrapping_sub(w.start) as u64;
+        if w.table == table && k < u64::from(w.count) {
+            return Found::Value(self.cells[w.first as usize + k as usize]);
+        }
+        self.get(table, LKey::Int(i))
+    }
+
+    /// `table[s]`, if the cache can answer: first from the run that
+    /// answered last (a loop over records), then as [`get`](Self::get).
+    #[inline]
+    pub fn get_str(&self, table: TableId, s: &[u8]) -> Found {
+        if let Some(c) = self.hinted(table) {
+            return Found::Value(self.get_complete(&c, LKey::Str(s)));
+        }
+        self.get(table, LKey::Str(s))
+    }
+
     /// `table[key]`, if the cache can answer.
     pub fn get(&self, table: TableId, key: LKey) -> Found {
         if let Some(c) = self.hinted(table) {
@@ -222,6 +258,12 @@ impl RoCache {
             Some(Entry::Partial(p)) => {
                 if let (LKey::Int(i), Some((start, first, count))) = (key, p.window) {
                     if i >= start && i - start < count as i64 {
+                        self.last.set(LastWindow {
+                            table,
+                            start,
+                            first,
+                            count,
+                        });
                         return Found::Value(self.cells[first as usize + (i - start) as usize]);
                     }
                 }
@@ -237,6 +279,7 @@ impl RoCache {
         }
     }
 
+    #[inline]
     fn get_complete(&self, c: &Complete, key: LKey) -> Cell {
         let first = c.first as usize;
         if let LKey::Int(i) = key {
@@ -261,6 +304,7 @@ impl RoCache {
         Cell::Nil
     }
 
+    #[inline]
     fn key_is(&self, cell: Cell, key: LKey) -> bool {
         match (cell, key) {
             (Cell::Str { off, len }, LKey::Str(s)) => {

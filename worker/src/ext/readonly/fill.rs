@@ -9,7 +9,8 @@ use luapool_protocol::mp::Malformed;
 use luapool_protocol::TableId;
 
 use super::cache::{
-    Cell, Complete, Entry, Partial, RoCache, Values, MAX_BYTES, MAX_CELLS, MAX_PARTIAL, PAIRS,
+    Cell, Complete, Entry, LastWindow, Partial, RoCache, Values, MAX_BYTES, MAX_CELLS, MAX_PARTIAL,
+    PAIRS,
 };
 use super::run::Run;
 
@@ -45,9 +46,7 @@ impl RoCache {
             return Err(Malformed);
         }
         match values {
-            Values::Range { table, start } => {
-                self.partial(table).window = Some((start, first, n as u32));
-            }
+            Values::Range { table, start } => self.set_window(table, start, first, n as u32),
             Values::Key { table, key } => {
                 let v = self.cells[first as usize];
                 self.partial(table).keyed.insert(key.to_key(), v);
@@ -114,26 +113,21 @@ impl RoCache {
         let n = r.count();
         self.cells.reserve(n * (nkeys + 1));
         let first = self.cells.len() as u32;
-        self.cells.extend(r.ids().map(Cell::Table));
+        for id in r.ids() {
+            self.cells.push(Cell::Table(id));
+        }
         // Values first: nothing may name a cell before it exists (bad bytes
         // stop the loop halfway).
         let values_at = self.cells.len() as u32;
         let (cells, bytes) = (&mut self.cells, &mut self.bytes);
+        // Numbers inline; text out of line, so this loop stays tight.
         r.each_value(|v| {
             cells.push(match v {
-                Item::Str(s) => Cell::Str {
-                    off: bytes.len() as u32,
-                    len: text(bytes, s),
-                },
-                Item::BigInt(t) => Cell::BigInt {
-                    off: bytes.len() as u32,
-                    len: text(bytes, t.as_bytes()),
-                },
-                Item::Function(t) => Cell::Function {
-                    off: bytes.len() as u32,
-                    len: text(bytes, t.as_bytes()),
-                },
-                other => scalar(other),
+                Item::Int(i) => Cell::Int(i),
+                Item::Float(f) => Cell::Float(f),
+                Item::Bool(b) => Cell::Bool(b),
+                Item::Nil => Cell::Nil,
+                other => text_cell(bytes, other),
             })
         })?;
         let shape = self.shapes.len() as u32;
@@ -164,8 +158,20 @@ impl RoCache {
                 }
             }
         }
-        self.partial(table).window = Some((start, first, n as u32));
+        self.set_window(table, start, first, n as u32);
         Ok((first, n))
+    }
+
+    /// Makes `count` cells from `first` the window of the partial table
+    /// `table` from key `start` (and the window a loop reads next).
+    fn set_window(&mut self, table: TableId, start: i64, first: u32, count: u32) {
+        self.partial(table).window = Some((start, first, count));
+        self.last.set(LastWindow {
+            table,
+            start,
+            first,
+            count,
+        });
     }
 
     fn partial(&mut self, table: TableId) -> &mut Partial {
@@ -214,6 +220,7 @@ impl RoCache {
         self.shapes.clear();
         self.runs.clear();
         self.hint.set(0);
+        self.last.set(LastWindow::default());
         if self.partials > MAX_PARTIAL {
             self.tables.clear();
             self.partials = 0;
@@ -305,6 +312,28 @@ impl<'a> Visitor<'a> for Adder<'_, '_> {
         if let Some(Entry::Partial(_)) = old {
             self.cache.partials -= 1;
         }
+    }
+}
+
+/// The cell of a string, big integer or function, its text appended to
+/// the byte arena `bytes` (and of any other item).
+#[inline(never)]
+fn text_cell(bytes: &mut Vec<u8>, it: Item) -> Cell {
+    let off = bytes.len() as u32;
+    match it {
+        Item::Str(s) => Cell::Str {
+            off,
+            len: text(bytes, s),
+        },
+        Item::BigInt(t) => Cell::BigInt {
+            off,
+            len: text(bytes, t.as_bytes()),
+        },
+        Item::Function(t) => Cell::Function {
+            off,
+            len: text(bytes, t.as_bytes()),
+        },
+        other => scalar(other),
     }
 }
 

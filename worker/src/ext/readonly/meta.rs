@@ -70,10 +70,19 @@ pub fn functions(lua: &Lua, ext: &std::rc::Rc<Ext>) -> mlua::Result<RoFunctions>
     })
 }
 
-/// Makes `mt` (already holding the Lua-side metamethods) the metatable of
-/// every light userdata, with the C `__index` and `__len`.
-pub fn install(lua: &Lua, fs: &RoFunctions, mt: mlua::Table) -> mlua::Result<()> {
+/// Makes a metatable with the Lua-side metamethods of `lua_side` the
+/// metatable of every light userdata, with the C `__index` and `__len`.
+pub fn install(lua: &Lua, fs: &RoFunctions, lua_side: mlua::Table) -> mlua::Result<()> {
+    // Lua looks `__index` up in this table at every read of a read-only
+    // table (light userdata have no cached metamethod flags): made first in
+    // a table sized for all, it sits where its hash puts it, found at the
+    // first probe.
+    let mt = lua.create_table_with_capacity(0, 8)?;
     mt.raw_set("__index", &fs.index)?;
+    for pair in lua_side.pairs::<mlua::Value, mlua::Value>() {
+        let (k, v) = pair?;
+        mt.raw_set(k, v)?;
+    }
     mt.raw_set("__len", &fs.len)?;
     mt.raw_set("__name", "external table")?;
     mt.raw_set("__metatable", "external table")?;
@@ -142,6 +151,7 @@ unsafe fn key_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<LKey<'a>> {
 ///
 /// # Safety
 /// One stack slot is free.
+#[inline]
 unsafe fn push_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
     match cell {
         Cell::Nil => ffi::lua_pushnil(l),
@@ -213,6 +223,39 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
     // Only light userdata have this metamethod (and no script can reach
     // it otherwise), so argument 1 is one.
     let id = TableId::from_raw(ffi::lua_touserdata(l, 1) as u64);
+    // The hot cases first: an integer key (a loop over a big array) and a
+    // string key (a record's field), each read straight from the cache.
+    let found = match ffi::lua_type(l, 2) {
+        ffi::LUA_TNUMBER => {
+            let mut is_int = 0;
+            let i = ffi::lua_tointegerx(l, 2, &mut is_int);
+            match is_int {
+                0 => Found::Miss,
+                _ => ext.ro().borrow().get_int(id, i),
+            }
+        }
+        ffi::LUA_TSTRING => {
+            let mut n = 0;
+            let p = ffi::lua_tolstring(l, 2, &mut n);
+            let s = std::slice::from_raw_parts(p.cast(), n);
+            ext.ro().borrow().get_str(id, s)
+        }
+        _ => Found::Miss,
+    };
+    match found {
+        Found::Value(cell) => push_cell(l, ext, cell),
+        Found::Miss => return ro_index_miss(l, ext, id),
+    }
+    1
+}
+
+/// The rest of `ro_index`: any key, from the cache or the supervisor.
+///
+/// # Safety
+/// As `ro_index`'s.
+#[cold]
+#[inline(never)]
+unsafe fn ro_index_miss(l: *mut ffi::lua_State, ext: &Ext, id: TableId) -> c_int {
     let Some(key) = key_at(l, 2) else {
         ffi::lua_pushnil(l);
         return 1;
