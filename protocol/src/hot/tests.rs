@@ -406,3 +406,48 @@ fn integral_float_keys_read_as_integers_as_serde_reads_them() {
         assert!(decode::<ToWorker>(&out).is_err());
     }
 }
+
+#[test]
+fn integers_take_the_bytes_rmp_gives_them_at_every_width_boundary() {
+    let mut edges = vec![i64::MIN, i64::MAX, 0];
+    for b in [5u32, 7, 8, 15, 16, 31, 32, 62] {
+        let p = 1i64 << b;
+        edges.extend([p - 1, p, p + 1, -p - 1, -p, -p + 1]);
+    }
+    for v in edges {
+        let mut ours = Vec::new();
+        write::item(&mut ours, Item::Int(v));
+        let mut theirs = Vec::new();
+        rmp::encode::write_sint(&mut theirs, v).unwrap();
+        assert_eq!(ours, theirs, "{v}");
+    }
+    // Ids are unsigned: a Records reply writes them as `write_uint` does.
+    for id in [
+        0u64,
+        127,
+        128,
+        255,
+        256,
+        65535,
+        65536,
+        u32::MAX as u64,
+        1 << 32,
+        u64::MAX,
+    ] {
+        let mut ours = Vec::new();
+        Records::write(
+            &mut ours,
+            std::iter::empty(),
+            0,
+            [TableId::from_raw(id)].into_iter(),
+            std::iter::empty(),
+        );
+        let theirs = encode(&ToWorker::Reply(Reply::Records(Records {
+            keys: vec![],
+            len: 0,
+            ids: vec![TableId::from_raw(id)],
+            values: vec![],
+        })));
+        assert_eq!(ours, theirs, "{id}");
+    }
+}

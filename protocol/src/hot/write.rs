@@ -35,14 +35,55 @@ pub fn item(out: &mut Vec<u8>, it: Item<'_>) {
     match it {
         Item::Nil => out.push(0xc0),
         Item::Bool(b) => out.push(if b { 0xc3 } else { 0xc2 }),
-        // A positive or negative fixint: the value's own byte.
-        Item::Int(i) if (-32..128).contains(&i) => out.push(i as u8),
+        Item::Int(i) => sint(out, i),
         Item::Float(f) => {
             out.reserve(9);
             out.push(0xcb);
             out.extend_from_slice(&f.to_be_bytes());
         }
         other => item_rest(out, other),
+    }
+}
+
+/// An unsigned integer in the fewest bytes, as `rmp::encode::write_uint`
+/// writes it.
+#[inline]
+fn uint(out: &mut Vec<u8>, v: u64) {
+    if v < 128 {
+        out.push(v as u8);
+    } else if v < 256 {
+        out.extend_from_slice(&[0xcc, v as u8]);
+    } else if v < 65536 {
+        out.push(0xcd);
+        out.extend_from_slice(&(v as u16).to_be_bytes());
+    } else if v < 1 << 32 {
+        out.push(0xce);
+        out.extend_from_slice(&(v as u32).to_be_bytes());
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// A signed integer in the fewest bytes, as `rmp::encode::write_sint`
+/// writes it (a non-negative one as [`uint`]).
+#[inline]
+fn sint(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        uint(out, v as u64);
+    } else if v >= -32 {
+        out.push(v as u8);
+    } else if v >= -128 {
+        out.extend_from_slice(&[0xd0, v as u8]);
+    } else if v >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(v as i16).to_be_bytes());
+    } else if v >= -(1 << 31) {
+        out.push(0xd2);
+        out.extend_from_slice(&(v as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&v.to_be_bytes());
     }
 }
 
@@ -201,9 +242,7 @@ impl Records {
         items(out, keys);
         ok(mp::write_sint(out, len));
         let nids = ids.len();
-        seq(out, ids, TableId::default, |out, id| {
-            ok(mp::write_uint(out, id.raw()))
-        });
+        seq(out, ids, TableId::default, |out, id| uint(out, id.raw()));
         items(out, exact(nids * nkeys, values));
     }
 }

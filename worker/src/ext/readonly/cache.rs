@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use luapool_protocol::{IdMap, Key, TableId};
 
+use super::fast::{HotRun, LastWindow};
 use super::run::Run;
 
 /// Cells kept before the cache is emptied (16 bytes each).
@@ -152,16 +153,6 @@ pub enum Values<'k> {
     },
 }
 
-/// A partial table's window: the table, its first key, its first cell and
-/// how many keys (0: none).
-#[derive(Clone, Copy, Default)]
-pub(super) struct LastWindow {
-    pub(super) table: TableId,
-    pub(super) start: i64,
-    pub(super) first: u32,
-    pub(super) count: u32,
-}
-
 /// The cache.
 #[derive(Default)]
 pub struct RoCache {
@@ -174,8 +165,10 @@ pub struct RoCache {
     /// The run that answered last: a loop reads its records one after another.
     pub(super) hint: std::cell::Cell<usize>,
     /// The window of a partial table that answered last, or was fetched
-    /// last: a loop reads its keys one after another.
+    /// last: a loop reads its keys one after another (`fast.rs`).
     pub(super) last: std::cell::Cell<LastWindow>,
+    /// The run of the hint, for `fast.rs`.
+    pub(super) hot: std::cell::Cell<HotRun>,
     pub(super) partials: usize,
 }
 
@@ -213,6 +206,7 @@ impl RoCache {
         self.runs.iter().enumerate().rev().find_map(|(i, r)| {
             let c = r.find(id)?;
             self.hint.set(i);
+            self.hot.set(r.hot());
             Some(c)
         })
     }
@@ -224,28 +218,6 @@ impl RoCache {
             Some(Entry::Partial(_)) => None,
             None => self.in_runs(id),
         })
-    }
-
-    /// `table[i]`, if the cache can answer: first from the window that
-    /// answered last (a loop over a big array), then as [`get`](Self::get).
-    #[inline]
-    pub fn get_int(&self, table: TableId, i: i64) -> Found {
-        let w = self.last.get();
-        let k = i.wrapping_sub(w.start) as u64;
-        if w.table == table && k < u64::from(w.count) {
-            return Found::Value(self.cells[w.first as usize + k as usize]);
-        }
-        self.get(table, LKey::Int(i))
-    }
-
-    /// `table[s]`, if the cache can answer: first from the run that
-    /// answered last (a loop over records), then as [`get`](Self::get).
-    #[inline]
-    pub fn get_str(&self, table: TableId, s: &[u8]) -> Found {
-        if let Some(c) = self.hinted(table) {
-            return Found::Value(self.get_complete(&c, LKey::Str(s)));
-        }
-        self.get(table, LKey::Str(s))
     }
 
     /// `table[key]`, if the cache can answer.
@@ -305,7 +277,7 @@ impl RoCache {
     }
 
     #[inline]
-    fn key_is(&self, cell: Cell, key: LKey) -> bool {
+    pub(super) fn key_is(&self, cell: Cell, key: LKey) -> bool {
         match (cell, key) {
             (Cell::Str { off, len }, LKey::Str(s)) => {
                 len as usize == s.len() && short_eq(self.str(off, len), s)

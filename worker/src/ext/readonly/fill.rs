@@ -9,9 +9,9 @@ use luapool_protocol::mp::Malformed;
 use luapool_protocol::TableId;
 
 use super::cache::{
-    Cell, Complete, Entry, LastWindow, Partial, RoCache, Values, MAX_BYTES, MAX_CELLS, MAX_PARTIAL,
-    PAIRS,
+    Cell, Complete, Entry, Partial, RoCache, Values, MAX_BYTES, MAX_CELLS, MAX_PARTIAL, PAIRS,
 };
+use super::fast::{HotRun, LastWindow};
 use super::run::Run;
 
 impl RoCache {
@@ -113,23 +113,44 @@ impl RoCache {
         let n = r.count();
         self.cells.reserve(n * (nkeys + 1));
         let first = self.cells.len() as u32;
-        for id in r.ids() {
-            self.cells.push(Cell::Table(id));
+        // The ids, then the values, are written into the room reserved
+        // above, then counted in at once: the loops keep no length.
+        let room = &mut self.cells.spare_capacity_mut()[..n];
+        let mut written = 0;
+        for (cell, id) in room.iter_mut().zip(r.ids()) {
+            cell.write(Cell::Table(id));
+            written += 1;
+        }
+        // SAFETY: the `written` cells past the length were written above.
+        unsafe { self.cells.set_len(first as usize + written) };
+        if written != n {
+            return Err(Malformed);
         }
         // Values first: nothing may name a cell before it exists (bad bytes
         // stop the loop halfway).
         let values_at = self.cells.len() as u32;
-        let (cells, bytes) = (&mut self.cells, &mut self.bytes);
+        let room = &mut self.cells.spare_capacity_mut()[..n * nkeys];
+        let bytes = &mut self.bytes;
+        let mut written = 0;
         // Numbers inline; text out of line, so this loop stays tight.
         r.each_value(|v| {
-            cells.push(match v {
-                Item::Int(i) => Cell::Int(i),
-                Item::Float(f) => Cell::Float(f),
-                Item::Bool(b) => Cell::Bool(b),
-                Item::Nil => Cell::Nil,
-                other => text_cell(bytes, other),
-            })
+            if let Some(cell) = room.get_mut(written) {
+                cell.write(match v {
+                    Item::Int(i) => Cell::Int(i),
+                    Item::Float(f) => Cell::Float(f),
+                    Item::Bool(b) => Cell::Bool(b),
+                    Item::Nil => Cell::Nil,
+                    other => text_cell(bytes, other),
+                });
+                written += 1;
+            }
         })?;
+        if written != n * nkeys {
+            return Err(Malformed);
+        }
+        // SAFETY: the `written` cells past the length were written above
+        // (`Cell` is `Copy`: nothing to drop should the loop stop early).
+        unsafe { self.cells.set_len(values_at as usize + written) };
         let shape = self.shapes.len() as u32;
         self.shapes.push(keys.split_off(narr));
         let record = |at: u32| Complete {
@@ -221,6 +242,7 @@ impl RoCache {
         self.runs.clear();
         self.hint.set(0);
         self.last.set(LastWindow::default());
+        self.hot.set(HotRun::default());
         if self.partials > MAX_PARTIAL {
             self.tables.clear();
             self.partials = 0;

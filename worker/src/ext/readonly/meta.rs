@@ -159,6 +159,20 @@ unsafe fn push_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
         Cell::Int(i) => ffi::lua_pushinteger(l, i),
         Cell::Float(f) => ffi::lua_pushnumber(l, f),
         Cell::Table(id) => ffi::lua_pushlightuserdata(l, id.raw() as *mut c_void),
+        other => push_text_cell(l, ext, other),
+    }
+}
+
+/// [`push_cell`] of a string, big integer or function.
+///
+/// # Safety
+/// One stack slot is free.
+#[inline(never)]
+unsafe fn push_text_cell(l: *mut ffi::lua_State, ext: &Ext, cell: Cell) {
+    match cell {
+        Cell::Nil | Cell::Bool(_) | Cell::Int(_) | Cell::Float(_) | Cell::Table(_) => {
+            push_cell(l, ext, cell)
+        }
         Cell::Str { off, len } => push_text(l, ext, off, len),
         // Made into their Lua values by `values.rs` (which may raise).
         Cell::BigInt { off, len } => {
@@ -230,21 +244,21 @@ unsafe extern "C-unwind" fn ro_index(l: *mut ffi::lua_State) -> c_int {
             let mut is_int = 0;
             let i = ffi::lua_tointegerx(l, 2, &mut is_int);
             match is_int {
-                0 => Found::Miss,
-                _ => ext.ro().borrow().get_int(id, i),
+                0 => None,
+                _ => ext.ro().borrow().fast_int(id, i),
             }
         }
         ffi::LUA_TSTRING => {
             let mut n = 0;
             let p = ffi::lua_tolstring(l, 2, &mut n);
             let s = std::slice::from_raw_parts(p.cast(), n);
-            ext.ro().borrow().get_str(id, s)
+            ext.ro().borrow().fast_str(id, s)
         }
-        _ => Found::Miss,
+        _ => None,
     };
     match found {
-        Found::Value(cell) => push_cell(l, ext, cell),
-        Found::Miss => return ro_index_miss(l, ext, id),
+        Some(cell) => push_cell(l, ext, cell),
+        None => return ro_index_miss(l, ext, id),
     }
     1
 }

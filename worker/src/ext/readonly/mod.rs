@@ -16,6 +16,7 @@ use super::writable::SMALL;
 use super::{Ext, Got};
 
 mod cache;
+mod fast;
 mod fill;
 mod meta;
 mod run;

@@ -3,7 +3,8 @@
 
 use luapool_protocol::TableId;
 
-use super::cache::Complete;
+use super::cache::{Complete, PAIRS};
+use super::fast::HotRun;
 
 /// The records of one `Records` reply whose ids step evenly, up or down
 /// (a loaded array's records do: up in a fresh arena, down where the store
@@ -65,6 +66,23 @@ impl Run {
             return None;
         };
         (k < self.n).then_some(k)
+    }
+
+    /// The run as `fast.rs` reads it, if its ids go up one by one (a
+    /// loaded array's records do) and its records have a shape.
+    pub(super) fn hot(&self) -> HotRun {
+        let r = &self.record;
+        if self.step != 1 || self.down || r.shape == PAIRS {
+            return HotRun::default();
+        }
+        HotRun {
+            first_id: self.first_id,
+            n: self.n,
+            values: r.first + r.narr,
+            stride: r.narr + r.nhash,
+            shape: r.shape,
+            field: 0,
+        }
     }
 
     pub(super) fn find(&self, id: TableId) -> Option<Complete> {
