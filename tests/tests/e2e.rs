@@ -16,6 +16,7 @@ mod functions;
 mod long_strings;
 mod machinery;
 mod pool_stats;
+mod readonly_loops;
 mod reference;
 mod sandbox;
 mod scripts;
