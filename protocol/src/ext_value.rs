@@ -19,9 +19,11 @@ pub const EXT_BIGINT: i8 = 1;
 /// The MessagePack extension type of a Lua function.
 pub const EXT_FUNCTION: i8 = 2;
 
-/// The most decimal digits a big integer may have: what the worker's
-/// `bigint` module holds at most (2^18 bits is 78 914 digits).
-pub const MAX_BIGINT_DIGITS: usize = 78_914;
+/// The most decimal digits a big integer may have: every number of this
+/// many digits fits the worker's `bigint` (2^18 bits): 10^78 913 < 2^262 144.
+/// (Some of 78 914 digits fit too, but not all: a limit by digits must be
+/// one every such number meets.)
+pub const MAX_BIGINT_DIGITS: usize = 78_913;
 
 /// The most bytes of a function's source: a function never travels in
 /// pieces, so it stays within one string piece
