@@ -7,7 +7,8 @@
 //! Every payload from outside is checked here before anything is stored:
 //! - a big integer is `-?[0-9]+`, at most [`MAX_BIGINT_DIGITS`] digits,
 //!   written canonically (no leading zeros, no `-0`);
-//! - a function's source is UTF-8, at most [`MAX_FUNCTION_BYTES`] bytes,
+//! - a function's source is UTF-8 without NUL bytes, at most
+//!   [`MAX_FUNCTION_BYTES`] bytes,
 //!   and reads as one function expression: it starts with the keyword
 //!   `function` and ends with `end` (the worker checks the whole shape again
 //!   when it compiles the text, in the reading compute's sandbox).
@@ -50,6 +51,13 @@ pub enum ExtValueError {
     /// A function's source is not UTF-8.
     #[error("ext type 2 (Lua function) holds source that is not UTF-8")]
     SourceNotUtf8,
+    /// A function's source holds a NUL byte: the worker names the chunk
+    /// that makes it by its text (to find the source again), and a chunk
+    /// name cannot hold one.
+    #[error(
+        "ext type 2 (Lua function) holds source with a NUL byte (write it as \\0 inside a string)"
+    )]
+    SourceHasNul,
     /// A function's source is too long.
     #[error("a function's source of {bytes} bytes is over the limit of {limit} bytes")]
     SourceTooLarge {
@@ -118,6 +126,9 @@ pub fn function_text(payload: &[u8]) -> Result<&str, ExtValueError> {
         });
     }
     let text = std::str::from_utf8(payload).map_err(|_| ExtValueError::SourceNotUtf8)?;
+    if payload.contains(&0) {
+        return Err(ExtValueError::SourceHasNul);
+    }
     let t = text.trim();
     let word_end = |rest: &str| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
     let starts = t

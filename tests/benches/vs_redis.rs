@@ -371,7 +371,10 @@ fn main() {
     // `LUAPOOL_BENCH_ROW=CONNSxDEPTH` (e.g. `1x32`) runs only that row.
     let only = std::env::var("LUAPOOL_BENCH_ROW").ok();
     for (conns, depth) in [(1, 1), (4, 1), (16, 1), (1, 32)] {
-        if only.as_ref().is_some_and(|r| *r != format!("{conns}x{depth}")) {
+        if only
+            .as_ref()
+            .is_some_and(|r| *r != format!("{conns}x{depth}"))
+        {
             continue;
         }
         let label = if depth == 1 {

@@ -393,3 +393,19 @@ fn every_big_integer_the_host_accepts_a_script_can_read() {
     assert!(e.to_string().contains("digits"), "{e}");
     assert_eq!(eval(&s, "return #tostring(_io.input[1])"), json!(digits));
 }
+
+#[test]
+fn a_function_whose_source_holds_a_nul_byte_is_refused_and_nothing_stored() {
+    let s = pool().session();
+    s.set_input_msgpack(&functions_msgpack(&["function() return 1 end"]))
+        .unwrap();
+    let e = s
+        .set_input_msgpack(&functions_msgpack(&["function() return 'a\0b' end"]))
+        .unwrap_err();
+    assert!(e.to_string().contains("NUL byte"), "{e}");
+    // Written inside a string as \0, the same byte is fine.
+    assert_eq!(eval(&s, "return _io.input[1]()"), json!(1));
+    s.set_input_msgpack(&functions_msgpack(&[r"function() return 'a\0b' end"]))
+        .unwrap();
+    assert_eq!(eval(&s, "return #_io.input[1]()"), json!(3));
+}
