@@ -345,10 +345,7 @@ impl EventLoop {
         self.readers.insert(
             token,
             Reader {
-                req: Requests {
-                    conn,
-                    authed: !tcp,
-                },
+                req: Requests { conn, authed: !tcp },
                 buf: Vec::new(),
                 scanner: FrameScanner::new(max),
                 small_frames: tcp,
@@ -400,19 +397,24 @@ impl EventLoop {
             // paused for room must not wait for room to notice.
             return self.disconnect(n);
         }
-        if r.stopped || r.closing.is_some() {
+        if r.closing.is_some() {
             return;
         }
         if r.held {
             if r.req.conn.is_loading() {
                 return; // the call thread's reply brings it back here
             }
+            // The frames read behind the load, also once shutdown began:
+            // they were read before it.
             r.held = false;
             match frames(&shared, r) {
                 Flow::Continue => {}
                 Flow::Close => return self.close_after_reply(n),
                 Flow::Load(_) => return,
             }
+        }
+        if r.stopped {
+            return;
         }
         let mut taken = 0;
         // Reused: zeroing 64 KiB for every read cost more than the read.

@@ -11,7 +11,11 @@ use super::harness::{eventually, Answer, Daemon, Raw};
 
 /// Computes waiting for a worker, daemon-wide.
 fn waiting(d: &Daemon) -> usize {
-    d.operator().stats().unwrap().queued.expect("the operator's figures")
+    d.operator()
+        .stats()
+        .unwrap()
+        .queued
+        .expect("the operator's figures")
 }
 
 /// The next message is the log line `line` of a compute that runs now.
@@ -47,7 +51,9 @@ fn a_tenants_pipeline_does_not_keep_the_only_worker_from_another_tenants_compute
         a.request(10 + i, "compute", vec![sa.clone(), code.into()]);
     }
     // Its first waits for the worker; the others wait in A's session.
-    eventually("A's first compute waits for the worker", || waiting(&d) == 1);
+    eventually("A's first compute waits for the worker", || {
+        waiting(&d) == 1
+    });
     let mut b = d.raw();
     let sb = b.open(1, None);
     b.request(2, "compute", vec![sb.clone(), spin("b").into(), long()]);
@@ -66,7 +72,7 @@ fn a_tenants_pipeline_does_not_keep_the_only_worker_from_another_tenants_compute
     assert_eq!(
         ids(&before),
         [10, 99],
-        "A's computes answered before B's started: {before:?}"
+        "the msgids A had answered when B's compute started, then its `stats`"
     );
 
     b.request(3, "cancel", vec![sb]);

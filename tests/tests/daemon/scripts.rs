@@ -126,7 +126,14 @@ fn nothing_to_read(s: &UnixStream) -> bool {
 /// by the new digest.
 #[test]
 fn a_large_script_load_holds_up_only_its_own_connection_whose_replies_stay_in_order() {
-    let d = Daemon::start(&["--call-threads", "1", "--cpu-time", "0", "--max-cpu-time", "0"]);
+    let d = Daemon::start(&[
+        "--call-threads",
+        "1",
+        "--cpu-time",
+        "0",
+        "--max-cpu-time",
+        "0",
+    ]);
     let long = || Value::Map(vec![("timeout_ms".into(), 120_000.into())]);
     // Hold the only call thread.
     let mut holder = d.raw();
@@ -137,7 +144,11 @@ fn a_large_script_load_holds_up_only_its_own_connection_whose_replies_stay_in_or
     let spin = "print('running') while true do end";
     holder.request(3, "compute", vec![sid.clone(), spin.into(), long()]);
     let running = holder.next().expect("a log notification");
-    assert_eq!(running[0], Value::from(2), "the compute holding `h` runs: {running}");
+    assert_eq!(
+        running[0],
+        Value::from(2),
+        "the compute holding `h` runs: {running}"
+    );
     holder.request(4, "home.export", vec!["h".into()]);
     // Answered at once, after the export was handed to the call thread:
     // the export is ahead of anything sent from here on.
@@ -163,11 +174,17 @@ fn a_large_script_load_holds_up_only_its_own_connection_whose_replies_stay_in_or
     };
     assert_eq!(out["values"], Value::Array(vec![1.into()]));
     assert!(matches!(b.call(3, "stats", vec![]), Answer::Ok(_)));
-    assert!(matches!(b.call(4, "get_table_info", vec![sb]), Answer::Ok(_)));
+    assert!(matches!(
+        b.call(4, "get_table_info", vec![sb]),
+        Answer::Ok(_)
+    ));
     assert!(matches!(b.call(5, "session.open", vec![]), Answer::Ok(_)));
     // The loading connection got nothing yet: its load waits for the call
     // thread, and what it sent after the load waits for the load.
-    assert!(nothing_to_read(&probe), "the load was answered without a call thread");
+    assert!(
+        nothing_to_read(&probe),
+        "the load was answered without a call thread"
+    );
 
     // Free the call thread: the export, then the load, run.
     holder.request(6, "cancel", vec![sid]);
