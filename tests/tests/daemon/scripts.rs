@@ -118,7 +118,7 @@ fn nothing_to_read(s: &UnixStream) -> bool {
 /// 100 ms), so `script.load` runs on a call thread, not on the event loop
 /// that serves every connection. Here the daemon's only call thread is
 /// held (by a `home.export` that waits for a home a running compute
-/// holds), so a 16 MiB load cannot finish, by construction: meanwhile
+/// holds), so a 4 MiB load cannot finish, by construction: meanwhile
 /// another connection is served (answered-at-once methods and a compute),
 /// and the loading connection gets nothing, not even the replies of what
 /// it pipelined behind the load. Once the call thread is free, its replies
@@ -159,7 +159,7 @@ fn a_large_script_load_holds_up_only_its_own_connection_whose_replies_stay_in_or
     let probe = stream.try_clone().unwrap();
     let mut a = Raw::new(stream);
     let sa = a.open(1, None);
-    let code = format!("--{}\nreturn 7", "x".repeat(16 << 20));
+    let code = format!("--{}\nreturn 7", "x".repeat(4 << 20));
     let digest = script_digest(&code);
     a.request(10, "script.load", vec![code.into()]);
     a.request(11, "stats", vec![]);
