@@ -1,8 +1,11 @@
 //! The event loop: one thread that accepts connections, reads every
 //! client's requests, writes what the socket did not take at once, and
-//! runs shutdown. Nothing here blocks: computes go to the pool, other
-//! session calls to the call threads, and replies are written by whoever
-//! finishes a call.
+//! runs shutdown. Nothing here blocks, and nothing here takes time in
+//! proportion to a request's size but reading it: computes go to the pool,
+//! other session calls, the home methods and `script.load` to the call
+//! threads, and replies are written by whoever finishes a call. A
+//! connection's frames after a `script.load` wait in its buffer, unread
+//! further, until the load is answered (`scripts.rs`).
 //!
 //! Bounds kept here: connections (`connections`), bytes before `auth` on
 //! TCP (`unauthenticated_bytes`), the frame size (`max_frame`), the request
@@ -13,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::conn::Conn;
 use crate::listen::{accept_tcp, accept_unix, Stream, UnixSocket};
 use crate::requests::{Flow, Requests};
+use crate::scripts;
 use crate::shared::Shared;
 use crate::signals::WakePipe;
 use luapool_protocol::rpc::{encode_response, ErrorKind, RpcError};
@@ -71,6 +76,9 @@ struct Reader {
     /// closed once its last reply is out, or at the deadline).
     stopped: bool,
     closing: Option<Instant>,
+    /// A `script.load` of this connection is on a call thread: the frames
+    /// after it wait in `buf`, and no more is read, until it is answered.
+    held: bool,
 }
 
 enum Phase {
@@ -337,17 +345,14 @@ impl EventLoop {
         self.readers.insert(
             token,
             Reader {
-                req: Requests {
-                    conn,
-                    authed: !tcp,
-                    scripts: HashMap::new(),
-                },
+                req: Requests { conn, authed: !tcp },
                 buf: Vec::new(),
                 scanner: FrameScanner::new(max),
                 small_frames: tcp,
                 reserved: 0,
                 stopped: self.shared.draining.load(Ordering::Relaxed),
                 closing: None,
+                held: false,
             },
         );
         self.read(token, false);
@@ -370,6 +375,14 @@ impl EventLoop {
             self.paused.retain(|&p| p != n);
             self.paused.push(n);
         }
+        if self
+            .readers
+            .get(&n)
+            .is_some_and(|r| r.held && !r.req.conn.is_loading())
+        {
+            // Its load is answered: the frames behind it are next.
+            self.backlog.push(n);
+        }
     }
 
     /// Reads what the client sent and handles each complete request.
@@ -384,7 +397,23 @@ impl EventLoop {
             // paused for room must not wait for room to notice.
             return self.disconnect(n);
         }
-        if r.stopped || r.closing.is_some() {
+        if r.closing.is_some() {
+            return;
+        }
+        if r.held {
+            if r.req.conn.is_loading() {
+                return; // the call thread's reply brings it back here
+            }
+            // The frames read behind the load, also once shutdown began:
+            // they were read before it.
+            r.held = false;
+            match frames(&shared, r) {
+                Flow::Continue => {}
+                Flow::Close => return self.close_after_reply(n),
+                Flow::Load(_) => return,
+            }
+        }
+        if r.stopped {
             return;
         }
         let mut taken = 0;
@@ -418,8 +447,10 @@ impl EventLoop {
                 Ok(k) => {
                     r.buf.extend_from_slice(&chunk[..k]);
                     taken += k;
-                    if frames(&shared, r) == Flow::Close {
-                        return self.close_after_reply(n);
+                    match frames(&shared, r) {
+                        Flow::Continue => {}
+                        Flow::Close => return self.close_after_reply(n),
+                        Flow::Load(_) => return,
                     }
                     if taken >= READ_TURN {
                         self.backlog.push(n);
@@ -481,16 +512,23 @@ impl EventLoop {
     }
 }
 
-/// Handles the complete frames at the front of the reader's buffer.
+/// Handles the complete frames at the front of the reader's buffer, up to
+/// a `script.load` that goes to a call thread (then `Load`: the reader is
+/// held).
 fn frames(shared: &Arc<Shared>, r: &mut Reader) -> Flow {
     let mut flow = Flow::Continue;
     let mut used = 0;
     while flow == Flow::Continue {
         match r.scanner.scan(&r.buf[used..]) {
             Scan::Complete(len) => {
-                flow = r.req.frame(shared, &r.buf[used..used + len]);
+                let frame = used..used + len;
+                flow = r.req.frame(shared, &r.buf[frame.clone()]);
                 used += len;
                 r.scanner.reset();
+                if let Flow::Load(msgid) = flow {
+                    flow = hand_off(shared, r, frame, msgid);
+                    used = 0; // what was used went with it
+                }
                 if r.req.authed && r.small_frames {
                     // Authenticated: frames of any allowed size from now on.
                     r.small_frames = false;
@@ -530,6 +568,25 @@ fn frames(shared: &Arc<Shared>, r: &mut Reader) -> Flow {
         r.reserved = held;
     }
     flow
+}
+
+/// Gives the `script.load` in `r.buf[frame]` to a call thread: the buffer
+/// up to the frame's end goes with it, not copied (the frame may be tens
+/// of MiB), and so does its share of `buffered_bytes`; what follows the
+/// frame (less than a read's chunk) stays. `Load` (the reader is held
+/// until the load is answered), or `Continue` if it was answered already.
+fn hand_off(shared: &Shared, r: &mut Reader, frame: Range<usize>, msgid: u32) -> Flow {
+    let rest = r.buf.split_off(frame.end);
+    let buf = std::mem::replace(&mut r.buf, rest);
+    let held = r.buf.len().saturating_sub(READ_CHUNK).min(r.reserved);
+    let bytes = r.reserved - held;
+    r.reserved = held;
+    if scripts::submit(shared, &r.req.conn, msgid, (buf, frame), bytes) {
+        r.held = true;
+        Flow::Load(msgid)
+    } else {
+        Flow::Continue
+    }
 }
 
 /// Takes `more` bytes of the daemon-wide bound for `r`; false if the bound
