@@ -99,6 +99,8 @@ test("a value refused before sending leaves the connection and session working",
   await assert.rejects(s.setInputField("x", [1, undefined]), /input field "x"\[1\]: undefined/);
   await assert.rejects(s.setMetadata({ when: new Date() }), /metadata\.when: a Date/);
   await assert.rejects(s.setInput({ s: "\ud800" }), /input\.s: a string with a lone surrogate/);
+  await assert.rejects(s.setInputField("k\ud800", 1), /the field key: a string with a lone surrogate/);
+  await assert.rejects(s.compute("return '\udc00'"), /the code: a string with a lone surrogate/);
   await assert.rejects(s.setInput(10n ** 80_000n), /input: a bigint of 80001 digits/);
   await assert.rejects(s.compute("return 1", { timeout: 5 } as never), /unknown compute option "timeout"/);
   await assert.rejects(s.getOutputField(7 as never), /key must be a string/);
