@@ -3,13 +3,14 @@
 //! between calls, and the daemon's figures for people and as JSON. (Every
 //! example case also goes through `luapool call` in `examples.rs`.)
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::{example_path as example, luapool_bin, TempDir};
-use crate::daemon::harness::{fresh_socket_path, Daemon};
+use crate::daemon::harness::{fresh_socket_path, Daemon, HANG};
 
 /// Runs `luapool ARGS` with `stdin` on standard input.
 fn luapool(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -200,6 +201,45 @@ fn call_streams_print_lines_while_the_compute_runs() {
     child.wait().unwrap();
     // Its disconnect cancelled the compute: the workers are free.
     d.workers_are_free();
+}
+
+#[test]
+fn call_whose_daemon_is_killed_mid_compute_says_so_in_one_line_and_exits_2() {
+    let mut d = Daemon::start(&["--cpu-time", "0", "--max-cpu-time", "0", "--timeout", "100"]);
+    let tmp = TempDir::new("call");
+    let script = tmp.file("slow.lua", "print('first')\nwhile true do end\n");
+    let mut child = Command::new(luapool_bin())
+        .args(["call", "--socket", &d.socket.to_string_lossy(), &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn luapool call");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    d.signal(libc::SIGKILL);
+    d.wait_exit();
+    // Never a hang: the call ends once the daemon is gone.
+    let end = Instant::now() + HANG;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > end {
+            child.kill().unwrap();
+            panic!("luapool call still waits for a daemon that is gone");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        rest,
+        "luapool: the daemon closed the connection (end of stream)\n"
+    );
 }
 
 #[test]
