@@ -4,7 +4,7 @@
 //! example case also goes through `luapool call` in `examples.rs`.)
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -177,9 +177,10 @@ fn call_reads_input_from_stdin_and_chains_the_pattern3_pipeline() {
     );
 }
 
-#[test]
-fn call_streams_print_lines_while_the_compute_runs() {
-    // No CPU-time limit: the script runs until the test stops it.
+/// A daemon without a CPU-time limit, and `luapool call` of a script that
+/// prints `first` and then loops until the test stops it: the call and its
+/// stderr, once `first` has come (while the compute runs).
+fn endless_call() -> (Daemon, Child, BufReader<ChildStderr>) {
     let d = Daemon::start(&["--cpu-time", "0", "--max-cpu-time", "0", "--timeout", "100"]);
     let tmp = TempDir::new("call");
     let script = tmp.file("slow.lua", "print('first')\nwhile true do end\n");
@@ -190,11 +191,16 @@ fn call_streams_print_lines_while_the_compute_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn luapool call");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stderr.read_line(&mut line).unwrap();
     assert_eq!(line, "first\n");
+    (d, child, stderr)
+}
+
+#[test]
+fn call_streams_print_lines_while_the_compute_runs() {
+    let (d, mut child, _stderr) = endless_call();
     // The compute never ends by itself: the line came while it ran.
     assert!(child.try_wait().unwrap().is_none(), "call ended early");
     child.kill().unwrap();
@@ -205,20 +211,7 @@ fn call_streams_print_lines_while_the_compute_runs() {
 
 #[test]
 fn call_whose_daemon_is_killed_mid_compute_says_so_in_one_line_and_exits_2() {
-    let mut d = Daemon::start(&["--cpu-time", "0", "--max-cpu-time", "0", "--timeout", "100"]);
-    let tmp = TempDir::new("call");
-    let script = tmp.file("slow.lua", "print('first')\nwhile true do end\n");
-    let mut child = Command::new(luapool_bin())
-        .args(["call", "--socket", &d.socket.to_string_lossy(), &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn luapool call");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert_eq!(line, "first\n");
+    let (mut d, mut child, mut stderr) = endless_call();
     d.signal(libc::SIGKILL);
     d.wait_exit();
     // Never a hang: the call ends once the daemon is gone.
