@@ -264,7 +264,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("homes kept in {}", dir.display());
     }
     if args.home_store.is_some() {
-        eprintln!("luapool: homes kept in PostgreSQL, shared");
+        tracing::info!("homes kept in PostgreSQL, shared");
     }
     if let Some(addr) = daemon.tcp_addr() {
         tracing::info!("listening on tcp {addr}");
