@@ -38,7 +38,7 @@ export const MAX_DEPTH = 500;
 export const MAX_FRAME = 256 * 1024 * 1024;
 /** The most decimal digits of a big integer the daemon takes (its bigints
  * hold 2^18 bits): a longer one is refused before sending. */
-export const MAX_BIGINT_DIGITS = 78_914;
+export const MAX_BIGINT_DIGITS = 78_913;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -186,7 +186,11 @@ function walk(v: unknown, depth: number, open: Set<object>, path: (string | numb
       return fail(path, "a symbol cannot cross the wire");
   }
   if (v === null) return v;
-  if (v instanceof LuaFunction) return wellFormed(v.source) ? v : fail(path, `its source: ${LONE_SURROGATE}`);
+  if (v instanceof LuaFunction) {
+    if (!wellFormed(v.source)) return fail(path, `its source: ${LONE_SURROGATE}`);
+    // The daemon refuses it: write \0 inside a Lua string instead.
+    return v.source.includes("\0") ? fail(path, "its source holds a NUL byte (write \\0 inside a string)") : v;
+  }
   const obj = v as object;
   if (obj instanceof Uint8Array) return obj;
   if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {

@@ -168,8 +168,9 @@ test("values that cannot cross the wire are refused, naming where they are", () 
     [["x".repeat(100) + "\udc00"], /input\[0\]: a string with a lone surrogate/],
     [{ ["k\udc00"]: 1 }, /input\["k\\udc00"\]: its key: a string with a lone surrogate/],
     [{ f: new LuaFunction("function() return '\ud83d' end") }, /input\.f: its source: a string with a lone/],
-    [{ n: 10n ** 78914n }, /input\.n: a bigint of 78915 digits is over the daemon's limit of 78914 digits/],
-    [[-(10n ** 78914n)], /input\[0\]: a bigint of 78915 digits/],
+    [{ f: new LuaFunction("function() return 'a\0b' end") }, /input\.f: its source holds a NUL byte/],
+    [{ n: 10n ** 78913n }, /input\.n: a bigint of 78914 digits is over the daemon's limit of 78913 digits/],
+    [[-(10n ** 78913n)], /input\[0\]: a bigint of 78914 digits/],
   ];
   for (const [value, message] of cases) {
     assert.throws(

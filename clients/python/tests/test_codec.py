@@ -92,7 +92,7 @@ def test_ext_1_decodes_to_int_and_a_payload_that_is_not_decimal_is_an_error():
 
 def test_ints_longer_than_pythons_conversion_limit_cross_both_ways_exactly():
     # Python refuses str(int) past 4300 digits by default; the daemon's
-    # bigints have up to 78 914, and one of them must not end the connection.
+    # bigints have up to 78 913, and one of them must not end the connection.
     limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
     for v in [10**5000 + 1, -(3**20000), 10**luapool.MAX_BIGINT_DIGITS - 1, -(10**luapool.MAX_BIGINT_DIGITS - 1)]:
         payload = msgpack.unpackb(send(v), ext_hook=lambda code, data: (code, data))
@@ -114,9 +114,9 @@ def test_ints_longer_than_pythons_conversion_limit_cross_both_ways_exactly():
 
 def test_an_int_past_the_daemons_digits_is_refused_before_sending():
     too_long = 10**luapool.MAX_BIGINT_DIGITS  # one digit more than the daemon takes
-    with pytest.raises(luapool.InvalidValueError, match=r"input\['n'\]: an int of 78915 digits is over .* 78914"):
+    with pytest.raises(luapool.InvalidValueError, match=r"input\['n'\]: an int of 78914 digits is over .* 78913"):
         luapool.prepare({"n": too_long}, "input")
-    with pytest.raises(luapool.InvalidValueError, match=r"78915 digits"):
+    with pytest.raises(luapool.InvalidValueError, match=r"78914 digits"):
         luapool.prepare([-too_long], "input")
     # As a map key it is refused too, described rather than printed.
     with pytest.raises(luapool.InvalidValueError, match=r"<an int of \d+ bits> is out of the 64-bit range"):
@@ -242,3 +242,9 @@ def test_each_error_kind_has_its_class_carrying_kind_and_the_daemons_fields():
     assert (future.kind, future.details["extra"]) == ("SomethingNew", 1)
     assert luapool.from_wire("not a map").kind == "Unknown"
     assert isinstance(luapool.ConnectionClosedError("x"), ConnectionError)
+
+
+def test_a_function_source_with_a_nul_byte_is_refused_before_sending():
+    with pytest.raises(luapool.InvalidValueError, match="NUL byte"):
+        luapool.LuaFunction("function() return 'a\0b' end")
+    assert luapool.LuaFunction(r"function() return 'a\0b' end").source.endswith(r"'a\0b' end")

@@ -33,7 +33,7 @@ closes a connection whose frame nests more than 512 deep, and the request's
 envelope takes two of those levels)."""
 MAX_FRAME = 256 * 1024 * 1024
 """The daemon's frame limit: a larger request would close the connection."""
-MAX_BIGINT_DIGITS = 78_914
+MAX_BIGINT_DIGITS = 78_913
 """The most decimal digits of a big integer the daemon takes (its bigints
 hold 2**18 bits): a longer one is refused before sending."""
 
@@ -53,6 +53,9 @@ class LuaFunction:
     def __init__(self, source: str):
         if not isinstance(source, str):
             raise TypeError("LuaFunction takes the Lua source as a str")
+        if "\0" in source:
+            # The daemon refuses it: write \\0 inside a Lua string instead.
+            raise InvalidValueError("a Lua function's source cannot hold a NUL byte (write \\0 inside a string)")
         self.source = source
 
     def __eq__(self, other: object) -> bool:
