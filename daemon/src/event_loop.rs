@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,12 +26,12 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::conn::Conn;
 use crate::listen::{accept_tcp, accept_unix, Stream, UnixSocket};
+use crate::reader::{frames, release, reserve, Reader, READ_CHUNK};
 use crate::requests::{Flow, Requests};
-use crate::scripts;
 use crate::shared::Shared;
 use crate::signals::WakePipe;
 use luapool_protocol::rpc::{encode_response, ErrorKind, RpcError};
-use luapool_protocol::stream::{FrameScanner, Scan};
+use luapool_protocol::stream::FrameScanner;
 
 const SIGNALS: Token = Token(0);
 pub(crate) const WAKE: Token = Token(1);
@@ -41,8 +40,6 @@ const OPERATOR: Token = Token(3);
 const TCP: Token = Token(4);
 const FIRST_CONN: usize = 8;
 
-/// Bytes read from a client at a time.
-const READ_CHUNK: usize = 64 << 10;
 /// Bytes read from one client per turn of the loop, so one fast sender
 /// does not hold up the others.
 const READ_TURN: usize = 1 << 20;
@@ -60,25 +57,6 @@ pub(crate) struct Listeners {
     pub unix: UnixSocket,
     pub operator: Option<UnixSocket>,
     pub tcp: Option<TcpListener>,
-}
-
-/// One connection's reading side.
-struct Reader {
-    req: Requests,
-    buf: Vec<u8>,
-    scanner: FrameScanner,
-    /// The scanner takes only frames of `unauthenticated_bytes` (before auth).
-    small_frames: bool,
-    /// Bytes of `shared.buffered` this reader holds (its buffer past the
-    /// first chunk, and what the last read may have added).
-    reserved: usize,
-    /// No more reading: shutdown, or closing after a protocol error (then
-    /// closed once its last reply is out, or at the deadline).
-    stopped: bool,
-    closing: Option<Instant>,
-    /// A `script.load` of this connection is on a call thread: the frames
-    /// after it wait in `buf`, and no more is read, until it is answered.
-    held: bool,
 }
 
 enum Phase {
@@ -510,95 +488,4 @@ impl EventLoop {
             self.disconnect(n);
         }
     }
-}
-
-/// Handles the complete frames at the front of the reader's buffer, up to
-/// a `script.load` that goes to a call thread (then `Load`: the reader is
-/// held).
-fn frames(shared: &Arc<Shared>, r: &mut Reader) -> Flow {
-    let mut flow = Flow::Continue;
-    let mut used = 0;
-    while flow == Flow::Continue {
-        match r.scanner.scan(&r.buf[used..]) {
-            Scan::Complete(len) => {
-                let frame = used..used + len;
-                flow = r.req.frame(shared, &r.buf[frame.clone()]);
-                used += len;
-                r.scanner.reset();
-                if let Flow::Load(msgid) = flow {
-                    flow = hand_off(shared, r, frame, msgid);
-                    used = 0; // what was used went with it
-                }
-                if r.req.authed && r.small_frames {
-                    // Authenticated: frames of any allowed size from now on.
-                    r.small_frames = false;
-                    r.scanner = FrameScanner::new(shared.limits.max_frame);
-                }
-            }
-            Scan::Incomplete => break,
-            Scan::TooLarge => {
-                let max = if r.req.authed {
-                    shared.limits.max_frame
-                } else {
-                    shared.limits.unauthenticated_bytes
-                };
-                let e = RpcError::bad_request(format!(
-                    "frame larger than {max} bytes; closing the connection"
-                ));
-                r.req.conn.reply(shared, None, Err(e));
-                flow = Flow::Close;
-            }
-            Scan::Invalid(why) => {
-                let e = RpcError::bad_request(format!(
-                    "not MessagePack ({why}); closing the connection"
-                ));
-                r.req.conn.reply(shared, None, Err(e));
-                flow = Flow::Close;
-            }
-        }
-    }
-    r.buf.drain(..used);
-    if r.buf.capacity() > 4 * READ_CHUNK && r.buf.len() < READ_CHUNK {
-        // Do not keep a large frame's buffer for the connection's life.
-        r.buf.shrink_to(READ_CHUNK);
-    }
-    let held = r.buf.len().saturating_sub(READ_CHUNK);
-    if held < r.reserved {
-        release(shared, r.reserved - held);
-        r.reserved = held;
-    }
-    flow
-}
-
-/// Gives the `script.load` in `r.buf[frame]` to a call thread: the buffer
-/// up to the frame's end goes with it, not copied (the frame may be tens
-/// of MiB), and so does its share of `buffered_bytes`; what follows the
-/// frame (less than a read's chunk) stays. `Load` (the reader is held
-/// until the load is answered), or `Continue` if it was answered already.
-fn hand_off(shared: &Shared, r: &mut Reader, frame: Range<usize>, msgid: u32) -> Flow {
-    let rest = r.buf.split_off(frame.end);
-    let buf = std::mem::replace(&mut r.buf, rest);
-    let held = r.buf.len().saturating_sub(READ_CHUNK).min(r.reserved);
-    let bytes = r.reserved - held;
-    r.reserved = held;
-    if scripts::submit(shared, &r.req.conn, msgid, (buf, frame), bytes) {
-        r.held = true;
-        Flow::Load(msgid)
-    } else {
-        Flow::Continue
-    }
-}
-
-/// Takes `more` bytes of the daemon-wide bound for `r`; false if the bound
-/// is reached (the reader pauses until others give back).
-fn reserve(shared: &Shared, r: &mut Reader, more: usize) -> bool {
-    let ok = shared.buffered.try_take(more);
-    if ok {
-        r.reserved += more;
-    }
-    ok
-}
-
-fn release(shared: &Shared, bytes: usize) {
-    shared.buffered.give_back(bytes);
 }

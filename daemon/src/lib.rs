@@ -31,7 +31,8 @@
 //! Log lines go through `tracing`; the binary installs the subscriber.
 //!
 //! Where things are: `listen.rs` binds the sockets, `event_loop.rs` is the
-//! event loop, `requests.rs` answers one request frame (the socket API's
+//! event loop, `reader.rs` a connection's reading side and the frames in
+//! it, `requests.rs` answers one request frame (the socket API's
 //! types are `luapool_protocol::rpc`), `session.rs` is a session's queue of
 //! calls, `calls.rs` runs one, `scripts.rs` loads a script on a call
 //! thread, `conn.rs` and `outbox.rs` a connection and its sending side,
@@ -54,6 +55,7 @@ mod listen;
 mod metrics;
 mod outbox;
 mod prometheus;
+mod reader;
 mod requests;
 mod scripts;
 mod session;
