@@ -165,6 +165,12 @@ fn read_loop(mut reader: BufReader<Socket>, routes: &Mutex<Routes>) {
         // One message: decoded straight into host values, as the supervisor does.
         let msg = match rmp_serde::from_read::<_, HostValue>(&mut reader) {
             Ok(m) => m,
+            // The end, between messages: the daemon closed it (or is gone).
+            Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                break "end of stream".into()
+            }
             Err(e) => break format!("{e}"),
         };
         match FromDaemon::decode(msg) {

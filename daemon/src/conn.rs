@@ -1,6 +1,7 @@
 //! [`Conn`]: one client connection as every thread sees it: its socket, its
-//! [`Outbox`], and the sessions it opened. Session ids count from 1 on each
-//! connection, so they say nothing about other clients.
+//! [`Outbox`], the sessions it opened and the scripts it loaded. Session
+//! ids count from 1 on each connection, so they say nothing about other
+//! clients.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,7 +15,7 @@ use crate::session::DaemonSession;
 use crate::shared::{Budget, Shared};
 use crate::stats::ErrorCounts;
 use luapool_protocol::rpc::{encode_response, Answer, RpcError};
-use luapool_supervisor::ComputeTimes;
+use luapool_supervisor::{ComputeTimes, Script};
 use std::os::fd::AsRawFd;
 
 /// A client connection.
@@ -36,6 +37,12 @@ pub(crate) struct Conn {
     pub times: OnceLock<Arc<ComputeTimes>>,
     /// Its home calls waiting for a call thread (bound: `queued_calls`).
     pub home_calls: AtomicUsize,
+    /// The scripts it loaded, by digest: its computes may name them by
+    /// digest (and only them); released when it is abandoned.
+    pub scripts: Mutex<HashMap<String, Script>>,
+    /// A `script.load` of it runs on a call thread (`scripts.rs`): the
+    /// event loop handles none of its later requests until it is answered.
+    loading: AtomicBool,
 }
 
 impl Conn {
@@ -63,11 +70,27 @@ impl Conn {
             errors: ErrorCounts::default(),
             times: OnceLock::new(),
             home_calls: AtomicUsize::new(0),
+            scripts: Mutex::new(HashMap::new()),
+            loading: AtomicBool::new(false),
         }
     }
 
     pub fn is_gone(&self) -> bool {
         self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Whether a `script.load` of this connection is being answered.
+    pub fn is_loading(&self) -> bool {
+        // SYNC POINT: Acquire; pairs with the Release in `set_loading(false)`
+        // after the load's reply and script are in place.
+        self.loading.load(Ordering::Acquire)
+    }
+
+    /// Notes that a `script.load` went to a call thread (`true`, by the
+    /// event loop) or was answered (`false`, by the call thread).
+    pub fn set_loading(&self, loading: bool) {
+        // SYNC POINT: Release; pairs with the Acquire in `is_loading`.
+        self.loading.store(loading, Ordering::Release);
     }
 
     /// The next session id of this connection.
@@ -125,6 +148,10 @@ impl Conn {
         for s in sessions {
             s.abandon();
         }
+        // Its scripts go now, not when the last handle on the connection
+        // does (a call still running); dropped outside the lock.
+        let scripts = std::mem::take(&mut *self.scripts.lock());
+        drop(scripts);
     }
 
     /// The histograms of this connection's computes.

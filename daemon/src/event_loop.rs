@@ -1,8 +1,11 @@
 //! The event loop: one thread that accepts connections, reads every
 //! client's requests, writes what the socket did not take at once, and
-//! runs shutdown. Nothing here blocks: computes go to the pool, other
-//! session calls to the call threads, and replies are written by whoever
-//! finishes a call.
+//! runs shutdown. Nothing here blocks, and nothing here takes time in
+//! proportion to a request's size but reading it: computes go to the pool,
+//! other session calls, the home methods and `script.load` to the call
+//! threads, and replies are written by whoever finishes a call. A
+//! connection's frames after a `script.load` wait in its buffer, unread
+//! further, until the load is answered (`scripts.rs`).
 //!
 //! Bounds kept here: connections (`connections`), bytes before `auth` on
 //! TCP (`unauthenticated_bytes`), the frame size (`max_frame`), the request
@@ -23,11 +26,12 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::conn::Conn;
 use crate::listen::{accept_tcp, accept_unix, Stream, UnixSocket};
+use crate::reader::{frames, release, reserve, Reader, READ_CHUNK};
 use crate::requests::{Flow, Requests};
 use crate::shared::Shared;
 use crate::signals::WakePipe;
 use luapool_protocol::rpc::{encode_response, ErrorKind, RpcError};
-use luapool_protocol::stream::{FrameScanner, Scan};
+use luapool_protocol::stream::FrameScanner;
 
 const SIGNALS: Token = Token(0);
 pub(crate) const WAKE: Token = Token(1);
@@ -36,8 +40,6 @@ const OPERATOR: Token = Token(3);
 const TCP: Token = Token(4);
 const FIRST_CONN: usize = 8;
 
-/// Bytes read from a client at a time.
-const READ_CHUNK: usize = 64 << 10;
 /// Bytes read from one client per turn of the loop, so one fast sender
 /// does not hold up the others.
 const READ_TURN: usize = 1 << 20;
@@ -55,22 +57,6 @@ pub(crate) struct Listeners {
     pub unix: UnixSocket,
     pub operator: Option<UnixSocket>,
     pub tcp: Option<TcpListener>,
-}
-
-/// One connection's reading side.
-struct Reader {
-    req: Requests,
-    buf: Vec<u8>,
-    scanner: FrameScanner,
-    /// The scanner takes only frames of `unauthenticated_bytes` (before auth).
-    small_frames: bool,
-    /// Bytes of `shared.buffered` this reader holds (its buffer past the
-    /// first chunk, and what the last read may have added).
-    reserved: usize,
-    /// No more reading: shutdown, or closing after a protocol error (then
-    /// closed once its last reply is out, or at the deadline).
-    stopped: bool,
-    closing: Option<Instant>,
 }
 
 enum Phase {
@@ -337,17 +323,14 @@ impl EventLoop {
         self.readers.insert(
             token,
             Reader {
-                req: Requests {
-                    conn,
-                    authed: !tcp,
-                    scripts: HashMap::new(),
-                },
+                req: Requests { conn, authed: !tcp },
                 buf: Vec::new(),
                 scanner: FrameScanner::new(max),
                 small_frames: tcp,
                 reserved: 0,
                 stopped: self.shared.draining.load(Ordering::Relaxed),
                 closing: None,
+                held: false,
             },
         );
         self.read(token, false);
@@ -370,6 +353,14 @@ impl EventLoop {
             self.paused.retain(|&p| p != n);
             self.paused.push(n);
         }
+        if self
+            .readers
+            .get(&n)
+            .is_some_and(|r| r.held && !r.req.conn.is_loading())
+        {
+            // Its load is answered: the frames behind it are next.
+            self.backlog.push(n);
+        }
     }
 
     /// Reads what the client sent and handles each complete request.
@@ -384,7 +375,23 @@ impl EventLoop {
             // paused for room must not wait for room to notice.
             return self.disconnect(n);
         }
-        if r.stopped || r.closing.is_some() {
+        if r.closing.is_some() {
+            return;
+        }
+        if r.held {
+            if r.req.conn.is_loading() {
+                return; // the call thread's reply brings it back here
+            }
+            // The frames read behind the load, also once shutdown began:
+            // they were read before it.
+            r.held = false;
+            match frames(&shared, r) {
+                Flow::Continue => {}
+                Flow::Close => return self.close_after_reply(n),
+                Flow::Load(_) => return,
+            }
+        }
+        if r.stopped {
             return;
         }
         let mut taken = 0;
@@ -418,8 +425,10 @@ impl EventLoop {
                 Ok(k) => {
                     r.buf.extend_from_slice(&chunk[..k]);
                     taken += k;
-                    if frames(&shared, r) == Flow::Close {
-                        return self.close_after_reply(n);
+                    match frames(&shared, r) {
+                        Flow::Continue => {}
+                        Flow::Close => return self.close_after_reply(n),
+                        Flow::Load(_) => return,
                     }
                     if taken >= READ_TURN {
                         self.backlog.push(n);
@@ -479,69 +488,4 @@ impl EventLoop {
             self.disconnect(n);
         }
     }
-}
-
-/// Handles the complete frames at the front of the reader's buffer.
-fn frames(shared: &Arc<Shared>, r: &mut Reader) -> Flow {
-    let mut flow = Flow::Continue;
-    let mut used = 0;
-    while flow == Flow::Continue {
-        match r.scanner.scan(&r.buf[used..]) {
-            Scan::Complete(len) => {
-                flow = r.req.frame(shared, &r.buf[used..used + len]);
-                used += len;
-                r.scanner.reset();
-                if r.req.authed && r.small_frames {
-                    // Authenticated: frames of any allowed size from now on.
-                    r.small_frames = false;
-                    r.scanner = FrameScanner::new(shared.limits.max_frame);
-                }
-            }
-            Scan::Incomplete => break,
-            Scan::TooLarge => {
-                let max = if r.req.authed {
-                    shared.limits.max_frame
-                } else {
-                    shared.limits.unauthenticated_bytes
-                };
-                let e = RpcError::bad_request(format!(
-                    "frame larger than {max} bytes; closing the connection"
-                ));
-                r.req.conn.reply(shared, None, Err(e));
-                flow = Flow::Close;
-            }
-            Scan::Invalid(why) => {
-                let e = RpcError::bad_request(format!(
-                    "not MessagePack ({why}); closing the connection"
-                ));
-                r.req.conn.reply(shared, None, Err(e));
-                flow = Flow::Close;
-            }
-        }
-    }
-    r.buf.drain(..used);
-    if r.buf.capacity() > 4 * READ_CHUNK && r.buf.len() < READ_CHUNK {
-        // Do not keep a large frame's buffer for the connection's life.
-        r.buf.shrink_to(READ_CHUNK);
-    }
-    let held = r.buf.len().saturating_sub(READ_CHUNK);
-    if held < r.reserved {
-        release(shared, r.reserved - held);
-        r.reserved = held;
-    }
-    flow
-}
-
-/// Takes `more` bytes of the daemon-wide bound for `r`; false if the bound
-/// is reached (the reader pauses until others give back).
-fn reserve(shared: &Shared, r: &mut Reader, more: usize) -> bool {
-    let ok = shared.buffered.try_take(more);
-    if ok {
-        r.reserved += more;
-    }
-    ok
-}
-
-fn release(shared: &Shared, bytes: usize) {
-    shared.buffered.give_back(bytes);
 }

@@ -16,7 +16,8 @@
 //! event loop (the caller of [`Daemon::run`]) accepts, reads every
 //! client's requests and writes what a socket did not take at once; a few
 //! call threads ([`DaemonLimits::call_threads`]) run session calls other
-//! than computes and the home methods (`homes.rs`); computes run on the pool's threads, one per worker,
+//! than computes, the home methods (`homes.rs`) and `script.load`
+//! (`scripts.rs`); computes run on the pool's threads, one per worker,
 //! which also write their replies. So a compute crosses from the event loop
 //! to a pool thread once, and back to no one. An event loop (mio) rather
 //! than threads per connection: idle connections and sessions then cost
@@ -30,11 +31,13 @@
 //! Log lines go through `tracing`; the binary installs the subscriber.
 //!
 //! Where things are: `listen.rs` binds the sockets, `event_loop.rs` is the
-//! event loop, `requests.rs` answers one request frame (the socket API's
+//! event loop, `reader.rs` a connection's reading side and the frames in
+//! it, `requests.rs` answers one request frame (the socket API's
 //! types are `luapool_protocol::rpc`), `session.rs` is a session's queue of
-//! calls, `calls.rs` runs one, `conn.rs` and `outbox.rs` a connection and
-//! its sending side, `limits.rs` the daemon's bounds, `signals.rs` the
-//! wake-up pipe and SIGTERM.
+//! calls, `calls.rs` runs one, `scripts.rs` loads a script on a call
+//! thread, `conn.rs` and `outbox.rs` a connection and its sending side,
+//! `limits.rs` the daemon's bounds, `signals.rs` the wake-up pipe and
+//! SIGTERM.
 //!
 //! Shutdown: stop accepting and remove the socket files, stop reading
 //! requests, let every request already read finish within the grace
@@ -52,7 +55,9 @@ mod listen;
 mod metrics;
 mod outbox;
 mod prometheus;
+mod reader;
 mod requests;
+mod scripts;
 mod session;
 mod shared;
 mod signals;
@@ -287,6 +292,7 @@ impl Daemon {
                             session.run(true);
                         }
                         Ok(CallJob::Home(job)) => homes::run(&thread_shared, job),
+                        Ok(CallJob::Load(job)) => scripts::run(&thread_shared, job),
                         Ok(CallJob::Stop) | Err(_) => break,
                     }
                 })

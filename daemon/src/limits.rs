@@ -43,8 +43,8 @@ pub struct DaemonLimits {
     pub max_frame: usize,
     /// Bytes a TCP client may send before `auth` (`unauthenticated_bytes`).
     pub unauthenticated_bytes: usize,
-    /// Threads that run session calls other than computes, and the home
-    /// methods (`call_threads`).
+    /// Threads that run session calls other than computes, the home
+    /// methods and `script.load` (`call_threads`).
     pub call_threads: usize,
     /// The most a compute may ask for, per limit: a compute may ask for
     /// less, never more. A zero instruction budget or memory limit means

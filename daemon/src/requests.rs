@@ -1,17 +1,19 @@
 //! Answering one request frame, on the event loop: requests that are
 //! answered at once (`auth`, `session.open`, `stats`, `cancel`,
-//! `get_io_table_id`, `get_table_info`, `script.load`) are answered here;
-//! the home methods go to the call threads (`homes.rs`); the others are
-//! queued on their session ([`DaemonSession::submit`]). A compute whose
-//! code is a digest gets the script this connection loaded with it.
+//! `get_io_table_id`, `get_table_info`) are answered here; the home
+//! methods go to the call threads (`homes.rs`), and so does `script.load`
+//! (`scripts.rs`, undecoded: [`Flow::Load`]); the others are queued on
+//! their session ([`DaemonSession::submit`]). A compute whose code is a
+//! digest gets the script this connection loaded with it.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use luapool_protocol::api::to_host;
-use luapool_protocol::rpc::{decode_request, Answer, ErrorKind, Incoming, Request, RpcError};
-use luapool_supervisor::{is_digest, script_digest, ComputeError, HostValue, Script, ScriptError};
+use luapool_protocol::rpc::{
+    decode_request, Answer, ErrorKind, Incoming, Method, Request, RpcError,
+};
+use luapool_supervisor::{is_digest, ComputeError, HostValue, Script};
 
 use crate::calls::{self, Call, Code};
 use crate::conn::Conn;
@@ -24,15 +26,15 @@ use crate::shared::Shared;
 pub(crate) enum Flow {
     Continue,
     Close,
+    /// The frame is a `script.load` with this msgid, for a call thread:
+    /// the connection's next frames wait until it is answered.
+    Load(u32),
 }
 
 /// A connection's request handling state (the event loop's).
 pub(crate) struct Requests {
     pub conn: Arc<Conn>,
     pub authed: bool,
-    /// The scripts this connection loaded, by digest: its computes may name
-    /// them by digest (and only them); released when it closes.
-    pub scripts: HashMap<String, Script>,
 }
 
 impl Requests {
@@ -70,6 +72,11 @@ impl Requests {
             self.reply(shared, Some(msgid), Err(e));
             return Flow::Close;
         }
+        if Method::from_name(&raw.method) == Some(Method::ScriptLoad) {
+            // Its params are decoded on the call thread: the code's check
+            // and copy take time in proportion to it.
+            return Flow::Load(msgid);
+        }
         let req = match Request::decode(&raw.method, &raw.params) {
             Ok(r) => r,
             Err(e) => {
@@ -86,7 +93,6 @@ impl Requests {
             Request::Auth { token } => return self.auth(shared, msgid, &token),
             Request::SessionOpen { home } => self.open(shared, home.as_deref()),
             Request::Stats => Ok(self.stats(shared)),
-            Request::ScriptLoad { code } => self.load_script(shared, &code),
             Request::Cancel { sid } => self.session(sid, true).map(|s| {
                 s.cancel();
                 HostValue::Nil
@@ -110,6 +116,7 @@ impl Requests {
                     Err(e) => Err(e),
                 }
             }
+            Request::ScriptLoad { .. } => unreachable!("handed to a call thread above"),
             req => match self.enqueue(msgid, req) {
                 Ok(()) => return Flow::Continue,
                 Err(e) => Err(e),
@@ -197,32 +204,10 @@ impl Requests {
     /// The script this connection loaded with `digest`.
     fn script(&self, digest: &str) -> Result<Script, RpcError> {
         let digest = digest.to_ascii_lowercase();
-        match self.scripts.get(&digest) {
+        match self.conn.scripts.lock().get(&digest) {
             Some(s) => Ok(s.clone()),
             None => Err(RpcError::Compute(ComputeError::NoScript { digest })),
         }
-    }
-
-    /// `script.load`: the digest; this connection holds the script until
-    /// it closes.
-    fn load_script(&mut self, shared: &Shared, code: &str) -> Result<HostValue, RpcError> {
-        let limit = shared.limits.scripts_per_connection;
-        if self.scripts.len() >= limit && !self.scripts.contains_key(&script_digest(code)) {
-            return Err(RpcError::limit(
-                ErrorKind::LimitReached,
-                "scripts_per_connection",
-                limit as u64,
-                format!("this connection has {limit} scripts loaded"),
-            ));
-        }
-        let script = shared.pool.load_script(code).map_err(|e| match e {
-            ScriptError::Limit { limit, value, .. } => {
-                RpcError::limit(ErrorKind::LimitReached, limit, value, e.to_string())
-            }
-        })?;
-        let digest = script.digest().to_string();
-        self.scripts.insert(digest.clone(), script);
-        Ok(HostValue::str(digest))
     }
 
     fn stats(&self, shared: &Shared) -> HostValue {

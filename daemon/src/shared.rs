@@ -11,6 +11,7 @@ use crate::calls::Queued;
 use crate::conn::Conn;
 use crate::homes::HomeJob;
 use crate::limits::DaemonLimits;
+use crate::scripts::LoadJob;
 use crate::session::DaemonSession;
 use crate::stats::ErrorCounts;
 use luapool_supervisor::Pool;
@@ -21,6 +22,8 @@ pub(crate) enum CallJob {
     Session(Arc<DaemonSession>, Queued),
     /// Run a home method.
     Home(HomeJob),
+    /// Load a script.
+    Load(LoadJob),
     /// Stop the thread.
     Stop,
 }

@@ -7,7 +7,8 @@
 //! Every payload from outside is checked here before anything is stored:
 //! - a big integer is `-?[0-9]+`, at most [`MAX_BIGINT_DIGITS`] digits,
 //!   written canonically (no leading zeros, no `-0`);
-//! - a function's source is UTF-8, at most [`MAX_FUNCTION_BYTES`] bytes,
+//! - a function's source is UTF-8 without NUL bytes, at most
+//!   [`MAX_FUNCTION_BYTES`] bytes,
 //!   and reads as one function expression: it starts with the keyword
 //!   `function` and ends with `end` (the worker checks the whole shape again
 //!   when it compiles the text, in the reading compute's sandbox).
@@ -19,9 +20,11 @@ pub const EXT_BIGINT: i8 = 1;
 /// The MessagePack extension type of a Lua function.
 pub const EXT_FUNCTION: i8 = 2;
 
-/// The most decimal digits a big integer may have: what the worker's
-/// `bigint` module holds at most (2^18 bits is 78 914 digits).
-pub const MAX_BIGINT_DIGITS: usize = 78_914;
+/// The most decimal digits a big integer may have: every number of this
+/// many digits fits the worker's `bigint` (2^18 bits): 10^78 913 < 2^262 144.
+/// (Some of 78 914 digits fit too, but not all: a limit by digits must be
+/// one every such number meets.)
+pub const MAX_BIGINT_DIGITS: usize = 78_913;
 
 /// The most bytes of a function's source: a function never travels in
 /// pieces, so it stays within one string piece
@@ -48,6 +51,13 @@ pub enum ExtValueError {
     /// A function's source is not UTF-8.
     #[error("ext type 2 (Lua function) holds source that is not UTF-8")]
     SourceNotUtf8,
+    /// A function's source holds a NUL byte: the worker names the chunk
+    /// that makes it by its text (to find the source again), and a chunk
+    /// name cannot hold one.
+    #[error(
+        "ext type 2 (Lua function) holds source with a NUL byte (write it as \\0 inside a string)"
+    )]
+    SourceHasNul,
     /// A function's source is too long.
     #[error("a function's source of {bytes} bytes is over the limit of {limit} bytes")]
     SourceTooLarge {
@@ -116,6 +126,9 @@ pub fn function_text(payload: &[u8]) -> Result<&str, ExtValueError> {
         });
     }
     let text = std::str::from_utf8(payload).map_err(|_| ExtValueError::SourceNotUtf8)?;
+    if payload.contains(&0) {
+        return Err(ExtValueError::SourceHasNul);
+    }
     let t = text.trim();
     let word_end = |rest: &str| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
     let starts = t

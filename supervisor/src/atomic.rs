@@ -151,7 +151,7 @@ impl Transaction for ComputeTxn {
             // Another daemon committed since: the home is read again on its
             // next use, and collected then.
             Ok(()) | Err(HomeError::Conflict { .. }) => {}
-            Err(e) => eprintln!("luapool: collecting a home: {e}"),
+            Err(e) => tracing::warn!("collecting a home: {e}"),
         }
         Settled::Reply(out)
     }

@@ -18,7 +18,8 @@
 //! (`apt-get install redis-server`; without them only luapool's rows run).
 //! `LUAPOOL_BENCH_COMPUTES` sets the computes per row (default 100 000),
 //! `LUAPOOL_BENCH_ROUNDS` how many times each row runs (default 3; the
-//! table gives the median round), `LUAPOOL_BENCH_BIN` another `luapool`
+//! table gives the median round), `LUAPOOL_BENCH_ROW=CONNSxDEPTH` (`1x1`,
+//! `4x1`, `16x1`, `1x32`) one row only, `LUAPOOL_BENCH_BIN` another `luapool`
 //! binary to compare (the worker next to it is used; the daemon has 2
 //! workers, the machine's cores). `LUAPOOL_BENCH_STATS=1` also
 //! prints where the time goes: the daemon's CPU time and context switches
@@ -367,7 +368,15 @@ fn main() {
     println!("| connections | luapool computes/s | luapool p50 | Redis EVALSHA/s | Redis p50 | throughput ratio | p50 ratio |");
     println!("|---|---|---|---|---|---|---|");
     // The last row: one connection pipelining 32 requests on its session.
+    // `LUAPOOL_BENCH_ROW=CONNSxDEPTH` (e.g. `1x32`) runs only that row.
+    let only = std::env::var("LUAPOOL_BENCH_ROW").ok();
     for (conns, depth) in [(1, 1), (4, 1), (16, 1), (1, 32)] {
+        if only
+            .as_ref()
+            .is_some_and(|r| *r != format!("{conns}x{depth}"))
+        {
+            continue;
+        }
         let label = if depth == 1 {
             conns.to_string()
         } else {

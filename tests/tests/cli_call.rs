@@ -3,13 +3,14 @@
 //! between calls, and the daemon's figures for people and as JSON. (Every
 //! example case also goes through `luapool call` in `examples.rs`.)
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::{example_path as example, luapool_bin, TempDir};
-use crate::daemon::harness::{fresh_socket_path, Daemon};
+use crate::daemon::harness::{fresh_socket_path, Daemon, HANG};
 
 /// Runs `luapool ARGS` with `stdin` on standard input.
 fn luapool(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -176,9 +177,10 @@ fn call_reads_input_from_stdin_and_chains_the_pattern3_pipeline() {
     );
 }
 
-#[test]
-fn call_streams_print_lines_while_the_compute_runs() {
-    // No CPU-time limit: the script runs until the test stops it.
+/// A daemon without a CPU-time limit, and `luapool call` of a script that
+/// prints `first` and then loops until the test stops it: the call and its
+/// stderr, once `first` has come (while the compute runs).
+fn endless_call() -> (Daemon, Child, BufReader<ChildStderr>) {
     let d = Daemon::start(&["--cpu-time", "0", "--max-cpu-time", "0", "--timeout", "100"]);
     let tmp = TempDir::new("call");
     let script = tmp.file("slow.lua", "print('first')\nwhile true do end\n");
@@ -189,17 +191,48 @@ fn call_streams_print_lines_while_the_compute_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn luapool call");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stderr.read_line(&mut line).unwrap();
     assert_eq!(line, "first\n");
+    (d, child, stderr)
+}
+
+#[test]
+fn call_streams_print_lines_while_the_compute_runs() {
+    let (d, mut child, _stderr) = endless_call();
     // The compute never ends by itself: the line came while it ran.
     assert!(child.try_wait().unwrap().is_none(), "call ended early");
     child.kill().unwrap();
     child.wait().unwrap();
     // Its disconnect cancelled the compute: the workers are free.
     d.workers_are_free();
+}
+
+#[test]
+fn call_whose_daemon_is_killed_mid_compute_says_so_in_one_line_and_exits_2() {
+    let (mut d, mut child, mut stderr) = endless_call();
+    d.signal(libc::SIGKILL);
+    d.wait_exit();
+    // Never a hang: the call ends once the daemon is gone.
+    let end = Instant::now() + HANG;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > end {
+            child.kill().unwrap();
+            panic!("luapool call still waits for a daemon that is gone");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        rest,
+        "luapool: the daemon closed the connection (end of stream)\n"
+    );
 }
 
 #[test]

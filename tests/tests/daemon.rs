@@ -5,6 +5,7 @@
 
 mod api;
 mod bounds;
+mod fairness;
 mod faults;
 pub(crate) mod harness;
 mod homes;

@@ -369,3 +369,43 @@ fn integers_beyond_64_bits_in_the_input_arrive_as_bigints() {
         json!("340282366920938463463374607431768211457")
     );
 }
+
+#[test]
+fn every_big_integer_the_host_accepts_a_script_can_read() {
+    // The most digits accepted, all nines: the largest value the host takes.
+    let digits = luapool_protocol::ext_value::MAX_BIGINT_DIGITS;
+    let s = pool().session();
+    s.set_input(&vec![HostValue::BigInt("9".repeat(digits))])
+        .unwrap();
+    assert_eq!(
+        eval(
+            &s,
+            "local n = _io.input[1]
+             return { bigint.isbigint(n), tostring(n) == string.rep('9', #tostring(n)),
+                      #tostring(n // 3) }"
+        ),
+        json!([true, true, digits])
+    );
+    // One digit more: refused before anything is stored.
+    let e = s
+        .set_input(&vec![HostValue::BigInt(format!("1{}", "0".repeat(digits)))])
+        .unwrap_err();
+    assert!(e.to_string().contains("digits"), "{e}");
+    assert_eq!(eval(&s, "return #tostring(_io.input[1])"), json!(digits));
+}
+
+#[test]
+fn a_function_whose_source_holds_a_nul_byte_is_refused_and_nothing_stored() {
+    let s = pool().session();
+    s.set_input_msgpack(&functions_msgpack(&["function() return 1 end"]))
+        .unwrap();
+    let e = s
+        .set_input_msgpack(&functions_msgpack(&["function() return 'a\0b' end"]))
+        .unwrap_err();
+    assert!(e.to_string().contains("NUL byte"), "{e}");
+    // Written inside a string as \0, the same byte is fine.
+    assert_eq!(eval(&s, "return _io.input[1]()"), json!(1));
+    s.set_input_msgpack(&functions_msgpack(&[r"function() return 'a\0b' end"]))
+        .unwrap();
+    assert_eq!(eval(&s, "return #_io.input[1]()"), json!(3));
+}

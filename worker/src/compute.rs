@@ -16,7 +16,7 @@ use std::time::Duration;
 use luapool_protocol::{
     Failure, FailureKind, Literal, Outcome, Reply, RequestErrorKind, Start, WorkerLimits,
 };
-use mlua::{ChunkMode, Function, Lua, Table};
+use mlua::{ffi, ChunkMode, Function, Lua, Table};
 
 use crate::chunks::Chunks;
 use crate::convert::{literal_of, CopyErrorKind, MAX_COPY_BYTES};
@@ -102,11 +102,19 @@ impl Worker {
             (o, _) => o,
         };
         self.ext.link.conn().discard_writes();
+        Ok(outcome)
+    }
+
+    /// Work between computes, done after a reply is sent so that no compute
+    /// waits for it: collects what earlier computes left (past
+    /// [`GC_SLACK`]) and builds the next environment. If that fails (the
+    /// heap cap), the next compute builds its own and meets the error there.
+    pub fn idle(&mut self) {
         if memory::allocated() > self.clean + GC_SLACK {
             let _ = self.lua.gc_collect();
             self.clean = memory::allocated();
         }
-        Ok(outcome)
+        let _ = self.sandbox.prepare();
     }
 
     fn call(&mut self, start: &Start) -> mlua::Result<Outcome> {
@@ -135,10 +143,10 @@ impl Worker {
         self.ext
             .values
             .begin(&start.code, &start.chunk_name, env.clone());
-        f.set_environment(env)?;
+        set_env(&self.lua, &f, &env)?;
         let packed = self.xpcall.call::<Table>((&f, self.handler.clone()));
         // The cached chunk must not keep this compute's globals alive.
-        f.set_environment(self.no_env.clone())?;
+        set_env(&self.lua, &f, &self.no_env)?;
         let packed = packed?;
         let n: i64 = packed.raw_get("n")?;
         let mut results = (1..=n)
@@ -253,6 +261,21 @@ impl Worker {
             ),
         };
         self.failure(message, kind)
+    }
+}
+
+/// Sets the `_ENV` of a loaded main chunk: its one upvalue, as `load`
+/// with an environment does. (mlua's `set_environment` compiles a helper
+/// chunk per call, which cost more than a whole trivial compute.)
+fn set_env(lua: &Lua, chunk: &Function, env: &Table) -> mlua::Result<()> {
+    // SAFETY: exec_raw pushed the chunk and env; lua_setupvalue pops env
+    // into the chunk's first upvalue (a main chunk has exactly one,
+    // `_ENV`), and the chunk is popped, leaving no results.
+    unsafe {
+        lua.exec_raw::<()>((chunk, env), |l| {
+            ffi::lua_setupvalue(l, -2, 1);
+            ffi::lua_settop(l, -2);
+        })
     }
 }
 

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
         eprintln!("luapool-worker: cannot confine the worker: {e}");
         return ExitCode::from(3);
     }
+    worker.idle();
     if let Err(e) = worker.conn().send(&ToSupervisor::Ready {
         pid: std::process::id(),
     }) {
@@ -115,6 +116,7 @@ fn main() -> ExitCode {
                     eprintln!("luapool-worker: {e}");
                     return ExitCode::from(3);
                 }
+                worker.idle();
             }
             Ok(ToWorker::Shutdown) => return ExitCode::SUCCESS,
             Ok(ToWorker::Reply(_)) => {

@@ -1,4 +1,5 @@
-//! The sandboxed global environment. Each compute gets a fresh one: the base
+//! The sandboxed global environment. Each compute gets a fresh one (built
+//! ahead, while the worker waits for the compute: [`Sandbox::prepare`]): the base
 //! functions and copies of the allowed libraries, minus everything that
 //! reaches outside the worker (no `io`, `os` only for time, no `require`,
 //! `dofile`, `loadfile`, `debug`, `string.dump`; `load` is text-only;
@@ -77,13 +78,11 @@ impl Entropy {
 
 /// The pieces every compute's environment is built from.
 pub struct Sandbox {
-    /// name → base function (or value).
-    base: Table,
-    /// name → the allowed part of a library, copied per compute.
-    libs: Table,
-    /// `sandbox.lua`'s `new_env(base, libs, s1, s2)`.
+    /// `sandbox.lua`'s `new_env(s1, s2)`, over the base and the libraries.
     new_env: Function,
     entropy: Rc<RefCell<Entropy>>,
+    /// The next compute's environment, built while the worker waits.
+    ready: RefCell<Option<Table>>,
 }
 
 /// Looks up `name` in the (name, value) list.
@@ -119,6 +118,27 @@ unsafe fn push_small(l: *mut ffi::lua_State) {
     ffi::lua_pushcfunction(l, crate::stop::lp_stopped);
     ffi::lua_pushcfunction(l, crate::cpu::lp_clock);
     ffi::lua_pushcfunction(l, lp_count);
+    ffi::lua_pushcfunction(l, lp_clone);
+}
+
+/// `clone(flat, extra)`: a table of the pairs in `flat` (`{k1, v1, k2,
+/// v2, ...}`, `sandbox.lua`'s `flat`), made at its final size plus `extra`
+/// slots, so filling it never rehashes.
+///
+/// # Safety
+/// Called by Lua as a C function (arguments checked; 3 stack slots used).
+unsafe extern "C-unwind" fn lp_clone(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+    let extra = ffi::luaL_checkinteger(l, 2).clamp(0, 64) as std::ffi::c_int;
+    let len = ffi::lua_rawlen(l, 1) as ffi::lua_Integer;
+    let pairs = std::ffi::c_int::try_from(len / 2).unwrap_or(0);
+    ffi::lua_createtable(l, 0, pairs + extra);
+    for i in 0..ffi::lua_Integer::from(pairs) {
+        ffi::lua_rawgeti(l, 1, 2 * i + 1);
+        ffi::lua_rawgeti(l, 1, 2 * i + 2);
+        ffi::lua_rawset(l, -3);
+    }
+    1
 }
 
 /// `collectgarbage("count")`: the compute's own memory, in KiB.
@@ -138,7 +158,7 @@ impl Sandbox {
         log: Function,
     ) -> mlua::Result<Sandbox> {
         let g = lua.globals();
-        let small = c_functions::<3>(lua, push_small)?;
+        let small = c_functions::<4>(lua, push_small)?;
         let coroutines = c_functions::<4>(lua, crate::coroutines::push_functions)?;
         let entropy = Rc::new(RefCell::new(Entropy::new()));
         let f = lua.create_table()?;
@@ -147,6 +167,7 @@ impl Sandbox {
         f.raw_set("stopped", &small[0])?;
         f.raw_set("clock", &small[1])?;
         f.raw_set("count", &small[2])?;
+        f.raw_set("clone", &small[3])?;
         let math: Table = g.raw_get("math")?;
         f.raw_set("randomseed", math.raw_get::<Function>("randomseed")?)?;
         let e = entropy.clone();
@@ -226,21 +247,41 @@ impl Sandbox {
         for (name, v) in base {
             base_table.raw_set(name, v)?;
         }
+        let env_maker: Function = wrapped.raw_get("env_maker")?;
         Ok(Sandbox {
-            base: base_table,
-            libs,
-            new_env: wrapped.raw_get("new_env")?,
+            new_env: env_maker.call((base_table, libs))?,
             entropy,
+            ready: RefCell::new(None),
         })
     }
 
-    /// A fresh global environment with `extra` globals (`_io`, `_home`, …).
+    /// A fresh global environment with `extra` globals (`_io`, `_home`, …):
+    /// the one [`Sandbox::prepare`] built, or a new one.
     pub fn env(&self, extra: &[(&str, mlua::Value)]) -> mlua::Result<Table> {
-        let (s1, s2) = self.entropy.borrow_mut().pair();
-        let env: Table = self.new_env.call((&self.base, &self.libs, s1, s2))?;
+        let env = match self.ready.borrow_mut().take() {
+            Some(env) => env,
+            None => self.fresh()?,
+        };
         for (name, v) in extra {
             env.raw_set(*name, v.clone())?;
         }
         Ok(env)
+    }
+
+    /// Builds the next compute's environment ahead, off the path from a
+    /// compute's start to its reply. Nothing runs between this and the
+    /// compute that takes it, so it is as fresh as one built then (the
+    /// random generator is seeded here; only computes draw from it).
+    pub fn prepare(&self) -> mlua::Result<()> {
+        if self.ready.borrow().is_none() {
+            let env = self.fresh()?;
+            *self.ready.borrow_mut() = Some(env);
+        }
+        Ok(())
+    }
+
+    fn fresh(&self) -> mlua::Result<Table> {
+        let (s1, s2) = self.entropy.borrow_mut().pair();
+        self.new_env.call((s1, s2))
     }
 }

@@ -11,6 +11,22 @@ import { clientError, type LuapoolError } from "./errors.js";
 import { prepare } from "./codec.js";
 import { Session } from "./session.js";
 
+/** Percentiles of one duration over the computes measured, in
+ * microseconds (each the upper edge of its histogram bucket: at most 12.5%
+ * above the true value). */
+export interface Latency {
+  count: number;
+  sum_us: number;
+  p50_us: number;
+  p90_us: number;
+  p99_us: number;
+}
+
+/** What one worker is doing (`for_ms`: how long its compute has run). */
+export type WorkerState =
+  | { state: "starting" | "idle" | "crash_looped" }
+  | { state: "running"; for_ms: number };
+
 /** `stats()`: the daemon's counters (docs/protocol.md, `stats`): the whole
  * daemon's on the operator's socket (`scope: "daemon"`), this connection's
  * own elsewhere (`scope: "connection"`, the daemon-wide fields absent). */
@@ -22,6 +38,14 @@ export interface Stats {
   sessions: number;
   queued_calls: number;
   store: { arenas: number; tables: number; bytes: number };
+  /** From a compute's request being read until a worker started it. */
+  wait: Latency;
+  /** A compute's time on its worker. */
+  run: Latency;
+  /** Error responses sent, by kind (every kind, zeros included). */
+  errors: Record<string, number>;
+  /** The operator's only: each worker's state. */
+  worker_states?: WorkerState[];
   restarts?: number;
   computes?: number;
   queued?: number;

@@ -5,7 +5,9 @@
  * - `prepare` checks a value before anything is sent and throws an
  *   `InvalidValueError` naming the offending path: functions, symbols,
  *   `undefined` in arrays, cycles, non-plain objects (Date, Map, class
- *   instances), nesting past the daemon's limit.
+ *   instances), strings (or keys) with a lone surrogate, which UTF-8
+ *   cannot hold, bigints past the daemon's digits, nesting past the
+ *   daemon's limit.
  * - Integers: a `bigint` inside the signed 64-bit range is a plain int;
  *   outside it, ext type 1 (ASCII decimal). Integers the daemon sends come
  *   back as numbers when they are safe integers, as `bigint` otherwise.
@@ -34,6 +36,9 @@ export const EXT_FUNCTION = 2;
 export const MAX_DEPTH = 500;
 /** The daemon's frame limit: a larger request would close the connection. */
 export const MAX_FRAME = 256 * 1024 * 1024;
+/** The most decimal digits of a big integer the daemon takes (its bigints
+ * hold 2^18 bits): a longer one is refused before sending. */
+export const MAX_BIGINT_DIGITS = 78_913;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -150,21 +155,42 @@ function describe(v: object): string {
   return /^[AEIOU]/.test(name) ? `an ${name}` : `a ${name}`;
 }
 
+/** Whether `s` is valid Unicode (no lone surrogate): only then does it
+ * have a UTF-8 form (Node 20 has `isWellFormed`; ES2024 declares it). */
+function wellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+const LONE_SURROGATE = "a string with a lone surrogate (not valid Unicode, so not UTF-8) cannot cross the wire";
+
 function walk(v: unknown, depth: number, open: Set<object>, path: (string | number)[]): unknown {
   switch (typeof v) {
     case "string":
+      return wellFormed(v) ? v : fail(path, LONE_SURROGATE);
     case "boolean":
     case "number":
     case "undefined":
       return v;
-    case "bigint":
-      return v < INT64_MIN || v > INT64_MAX ? new ExtData(EXT_BIGINT, utf8.encode(v.toString())) : v;
+    case "bigint": {
+      if (v >= INT64_MIN && v <= INT64_MAX) return v;
+      const text = v.toString();
+      const digits = text.length - (v < 0n ? 1 : 0);
+      if (digits > MAX_BIGINT_DIGITS) {
+        return fail(path, `a bigint of ${digits} digits is over the daemon's limit of ${MAX_BIGINT_DIGITS} digits`);
+      }
+      return new ExtData(EXT_BIGINT, utf8.encode(text));
+    }
     case "function":
       return fail(path, "a function cannot cross the wire (send Lua source as a LuaFunction)");
     case "symbol":
       return fail(path, "a symbol cannot cross the wire");
   }
-  if (v === null || v instanceof LuaFunction) return v;
+  if (v === null) return v;
+  if (v instanceof LuaFunction) {
+    if (!wellFormed(v.source)) return fail(path, `its source: ${LONE_SURROGATE}`);
+    // The daemon refuses it: write \0 inside a Lua string instead.
+    return v.source.includes("\0") ? fail(path, "its source holds a NUL byte (write \\0 inside a string)") : v;
+  }
   const obj = v as object;
   if (obj instanceof Uint8Array) return obj;
   if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {
@@ -197,6 +223,7 @@ function walk(v: unknown, depth: number, open: Set<object>, path: (string | numb
     for (const key of Object.keys(rec)) {
       const item = rec[key];
       path.push(key);
+      if (!wellFormed(key)) fail(path, `its key: ${LONE_SURROGATE}`);
       const p = walk(item, depth + 1, open, path);
       path.pop();
       if (p !== item) {

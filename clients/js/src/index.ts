@@ -15,8 +15,8 @@
  * ```
  */
 
-export { connect, Client, type Stats, type SessionOptions, type HomeInfo } from "./client.js";
+export { connect, Client, type Stats, type Latency, type WorkerState, type SessionOptions, type HomeInfo } from "./client.js";
 export type { Target } from "./connection.js";
 export { Session, type ComputeOptions, type ComputeResult, type TableInfo } from "./session.js";
-export { LuaFunction, encode, decode, prepare, MAX_DEPTH, MAX_FRAME, EXT_BIGINT, EXT_FUNCTION } from "./codec.js";
+export { LuaFunction, encode, decode, prepare, MAX_BIGINT_DIGITS, MAX_DEPTH, MAX_FRAME, EXT_BIGINT, EXT_FUNCTION } from "./codec.js";
 export * from "./errors.js";

@@ -146,7 +146,7 @@ export class Session extends EventEmitter {
         }
       },
     };
-    const params = [this.id, code, prepare(wire, "compute options")];
+    const params = [this.id, prepare(code, "the code"), prepare(wire, "compute options")];
     const result = (await this.conn.call("compute", params, route)) as ComputeResult;
     if (thrown) throw thrown.error;
     return result;
@@ -169,5 +169,5 @@ export class Session extends EventEmitter {
 
 function checkKey(key: unknown): string {
   if (typeof key !== "string") throw clientError("InvalidValue", `a field key must be a string, got ${typeof key}`);
-  return key;
+  return prepare(key, "the field key") as string;
 }

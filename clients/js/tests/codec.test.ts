@@ -17,6 +17,7 @@ import {
   LuaError,
   LuaFunction,
   LuapoolError,
+  MAX_BIGINT_DIGITS,
   MAX_DEPTH,
   prepare,
   TimeoutError,
@@ -162,6 +163,14 @@ test("values that cannot cross the wire are refused, naming where they are", () 
     [{ p: new Point() }, /input\.p: a Point cannot cross/],
     [{ "odd key": new Float64Array(2) }, /input\["odd key"\]: a Float64Array cannot cross/],
     [new ArrayBuffer(4), /an ArrayBuffer cannot cross/],
+    // UTF-8 cannot hold a lone surrogate: it would arrive as other bytes.
+    [{ s: "a\ud800b" }, /input\.s: a string with a lone surrogate/],
+    [["x".repeat(100) + "\udc00"], /input\[0\]: a string with a lone surrogate/],
+    [{ ["k\udc00"]: 1 }, /input\["k\\udc00"\]: its key: a string with a lone surrogate/],
+    [{ f: new LuaFunction("function() return '\ud83d' end") }, /input\.f: its source: a string with a lone/],
+    [{ f: new LuaFunction("function() return 'a\0b' end") }, /input\.f: its source holds a NUL byte/],
+    [{ n: 10n ** 78913n }, /input\.n: a bigint of 78914 digits is over the daemon's limit of 78913 digits/],
+    [[-(10n ** 78913n)], /input\[0\]: a bigint of 78914 digits/],
   ];
   for (const [value, message] of cases) {
     assert.throws(
@@ -170,6 +179,12 @@ test("values that cannot cross the wire are refused, naming where they are", () 
       String(message),
     );
   }
+});
+
+test("the longest bigint the daemon takes and well-formed strings are sent", () => {
+  const big = 10n ** BigInt(MAX_BIGINT_DIGITS) - 1n;
+  assert.deepEqual(decode(send([big, -big])), [big, -big]);
+  assert.deepEqual(decode(send({ "emoji 😀": "😀 and é" })), { "emoji 😀": "😀 and é" });
 });
 
 test("nesting past the daemon's limit is refused; up to it is sent", () => {

@@ -17,7 +17,7 @@ import {
   UnauthorizedError,
   type LuapoolError,
 } from "../src/index.js";
-import { Daemon, eventually, failure } from "./daemon.js";
+import { Daemon, eventually, failure, HANG_MS } from "./daemon.js";
 import { withDaemon } from "./reference.js";
 
 const { session, client, daemon } = withDaemon();
@@ -98,6 +98,10 @@ test("a value refused before sending leaves the connection and session working",
   await assert.rejects(s.setInput({ f: () => 1 }), InvalidValueError);
   await assert.rejects(s.setInputField("x", [1, undefined]), /input field "x"\[1\]: undefined/);
   await assert.rejects(s.setMetadata({ when: new Date() }), /metadata\.when: a Date/);
+  await assert.rejects(s.setInput({ s: "\ud800" }), /input\.s: a string with a lone surrogate/);
+  await assert.rejects(s.setInputField("k\ud800", 1), /the field key: a string with a lone surrogate/);
+  await assert.rejects(s.compute("return '\udc00'"), /the code: a string with a lone surrogate/);
+  await assert.rejects(s.setInput(10n ** 80_000n), /input: a bigint of 80001 digits/);
   await assert.rejects(s.compute("return 1", { timeout: 5 } as never), /unknown compute option "timeout"/);
   await assert.rejects(s.getOutputField(7 as never), /key must be a string/);
   // Nothing was sent: the input is still the last one that was.
@@ -112,7 +116,8 @@ test("a reply this client cannot decode fails that call only", async () => {
   assert.equal(client().closed, false);
 });
 
-test("closing the client fails the calls still waiting, and every later call", async () => {
+// A hang fails the test instead of stalling the run.
+test("closing the client fails the calls still waiting, and every later call", { timeout: 2 * HANG_MS }, async () => {
   const c = await connect(daemon().socket);
   const s = await c.session();
   const started = new Promise<void>((r) => s.once("log", () => r()));
@@ -127,7 +132,8 @@ test("closing the client fails the calls still waiting, and every later call", a
   assert.equal(c.closed, true);
 });
 
-test("a daemon killed mid-call fails every waiting call with ConnectionClosed, never a hang", async () => {
+// A hang fails the test instead of stalling the run.
+test("a daemon killed mid-call fails every waiting call with ConnectionClosed, never a hang", { timeout: 2 * HANG_MS }, async () => {
   const d = await Daemon.start();
   const c = await connect(d.socket);
   let closeEvent: LuapoolError | undefined;

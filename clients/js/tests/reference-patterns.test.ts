@@ -391,7 +391,7 @@ function procKib(pid: number, field: string): number {
   return Number(line.split(/\s+/)[1]);
 }
 
-test("large arrays: 1 000 000 items with bounded worker memory", async (t) => {
+test("large arrays and memory usage: 1 000 000 items with bounded worker memory", async (t) => {
   // A daemon of its own with one fresh worker, so its peak is these computes'.
   const d = await Daemon.start(["--workers", "1"]);
   const client = await connect(d.socket);
@@ -407,6 +407,10 @@ test("large arrays: 1 000 000 items with bounded worker memory", async (t) => {
       result.logs,
       Array.from({ length: 100 }, (_, k) => `Processed: ${(k + 1) * 10_000}`),
     );
+    // Performance Considerations, Memory Usage: ipairs over the same million
+    // records, the reference's size.
+    await runExample(lua, "memory_usage.lua");
+    assert.deepEqual(await lua.getOutput(), { processed: 1_000_000 });
     // The worker never holds the input: its peak is a fraction of the data.
     const peak = procKib(worker, "VmHWM");
     t.diagnostic(`1M items: input JSON ${jsonBytes >> 10} KiB; worker ${worker} peak RSS ${peak} KiB`);

@@ -4,6 +4,7 @@ before sending, and error classes by kind."""
 
 import builtins
 import math
+import sys
 from collections import OrderedDict
 
 import msgpack
@@ -24,6 +25,11 @@ def round_trip(v):
 def ext(code, payload):
     """An ext 8 value by hand (msgpack.ExtType refuses negative types)."""
     return bytes([0xC7, len(payload), code & 0xFF]) + payload
+
+
+def ext32(code, payload):
+    """An ext 32 value by hand."""
+    return bytes([0xC9]) + len(payload).to_bytes(4, "big") + bytes([code & 0xFF]) + payload
 
 
 # ---------------------------------------------------------------- frames
@@ -82,6 +88,39 @@ def test_ext_1_decodes_to_int_and_a_payload_that_is_not_decimal_is_an_error():
     for bad in [b"12a", b"", b"-", b"+1", b" 1", b"1\n"]:
         with pytest.raises(luapool.DecodeError, match="ext type 1"):
             luapool.decode(ext(1, bad))
+
+
+def test_ints_longer_than_pythons_conversion_limit_cross_both_ways_exactly():
+    # Python refuses str(int) past 4300 digits by default; the daemon's
+    # bigints have up to 78 913, and one of them must not end the connection.
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    for v in [10**5000 + 1, -(3**20000), 10**luapool.MAX_BIGINT_DIGITS - 1, -(10**luapool.MAX_BIGINT_DIGITS - 1)]:
+        payload = msgpack.unpackb(send(v), ext_hook=lambda code, data: (code, data))
+        if limit:
+            sys.set_int_max_str_digits(0)
+        try:
+            assert payload == (1, str(v).encode())
+        finally:
+            if limit:
+                sys.set_int_max_str_digits(limit)
+        assert luapool.decode(send(v)) == v
+    digits = b"9" * luapool.MAX_BIGINT_DIGITS
+    assert luapool.decode(ext32(1, b"-" + digits)) == -(10**luapool.MAX_BIGINT_DIGITS - 1)
+    # Inside a stream of messages it is decoded in place, and the stream goes on.
+    stream = msgpack.packb([1, 7, None, [msgpack.ExtType(1, digits)]]) + msgpack.packb([1, 8, None, 2])
+    assert list(Frames().feed(stream)) == [([1, 7, None, [10**luapool.MAX_BIGINT_DIGITS - 1]], None),
+                                           ([1, 8, None, 2], None)]
+
+
+def test_an_int_past_the_daemons_digits_is_refused_before_sending():
+    too_long = 10**luapool.MAX_BIGINT_DIGITS  # one digit more than the daemon takes
+    with pytest.raises(luapool.InvalidValueError, match=r"input\['n'\]: an int of 78914 digits is over .* 78913"):
+        luapool.prepare({"n": too_long}, "input")
+    with pytest.raises(luapool.InvalidValueError, match=r"78914 digits"):
+        luapool.prepare([-too_long], "input")
+    # As a map key it is refused too, described rather than printed.
+    with pytest.raises(luapool.InvalidValueError, match=r"<an int of \d+ bits> is out of the 64-bit range"):
+        luapool.prepare({10**5000: 1}, "input")
 
 
 # ---------------------------------------------------------------- Lua functions
@@ -203,3 +242,9 @@ def test_each_error_kind_has_its_class_carrying_kind_and_the_daemons_fields():
     assert (future.kind, future.details["extra"]) == ("SomethingNew", 1)
     assert luapool.from_wire("not a map").kind == "Unknown"
     assert isinstance(luapool.ConnectionClosedError("x"), ConnectionError)
+
+
+def test_a_function_source_with_a_nul_byte_is_refused_before_sending():
+    with pytest.raises(luapool.InvalidValueError, match="NUL byte"):
+        luapool.LuaFunction("function() return 'a\0b' end")
+    assert luapool.LuaFunction(r"function() return 'a\0b' end").source.endswith(r"'a\0b' end")

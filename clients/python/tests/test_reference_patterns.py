@@ -295,7 +295,7 @@ def _proc_kib(pid: int, field: str) -> int:
     return int(line.split()[1])
 
 
-def test_large_arrays_1_000_000_items_with_bounded_worker_memory():
+def test_large_arrays_and_memory_usage_1_000_000_items_with_bounded_worker_memory():
     # A daemon of its own with one fresh worker, so its peak is these computes'.
     d = Daemon(["--workers", "1"])
     try:
@@ -307,6 +307,10 @@ def test_large_arrays_1_000_000_items_with_bounded_worker_memory():
             result = run_example(lua, "large_arrays.lua")
             assert lua.get_output() == {"processed": 1_000_000}
             assert result.logs == [f"Processed: {k * 10_000}" for k in range(1, 101)]
+            # Performance Considerations, Memory Usage: ipairs over the same
+            # million records, the reference's size.
+            run_example(lua, "memory_usage.lua")
+            assert lua.get_output() == {"processed": 1_000_000}
             # The worker never holds the input: its peak is a fraction of the data.
             peak = _proc_kib(worker, "VmHWM")
             assert peak * 1024 < json_bytes / 3, f"worker peak {peak} KiB vs JSON {json_bytes} B"

@@ -26,6 +26,18 @@ def test_a_big_int_goes_in_and_comes_back_exact(lua):
     assert lua.get_output() == {"sum": 1}
 
 
+def test_ints_past_pythons_conversion_limit_go_in_and_come_back_exact(lua):
+    # str(int) stops at 4300 digits in Python by default; bigints reach 78 913.
+    big = 10**5000 + 7
+    lua.set_input({"n": big})
+    values = lua.compute("return _io.input.n + 1, bigint.new(10):pow(6000), #tostring(_io.input.n)").values
+    assert values == [big + 1, 10**6000, 5001]
+    # One digit past the daemon's limit is refused here, and nothing was sent.
+    with pytest.raises(luapool.InvalidValueError, match="78914 digits"):
+        lua.set_input({"n": 10**luapool.MAX_BIGINT_DIGITS})
+    assert eval_one(lua, "return _io.input.n - 7") == 10**5000
+
+
 def test_functions_come_back_as_lua_function_and_go_in_as_ext_2(lua):
     back = eval_one(lua, "return function(x, y) return x .. y end")
     assert back == luapool.LuaFunction("function(x, y) return x .. y end")

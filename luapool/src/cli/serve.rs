@@ -139,7 +139,8 @@ struct BoundArgs {
     /// Bytes a TCP client may send before `auth`.
     #[arg(long, default_value_t = DaemonLimits::default().unauthenticated_bytes, value_name = "BYTES")]
     max_auth_bytes: usize,
-    /// Threads that run session calls other than computes.
+    /// Threads that run session calls other than computes, the home
+    /// methods and `script.load`.
     #[arg(long, default_value_t = DaemonLimits::default().call_threads, value_name = "N")]
     call_threads: usize,
     /// The longest wall-clock limit a compute may ask for, in seconds
@@ -263,7 +264,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("homes kept in {}", dir.display());
     }
     if args.home_store.is_some() {
-        eprintln!("luapool: homes kept in PostgreSQL, shared");
+        tracing::info!("homes kept in PostgreSQL, shared");
     }
     if let Some(addr) = daemon.tcp_addr() {
         tracing::info!("listening on tcp {addr}");

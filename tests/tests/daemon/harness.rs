@@ -33,6 +33,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon with two workers (unless `extra` says `--workers`) and the
+    /// flags in `extra`.
     pub fn start(extra: &[&str]) -> Daemon {
         Daemon::start_at(fresh_socket_path(), extra)
     }
@@ -45,7 +47,11 @@ impl Daemon {
             .arg(&socket)
             .arg("--operator-socket")
             .arg(&operator)
-            .args(["--workers", "2"])
+            .args(if extra.contains(&"--workers") {
+                &[][..]
+            } else {
+                &["--workers", "2"][..]
+            })
             // Tests ask for long computes (60 s) that they then stop.
             .args(if extra.contains(&"--max-timeout") {
                 &[][..]

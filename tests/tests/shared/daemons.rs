@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -388,4 +388,37 @@ fn a_daemon_on_the_home_store_keeps_its_thread_count() {
         before,
         "PostgreSQL work started threads"
     );
+}
+
+#[test]
+fn a_daemon_on_the_home_store_logs_through_rust_log_only() {
+    let Some(db) = PgDb::fresh("quiet") else {
+        return;
+    };
+    let socket = fresh_socket_path();
+    let child = Command::new(luapool_bin())
+        .args(["serve", "--workers", "1", "--socket"])
+        .arg(&socket)
+        .args(["--home-store", db.url()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the daemon keeps a home", || {
+        Client::connect(&socket).is_ok_and(|c| {
+            c.session_with_home("quiet")
+                .is_ok_and(|s| s.compute("_home.n = 1").is_ok())
+        })
+    });
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "info lines at RUST_LOG=warn: {err}");
 }

@@ -14,7 +14,17 @@ The wire protocol is docs/protocol.md of the repository.
 """
 
 from .client import Client, ComputeResult, Session, connect
-from .codec import EXT_BIGINT, EXT_FUNCTION, MAX_DEPTH, MAX_FRAME, LuaFunction, decode, encode, prepare
+from .codec import (
+    EXT_BIGINT,
+    EXT_FUNCTION,
+    MAX_BIGINT_DIGITS,
+    MAX_DEPTH,
+    MAX_FRAME,
+    LuaFunction,
+    decode,
+    encode,
+    prepare,
+)
 from .errors import (
     BadRequestError,
     BadResultError,
@@ -52,7 +62,7 @@ from .errors import (
 
 __all__ = [
     "connect", "Client", "Session", "ComputeResult", "LuaFunction",
-    "encode", "decode", "prepare", "EXT_BIGINT", "EXT_FUNCTION", "MAX_DEPTH", "MAX_FRAME",
+    "encode", "decode", "prepare", "EXT_BIGINT", "EXT_FUNCTION", "MAX_BIGINT_DIGITS", "MAX_DEPTH", "MAX_FRAME",
     "LuapoolError", "LuaError", "TimeoutError", "MemoryLimitError", "QuotaExceededError",
     "WorkerCrashedError", "CancelledError", "BusyError", "UnavailableError", "BadResultError",
     "BadRequestError", "UnknownMethodError", "UnknownSessionError", "UnauthorizedError",

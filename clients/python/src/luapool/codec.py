@@ -6,7 +6,9 @@
   not ``str``/``int``/``float``/``bool`` (or a NaN), cycles, objects of other
   types, nesting past the daemon's limit.
 - Integers in [-2**63, 2**64) are plain MessagePack ints; others are ext
-  type 1 (ASCII decimal, optional leading '-'), decoded back to ``int``.
+  type 1 (ASCII decimal, optional leading '-'), decoded back to ``int``,
+  up to the daemon's :data:`MAX_BIGINT_DIGITS` digits (beyond Python's own
+  limit on int/str conversions, which does not apply here).
 - Ext type 2 is a Lua function (its UTF-8 source): :class:`LuaFunction`.
   Any other ext type is a :class:`DecodeError` naming the type.
 """
@@ -31,6 +33,9 @@ closes a connection whose frame nests more than 512 deep, and the request's
 envelope takes two of those levels)."""
 MAX_FRAME = 256 * 1024 * 1024
 """The daemon's frame limit: a larger request would close the connection."""
+MAX_BIGINT_DIGITS = 78_913
+"""The most decimal digits of a big integer the daemon takes (its bigints
+hold 2**18 bits): a longer one is refused before sending."""
 
 _INT_MIN = -(2**63)
 _INT_END = 2**64
@@ -48,6 +53,9 @@ class LuaFunction:
     def __init__(self, source: str):
         if not isinstance(source, str):
             raise TypeError("LuaFunction takes the Lua source as a str")
+        if "\0" in source:
+            # The daemon refuses it: write \\0 inside a Lua string instead.
+            raise InvalidValueError("a Lua function's source cannot hold a NUL byte (write \\0 inside a string)")
         self.source = source
 
     def __eq__(self, other: object) -> bool:
@@ -58,6 +66,36 @@ class LuaFunction:
 
     def __repr__(self) -> str:
         return f"LuaFunction({self.source!r})"
+
+
+# Python refuses int/str conversions past sys.get_int_max_str_digits()
+# (4300 by default, 640 at least); the daemon's bigints have up to
+# MAX_BIGINT_DIGITS. Up to this many digits the built-in conversion is
+# allowed whatever the setting; longer numbers convert in pieces.
+_CHUNK = 600
+_CHUNK_END = 10**_CHUNK
+
+
+def _digits(v: int) -> str:
+    """The decimal text of ``v``, however many digits it has."""
+    if -_CHUNK_END < v < _CHUNK_END:
+        return str(v)
+    if v < 0:
+        return "-" + _digits(-v)
+    # Split in two halves of about equal digits: each converts alone.
+    half = (v.bit_length() * 3 // 10) // 2
+    high, low = divmod(v, 10**half)
+    return _digits(high) + _digits(low).rjust(half, "0")
+
+
+def _from_digits(text: bytes) -> int:
+    """The int of ``-?[0-9]+`` text, however many digits it has."""
+    if len(text) <= _CHUNK:
+        return int(text)
+    if text[:1] == b"-":
+        return -_from_digits(text[1:])
+    half = len(text) // 2
+    return _from_digits(text[:half]) * 10 ** (len(text) - half) + _from_digits(text[half:])
 
 
 def _default(obj: Any) -> Any:
@@ -91,8 +129,8 @@ def ext_value(code: int, data: bytes) -> Any:
     """The value of ext type ``code`` holding ``data``; raises DecodeError."""
     if code == EXT_BIGINT:
         if not _DECIMAL.fullmatch(data):
-            raise DecodeError(f"ext type 1 (big integer) holds {data!r}, not a decimal integer")
-        return int(data)
+            raise DecodeError(f"ext type 1 (big integer) holds {data[:40]!r}, not a decimal integer")
+        return _from_digits(data)
     if code == EXT_FUNCTION:
         try:
             return LuaFunction(data.decode("utf-8"))
@@ -232,10 +270,17 @@ def _plain(v: Any, depth: int, open_ids: set) -> bool:
     return True
 
 
+def _shown(v: Any) -> str:
+    """``repr(v)``, but an int too long to print whole is described."""
+    if type(v) is int and not -_CHUNK_END < v < _CHUNK_END:
+        return f"<an int of {v.bit_length()} bits>"
+    return repr(v)
+
+
 def _where(path: List[Any]) -> str:
     out = str(path[0])
     for p in path[1:]:
-        out += f"[{p!r}]"
+        out += f"[{_shown(p)}]"
     return out
 
 
@@ -243,10 +288,14 @@ def _fail(path: List[Any], why: str) -> None:
     raise InvalidValueError(f"cannot send {_where(path)}: {why}")
 
 
-def _int(v: int) -> Any:
+def _int(v: int, path: List[Any]) -> Any:
     if _INT_MIN <= v < _INT_END:
         return v
-    return msgpack.ExtType(EXT_BIGINT, str(v).encode("ascii"))
+    text = _digits(v)
+    digits = len(text) - (v < 0)
+    if digits > MAX_BIGINT_DIGITS:
+        _fail(path, f"an int of {digits} digits is over the daemon's limit of {MAX_BIGINT_DIGITS} digits")
+    return msgpack.ExtType(EXT_BIGINT, text.encode("ascii"))
 
 
 def _key(k: Any, path: List[Any]) -> Any:
@@ -254,7 +303,7 @@ def _key(k: Any, path: List[Any]) -> Any:
         return k
     if isinstance(k, int):
         if not _INT_MIN <= k < _INT_END:
-            _fail(path, f"the map key {k} is out of the 64-bit range")
+            _fail(path, f"the map key {_shown(k)} is out of the 64-bit range")
         return k
     if isinstance(k, float):
         if math.isnan(k):
@@ -267,7 +316,7 @@ def _walk(v: Any, depth: int, open_ids: set, path: List[Any]) -> Any:
     if v is None or isinstance(v, (str, bool, float)):
         return v
     if isinstance(v, int):
-        return _int(v)
+        return _int(v, path)
     if isinstance(v, LuaFunction):
         return v
     if isinstance(v, bytes):
