@@ -20,7 +20,11 @@
 //!
 //! `LUAPOOL_BENCH_RUNS` sets the repetitions (default 7);
 //! `LUAPOOL_BENCH_ONLY=loop` runs only the Pattern 2 loops and also prints
-//! the fastest run, which is steadier than the median on a busy machine;
+//! the fastest run, which is steadier than the median on a busy machine,
+//! and the CPU time per run of the native loop, the workers and the slot
+//! threads (from `schedstat`); there `LUAPOOL_BENCH_CODE=<file>` times
+//! another script over the same input in place of Pattern 2 (one access
+//! pattern alone), and `LUAPOOL_BENCH_NO_BUDGET=1` skips the budget row;
 //! `LUAPOOL_BENCH_ONLY=tablelib` only (g).
 
 use std::sync::Arc;
