@@ -46,6 +46,9 @@ pub struct Worker {
     pub(crate) chunks: Chunks,
     /// The environment a cached chunk holds between computes (empty).
     pub(crate) no_env: Table,
+    /// `function(e) return function() return e end end`: a fresh upvalue
+    /// holding `e`, for [`set_env`].
+    pub(crate) env_holder: Function,
     pub(crate) cpu: CpuTimer,
     /// The heap after the last full collection.
     pub(crate) clean: usize,
@@ -143,10 +146,10 @@ impl Worker {
         self.ext
             .values
             .begin(&start.code, &start.chunk_name, env.clone());
-        set_env(&self.lua, &f, &env)?;
+        self.set_env(&f, &env)?;
         let packed = self.xpcall.call::<Table>((&f, self.handler.clone()));
         // The cached chunk must not keep this compute's globals alive.
-        set_env(&self.lua, &f, &self.no_env)?;
+        self.set_env(&f, &self.no_env)?;
         let packed = packed?;
         let n: i64 = packed.raw_get("n")?;
         let mut results = (1..=n)
@@ -194,6 +197,25 @@ impl Worker {
         match self.tostring.call::<mlua::String>(err) {
             Ok(s) => s.to_string_lossy(),
             Err(_) => format!("(error object is a {type_name} value)"),
+        }
+    }
+
+    /// Gives a loaded main chunk a fresh `_ENV` (its one upvalue) holding
+    /// `env`, as `load` with an environment does. A fresh upvalue, not a
+    /// new value in the old one: a closure an earlier compute made from
+    /// the chunk keeps that compute's globals, never sees a later one's.
+    /// (mlua's `set_environment` does the same but compiles a helper
+    /// chunk per call, which cost more than a whole trivial compute.)
+    fn set_env(&self, chunk: &Function, env: &Table) -> mlua::Result<()> {
+        let holder: Function = self.env_holder.call(env)?;
+        // SAFETY: exec_raw pushed the chunk and the holder, two Lua
+        // closures with one upvalue each; the chunk's first (its only,
+        // `_ENV`) becomes the holder's, and both are popped.
+        unsafe {
+            self.lua.exec_raw::<()>((chunk, &holder), |l| {
+                ffi::lua_upvaluejoin(l, -2, 1, -1, 1);
+                ffi::lua_settop(l, -3);
+            })
         }
     }
 
@@ -261,21 +283,6 @@ impl Worker {
             ),
         };
         self.failure(message, kind)
-    }
-}
-
-/// Sets the `_ENV` of a loaded main chunk: its one upvalue, as `load`
-/// with an environment does. (mlua's `set_environment` compiles a helper
-/// chunk per call, which cost more than a whole trivial compute.)
-fn set_env(lua: &Lua, chunk: &Function, env: &Table) -> mlua::Result<()> {
-    // SAFETY: exec_raw pushed the chunk and env; lua_setupvalue pops env
-    // into the chunk's first upvalue (a main chunk has exactly one,
-    // `_ENV`), and the chunk is popped, leaving no results.
-    unsafe {
-        lua.exec_raw::<()>((chunk, env), |l| {
-            ffi::lua_setupvalue(l, -2, 1);
-            ffi::lua_settop(l, -2);
-        })
     }
 }
 

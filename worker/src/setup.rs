@@ -156,6 +156,10 @@ impl Worker {
         let ext_table: Function = prelude.raw_get("ext_table")?;
         drop(g);
         let no_env = lua.create_table()?;
+        let env_holder: Function = lua
+            .load("return function(e) return function() return e end end")
+            .set_name("=luapool-env")
+            .call(())?;
         Ok(Worker {
             lua,
             ext,
@@ -167,6 +171,7 @@ impl Worker {
             ext_table,
             chunks: Chunks::new(),
             no_env,
+            env_holder,
             cpu,
             clean: memory::allocated(),
         })
