@@ -44,11 +44,12 @@ pub struct Worker {
     /// `ext.table`, wrapped by the sandbox.
     pub(crate) ext_table: Function,
     pub(crate) chunks: Chunks,
-    /// The environment a cached chunk holds between computes (empty).
-    pub(crate) no_env: Table,
-    /// `function(e) return function() return e end end`: a fresh upvalue
-    /// holding `e`, for [`set_env`].
+    /// `function(e) return function() return e end end`: a closure whose
+    /// one upvalue holds `e`, for [`Worker::join_env`].
     pub(crate) env_holder: Function,
+    /// A holder of the empty environment a cached chunk keeps between
+    /// computes (made once: only the chunk shares its upvalue).
+    pub(crate) no_env: Function,
     pub(crate) cpu: CpuTimer,
     /// The heap after the last full collection.
     pub(crate) clean: usize,
@@ -146,10 +147,10 @@ impl Worker {
         self.ext
             .values
             .begin(&start.code, &start.chunk_name, env.clone());
-        self.set_env(&f, &env)?;
+        self.join_env(&f, &self.env_holder.call(env)?)?;
         let packed = self.xpcall.call::<Table>((&f, self.handler.clone()));
         // The cached chunk must not keep this compute's globals alive.
-        self.set_env(&f, &self.no_env)?;
+        self.join_env(&f, &self.no_env)?;
         let packed = packed?;
         let n: i64 = packed.raw_get("n")?;
         let mut results = (1..=n)
@@ -200,19 +201,19 @@ impl Worker {
         }
     }
 
-    /// Gives a loaded main chunk a fresh `_ENV` (its one upvalue) holding
-    /// `env`, as `load` with an environment does. A fresh upvalue, not a
-    /// new value in the old one: a closure an earlier compute made from
-    /// the chunk keeps that compute's globals, never sees a later one's.
-    /// (mlua's `set_environment` does the same but compiles a helper
-    /// chunk per call, which cost more than a whole trivial compute.)
-    fn set_env(&self, chunk: &Function, env: &Table) -> mlua::Result<()> {
-        let holder: Function = self.env_holder.call(env)?;
+    /// Makes the `_ENV` of a loaded main chunk (its one upvalue) the
+    /// upvalue of `holder` (a closure of [`Worker::env_holder`]), as `load`
+    /// with an environment gives a chunk a fresh upvalue: a closure an
+    /// earlier compute made from the chunk keeps that compute's globals,
+    /// never sees a later one's. (mlua's `set_environment` does the same
+    /// but compiles a helper chunk per call, which cost more than a whole
+    /// trivial compute.)
+    fn join_env(&self, chunk: &Function, holder: &Function) -> mlua::Result<()> {
         // SAFETY: exec_raw pushed the chunk and the holder, two Lua
         // closures with one upvalue each; the chunk's first (its only,
         // `_ENV`) becomes the holder's, and both are popped.
         unsafe {
-            self.lua.exec_raw::<()>((chunk, &holder), |l| {
+            self.lua.exec_raw::<()>((chunk, holder), |l| {
                 ffi::lua_upvaluejoin(l, -2, 1, -1, 1);
                 ffi::lua_settop(l, -3);
             })

@@ -155,11 +155,11 @@ impl Worker {
         // `ext.table`: the prelude raises its errors as plain strings.
         let ext_table: Function = prelude.raw_get("ext_table")?;
         drop(g);
-        let no_env = lua.create_table()?;
         let env_holder: Function = lua
             .load("return function(e) return function() return e end end")
             .set_name("=luapool-env")
             .call(())?;
+        let no_env: Function = env_holder.call(lua.create_table()?)?;
         Ok(Worker {
             lua,
             ext,
@@ -170,8 +170,8 @@ impl Worker {
             traceback,
             ext_table,
             chunks: Chunks::new(),
-            no_env,
             env_holder,
+            no_env,
             cpu,
             clean: memory::allocated(),
         })
